@@ -1,0 +1,136 @@
+"""The ``minerscope`` command line: a thin shell over library functions.
+
+Each subcommand lives in its own module and is imported only when it runs, so
+``minerscope --help`` stays fast and a broken optional piece cannot break the others.
+Results go to stdout, diagnostics to stderr; exit codes are :class:`~minerscope.cli.common.ExitCode`.
+With no subcommand, ``minerscope`` opens the analyst workstation on the bundled sample.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from minerscope import __version__
+
+# name -> "module:attribute"; the module is imported only when the command is used.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "flows": (
+        "minerscope.cli.flows_cmd:flows",
+        "List the flows of captures with TLS/DNS metadata and stage-0 evidence.",
+    ),
+    "scan": (
+        "minerscope.cli.scan_cmd:scan",
+        "Run the detection pipeline over captures and print one verdict per flow.",
+    ),
+    "probe": (
+        "minerscope.cli.probe_cmd:probe",
+        "Ask host:port targets, in each mining dialect, whether they are pools.",
+    ),
+    "pool": (
+        "minerscope.cli.pool_cmd:pool",
+        "Run a local mining-pool emulator (for tests, demos and the lab).",
+    ),
+    "lab": (
+        "minerscope.cli.lab_cmd:lab",
+        "Generate labelled captures of mining and benign encrypted traffic.",
+    ),
+    "train": (
+        "minerscope.cli.model_cmd:train",
+        "Train the mining and coin models from labelled captures.",
+    ),
+    "evaluate": (
+        "minerscope.cli.model_cmd:evaluate",
+        "Evaluate models and compare classifiers on a held-out split.",
+    ),
+    "export": (
+        "minerscope.cli.store_cmd:export",
+        "Export confirmed pools or cases from the case file.",
+    ),
+    "blacklist": (
+        "minerscope.cli.store_cmd:blacklist",
+        "Show, import and export blacklist indicators.",
+    ),
+    "case": ("minerscope.cli.store_cmd:case", "Work with cases and notes in the case file."),
+    "open": (
+        "minerscope.cli.tui_cmd:open_cmd",
+        "Open captures in the analyst workstation (Textual UI).",
+    ),
+    "live": (
+        "minerscope.cli.live_cmd:live",
+        "Capture from a live interface and print verdicts as they appear.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module_name, attr = spec[0].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return _not_yet(cmd_name, spec[1])
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _not_yet(name: str, summary: str) -> click.Command:
+    """A placeholder for a command whose module has not landed yet: says so, exits 2."""
+
+    @click.command(
+        name=name,
+        help=f"{summary}\n\nNot available yet in this version.",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def _cmd(**_: Any) -> None:
+        click.echo(f"minerscope {name}: not available yet in this version", err=True)
+        sys.exit(2)
+
+    return _cmd
+
+
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="minerscope")
+@click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    envvar="MINERSCOPE_DB",
+    help="Case file (SQLite). Default: the user data directory, or $MINERSCOPE_DB.",
+)
+@click.pass_context
+def main(ctx: click.Context, db: str | None) -> None:
+    """minerscope: find cryptomining hidden in encrypted network traffic.
+
+    With no command, opens the analyst workstation on the bundled sample capture.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db"] = db
+    if ctx.invoked_subcommand is None:
+        open_cmd = LazyGroup.get_command(main, ctx, "open")
+        assert open_cmd is not None
+        ctx.invoke(open_cmd)

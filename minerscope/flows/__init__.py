@@ -1,0 +1,1 @@
+"""Flows: packet batches become bidirectional flows with columnar time series."""

@@ -1,0 +1,155 @@
+"""The flow table: what the flow stage hands to features, stage 0, the store and the UIs.
+
+Many flows, columnar. One polars row per flow in :attr:`FlowTable.summary` (names follow
+the grammar *direction + statistic + unit*: ``c2s_bytes``, ``s2c_packets``), and the
+per-packet and per-message time series of *all* flows concatenated into numpy arrays
+with CSR-style offsets, so the feature stage works on every flow at once with
+``np.add.reduceat`` and friends instead of a Python loop per flow.
+
+Direction: the *client* is the side that sent the first SYN, else the first sender.
+``dir == 0`` is client->server (``c2s``), ``dir == 1`` is server->client (``s2c``).
+
+Messages: for TLS flows, the TLS records (type, length) seen in each direction, timed
+by the packet that completed them; for other flows, each packet that carries payload.
+Stage 1 uses message sizes because they survive TCP segmentation and encryption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+DIR_C2S = 0
+DIR_S2C = 1
+
+FLOW_SUMMARY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
+    "flow_id": pl.Int64,  # index into the offsets arrays of this table
+    "capture": pl.Utf8,  # source file (or interface) name
+    "proto": pl.UInt8,  # 6 TCP, 17 UDP, other IP protocol numbers
+    "ip_version": pl.UInt8,
+    "src": pl.Utf8,  # client address (text)
+    "sport": pl.UInt16,
+    "dst": pl.Utf8,  # server address (text)
+    "dport": pl.UInt16,
+    "vlan": pl.UInt16,
+    "first_seen": pl.Float64,  # seconds since the epoch
+    "last_seen": pl.Float64,
+    "duration": pl.Float64,  # seconds
+    "packets": pl.Int64,
+    "bytes": pl.Int64,  # wire bytes, both directions
+    "c2s_packets": pl.Int64,
+    "s2c_packets": pl.Int64,
+    "c2s_bytes": pl.Int64,
+    "s2c_bytes": pl.Int64,
+    "c2s_payload_bytes": pl.Int64,
+    "s2c_payload_bytes": pl.Int64,
+    "fragments": pl.Int64,  # IP fragments seen in this flow (not reassembled)
+    "end_reason": pl.Utf8,  # fin | rst | idle | active | eof
+    "syn_seen": pl.Boolean,  # the handshake was in the capture (client known for sure)
+    "is_tls": pl.Boolean,
+    "tls_version": pl.Utf8,  # highest version offered in the ClientHello, e.g. "1.3"
+    "sni": pl.Utf8,
+    "alpn": pl.Utf8,  # comma-separated ALPN protocols offered
+    "ja4": pl.Utf8,
+    "ja3": pl.Utf8,  # JA3 MD5 hex, for compatibility with older tools
+    "dns_names": pl.Utf8,  # names that resolved to dst inside the capture, comma-separated
+    "http_host": pl.Utf8,
+    "ws_path": pl.Utf8,  # WebSocket upgrade path, when the flow upgraded in plaintext
+    "stage0": pl.Utf8,  # stage-0 evidence (JSON list), "" when none; filled by prefilter
+}
+"""Columns of :attr:`FlowTable.summary`, in order."""
+
+
+@dataclass(slots=True)
+class FlowTable:
+    """Flows and their concatenated time series.
+
+    For flow ``i``: its packets are ``pkt_*[pkt_offsets[i]:pkt_offsets[i+1]]`` in time
+    order, its messages ``msg_*[msg_offsets[i]:msg_offsets[i+1]]``.
+
+    Attributes:
+        summary: one row per flow, columns :data:`FLOW_SUMMARY_SCHEMA`.
+        pkt_offsets: int64, ``len(summary) + 1`` entries.
+        pkt_ts: float64 seconds since the epoch.
+        pkt_wire_len: uint32 bytes on the wire.
+        pkt_payload_len: uint32 L4 payload bytes.
+        pkt_dir: uint8, 0 client->server, 1 server->client.
+        pkt_flags: uint8 TCP flags (0 for UDP).
+        msg_offsets: int64, ``len(summary) + 1`` entries.
+        msg_ts: float64 seconds, time of the packet that completed the message.
+        msg_len: uint32 message length (TLS record length, or packet payload length).
+        msg_dir: uint8 direction of the message.
+        msg_type: uint8 TLS content type (20-23), 0 for non-TLS messages.
+    """
+
+    summary: pl.DataFrame
+    pkt_offsets: npt.NDArray[np.int64]
+    pkt_ts: npt.NDArray[np.float64]
+    pkt_wire_len: npt.NDArray[np.uint32]
+    pkt_payload_len: npt.NDArray[np.uint32]
+    pkt_dir: npt.NDArray[np.uint8]
+    pkt_flags: npt.NDArray[np.uint8]
+    msg_offsets: npt.NDArray[np.int64]
+    msg_ts: npt.NDArray[np.float64]
+    msg_len: npt.NDArray[np.uint32]
+    msg_dir: npt.NDArray[np.uint8]
+    msg_type: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return self.summary.height
+
+    @classmethod
+    def empty(cls) -> FlowTable:
+        """A table with no flows (valid offsets of length 1)."""
+        zero = np.zeros(1, dtype=np.int64)
+        return cls(
+            summary=pl.DataFrame(schema=FLOW_SUMMARY_SCHEMA),
+            pkt_offsets=zero.copy(),
+            pkt_ts=np.zeros(0, np.float64),
+            pkt_wire_len=np.zeros(0, np.uint32),
+            pkt_payload_len=np.zeros(0, np.uint32),
+            pkt_dir=np.zeros(0, np.uint8),
+            pkt_flags=np.zeros(0, np.uint8),
+            msg_offsets=zero.copy(),
+            msg_ts=np.zeros(0, np.float64),
+            msg_len=np.zeros(0, np.uint32),
+            msg_dir=np.zeros(0, np.uint8),
+            msg_type=np.zeros(0, np.uint8),
+        )
+
+    @staticmethod
+    def concat(tables: list[FlowTable]) -> FlowTable:
+        """Join tables (e.g. from streaming chunks or several captures), renumbering flow_id."""
+        tables = [t for t in tables if len(t)]
+        if not tables:
+            return FlowTable.empty()
+        if len(tables) == 1:
+            return tables[0]
+
+        def _offsets(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+            out = [np.zeros(1, np.int64)]
+            base = 0
+            for p in parts:
+                out.append(p[1:] + base)
+                base += int(p[-1])
+            return np.concatenate(out)
+
+        summary = pl.concat([t.summary for t in tables], how="vertical")
+        summary = summary.with_columns(pl.int_range(0, summary.height, dtype=pl.Int64).alias("flow_id"))
+        return FlowTable(
+            summary=summary,
+            pkt_offsets=_offsets([t.pkt_offsets for t in tables]),
+            pkt_ts=np.concatenate([t.pkt_ts for t in tables]),
+            pkt_wire_len=np.concatenate([t.pkt_wire_len for t in tables]),
+            pkt_payload_len=np.concatenate([t.pkt_payload_len for t in tables]),
+            pkt_dir=np.concatenate([t.pkt_dir for t in tables]),
+            pkt_flags=np.concatenate([t.pkt_flags for t in tables]),
+            msg_offsets=_offsets([t.msg_offsets for t in tables]),
+            msg_ts=np.concatenate([t.msg_ts for t in tables]),
+            msg_len=np.concatenate([t.msg_len for t in tables]),
+            msg_dir=np.concatenate([t.msg_dir for t in tables]),
+            msg_type=np.concatenate([t.msg_type for t in tables]),
+        )

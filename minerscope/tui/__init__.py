@@ -1,0 +1,1 @@
+"""The analyst workstation (Textual). Nothing outside this package imports it."""

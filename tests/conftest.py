@@ -1,0 +1,32 @@
+"""Shared fixtures: one timing unit, the real-dataset locator, a clean home directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+DATASETS = SHARED / "datasets"
+
+MS = 0.001 * float(os.environ.get("MINERSCOPE_TEST_TIME_SCALE", "1"))
+"""One millisecond of test time; CI slowness scales every timeout through this one number."""
+
+
+@pytest.fixture
+def real_datasets() -> Path:
+    """``../shared/datasets``; skips the test cleanly when it is absent."""
+    if not (DATASETS / "real" / "MANIFEST.csv").is_file():
+        pytest.skip("../shared/datasets is absent: real-capture tests skipped")
+    return DATASETS
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's real case file or config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.delenv("MINERSCOPE_DB", raising=False)
