@@ -1,0 +1,1 @@
+"""Pure parsers of cleartext handshake metadata (TLS ClientHello, DNS, HTTP)."""

@@ -1,0 +1,1 @@
+"""Bounded sans-IO line framing for JSON-RPC over TCP/TLS."""

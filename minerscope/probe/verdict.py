@@ -1,0 +1,1 @@
+"""Frozen probe verdict and evidence records."""
