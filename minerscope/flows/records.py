@@ -83,6 +83,8 @@ class FlowTable:
         msg_len: uint32 message length (TLS record length, or packet payload length).
         msg_dir: uint8 direction of the message.
         msg_type: uint8 TLS content type (20-23), 0 for non-TLS messages.
+        payload_prefixes: per flow, the first payload bytes (client->server, server->client)
+            the assembler kept for handshake parsing and stage 0; None when not kept.
     """
 
     summary: pl.DataFrame
@@ -97,6 +99,7 @@ class FlowTable:
     msg_len: npt.NDArray[np.uint32]
     msg_dir: npt.NDArray[np.uint8]
     msg_type: npt.NDArray[np.uint8]
+    payload_prefixes: list[tuple[bytes, bytes]] | None = None
 
     def __len__(self) -> int:
         return self.summary.height
@@ -137,6 +140,9 @@ class FlowTable:
                 base += int(p[-1])
             return np.concatenate(out)
 
+        prefixes: list[tuple[bytes, bytes]] | None = None
+        if all(t.payload_prefixes is not None for t in tables):
+            prefixes = [p for t in tables for p in (t.payload_prefixes or [])]
         summary = pl.concat([t.summary for t in tables], how="vertical")
         summary = summary.with_columns(pl.int_range(0, summary.height, dtype=pl.Int64).alias("flow_id"))
         return FlowTable(
@@ -152,4 +158,5 @@ class FlowTable:
             msg_len=np.concatenate([t.msg_len for t in tables]),
             msg_dir=np.concatenate([t.msg_dir for t in tables]),
             msg_type=np.concatenate([t.msg_type for t in tables]),
+            payload_prefixes=prefixes,
         )

@@ -1,1 +1,246 @@
-"""Frozen probe verdict and evidence records."""
+"""Frozen records of what a probe saw and what minerscope concluded from it.
+
+Three layers, each an immutable value (frozen, slotted dataclasses), so a verdict can be
+stored, compared and exported without anyone mutating it halfway:
+
+* :class:`DialectResult` is what one dialect's sans-IO classifier concluded from the
+  replies of one connection (``success``: the server spoke the dialect; ``error``: the
+  server exists as a pool but refused our fake wallet/worker; ``none``: no evidence).
+* :class:`ProbeAttempt` is one connection: which dialect over which transport, the raw
+  request/reply excerpts (bytes, bounded by :data:`EXCERPT_BYTES`), how long it took and
+  either a :class:`DialectResult` or a transport error string.
+* :class:`Verdict` is the conclusion for one target, built from all attempts by
+  :meth:`Verdict.from_attempts` so the policy "which attempt wins" lives in one place.
+
+Replies are hostile text. Excerpts are kept as bytes here and made inert by
+:func:`minerscope.untrusted.clean` only when exported (:meth:`Verdict.to_json`), so a
+stored record never loses information and an exported one never carries escape codes.
+
+API (stable)::
+
+    Outcome.SUCCESS | ERROR | NONE                    (StrEnum)
+    Transport.TCP | TLS | WS | WSS | HTTP | HTTPS | RAW  (StrEnum)
+    Evidence(key: str, value: str)
+    DialectResult(dialect, outcome, confidence, evidence=(), reason="")
+        .is_pool -> bool ; .get(key) -> str | None ; DialectResult.none(dialect, reason)
+    ProbeAttempt(dialect, transport, request_excerpt: bytes, reply_excerpt: bytes,
+                 elapsed_s: float, result: DialectResult | None, error: str | None)
+    excerpt(data: bytes, limit=EXCERPT_BYTES) -> bytes
+    Verdict(target, host, port, is_pool, confidence, dialect, transport, outcome,
+            evidence, attempts, tls=None)
+        Verdict.from_attempts(target, host, port, attempts, tls=None) -> Verdict
+        .to_json() -> dict (JSON-serialisable) ; .to_jsonl() -> str (one line, no newline)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from minerscope.untrusted import clean
+
+EXCERPT_BYTES = 512
+"""Bytes of each request/reply kept in a :class:`ProbeAttempt` (a security and size limit)."""
+
+POOL_CONFIDENCE = 0.5
+"""A dialect result at or above this confidence (and not ``none``) makes the target a pool."""
+
+
+class Outcome(StrEnum):
+    """What one dialect concluded from one connection."""
+
+    SUCCESS = "success"
+    """The server spoke the dialect (subscription, login job, work triple ...)."""
+    ERROR = "error"
+    """A pool exists but rejected our fake credentials (and did not say so to everything)."""
+    NONE = "none"
+    """No evidence of a pool: silence, non-JSON, generic JSON-RPC, echo, node error ..."""
+
+
+class Transport(StrEnum):
+    """How the bytes reached the server."""
+
+    TCP = "tcp"
+    TLS = "tls"
+    WS = "ws"
+    WSS = "wss"
+    HTTP = "http"
+    HTTPS = "https"
+    RAW = "raw"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One observation behind a conclusion, e.g. ``Evidence("extranonce2_size", "4")``.
+
+    Values are the peer's text, unescaped; exporters pass them through ``clean()``.
+    """
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialectResult:
+    """A dialect classifier's conclusion about one connection's replies."""
+
+    dialect: str
+    outcome: Outcome
+    confidence: float
+    evidence: tuple[Evidence, ...] = ()
+    reason: str = ""
+
+    @property
+    def is_pool(self) -> bool:
+        """True when this result alone is enough to call the server a pool."""
+        return self.outcome is not Outcome.NONE and self.confidence >= POOL_CONFIDENCE
+
+    def get(self, key: str) -> str | None:
+        """The first evidence value named ``key``, or None."""
+        for item in self.evidence:
+            if item.key == key:
+                return item.value
+        return None
+
+    @classmethod
+    def none(cls, dialect: str, reason: str, evidence: Iterable[Evidence] = ()) -> DialectResult:
+        """A "no evidence of a pool" result with the reason stated."""
+        return cls(dialect, Outcome.NONE, 0.0, tuple(evidence), reason)
+
+
+def excerpt(data: bytes, limit: int = EXCERPT_BYTES) -> bytes:
+    """The first ``limit`` bytes of ``data`` (what a :class:`ProbeAttempt` keeps)."""
+    return bytes(data[:limit])
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAttempt:
+    """One connection: a dialect over a transport, and what came of it.
+
+    ``result`` is None when the connection failed before anything could be classified;
+    ``error`` then says why (refused, timeout, TLS failure, limit exceeded ...).
+    """
+
+    dialect: str
+    transport: Transport
+    request_excerpt: bytes
+    reply_excerpt: bytes
+    elapsed_s: float
+    result: DialectResult | None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The attempt as JSON-serialisable values, every peer string made inert."""
+        res = self.result
+        return {
+            "dialect": self.dialect,
+            "transport": str(self.transport),
+            "outcome": str(res.outcome) if res else None,
+            "confidence": round(res.confidence, 3) if res else 0.0,
+            "reason": clean(res.reason) if res else "",
+            "elapsed_s": round(self.elapsed_s, 4),
+            "request": clean(self.request_excerpt),
+            "reply": clean(self.reply_excerpt),
+            "error": clean(self.error) if self.error is not None else None,
+        }
+
+
+def _rank(result: DialectResult) -> tuple[int, float]:
+    order = {Outcome.SUCCESS: 2, Outcome.ERROR: 1, Outcome.NONE: 0}
+    return (1 if result.is_pool else 0, result.confidence + 0.001 * order[result.outcome])
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The conclusion about one target (host:port) from all probe attempts."""
+
+    target: str
+    host: str
+    port: int
+    is_pool: bool
+    confidence: float
+    dialect: str | None
+    transport: Transport | None
+    outcome: Outcome
+    evidence: tuple[Evidence, ...]
+    attempts: tuple[ProbeAttempt, ...]
+    tls: Mapping[str, Any] | None = field(default=None)
+
+    @classmethod
+    def from_attempts(
+        cls,
+        target: str,
+        host: str,
+        port: int,
+        attempts: Iterable[ProbeAttempt],
+        tls: Mapping[str, Any] | None = None,
+    ) -> Verdict:
+        """Pick the strongest attempt: pool-grade results first, then confidence, then outcome.
+
+        The target is a pool when the winning result :attr:`DialectResult.is_pool`.
+        With no classified attempt the verdict is ``none`` with confidence 0.
+        """
+        attempts = tuple(attempts)
+        best: ProbeAttempt | None = None
+        for attempt in attempts:
+            if attempt.result is None:
+                continue
+            if best is None or best.result is None or _rank(attempt.result) > _rank(best.result):
+                best = attempt
+        if best is None or best.result is None:
+            return cls(target, host, port, False, 0.0, None, None, Outcome.NONE, (), attempts, tls)
+        res = best.result
+        if res.outcome is Outcome.NONE:
+            return cls(target, host, port, False, 0.0, None, None, Outcome.NONE, (), attempts, tls)
+        return cls(
+            target,
+            host,
+            port,
+            res.is_pool,
+            res.confidence,
+            res.dialect,
+            best.transport,
+            res.outcome,
+            res.evidence,
+            attempts,
+            tls,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSONL record: ``target, is_pool, confidence, dialect, transport, outcome,
+        evidence, attempts`` (plus ``tls`` when a TLS handshake was seen).
+
+        Evidence is a list of ``{"key", "value"}`` objects (keys may repeat); every string
+        that came from the peer is passed through :func:`minerscope.untrusted.clean`.
+        """
+        out: dict[str, Any] = {
+            "target": clean(self.target),
+            "is_pool": self.is_pool,
+            "confidence": round(self.confidence, 3),
+            "dialect": self.dialect,
+            "transport": str(self.transport) if self.transport is not None else None,
+            "outcome": str(self.outcome),
+            "evidence": [{"key": e.key, "value": clean(e.value)} for e in self.evidence],
+            "attempts": [a.to_json() for a in self.attempts],
+        }
+        if self.tls is not None:
+            out["tls"] = {clean(k): _clean_json(v) for k, v in self.tls.items()}
+        return out
+
+    def to_jsonl(self) -> str:
+        """:meth:`to_json` as one compact JSON line (no trailing newline)."""
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def _clean_json(value: Any) -> Any:
+    """Make nested TLS metadata inert while keeping numbers, booleans and structure."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {clean(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_json(v) for v in value]
+    return clean(value)

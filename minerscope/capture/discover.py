@@ -1,0 +1,52 @@
+"""Expands the paths a user gives (files and directories) into capture files, by magic bytes.
+
+A directory of incident data holds captures named anything (``.pcap``, ``.cap``,
+``.dmp``, no extension, gzip-compressed), next to notes and logs. Like the reader, this
+never trusts a file name: it opens each file and looks at the first bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+_MAGICS = (
+    b"\xd4\xc3\xb2\xa1",  # pcap, little-endian, microseconds
+    b"\xa1\xb2\xc3\xd4",  # pcap, big-endian, microseconds
+    b"\x4d\x3c\xb2\xa1",  # pcap, little-endian, nanoseconds
+    b"\xa1\xb2\x3c\x4d",  # pcap, big-endian, nanoseconds
+    b"\x0a\x0d\x0d\x0a",  # pcapng section header block
+)
+_GZIP = b"\x1f\x8b"
+
+
+def looks_like_capture(path: Path) -> bool:
+    """True when ``path`` starts with a pcap/pcapng magic (also inside gzip)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+            if head[:2] == _GZIP:
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    head = gz.read(4)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    return head in _MAGICS
+
+
+def expand_captures(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Yield the given files as they are, and the captures found under given directories.
+
+    Files named explicitly are yielded even when they do not look like captures, so the
+    reader reports *why* (one clear error) instead of the file vanishing silently.
+    Directories are walked in sorted order, so runs are reproducible.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if looks_like_capture(child):
+                    yield child
+        else:
+            yield path

@@ -1,0 +1,193 @@
+"""``minerscope flows``: list the flows of captures with their cleartext metadata and stage-0 evidence.
+
+A thin shell over :func:`minerscope.flows.assemble.assemble_capture` and
+:func:`minerscope.prefilter.stage0.apply_stage0`. Data goes to stdout (a Rich table, JSON
+lines or CSV), diagnostics to stderr. Every string that came out of a capture (SNI,
+hosts, DNS names, even file names) is untrusted: it passes through
+:func:`minerscope.untrusted.clean` and is rendered as ``rich.text.Text``, never as markup;
+CSV cells go through :func:`minerscope.untrusted.csv_cell`.
+
+Exit codes: 0 all captures read completely; 3 some capture was damaged (the flows cover
+what could be read; the reader's one-line warning is on stderr); 4 some input was not a
+capture, used an unsupported link type, or a blacklist file was malformed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from minerscope import errors, untrusted
+from minerscope.cli.common import ExitCode, exit_code_for, warn
+
+FORMATS = ("table", "jsonl", "csv")
+SAMPLE = "sample"
+
+_TABLE_COLUMNS = (
+    ("id", "flow_id"),
+    ("proto", "proto"),
+    ("client", "src"),
+    ("server", "dst"),
+    ("pkts", "packets"),
+    ("bytes", "bytes"),
+    ("dur s", "duration"),
+    ("end", "end_reason"),
+    ("name", "name"),
+    ("ja4", "ja4"),
+    ("stage0", "stage0"),
+)
+
+
+def _resolve(captures: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """Capture paths (``sample`` -> the bundled capture) and the default blacklists that come with them."""
+    from minerscope import resources
+
+    paths: list[Path] = []
+    blacklists: list[Path] = []
+    for item in captures:
+        if item == SAMPLE and not Path(item).exists():
+            sample = resources.sample_capture()
+            if not sample.is_file():
+                raise errors.InputError(f"the bundled sample capture is missing ({sample})")
+            paths.append(sample)
+            if resources.sample_blacklist().is_file() and resources.sample_blacklist() not in blacklists:
+                blacklists.append(resources.sample_blacklist())
+        else:
+            paths.append(Path(item))
+    return paths, blacklists
+
+
+def _name_cell(row: dict[str, Any]) -> str:
+    for key in ("sni", "http_host", "dns_names"):
+        if row.get(key):
+            return str(row[key])
+    return ""
+
+
+def _badges(stage0: str) -> str:
+    if not stage0:
+        return ""
+    try:
+        items = json.loads(stage0)
+    except ValueError:
+        return "?"
+    kinds = {"blacklist": "BL", "stratum": "STRATUM"}
+    return " ".join(
+        sorted({kinds.get(str(i.get("kind")), str(i.get("kind"))) for i in items if isinstance(i, dict)})
+    )
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console  # rich loads only when a table is printed
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for title, _ in _TABLE_COLUMNS:
+        table.add_column(title, justify="right" if title in ("id", "pkts", "bytes", "dur s") else "left")
+    for row in rows:
+        cells = {
+            "flow_id": str(row["flow_id"]),
+            "proto": {6: "tcp", 17: "udp"}.get(row["proto"], str(row["proto"])),
+            "src": f"{row['src']}:{row['sport']}",
+            "dst": f"{row['dst']}:{row['dport']}",
+            "packets": str(row["packets"]),
+            "bytes": str(row["bytes"]),
+            "duration": f"{row['duration']:.1f}",
+            "end_reason": row["end_reason"],
+            "name": _name_cell(row),
+            "ja4": row["ja4"],
+            "stage0": _badges(row["stage0"]),
+        }
+        table.add_row(*(Text(untrusted.clean(cells[key], 80)) for _, key in _TABLE_COLUMNS))
+    width = None if sys.stdout.isatty() else 200  # pipes and files get full cells
+    Console(file=sys.stdout, width=width, soft_wrap=True).print(table)
+
+
+@click.command(name="flows")
+@click.argument("captures", nargs=-1, required=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+)
+@click.option(
+    "--blacklist",
+    "blacklists",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Indicator file (plain list, hosts file or CSV); repeatable.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.001),
+    default=120.0,
+    show_default=True,
+    help="Seconds of silence that end a flow.",
+)
+@click.option(
+    "--active-timeout",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Seconds after which a long flow is cut (default: never).",
+)
+def flows(
+    captures: tuple[str, ...],
+    fmt: str,
+    blacklists: tuple[str, ...],
+    idle_timeout: float,
+    active_timeout: float | None,
+) -> None:
+    """List the flows of CAPTURE files (pcap/pcapng, gzip ok) with TLS/DNS/HTTP metadata.
+
+    CAPTURE may be ``sample`` for the bundled demo capture (its sample blacklist is then
+    applied too). Exit status 3 means a capture was damaged and only the part before the
+    damage is listed; 4 means an input could not be used at all.
+    """
+    from minerscope.flows.assemble import assemble_capture
+    from minerscope.flows.records import FlowTable
+    from minerscope.prefilter.blacklist import Blacklist
+    from minerscope.prefilter.stage0 import apply_stage0
+
+    status = ExitCode.OK
+    try:
+        paths, default_lists = _resolve(captures)
+        blacklist = Blacklist.from_files([*default_lists, *(Path(b) for b in blacklists)])
+    except errors.MinerscopeError as exc:
+        click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
+        sys.exit(int(exit_code_for(exc)))
+    tables = []
+    for path in paths:
+        try:
+            table, report = assemble_capture(path, idle_timeout=idle_timeout, active_timeout=active_timeout)
+        except errors.MinerscopeError as exc:
+            click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
+            status = max(status, exit_code_for(exc))
+            continue
+        if not report.complete:
+            warn(untrusted.clean(report.warning or f"{path}: capture is damaged"))
+            status = max(status, ExitCode.PARTIAL)
+        tables.append(apply_stage0(table, blacklist if len(blacklist) else None))
+    result = FlowTable.concat(tables)
+    rows = result.summary.to_dicts()
+    if fmt == "jsonl":
+        out = sys.stdout
+        for row in rows:
+            out.write(
+                json.dumps({k: untrusted.clean(v) if isinstance(v, str) else v for k, v in row.items()})
+                + "\n"
+            )
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.summary.columns)
+        for row in rows:
+            writer.writerow([untrusted.csv_cell(v) if isinstance(v, str) else v for v in row.values()])
+    elif tables:
+        _print_table(rows)
+    sys.stdout.flush()
+    click.echo(f"minerscope: {len(rows)} flows from {len(tables)} capture(s)", err=True)
+    if status != ExitCode.OK:
+        sys.exit(int(status))

@@ -1,0 +1,205 @@
+"""``minerscope probe``: ask host:port targets, in every mining dialect, whether they are pools.
+
+A thin shell over :func:`minerscope.probe.runner.probe_many`: targets from arguments and
+``--from`` files, verdicts to stdout as they finish (``--format jsonl``) or as one table
+(``table``), diagnostics to stderr. Everything a probed server said is shown through
+:func:`minerscope.untrusted.clean` and rendered as ``rich.text.Text`` (never as markup).
+
+Scope, chosen to be safe without being useless: with no ``--scope`` any target the user
+*named explicitly* may be probed (naming it is the decision), except multicast,
+broadcast, unspecified and reserved addresses, and anything under ``--deny``. With
+``--scope CIDR`` only those networks are allowed; a host name must resolve entirely into
+scope. A literal target out of scope stops the run before anything is sent (exit 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from minerscope import errors
+from minerscope.cli.common import ExitCode, fail, warn
+from minerscope.probe.runner import ProbeOptions, Target, format_target, parse_target, probe_many
+from minerscope.probe.scope import Scope
+from minerscope.probe.verdict import ProbeAttempt, Verdict
+from minerscope.untrusted import clean
+
+_MAX_TARGETS = 100_000
+
+
+def read_targets(path: str) -> list[str]:
+    """Targets from a file: one per line, blank lines and ``#`` comments ignored.
+
+    Raises:
+        InputError: unreadable file, or more than the target limit (message names the file).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise errors.InputError(f"{path}: cannot read target list: {exc.strerror or exc}") from None
+    out: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        if len(out) >= _MAX_TARGETS:
+            raise errors.InputError(f"{path}:{number}: more than {_MAX_TARGETS} targets")
+        try:
+            parse_target(item)
+        except errors.InputError as exc:
+            raise errors.InputError(f"{path}:{number}: {exc}") from None
+        out.append(item)
+    return out
+
+
+def _attempt_line(attempt: ProbeAttempt) -> str:
+    outcome = str(attempt.result.outcome) if attempt.result else "-"
+    error = f" {clean(attempt.error, 100)}" if attempt.error else ""
+    return (
+        f"{clean(attempt.dialect, 32)}/{attempt.transport} {outcome} {attempt.elapsed_s * 1000:.0f}ms{error}"
+    )
+
+
+def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = None) -> None:
+    """Print verdicts as a rich table; peer text is inert ``Text`` (no markup parsing)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_lines=verbose)
+    for name in ("target", "pool", "confidence", "dialect", "transport", "outcome", "evidence"):
+        table.add_column(name, overflow="fold")
+    for v in verdicts:
+        evidence = "; ".join(f"{e.key}={clean(e.value, 80)}" for e in v.evidence[:6])
+        if verbose:
+            evidence += "\n" + "\n".join(_attempt_line(a) for a in v.attempts)
+        table.add_row(
+            Text(clean(v.target, 80)),
+            Text("POOL" if v.is_pool else "no", style="bold red" if v.is_pool else "green"),
+            Text(f"{v.confidence:.2f}"),
+            Text(clean(v.dialect or "-", 32)),
+            Text(str(v.transport or "-")),
+            Text(str(v.outcome)),
+            Text(evidence),
+        )
+    console = Console(file=out or sys.stdout)
+    if not console.is_terminal:
+        console = Console(file=out or sys.stdout, width=200)
+    console.print(table)
+
+
+@click.command(name="probe")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--from", "from_file", type=click.Path(dir_okay=False), help="File of targets, one host:port per line."
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--dialect", "dialects", multiple=True, help="Only these dialects (repeatable). Default: all.")
+@click.option(
+    "--scope", "scope", multiple=True, help="Allowed network (CIDR, repeatable). Default: any named target."
+)
+@click.option(
+    "--deny", "deny", multiple=True, help="Denied network (CIDR, repeatable), checked before --scope."
+)
+@click.option(
+    "--timeout", type=click.FloatRange(0.05, 600), default=5.0, show_default=True, help="Seconds per attempt."
+)
+@click.option("--connect-timeout", type=click.FloatRange(0.05, 600), default=3.0, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    help="Connections in flight.",
+)
+@click.option(
+    "--per-host", type=click.IntRange(1, 64), default=4, show_default=True, help="Connections per address."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0),
+    default=100.0,
+    show_default=True,
+    help="New connections/s (0: no limit).",
+)
+@click.option("--full-sweep", is_flag=True, help="Try every dialect even after a confident answer.")
+@click.option("--worker", default="", help="Worker/user to present (also HTTP basic-auth user for daemons).")
+@click.option("--password", default="x", show_default=True, help="Password to present.")
+@click.option("--wallet", default="", help="Wallet/site key to present (default: a fake one per dialect).")
+@click.option("-v", "--verbose", is_flag=True, help="Table: list every attempt.")
+def probe(
+    targets: tuple[str, ...],
+    from_file: str | None,
+    fmt: str,
+    dialects: tuple[str, ...],
+    scope: tuple[str, ...],
+    deny: tuple[str, ...],
+    timeout: float,
+    connect_timeout: float,
+    concurrency: int,
+    per_host: int,
+    rate: float,
+    full_sweep: bool,
+    worker: str,
+    password: str,
+    wallet: str,
+    verbose: bool,
+) -> None:
+    """Ask TARGET... (host:port) whether they are mining pools, in every dialect.
+
+    Each target gets a TCP liveness check, a TLS sniff, then each dialect's handshake
+    on a fresh connection plus a control request that no pool understands. JSONL fields:
+    target, is_pool, confidence, dialect, transport, outcome (success|error|none),
+    evidence, attempts (request, escaped reply excerpt, timing), tls.
+
+    Exit status: 0 all probed; 4 a target is out of scope or unreadable; 2 bad usage.
+    """
+    try:
+        names = list(targets)
+        if from_file:
+            names += read_targets(from_file)
+        if not names:
+            raise click.UsageError("no targets: give host:port arguments or --from FILE")
+        parsed: list[Target] = [parse_target(t) for t in names]
+        options = ProbeOptions(
+            connect_timeout=min(connect_timeout, timeout),
+            attempt_deadline=timeout,
+            total_deadline=max(30.0, timeout * 12),
+            concurrency=concurrency,
+            per_host=per_host,
+            rate=rate,
+            dialects=tuple(dialects) or None,
+            full_sweep=full_sweep,
+            scope=Scope.from_cli(scope, deny),
+            worker=worker,
+            password=password,
+            wallet=wallet,
+        )
+        refused: list[str] = []
+        verdicts = asyncio.run(_run(parsed, options, fmt, refused))
+    except errors.MinerscopeError as exc:
+        fail(exc)
+        return
+    if fmt == "table":
+        render_table(verdicts, verbose=verbose)
+    if refused:
+        sys.exit(int(ExitCode.INPUT))
+
+
+async def _run(targets: list[Target], options: ProbeOptions, fmt: str, refused: list[str]) -> list[Verdict]:
+    def on_error(target: Target, exc: errors.MinerscopeError) -> None:
+        refused.append(format_target(*target))
+        warn(f"{clean(format_target(*target), 120)}: {clean(exc, 300)}")
+
+    out: list[Verdict] = []
+    async for verdict in probe_many(targets, options, on_error=on_error):
+        out.append(verdict)
+        if fmt == "jsonl":
+            click.echo(verdict.to_jsonl())
+    order = {format_target(h, p): i for i, (h, p) in enumerate(targets)}
+    out.sort(key=lambda v: order.get(v.target, len(order)))
+    return out

@@ -1,0 +1,201 @@
+"""``minerscope scan``: the two-stage pipeline over captures, one record per flow.
+
+Library first: the work is :func:`minerscope.triage.triage_capture` per capture; this
+module only fans captures out to worker processes, shows progress on stderr, joins probe
+outcomes in, and prints. Without ``--probe`` nothing is sent on the network, so offline
+forensics is safe by default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+
+from minerscope import errors
+from minerscope.cli.common import ExitCode, exit_code_for, warn
+from minerscope.cli.output import row_to_record, write_csv, write_jsonl, write_table
+
+Outcome = tuple[str, Any, bool, str | None, str | None, int]
+"""(path, rows frame or None, complete, warning, error "Class:message", packets)."""
+
+
+def _triage_one(path: str, options: Any) -> Outcome:
+    """Worker: triage one capture (runs in a worker process for many captures)."""
+    from minerscope.triage import triage_capture
+
+    try:
+        result = triage_capture(path, options)
+    except errors.MinerscopeError as exc:
+        return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
+    return path, result.rows, result.report.complete, result.report.warning, None, result.report.packets
+
+
+def _record_in_store(db: str | None, outcomes: list[Outcome]) -> dict[str, Any]:
+    """Keep every scanned capture and flow in the case file; mark analyst decisions on rows.
+
+    Returns path -> rows with an ``analyst`` column (``confirmed``, ``dismissed`` or "").
+    """
+    import polars as pl
+
+    from minerscope.store import open_store
+
+    marked: dict[str, Any] = {}
+    with open_store(db) as store:
+        status = {(h, p): s for h, p, s in store.endpoint_status()}
+        for path, rows, _complete, _warning, error, packets in outcomes:
+            if error is not None or rows is None:
+                continue
+            first = rows["first_seen"].min() if rows.height else None
+            last = rows["last_seen"].max() if rows.height else None
+            capture_id = store.add_capture(path, packets=packets, first_ts=first, last_ts=last)
+            if rows.height:
+                store.record_flows(capture_id, rows)
+            rows = store.mark_dismissed(rows)
+            analyst = [
+                "dismissed" if dismissed else status.get((dst, dport), "")
+                for dst, dport, dismissed in rows.select("dst", "dport", "dismissed").iter_rows()
+            ]
+            marked[path] = rows.with_columns(pl.Series("analyst", analyst, pl.Utf8))
+    return marked
+
+
+@click.command(name="scan")
+@click.argument("captures", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format on stdout.",
+)
+@click.option("--model", default=None, help="Model name or path (default: the shipped model).")
+@click.option(
+    "--blacklist",
+    "blacklists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.",
+)
+@click.option("--idle-timeout", default=120.0, show_default=True, help="Seconds of silence that end a flow.")
+@click.option("--active-timeout", default=None, type=float, help="Cut flows longer than this (seconds).")
+@click.option("--window", "window_s", default=300.0, show_default=True, help="Feature window (seconds).")
+@click.option(
+    "--jobs", "-j", default=0, type=int, help="Worker processes for many captures (default: one per core)."
+)
+@click.option("--only-suspicious", is_flag=True, help="Print only flows whose verdict is mining.")
+@click.option("--no-store", is_flag=True, help="Do not record the scan in the case file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    captures: Sequence[str],
+    fmt: str,
+    model: str | None,
+    blacklists: Sequence[str],
+    idle_timeout: float,
+    active_timeout: float | None,
+    window_s: float,
+    jobs: int,
+    only_suspicious: bool,
+    no_store: bool,
+    quiet: bool,
+) -> None:
+    """Run stage 0 and stage 1 over CAPTURES (files or directories) and print one record per flow.
+
+    With no CAPTURES, scans the bundled sample capture with its sample blacklist.
+    Every capture, flow and score is recorded in the case file (``--db``; see
+    ``--no-store``), whose blacklist feeds stage 0 and whose allowlist marks dismissed
+    flows (``analyst`` field).
+    JSONL fields: capture, src, sport, dst, dport, proto, first_seen, last_seen, packets,
+    bytes, sni, dns_names, stage0, p_mining, stage1, verdict, coin, coin_probs,
+    top_features, window, probe.
+    """
+    from minerscope import resources
+    from minerscope.capture.discover import expand_captures
+    from minerscope.triage import TriageOptions
+
+    if not captures or list(captures) == ["sample"]:
+        sample = resources.sample_capture()
+        captures = [str(sample)]
+        if not blacklists and resources.sample_blacklist().is_file():
+            blacklists = [str(resources.sample_blacklist())]
+    paths = [str(p) for p in expand_captures(captures)]
+    if not paths:
+        raise click.UsageError("no capture files found in the given paths")
+    db_path = None
+    if not no_store:
+        from minerscope.store import default_db_path
+
+        db = (ctx.obj or {}).get("db")
+        db_path = Path(db) if db else default_db_path()
+    options = TriageOptions(
+        model=model,
+        blacklist_files=tuple(Path(b) for b in blacklists),
+        db_path=db_path,
+        idle_timeout=idle_timeout,
+        active_timeout=active_timeout,
+        window_s=window_s,
+    )
+    workers = jobs if jobs > 0 else (os.cpu_count() or 1)
+    workers = min(workers, len(paths))
+    show_progress = not quiet and sys.stderr.isatty()
+    results = _run(paths, options, workers, show_progress)
+
+    marked = {} if db_path is None else _record_in_store(str(db_path), results)
+    status = ExitCode.OK
+    records: list[dict[str, Any]] = []
+    for path, rows, complete, warning, error, _packets in results:
+        if error is not None:
+            kind, _, message = error.partition(":")
+            click.echo(f"minerscope: error: {message}", err=True)
+            exc_class = getattr(errors, kind, errors.MinerscopeError)
+            status = max(status, exit_code_for(exc_class(message)))
+            continue
+        if not complete:
+            warn(warning or f"{path}: capture is damaged; results cover what could be read")
+            status = max(status, ExitCode.PARTIAL)
+        rows = marked.get(path, rows)
+        assert rows is not None
+        records.extend(row_to_record(r) for r in rows.iter_rows(named=True))
+    if all(outcome[4] is not None for outcome in results):
+        ctx.exit(int(status))
+    if only_suspicious:
+        records = [r for r in records if r.get("verdict") == "mining"]
+    if fmt == "jsonl":
+        write_jsonl(records)
+    elif fmt == "csv":
+        write_csv(records)
+    else:
+        records.sort(key=lambda r: -(r.get("p_mining") or 0.0))
+        write_table(records, title=", ".join(Path(p).name for p in paths))
+    ctx.exit(int(status))
+
+
+def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> list[Outcome]:
+    """Triage every path, in worker processes when there are several; input order is kept."""
+    if workers <= 1 or len(paths) == 1:
+        return [_triage_one(p, options) for p in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_triage_one, p, options) for p in paths]
+        if show_progress:
+            from rich.progress import Progress
+
+            with Progress(transient=True, console=_stderr_console()) as progress:
+                task = progress.add_task("captures", total=len(futures))
+                for fut in futures:
+                    fut.add_done_callback(lambda _f: progress.advance(task))
+                return [f.result() for f in futures]
+        return [f.result() for f in futures]
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

@@ -1,0 +1,247 @@
+"""Model files on disk: XGBoost's own UBJ format plus a JSON metadata sidecar; never pickle.
+
+A model is a folder (``models/minerscope-default/``)::
+
+    binary.ubj      mining-vs-benign booster (XGBoost universal binary JSON)
+    coin.ubj        coin booster (absent when the training data had < 2 coins)
+    metadata.json   the sidecar: feature schema hash/version, the selected features of
+                    each booster, coin classes, operating threshold, training recipe and
+                    seed, metrics, library versions, and the sha256 of each booster file
+
+Why this shape: XGBoost's JSON/UBJ formats load across library versions and cannot run
+code when read (a pickle can); the sidecar is what ties a booster to the exact feature
+columns it was trained on. Loading refuses a model whose schema hash differs from this
+build's :data:`~minerscope.features.schema.SCHEMA_HASH` (a clear :class:`ModelError`,
+not silently shifted columns), and a booster whose bytes differ from the sha256 recorded
+in the sidecar (a half-copied or edited model). Every file is written to a temporary name
+in the same folder and moved into place with ``os.replace``; the sidecar goes last, so a
+crash mid-save leaves either the old model or a folder that fails to load, never a
+mixture that loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from minerscope.errors import ModelError
+
+if TYPE_CHECKING:
+    import xgboost
+
+FORMAT = "minerscope-model"
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+BINARY_FILE = "binary.ubj"
+COIN_FILE = "coin.ubj"
+
+
+@dataclass(slots=True)
+class Model:
+    """A loaded model: both boosters and what the sidecar says about them.
+
+    Attributes:
+        name: folder name.
+        path: the model folder.
+        metadata: the parsed sidecar.
+        binary: mining-vs-benign booster (output: probability of mining).
+        binary_features: its input columns, in order.
+        threshold: operating threshold on ``p_mining``.
+        window_s: window length the model was trained on.
+        coin: coin booster (``multi:softprob``), or None.
+        coin_features: its input columns.
+        coin_classes: class names, in the booster's output order.
+    """
+
+    name: str
+    path: Path
+    metadata: dict[str, Any]
+    binary: xgboost.Booster
+    binary_features: tuple[str, ...]
+    threshold: float
+    window_s: float
+    coin: xgboost.Booster | None = None
+    coin_features: tuple[str, ...] = ()
+    coin_classes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shipped model unreadable to others
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def booster_bytes(booster: xgboost.Booster) -> bytes:
+    """The booster serialised in XGBoost's UBJ format."""
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+def save_model(
+    folder: str | Path,
+    binary: xgboost.Booster,
+    metadata: dict[str, Any],
+    coin: xgboost.Booster | None = None,
+) -> Path:
+    """Write a model folder atomically (boosters first, sidecar last).
+
+    ``metadata`` must hold ``binary.features``, ``binary.threshold``, ``window_s``,
+    ``schema_hash``/``schema_version``, and, when ``coin`` is given,
+    ``coin.features``/``coin.classes``; file names and checksums are added here.
+
+    Returns:
+        The folder.
+    """
+    out = Path(folder)
+    meta = json.loads(json.dumps(metadata))  # deep copy, and proves it is plain JSON
+    meta["format"] = FORMAT
+    meta["format_version"] = FORMAT_VERSION
+    meta["name"] = out.name
+    blob = booster_bytes(binary)
+    atomic_write_bytes(out / BINARY_FILE, blob)
+    meta.setdefault("binary", {})
+    meta["binary"]["file"] = BINARY_FILE
+    meta["binary"]["sha256"] = _sha256(blob)
+    if coin is not None:
+        cblob = booster_bytes(coin)
+        atomic_write_bytes(out / COIN_FILE, cblob)
+        meta.setdefault("coin", {})
+        meta["coin"]["file"] = COIN_FILE
+        meta["coin"]["sha256"] = _sha256(cblob)
+    else:
+        meta["coin"] = None
+        with contextlib.suppress(FileNotFoundError):
+            (out / COIN_FILE).unlink()
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(out / METADATA_FILE, text.encode())
+    return out
+
+
+def resolve_model_path(path_or_name: str | Path | None) -> Path:
+    """The model folder for a path, a sidecar path, a shipped model name, or None (the default)."""
+    from minerscope import resources
+
+    if path_or_name is None:
+        return resources.models_dir() / resources.DEFAULT_MODEL_NAME
+    candidate = Path(path_or_name)
+    if candidate.is_file() and candidate.name == METADATA_FILE:
+        return candidate.parent
+    if candidate.is_dir():
+        return candidate
+    if len(candidate.parts) == 1:
+        shipped = resources.models_dir() / candidate.name
+        if shipped.is_dir():
+            return shipped
+    raise ModelError(f"model not found: {path_or_name} (neither a model folder nor a shipped model name)")
+
+
+def load_model(path_or_name: str | Path | None = None) -> Model:
+    """Load a model folder, verifying format, schema hash and file checksums.
+
+    Args:
+        path_or_name: a model folder, its ``metadata.json``, the name of a shipped
+            model (``minerscope-default``), or None for the shipped default
+            (resolved through :func:`minerscope.resources.models_dir`).
+
+    Raises:
+        ModelError: missing files, malformed sidecar, another feature schema, a
+            checksum mismatch, or a booster XGBoost cannot read.
+    """
+    from minerscope.features.schema import FEATURE_NAMES, SCHEMA_HASH, SCHEMA_VERSION
+
+    folder = resolve_model_path(path_or_name)
+    meta_path = folder / METADATA_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{meta_path}: model metadata sidecar missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{meta_path}: unreadable model metadata: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{meta_path}: not a minerscope model sidecar (format field missing or wrong)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_path}: model format version {meta.get('format_version')!r} is not supported "
+            f"(this build reads {FORMAT_VERSION})"
+        )
+    if meta.get("schema_hash") != SCHEMA_HASH:
+        raise ModelError(
+            f"{meta_path}: model was trained on feature schema v{meta.get('schema_version')} "
+            f"({str(meta.get('schema_hash'))[:12]}...), this build extracts schema v{SCHEMA_VERSION} "
+            f"({SCHEMA_HASH[:12]}...); retrain it with `minerscope train`"
+        )
+    known = set(FEATURE_NAMES)
+    try:
+        bmeta = meta["binary"]
+        binary_features = tuple(str(n) for n in bmeta["features"])
+        threshold = float(bmeta["threshold"])
+        window_s = float(meta["window_s"])
+        binary = _load_booster(folder, bmeta, meta_path)
+        coin = None
+        coin_features: tuple[str, ...] = ()
+        coin_classes: tuple[str, ...] = ()
+        cmeta = meta.get("coin")
+        if cmeta:
+            coin_features = tuple(str(n) for n in cmeta["features"])
+            coin_classes = tuple(str(c) for c in cmeta["classes"])
+            coin = _load_booster(folder, cmeta, meta_path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: malformed model metadata ({type(exc).__name__}: {exc})") from None
+    unknown = [n for n in (*binary_features, *coin_features) if n not in known]
+    if unknown:
+        raise ModelError(f"{meta_path}: model uses features this build does not extract: {unknown[:5]}")
+    if not binary_features:
+        raise ModelError(f"{meta_path}: binary model lists no features")
+    return Model(
+        name=folder.name,
+        path=folder,
+        metadata=meta,
+        binary=binary,
+        binary_features=binary_features,
+        threshold=threshold,
+        window_s=window_s,
+        coin=coin,
+        coin_features=coin_features,
+        coin_classes=coin_classes,
+    )
+
+
+def _load_booster(folder: Path, part: dict[str, Any], meta_path: Path) -> xgboost.Booster:
+    import xgboost  # heavy; only loading a model needs it
+
+    file = folder / str(part["file"])
+    if Path(str(part["file"])).name != str(part["file"]):
+        raise ModelError(f"{meta_path}: booster file name {part['file']!r} must be a plain file name")
+    try:
+        blob = file.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{file}: cannot read booster: {exc.strerror or exc}") from None
+    if _sha256(blob) != part.get("sha256"):
+        raise ModelError(f"{file}: checksum differs from the one in {METADATA_FILE} (edited or half-copied?)")
+    booster = xgboost.Booster()
+    try:
+        booster.load_model(bytearray(blob))
+    except xgboost.core.XGBoostError as exc:
+        raise ModelError(f"{file}: XGBoost cannot load this booster: {str(exc).splitlines()[0]}") from None
+    booster.set_param({"nthread": 1})
+    return booster

@@ -1,0 +1,322 @@
+"""Pool indicators (IPs, IP:ports, domains) and fast matching of flows against them.
+
+Stage 0 is cheap certainty: a flow to a known pool address, or whose SNI, DNS-resolved
+name or HTTP Host falls under a known pool domain, is evidence before any model runs.
+Indicators arrive as data (a file the analyst passes, the case file's confirmed pools),
+never as code, so the parsers here accept the formats people actually have — plain
+lists, hosts files, CSV exports — and reject a malformed line with its file and line
+number instead of silently skipping it. The case-store imports indicators through the
+same public functions, so a list means the same thing everywhere.
+
+Matching is set lookups: addresses are normalised text (``ipaddress``), names are
+lower-cased without a trailing dot, and a suffix indicator ``*.example.com`` matches
+``example.com`` itself and every name below it, checked by walking the name's labels
+(at most as many lookups as the name has labels).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from minerscope.errors import InputError
+
+IndicatorKind = Literal["ip", "ip_port", "domain", "domain_suffix"]
+
+MAX_INDICATOR_FILE_BYTES = 64 * 1024 * 1024
+"""Security limit: indicator files larger than this are refused."""
+MAX_NAME_CHARS = 253
+
+_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_CSV_COLUMNS = ("indicator", "domain", "ip", "host", "hostname", "address", "value")
+
+
+class IndicatorError(InputError):
+    """An indicator (or a line of an indicator file) is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """One pool indicator.
+
+    Attributes:
+        kind: ``ip``, ``ip_port``, ``domain`` (exact name) or ``domain_suffix`` (the name and
+            everything below it).
+        value: normalised address text or lower-case name without trailing dot.
+        port: the port of an ``ip_port`` indicator, else None.
+        source: where it came from (file name and line, or a free label).
+    """
+
+    kind: IndicatorKind
+    value: str
+    port: int | None = None
+    source: str = ""
+
+    def __str__(self) -> str:
+        if self.kind == "ip_port":
+            return f"[{self.value}]:{self.port}" if ":" in self.value else f"{self.value}:{self.port}"
+        if self.kind == "domain_suffix":
+            return f"*.{self.value}"
+        return self.value
+
+
+def normalise_name(name: str) -> str:
+    """Lower-case ``name`` and drop one trailing dot (``Pool.Example.COM.`` -> ``pool.example.com``)."""
+    name = name.strip().lower()
+    return name[:-1] if name.endswith(".") else name
+
+
+def _valid_name(name: str) -> bool:
+    if not name or len(name) > MAX_NAME_CHARS or "." not in name and not _LABEL_RE.match(name):
+        return False
+    return all(_LABEL_RE.match(label) for label in name.split("."))
+
+
+def parse_indicator(text: str, source: str = "") -> Indicator:
+    """Parse one indicator.
+
+    Accepted forms: ``1.2.3.4``, ``2001:db8::1``, ``1.2.3.4:3333``, ``[2001:db8::1]:3333``,
+    ``pool.example.com`` (exact), ``*.example.com`` or ``.example.com`` (suffix). A URL such
+    as ``stratum+tcp://pool.example.com:3333`` is reduced to its host (and port for IPs).
+
+    Raises:
+        IndicatorError: the text is none of these.
+    """
+    raw = text.strip()
+    value = raw
+    if "://" in value:
+        value = value.split("://", 1)[1].split("/", 1)[0]
+        if "@" in value:
+            value = value.rsplit("@", 1)[1]
+    if not value:
+        raise IndicatorError(f"{source or 'indicator'}: empty indicator")
+    try:
+        return Indicator("ip", str(ipaddress.ip_address(value)), None, source)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([0-9.]+):(\d{1,5})", value)
+    if m:
+        addr_text, port_text = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        port = int(port_text)
+        try:
+            addr = ipaddress.ip_address(addr_text)
+        except ValueError:
+            raise IndicatorError(f"{source or 'indicator'}: bad address in {raw!r}") from None
+        if not 0 < port < 65536:
+            raise IndicatorError(f"{source or 'indicator'}: port out of range in {raw!r}")
+        return Indicator("ip_port", str(addr), port, source)
+    name = value
+    if ":" in name and not name.startswith("["):
+        host, _, port_text = name.rpartition(":")
+        if port_text.isdigit():
+            name = host  # a name with a port: the name is the indicator
+    suffix = False
+    if name.startswith("*."):
+        name, suffix = name[2:], True
+    elif name.startswith("."):
+        name, suffix = name[1:], True
+    name = normalise_name(name)
+    if not _valid_name(name):
+        raise IndicatorError(f"{source or 'indicator'}: not an IP, IP:port or domain: {raw[:80]!r}")
+    return Indicator("domain_suffix" if suffix else "domain", name, None, source)
+
+
+def parse_indicators(text: str, source: str = "") -> list[Indicator]:
+    """Parse an indicator list given as text, detecting its format.
+
+    Formats: CSV (a header naming a column ``indicator``/``domain``/``ip``/``host``..., else
+    the first column), hosts files (``0.0.0.0 name [name...]``), or one indicator per line.
+    ``#`` starts a comment in lists and hosts files; blank lines are skipped.
+
+    Raises:
+        IndicatorError: a line is malformed (message names ``source`` and the line number).
+    """
+    lines = text.splitlines()
+    first = next((ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
+    if "," in first:
+        return _parse_csv(text, source)
+    out: list[Indicator] = []
+    for number, line in enumerate(lines, 1):
+        body = line.split("#", 1)[0].strip()
+        if not body:
+            continue
+        where = f"{source}:{number}" if source else f"line {number}"
+        fields = body.split()
+        if len(fields) >= 2 and _is_address(fields[0]):
+            for name in fields[1:]:
+                if normalise_name(name) in ("localhost", "localhost.localdomain", "broadcasthost"):
+                    continue
+                out.append(parse_indicator(name, where))
+            continue
+        if len(fields) != 1:
+            raise IndicatorError(f"{where}: expected one indicator, got {body[:80]!r}")
+        out.append(parse_indicator(fields[0], where))
+    return out
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_csv(text: str, source: str) -> list[Indicator]:
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    col = next((header.index(name) for name in _CSV_COLUMNS if name in header), None)
+    body = rows[1:] if col is not None else rows
+    if col is None:
+        try:
+            parse_indicator(rows[0][0])
+        except IndicatorError:
+            body = rows[1:]  # an unrecognised header row
+        col = 0
+    start = len(rows) - len(body) + 1
+    out: list[Indicator] = []
+    for number, row in enumerate(body, start):
+        where = f"{source}:{number}" if source else f"row {number}"
+        if col >= len(row) or not row[col].strip():
+            raise IndicatorError(f"{where}: missing indicator column")
+        out.append(parse_indicator(row[col], where))
+    return out
+
+
+def read_indicators(path: str | Path) -> list[Indicator]:
+    """Read an indicator file (plain list, hosts file or CSV; see :func:`parse_indicators`).
+
+    Raises:
+        IndicatorError: the file is too large, not text, or has a malformed line.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_INDICATOR_FILE_BYTES:
+            raise IndicatorError(
+                f"{p}: {size} bytes exceed MAX_INDICATOR_FILE_BYTES={MAX_INDICATOR_FILE_BYTES}"
+            )
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise IndicatorError(f"{p}: cannot read indicator file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IndicatorError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    return parse_indicators(text, source=p.name)
+
+
+@dataclass(frozen=True, slots=True)
+class BlacklistHit:
+    """Which indicator matched which value."""
+
+    indicator: Indicator
+    field: str
+    value: str
+
+
+class Blacklist:
+    """A set of indicators with constant-time matching per address and per name label.
+
+    Args:
+        indicators: the indicators to match against.
+    """
+
+    def __init__(self, indicators: Iterable[Indicator] = ()) -> None:
+        self._ips: dict[str, Indicator] = {}
+        self._ip_ports: dict[tuple[str, int], Indicator] = {}
+        self._names: dict[str, Indicator] = {}
+        self._suffixes: dict[str, Indicator] = {}
+        self._count = 0
+        for ind in indicators:
+            self.add(ind)
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str | Path]) -> Blacklist:
+        """Load and merge indicator files (see :func:`read_indicators`)."""
+        bl = cls()
+        for path in paths:
+            for ind in read_indicators(path):
+                bl.add(ind)
+        return bl
+
+    def add(self, ind: Indicator) -> None:
+        """Add one indicator (the first one added for a value is kept as its source)."""
+        self._count += 1
+        if ind.kind == "ip":
+            self._ips.setdefault(ind.value, ind)
+        elif ind.kind == "ip_port":
+            assert ind.port is not None
+            self._ip_ports.setdefault((ind.value, ind.port), ind)
+        elif ind.kind == "domain":
+            self._names.setdefault(ind.value, ind)
+        else:
+            self._suffixes.setdefault(ind.value, ind)
+
+    def __len__(self) -> int:
+        return len(self._ips) + len(self._ip_ports) + len(self._names) + len(self._suffixes)
+
+    def indicators(self) -> Iterator[Indicator]:
+        """Every indicator held (one per distinct value), e.g. to merge two blacklists."""
+        yield from self._ips.values()
+        yield from self._ip_ports.values()
+        yield from self._names.values()
+        yield from self._suffixes.values()
+
+    def match_ip(self, address: str, port: int | None = None) -> Indicator | None:
+        """The indicator matching ``address`` (and ``address:port``), if any."""
+        if not address:
+            return None
+        try:
+            address = str(ipaddress.ip_address(address))
+        except ValueError:
+            return None
+        ind = self._ips.get(address)
+        if ind is None and port is not None:
+            ind = self._ip_ports.get((address, port))
+        return ind
+
+    def match_name(self, name: str) -> Indicator | None:
+        """The indicator matching ``name`` exactly or by suffix (case-insensitive, trailing dot ignored)."""
+        if not name:
+            return None
+        name = normalise_name(name)
+        ind = self._names.get(name)
+        if ind is not None:
+            return ind
+        if not self._suffixes:
+            return None
+        part = name
+        while True:
+            ind = self._suffixes.get(part)
+            if ind is not None:
+                return ind
+            dot = part.find(".")
+            if dot < 0:
+                return None
+            part = part[dot + 1 :]
+
+    def match_flow(
+        self, dst: str, dport: int | None, names: Mapping[str, Iterable[str]]
+    ) -> list[BlacklistHit]:
+        """Every hit for one flow: its server address/port and names by field (``sni``, ``dns``...)."""
+        hits: list[BlacklistHit] = []
+        ind = self.match_ip(dst, dport)
+        if ind is not None:
+            field = "dst" if ind.kind == "ip" else "dst_port"
+            hits.append(BlacklistHit(ind, field, dst if ind.kind == "ip" else f"{dst}:{dport}"))
+        for field, values in names.items():
+            for value in values:
+                ind = self.match_name(value)
+                if ind is not None:
+                    hits.append(BlacklistHit(ind, field, value))
+        return hits

@@ -1,0 +1,265 @@
+"""Hand a case to a colleague: the case file itself, copied with SQLite's online backup API.
+
+A plain file copy of a WAL database can miss committed pages still in the ``-wal`` file or
+catch a half-written page while the TUI is writing; the backup API copies a consistent
+snapshot page by page while other connections keep working. The copy is then opened and
+checked with ``PRAGMA integrity_check`` (the full check, not the quick one) before it is
+reported as written, and an incoming file gets the same check plus the schema-version test
+before it replaces anything.
+
+Two ways in: :func:`merge_case` adds a colleague's file to the open one (one transaction,
+ids translated, rows already present skipped), and :func:`import_case` *replaces* the
+destination file (after keeping the old one as ``<name>.bak-<timestamp>``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from minerscope.errors import StoreError
+from minerscope.store.db import StoreBase, check_sqlite_header, connect, integrity_check
+from minerscope.store.migrations import SCHEMA_VERSION, migrate
+
+_PAGES_PER_STEP = 1024
+
+
+def _backup(src: sqlite3.Connection, dest_path: Path) -> None:
+    tmp = dest_path.with_name(dest_path.name + f".part-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        out = sqlite3.connect(str(tmp))
+        try:
+            src.backup(out, pages=_PAGES_PER_STEP)
+            out.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to hand over
+        finally:
+            out.close()
+        check = connect(tmp)
+        try:
+            integrity_check(check, dest_path, full=True)
+        finally:
+            check.close()
+        os.replace(tmp, dest_path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{dest_path}: backup failed: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"{dest_path}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_case(store: StoreBase, dest: Path | str, *, overwrite: bool = False) -> Path:
+    """Write a consistent, integrity-checked copy of the open case file to ``dest``."""
+    dest_path = Path(dest)
+    if dest_path.exists() and not overwrite:
+        raise StoreError(f"{dest_path}: exists (use overwrite to replace it)")
+    if dest_path.resolve() == store.path.resolve():
+        raise StoreError(f"{dest_path}: is the open case file itself")
+    with store._lock:  # the connection is shared with other threads of this process
+        _backup(store.conn, dest_path)
+    return dest_path
+
+
+def verify_case_file(path: Path | str) -> int:
+    """Check that ``path`` is an intact minerscope case file this version can open.
+
+    Returns:
+        Its schema version.
+
+    Raises:
+        StoreError: missing, not SQLite, damaged, newer than this code, or not minerscope's.
+    """
+    src = Path(path)
+    if not src.is_file():
+        raise StoreError(f"{src}: no such case file")
+    check_sqlite_header(src)
+    conn = connect(src)
+    try:
+        integrity_check(conn, src, full=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{src}: case file is damaged: {exc}") from None
+    finally:
+        conn.close()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{src}: case file has schema version {version}, this minerscope knows up to {SCHEMA_VERSION}"
+        )
+    if version == 0 or not {"cases", "notes", "pools", "indicators"} <= tables:
+        raise StoreError(f"{src}: not a minerscope case file")
+    return version
+
+
+def import_case(src: Path | str, dest: Path | str, *, replace: bool = False) -> Path | None:
+    """Verify ``src`` and make it the case file at ``dest`` (migrated to the current schema).
+
+    Args:
+        replace: required when ``dest`` already exists; the old file is kept as
+            ``<dest>.bak-<unix time>`` and that path is returned.
+
+    Returns:
+        The path of the kept old file, or None when ``dest`` did not exist.
+    """
+    src_path, dest_path = Path(src), Path(dest)
+    verify_case_file(src_path)
+    if src_path.resolve() == dest_path.resolve():
+        raise StoreError(f"{src_path}: is already the case file")
+    kept: Path | None = None
+    if dest_path.exists():
+        if not replace:
+            raise StoreError(f"{dest_path}: a case file exists there (use replace to swap it)")
+        kept = dest_path.with_name(f"{dest_path.name}.bak-{int(time.time())}")
+        old = connect(dest_path)
+        try:
+            _backup(old, kept)
+            # fold the old WAL into the file so no stale -wal is left beside the new one
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{dest_path}: cannot set the old case file aside: {exc}") from None
+        finally:
+            old.close()
+    dest_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(src_path)
+    try:
+        _backup(conn, dest_path)
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(dest_path) + suffix).unlink(missing_ok=True)
+    new = connect(dest_path)
+    try:
+        migrate(new, dest_path)
+    finally:
+        new.close()
+    return kept
+
+
+# Each statement copies one table from the attached file ``src`` into ``main``, skipping rows
+# that already exist by their natural key and translating ids through the temp maps built
+# on the way (cases by name, captures by hash, flows by 5-tuple and time, pools by endpoint,
+# probes by target and time). Constant SQL: the file name is bound by ATTACH ... AS src.
+_MERGE_SQL = (
+    "INSERT OR IGNORE INTO main.cases (name, description, status, created_at, updated_at)"
+    " SELECT name, description, status, created_at, updated_at FROM src.cases",
+    "CREATE TEMP TABLE case_map AS SELECT s.id AS old, m.id AS new FROM src.cases s JOIN main.cases m ON m.name = s.name",
+    "INSERT OR IGNORE INTO main.captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at)"
+    " SELECT cm.new, c.path, c.size, c.sha256, c.packets, c.first_ts, c.last_ts, c.added_at"
+    " FROM src.captures c JOIN temp.case_map cm ON cm.old = c.case_id",
+    "CREATE TEMP TABLE capture_map AS SELECT s.id AS old, m.id AS new FROM src.captures s"
+    " JOIN main.captures m ON m.sha256 = s.sha256",
+    "INSERT OR IGNORE INTO main.flows (capture_id, flow_key, {flow_cols})"
+    " SELECT cm.new, f.flow_key, {f_flow_cols} FROM src.flows f JOIN temp.capture_map cm ON cm.old = f.capture_id",
+    "CREATE TEMP TABLE flow_map AS SELECT s.id AS old, m.id AS new FROM src.flows s"
+    " JOIN temp.capture_map cm ON cm.old = s.capture_id JOIN main.flows m ON m.capture_id = cm.new"
+    " AND m.proto = s.proto AND m.src = s.src AND m.sport = s.sport AND m.dst = s.dst AND m.dport = s.dport"
+    " AND m.vlan = s.vlan AND m.first_seen = s.first_seen",
+    "INSERT OR IGNORE INTO main.flow_scores (flow_id, model, p_mining, coin, coin_probs, scored_at)"
+    " SELECT fm.new, s.model, s.p_mining, s.coin, s.coin_probs, s.scored_at FROM src.flow_scores s"
+    " JOIN temp.flow_map fm ON fm.old = s.flow_id",
+    "INSERT INTO main.probes (case_id, target, host, port, dialect, transport, outcome, is_pool, confidence,"
+    " request, reply, evidence, record, probed_at)"
+    " SELECT cm.new, p.target, p.host, p.port, p.dialect, p.transport, p.outcome, p.is_pool, p.confidence,"
+    " p.request, p.reply, p.evidence, p.record, p.probed_at FROM src.probes p"
+    " LEFT JOIN temp.case_map cm ON cm.old = p.case_id WHERE NOT EXISTS (SELECT 1 FROM main.probes m"
+    " WHERE m.host = p.host AND m.port = p.port AND m.target = p.target AND m.probed_at = p.probed_at)",
+    "CREATE TEMP TABLE probe_map AS SELECT s.id AS old, min(m.id) AS new FROM src.probes s"
+    " JOIN main.probes m ON m.host = s.host AND m.port = s.port AND m.target = s.target"
+    " AND m.probed_at = s.probed_at GROUP BY s.id",
+    "INSERT OR IGNORE INTO main.pools (host, port, names, coin, dialect, transport, tls, first_seen, last_seen,"
+    " confirmed_by, confirmed_at, probe_id, case_id, evidence)"
+    " SELECT p.host, p.port, p.names, p.coin, p.dialect, p.transport, p.tls, p.first_seen, p.last_seen,"
+    " p.confirmed_by, p.confirmed_at, pm.new, cm.new, p.evidence FROM src.pools p"
+    " LEFT JOIN temp.probe_map pm ON pm.old = p.probe_id LEFT JOIN temp.case_map cm ON cm.old = p.case_id",
+    "CREATE TEMP TABLE pool_map AS SELECT s.id AS old, m.id AS new FROM src.pools s"
+    " JOIN main.pools m ON m.host = s.host AND m.port = s.port",
+    "INSERT OR IGNORE INTO main.indicators (kind, value, port, source, added_at, expires_at, enabled, pool_id)"
+    " SELECT i.kind, i.value, i.port, i.source, i.added_at, i.expires_at, i.enabled, pm.new"
+    " FROM src.indicators i LEFT JOIN temp.pool_map pm ON pm.old = i.pool_id",
+    "INSERT OR IGNORE INTO main.allowlist (host, port, reason, source_flow_id, case_id, added_at, enabled)"
+    " SELECT a.host, a.port, a.reason, fm.new, cm.new, a.added_at, a.enabled FROM src.allowlist a"
+    " LEFT JOIN temp.flow_map fm ON fm.old = a.source_flow_id LEFT JOIN temp.case_map cm ON cm.old = a.case_id",
+    "CREATE TEMP TABLE note_src AS SELECT n.id, cm.new AS case_id, n.target_kind, CASE n.target_kind"
+    " WHEN 'case' THEN (SELECT CAST(new AS TEXT) FROM temp.case_map WHERE CAST(old AS TEXT) = n.target_ref)"
+    " WHEN 'flow' THEN (SELECT CAST(new AS TEXT) FROM temp.flow_map WHERE CAST(old AS TEXT) = n.target_ref)"
+    " WHEN 'pool' THEN (SELECT CAST(new AS TEXT) FROM temp.pool_map WHERE CAST(old AS TEXT) = n.target_ref)"
+    " WHEN 'probe' THEN (SELECT CAST(new AS TEXT) FROM temp.probe_map WHERE CAST(old AS TEXT) = n.target_ref)"
+    " ELSE n.target_ref END AS target_ref, n.text, n.created_at, n.updated_at"
+    " FROM src.notes n LEFT JOIN temp.case_map cm ON cm.old = n.case_id",
+    "INSERT INTO main.notes (case_id, target_kind, target_ref, text, created_at, updated_at)"
+    " SELECT case_id, target_kind, target_ref, text, created_at, updated_at FROM temp.note_src s"
+    " WHERE s.target_ref IS NOT NULL AND NOT EXISTS (SELECT 1 FROM main.notes m WHERE m.target_kind = s.target_kind"
+    " AND m.target_ref = s.target_ref AND m.created_at = s.created_at AND m.text = s.text) ORDER BY s.id",
+    "INSERT INTO main.audit (at, actor, action, target_kind, target_ref, case_id, detail)"
+    " SELECT a.at, a.actor, a.action, a.target_kind, a.target_ref, cm.new, a.detail FROM src.audit a"
+    " LEFT JOIN temp.case_map cm ON cm.old = a.case_id WHERE a.action != 'migrate' AND NOT EXISTS"
+    " (SELECT 1 FROM main.audit m WHERE m.at = a.at AND m.actor = a.actor AND m.action = a.action"
+    " AND m.target_kind = a.target_kind AND m.target_ref = a.target_ref) ORDER BY a.id",
+)
+_MERGE_TEMP = ("case_map", "capture_map", "flow_map", "probe_map", "pool_map", "note_src")
+_MERGE_COUNTED = (
+    "cases",
+    "captures",
+    "flows",
+    "flow_scores",
+    "probes",
+    "pools",
+    "indicators",
+    "allowlist",
+    "notes",
+)
+
+
+def merge_case(store: StoreBase, src: Path | str) -> dict[str, int]:
+    """Merge a colleague's case file into the open one, in one transaction; returns rows added per table.
+
+    The incoming file is verified (``integrity_check``, schema version), copied and
+    migrated to the current schema first, so an older colleague's file merges too. Rows
+    already present (same case name, capture hash, flow identity, endpoint, indicator,
+    note text and time) are not duplicated, so merging the same file twice adds nothing.
+    Where both files confirm the same pool, the open file's row is kept.
+    """
+    from minerscope.store.flows import FLOW_COLUMNS  # deferred: flows imports polars lazily only
+
+    src_path = Path(src)
+    verify_case_file(src_path)
+    flow_cols = ", ".join(FLOW_COLUMNS)
+    statements = [
+        sql.format(flow_cols=flow_cols, f_flow_cols=", ".join(f"f.{c}" for c in FLOW_COLUMNS))
+        for sql in _MERGE_SQL
+    ]
+    with tempfile.TemporaryDirectory(prefix="minerscope-merge-") as tmp:
+        staged = Path(tmp) / "incoming.sqlite"
+        conn = connect(src_path)
+        try:
+            _backup(conn, staged)
+        finally:
+            conn.close()
+        staged_conn = connect(staged)
+        try:
+            migrate(staged_conn, staged)
+        finally:
+            staged_conn.close()
+        with store._lock:
+            before = {t: int(store.scalar(f"SELECT count(*) FROM {t}")) for t in _MERGE_COUNTED}
+            try:
+                store.conn.execute("ATTACH DATABASE ? AS src", (str(staged),))
+            except sqlite3.Error as exc:
+                raise StoreError(f"{src_path}: cannot attach: {exc}") from None
+            try:
+                with store.transaction():
+                    for sql in statements:
+                        store.conn.execute(sql)
+                    for name in _MERGE_TEMP:
+                        store.conn.execute(f"DROP TABLE temp.{name}")
+                    added = {
+                        t: int(store.scalar(f"SELECT count(*) FROM {t}")) - before[t] for t in _MERGE_COUNTED
+                    }
+                    store._audit("import_case", "case", src_path.name, added)
+            finally:
+                store.conn.execute("DETACH DATABASE src")
+    return added

@@ -1,0 +1,233 @@
+"""Cases, the captures loaded into them, and analyst notes.
+
+A *case* groups the captures of one investigation. Most analysts work in one case, so every
+operation that needs a case and is given none uses the ``default`` case, created on first
+use. Captures are identified by the SHA-256 of their bytes: loading the same file again
+(even renamed or moved) returns the existing capture instead of a duplicate.
+
+Notes attach to a case, a flow, a pool, a probe or an *endpoint* (``host:port``, what the
+TUI shows); ``target_ref`` is the id (or the endpoint text) as a string so one table serves
+all kinds. Adding and editing a note are analyst actions and go to the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from minerscope.errors import StoreError
+from minerscope.store.db import StoreBase
+
+NOTE_TARGETS = ("case", "flow", "pool", "probe", "endpoint")
+_NOTE_TABLES = {"flow": "flows", "pool": "pools", "probe": "probes"}
+"""Note targets that must exist (constant table names, never input)."""
+MAX_NOTE_CHARS = 100_000
+"""Notes longer than this are refused (a size limit, not a display limit)."""
+_HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """(hex SHA-256, size in bytes) of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _endpoint_ref(text: str) -> str:
+    """``host:port`` in one spelling (IPv6 bracketed), whichever way the caller wrote it."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise StoreError(f"an endpoint note needs HOST:PORT, got {text[:80]!r}")
+    host = host.strip("[]")
+    return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
+
+
+class CaseOps(StoreBase):
+    """Cases, captures and notes."""
+
+    # ---- cases -------------------------------------------------------------------------
+    def add_case(self, name: str, description: str = "") -> int:
+        """Create a case (or return the id of the case already called ``name``)."""
+        name = name.strip()
+        if not name:
+            raise StoreError("a case needs a non-empty name")
+        with self.transaction():
+            existing = self.scalar("SELECT id FROM cases WHERE name = ?", (name,))
+            if existing is not None:
+                return int(existing)
+            now = time.time()
+            cur = self.conn.execute(
+                "INSERT INTO cases (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (name, description, now, now),
+            )
+            case_id = int(cur.lastrowid or 0)
+            self._audit("create_case", "case", str(case_id), {"name": name}, case_id=case_id)
+        return case_id
+
+    def get_case(self, case_id: int) -> dict[str, Any]:
+        """One case as a dict; StoreError if there is none with that id."""
+        found = self.rows("SELECT * FROM cases WHERE id = ?", (case_id,))
+        if not found:
+            raise StoreError(f"{self.path}: no case with id {case_id}")
+        return found[0]
+
+    def list_cases(self) -> list[dict[str, Any]]:
+        """All cases with capture, note and pool counts, oldest first."""
+        return self.rows(
+            "SELECT c.*,"
+            " (SELECT count(*) FROM captures WHERE case_id = c.id) AS captures,"
+            " (SELECT count(*) FROM notes WHERE case_id = c.id) AS notes,"
+            " (SELECT count(*) FROM pools WHERE case_id = c.id) AS pools"
+            " FROM cases c ORDER BY c.id"
+        )
+
+    def set_case_status(self, case_id: int, status: str) -> None:
+        """Open or close a case (an audited analyst action)."""
+        if status not in ("open", "closed"):
+            raise StoreError(f"case status must be open or closed, not {status!r}")
+        with self.transaction():
+            self.get_case(case_id)
+            self.conn.execute(
+                "UPDATE cases SET status = ?, updated_at = ? WHERE id = ?", (status, time.time(), case_id)
+            )
+            self._audit("set_status", "case", str(case_id), {"status": status}, case_id=case_id)
+
+    # ---- captures ------------------------------------------------------------------------
+    def add_capture(
+        self,
+        path: Path | str,
+        *,
+        case_id: int | None = None,
+        packets: int | None = None,
+        first_ts: float | None = None,
+        last_ts: float | None = None,
+        sha256: str | None = None,
+    ) -> int:
+        """Register a capture file; idempotent by content hash.
+
+        Loading a file whose SHA-256 is already known returns the existing id (and fills in
+        the packet count / time range if they were unknown), so re-loading never duplicates.
+
+        Args:
+            path: the capture file (hashed here unless ``sha256`` is given).
+            case_id: the case it belongs to (None: the default case).
+            packets, first_ts, last_ts: what the reader reported, when known.
+            sha256: a precomputed hash (the file is then only stat'ed).
+        """
+        path = Path(path)
+        try:
+            if sha256 is None:
+                sha256, size = file_sha256(path)
+            else:
+                size = path.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read capture: {exc.strerror or exc}") from None
+        case = self._case_or_default(case_id)
+        with self.transaction():
+            existing = self.scalar("SELECT id FROM captures WHERE sha256 = ?", (sha256,))
+            if existing is not None:
+                self.conn.execute(
+                    "UPDATE captures SET packets = coalesce(packets, ?), first_ts = coalesce(first_ts, ?),"
+                    " last_ts = coalesce(last_ts, ?) WHERE id = ?",
+                    (packets, first_ts, last_ts, existing),
+                )
+                return int(existing)
+            cur = self.conn.execute(
+                "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (case, str(path.resolve()), size, sha256, packets, first_ts, last_ts, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_captures(self, case_id: int | None = None) -> list[dict[str, Any]]:
+        """Captures (of one case, or all), with their flow counts."""
+        sql = "SELECT c.*, (SELECT count(*) FROM flows WHERE capture_id = c.id) AS flows FROM captures c"
+        if case_id is None:
+            return self.rows(sql + " ORDER BY c.id")
+        return self.rows(sql + " WHERE c.case_id = ? ORDER BY c.id", (case_id,))
+
+    # ---- notes ---------------------------------------------------------------------------
+    def add_note(
+        self, target_kind: str, target_id: int | str, text: str, *, case_id: int | None = None
+    ) -> int:
+        """Attach a note to a case, flow, pool, probe or endpoint (``host:port``); returns its id.
+
+        For ``target_kind == "case"`` an empty ``target_id`` means the default case.
+        """
+        if target_kind not in NOTE_TARGETS:
+            raise StoreError(f"a note attaches to one of {', '.join(NOTE_TARGETS)}, not {target_kind!r}")
+        if not text.strip():
+            raise StoreError("a note needs some text")
+        if len(text) > MAX_NOTE_CHARS:
+            raise StoreError(f"note too long: {len(text)} characters (limit {MAX_NOTE_CHARS})")
+        if target_kind == "case":
+            case_id = self._case_or_default(int(target_id) if str(target_id).strip() else case_id)
+            target_id = case_id
+        else:
+            case_id = self._case_or_default(case_id)
+        ref = _endpoint_ref(str(target_id)) if target_kind == "endpoint" else str(target_id)
+        with self.transaction():
+            table = _NOTE_TABLES.get(target_kind)
+            if table is not None and self.scalar(f"SELECT 1 FROM {table} WHERE id = ?", (ref,)) is None:
+                raise StoreError(f"{self.path}: no {target_kind} with id {ref[:40]}")
+            now = time.time()
+            cur = self.conn.execute(
+                "INSERT INTO notes (case_id, target_kind, target_ref, text, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (case_id, target_kind, ref, text, now, now),
+            )
+            note_id = int(cur.lastrowid or 0)
+            self._audit(
+                "add_note", target_kind, ref, {"note_id": note_id, "chars": len(text)}, case_id=case_id
+            )
+        return note_id
+
+    def edit_note(self, note_id: int, text: str) -> None:
+        """Replace a note's text; the old text is kept in the audit trail."""
+        if not text.strip():
+            raise StoreError("a note needs some text")
+        if len(text) > MAX_NOTE_CHARS:
+            raise StoreError(f"note too long: {len(text)} characters (limit {MAX_NOTE_CHARS})")
+        with self.transaction():
+            found = self.rows("SELECT * FROM notes WHERE id = ?", (note_id,))
+            if not found:
+                raise StoreError(f"{self.path}: no note with id {note_id}")
+            old = found[0]
+            self.conn.execute(
+                "UPDATE notes SET text = ?, updated_at = ? WHERE id = ?", (text, time.time(), note_id)
+            )
+            self._audit(
+                "edit_note",
+                str(old["target_kind"]),
+                str(old["target_ref"]),
+                {"note_id": note_id, "old_text": old["text"]},
+                case_id=old["case_id"],
+            )
+
+    def list_notes(
+        self,
+        target_kind: str | None = None,
+        target_id: int | str | None = None,
+        *,
+        case_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Notes, oldest first, filtered by target and/or case."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if target_kind is not None:
+            clauses.append("target_kind = ?")
+            params.append(target_kind)
+        if target_id is not None:
+            clauses.append("target_ref = ?")
+            params.append(_endpoint_ref(str(target_id)) if target_kind == "endpoint" else str(target_id))
+        if case_id is not None:
+            clauses.append("case_id = ?")
+            params.append(case_id)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self.rows("SELECT * FROM notes" + where + " ORDER BY id", tuple(params))

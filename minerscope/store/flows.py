@@ -1,0 +1,356 @@
+"""Flows with their scores, and the allowlist of endpoints dismissed as false positives.
+
+Flows are kept per capture, keyed by their natural identity (protocol, both endpoints,
+VLAN, first packet time) rather than by the in-memory ``flow_id``, so re-recording a
+capture after a restart updates rows instead of duplicating them, whatever order the
+flow table came in. Scores live in their own table keyed by (flow, model version): a new
+model adds a column of opinion, it does not overwrite the old one.
+
+A dismissal is stored as an *endpoint* (``host`` = server address or name, ``port``, 0 for
+any) in ``allowlist``, and applied when flows are queried, not when they are imported: a
+dismissal hides the matching flows already in the file and every flow recorded later, and
+lifting it brings them all back. :meth:`FlowOps.mark_dismissed` applies the same rule to an
+in-memory polars frame for the scan pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from minerscope.errors import StoreError
+from minerscope.store.db import StoreBase
+
+if TYPE_CHECKING:  # polars is only needed by callers that already hold a frame
+    import polars as pl
+
+FLOW_COLUMNS = (
+    "proto",
+    "ip_version",
+    "src",
+    "sport",
+    "dst",
+    "dport",
+    "vlan",
+    "first_seen",
+    "last_seen",
+    "duration",
+    "packets",
+    "bytes",
+    "c2s_packets",
+    "s2c_packets",
+    "c2s_bytes",
+    "s2c_bytes",
+    "c2s_payload_bytes",
+    "s2c_payload_bytes",
+    "end_reason",
+    "is_tls",
+    "tls_version",
+    "sni",
+    "alpn",
+    "ja4",
+    "ja3",
+    "dns_names",
+    "http_host",
+    "ws_path",
+    "stage0",
+)
+"""FLOW_SUMMARY_SCHEMA columns kept in the ``flows`` table (besides ``flow_id`` -> ``flow_key``)."""
+
+_KEY = ("proto", "src", "sport", "dst", "dport", "vlan", "first_seen")
+_REQUIRED = ("flow_id", "proto", "src", "sport", "dst", "dport", "first_seen")
+
+# Constant SQL assembled from the column tuples above (identifiers of ours, never input).
+_INSERT_FLOW = (
+    "INSERT INTO flows (capture_id, flow_key, "
+    + ", ".join(FLOW_COLUMNS)
+    + ") VALUES (?, ?, "
+    + ", ".join("?" for _ in FLOW_COLUMNS)
+    + ") ON CONFLICT (capture_id, "
+    + ", ".join(_KEY)
+    + ") DO UPDATE SET flow_key = excluded.flow_key, "
+    + ", ".join(f"{c} = excluded.{c}" for c in FLOW_COLUMNS if c not in _KEY)
+)
+
+DISMISSED_SQL = (
+    "EXISTS (SELECT 1 FROM allowlist a WHERE a.enabled = 1"
+    " AND a.host IN (f.dst, coalesce(f.sni, ''), coalesce(f.http_host, '')) AND a.port IN (0, f.dport))"
+)
+"""SQL predicate over ``flows f``: the flow's endpoint is dismissed."""
+
+
+class FlowOps(StoreBase):
+    """Flows, scores and the false-positive allowlist."""
+
+    def record_flows(
+        self,
+        capture_id: int,
+        summary: pl.DataFrame,
+        scores: pl.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+        model_version: str | None = None,
+    ) -> dict[int, int]:
+        """Store a capture's flows and their scores in one transaction.
+
+        Args:
+            capture_id: from :meth:`~minerscope.store.cases.CaseOps.add_capture`.
+            summary: a FlowTable summary (FLOW_SUMMARY_SCHEMA columns) or scored triage rows.
+            scores: per-flow scores keyed by the summary's ``flow_id``: ``p_mining``, ``coin``,
+                ``coin_probs`` (dict or JSON text) and optionally ``model``. None: taken from
+                ``summary`` itself when it has a ``p_mining`` column.
+            model_version: the model name/version the scores came from (overrides a
+                ``model`` column; ``"unknown"`` when neither is given).
+
+        Returns:
+            ``flow_id`` of the summary -> row id in the ``flows`` table.
+        """
+        missing = [c for c in _REQUIRED if c not in summary.columns]
+        if missing:
+            raise StoreError(f"flow summary lacks column(s): {', '.join(missing)}")
+        if self.scalar("SELECT id FROM captures WHERE id = ?", (capture_id,)) is None:
+            raise StoreError(f"{self.path}: no capture with id {capture_id}")
+        import polars as pl  # deferred with the TYPE_CHECKING import above
+
+        def _col(name: str) -> pl.Expr:
+            if name not in summary.columns:
+                return pl.lit(0 if name == "vlan" else "" if name == "stage0" else None).alias(name)
+            if name == "vlan":
+                return pl.col(name).fill_null(0)
+            if name == "stage0":
+                return pl.col(name).fill_null("")
+            if name == "is_tls":
+                return pl.col(name).cast(pl.Int8)
+            return pl.col(name)
+
+        # Columnar preparation: polars builds the parameter tuples, no per-cell Python.
+        values = summary.select(
+            pl.lit(capture_id, dtype=pl.Int64).alias("capture_id"),
+            pl.col("flow_id").cast(pl.Int64).alias("flow_key"),
+            *[_col(c) for c in FLOW_COLUMNS],
+        )
+        if scores is None and "p_mining" in summary.columns:
+            score_rows: Sequence[Mapping[str, Any]] = summary.select(
+                [c for c in ("flow_id", "p_mining", "coin", "coin_probs", "model") if c in summary.columns]
+            ).to_dicts()
+        elif scores is None:
+            score_rows = []
+        elif isinstance(scores, Sequence):
+            score_rows = scores
+        else:
+            score_rows = scores.to_dicts()
+        now = time.time()
+        with self.transaction():
+            self.conn.executemany(_INSERT_FLOW, values.iter_rows())
+            ids: dict[tuple[Any, ...], int] = {}
+            for rec in self.conn.execute(
+                "SELECT id, " + ", ".join(_KEY) + " FROM flows WHERE capture_id = ?", (capture_id,)
+            ):
+                ids[tuple(rec[1:])] = int(rec[0])
+            mapping = {
+                int(row[0]): ids[tuple(row[1:])] for row in values.select(["flow_key", *_KEY]).iter_rows()
+            }
+            self.conn.executemany(
+                "INSERT INTO flow_scores (flow_id, model, p_mining, coin, coin_probs, scored_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (flow_id, model) DO UPDATE SET"
+                " p_mining = excluded.p_mining, coin = excluded.coin, coin_probs = excluded.coin_probs,"
+                " scored_at = excluded.scored_at",
+                _score_values(score_rows, mapping, model_version, now),
+            )
+        return mapping
+
+    def list_flows(
+        self,
+        *,
+        capture_id: int | None = None,
+        case_id: int | None = None,
+        model: str | None = None,
+        include_dismissed: bool = False,
+        min_p_mining: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored flows with their score, pool and dismissal status, most suspicious first.
+
+        Each row has the ``flows`` columns plus ``p_mining``, ``coin``, ``coin_probs`` (dict),
+        ``model`` (of ``model`` if given, else the latest score), ``pool_id`` (the confirmed
+        pool at the flow's endpoint, or None) and ``dismissed`` (bool). Dismissed flows are
+        left out unless ``include_dismissed``.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        if model is None:
+            score_join = (
+                "LEFT JOIN flow_scores s ON s.rowid = (SELECT rowid FROM flow_scores"
+                " WHERE flow_id = f.id ORDER BY scored_at DESC, rowid DESC LIMIT 1)"
+            )
+        else:
+            score_join = "LEFT JOIN flow_scores s ON s.flow_id = f.id AND s.model = ?"
+            params.append(model)
+        if capture_id is not None:
+            clauses.append("f.capture_id = ?")
+            params.append(capture_id)
+        if case_id is not None:
+            clauses.append("c.case_id = ?")
+            params.append(case_id)
+        if not include_dismissed:
+            clauses.append("NOT " + DISMISSED_SQL)
+        if min_p_mining is not None:
+            clauses.append("s.p_mining >= ?")
+            params.append(min_p_mining)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = (
+            "SELECT f.*, s.p_mining, s.coin, s.coin_probs, s.model, p.id AS pool_id, "
+            + (DISMISSED_SQL if include_dismissed else "0")  # filtered rows are never dismissed
+            + " AS dismissed FROM flows f JOIN captures c ON c.id = f.capture_id "
+            + score_join
+            + " LEFT JOIN pools p ON p.host = f.dst AND p.port = f.dport"
+            + where
+            + " ORDER BY s.p_mining IS NULL, s.p_mining DESC, f.id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        out = self.rows(sql, tuple(params))
+        for row in out:
+            row["dismissed"] = bool(row["dismissed"])
+            row["coin_probs"] = json.loads(row["coin_probs"]) if row["coin_probs"] else {}
+        return out
+
+    # ---- allowlist -------------------------------------------------------------------------
+    def dismiss_endpoint(
+        self,
+        host: str,
+        port: int = 0,
+        *,
+        reason: str = "",
+        flow_id: int | None = None,
+        case_id: int | None = None,
+    ) -> int:
+        """Dismiss ``host:port`` (port 0: every port) as a false positive; returns the allowlist id.
+
+        Applies retroactively and to future flows (see the module docstring). Blacklist
+        indicators of a confirmed pool at the same endpoint are switched off, so stage 0
+        and the analyst do not contradict each other.
+        """
+        host = host.strip().strip("[]")
+        if not host or not 0 <= int(port) < 65536:
+            raise StoreError(f"not an endpoint: {host[:80]!r}:{port}")
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO allowlist (host, port, reason, source_flow_id, case_id, added_at, enabled)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (host, port) DO UPDATE SET enabled = 1,"
+                " reason = excluded.reason, added_at = excluded.added_at",
+                (host, int(port), reason, flow_id, case_id, time.time()),
+            )
+            entry = int(
+                self.scalar("SELECT id FROM allowlist WHERE host = ? AND port = ?", (host, int(port)))
+            )
+            disabled = self.conn.execute(
+                "UPDATE indicators SET enabled = 0 WHERE pool_id IN"
+                " (SELECT id FROM pools WHERE host = ? AND (? = 0 OR port = ?))",
+                (host, int(port), int(port)),
+            ).rowcount
+            self._audit(
+                "dismiss",
+                "endpoint",
+                f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                {
+                    "allowlist_id": entry,
+                    "reason": reason,
+                    "flow_id": flow_id,
+                    "indicators_disabled": disabled,
+                },
+                case_id=case_id,
+            )
+        return entry
+
+    def dismiss_flow(self, flow_row_id: int, *, reason: str = "", any_port: bool = False) -> int:
+        """Dismiss a stored flow as a false positive: its server endpoint joins the allowlist."""
+        found = self.rows(
+            "SELECT f.dst, f.dport, c.case_id FROM flows f JOIN captures c ON c.id = f.capture_id"
+            " WHERE f.id = ?",
+            (flow_row_id,),
+        )
+        if not found:
+            raise StoreError(f"{self.path}: no flow with id {flow_row_id}")
+        row = found[0]
+        return self.dismiss_endpoint(
+            row["dst"],
+            0 if any_port else int(row["dport"]),
+            reason=reason,
+            flow_id=flow_row_id,
+            case_id=row["case_id"],
+        )
+
+    def undismiss_endpoint(self, host: str, port: int = 0) -> bool:
+        """Lift a dismissal (audited); True when there was one to lift."""
+        host = host.strip().strip("[]")
+        with self.transaction():
+            changed = self.conn.execute(
+                "UPDATE allowlist SET enabled = 0 WHERE host = ? AND port = ? AND enabled = 1",
+                (host, int(port)),
+            ).rowcount
+            if changed:
+                self._audit("undismiss", "endpoint", f"{host}:{port}", {})
+        return bool(changed)
+
+    def list_allowlist(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+        """Allowlist entries (dismissed endpoints), oldest first."""
+        if active_only:
+            return self.rows("SELECT * FROM allowlist WHERE enabled = 1 ORDER BY id")
+        return self.rows("SELECT * FROM allowlist ORDER BY id")
+
+    def is_dismissed(self, host: str, port: int, names: Iterable[str] = ()) -> bool:
+        """True when ``host:port`` (or one of ``names`` on that port) is on the allowlist."""
+        candidates = [host.strip("[]"), *[n for n in names if n]]
+        marks = ", ".join("?" for _ in candidates)
+        found = self.scalar(
+            f"SELECT 1 FROM allowlist WHERE enabled = 1 AND port IN (0, ?) AND host IN ({marks}) LIMIT 1",
+            (int(port), *candidates),
+        )
+        return found is not None
+
+    def mark_dismissed(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Add a boolean ``dismissed`` column to in-memory flow rows (needs ``dst``, ``dport``).
+
+        Same rule as :meth:`list_flows`: the server address, SNI or HTTP Host matches an
+        allowlist entry on the flow's port or on port 0.
+        """
+        import polars as pl  # deferred: callers that never hold a frame need not load polars
+
+        entries = self.list_allowlist()
+        if not entries:
+            return rows.with_columns(pl.lit(False).alias("dismissed"))
+        any_port = {e["host"] for e in entries if e["port"] == 0}
+        exact = {(e["host"], e["port"]) for e in entries if e["port"] != 0}
+
+        def _hit(host: object, port: object) -> bool:
+            return host in any_port or (host, port) in exact
+
+        cols = [c for c in ("dst", "sni", "http_host") if c in rows.columns]
+        flags = [
+            any(_hit(r.get(c), r.get("dport")) for c in cols if r.get(c))
+            for r in rows.select([*cols, "dport"]).iter_rows(named=True)
+        ]
+        return rows.with_columns(pl.Series("dismissed", flags, dtype=pl.Boolean))
+
+
+def _score_values(
+    rows: Sequence[Mapping[str, Any]], mapping: Mapping[int, int], model_version: str | None, now: float
+) -> Iterable[tuple[Any, ...]]:
+    for r in rows:
+        p = r.get("p_mining")
+        key = r.get("flow_id")
+        if p is None or p != p or key is None or int(key) not in mapping:  # p != p: NaN, no score
+            continue
+        probs = r.get("coin_probs")
+        if isinstance(probs, str):
+            probs_text = probs or "{}"
+            try:
+                json.loads(probs_text)  # refuse malformed JSON rather than store it
+            except ValueError:
+                raise StoreError(f"flow {key}: coin_probs is not JSON: {probs_text[:60]!r}") from None
+        else:
+            probs_text = json.dumps(dict(probs or {}), sort_keys=True)
+        model = model_version or r.get("model") or "unknown"
+        yield (mapping[int(key)], str(model), float(p), r.get("coin"), probs_text, now)

@@ -1,0 +1,588 @@
+"""MinerscopeApp: the analyst workstation's shell, its thin workers and their handlers.
+
+The shape follows harlequin: every slow thing (reading and scoring a capture, probing a
+pool) is a ``@work`` method that calls *one* headless function (:func:`iter_triage`,
+:func:`probe_target`) and posts typed messages from :mod:`minerscope.tui.messages`;
+the ``on_*`` handlers update the :class:`~minerscope.tui.session.Session` and the
+screens. The case file is written through the headless store in handlers (single small
+SQLite transactions). No pipeline, protocol or SQL logic lives here.
+
+Parts built by other modules may be missing from a build (the prober, the case store);
+the app then says "not available yet" where they would act, and never fakes a result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import WorkerState, get_current_worker
+
+from minerscope.errors import MinerscopeError
+from minerscope.tui.messages import (
+    CaseChanged,
+    FlowsArrived,
+    LoadFailed,
+    LoadFinished,
+    LoadProgress,
+    ProbeAttemptSeen,
+    ProbeFailed,
+    ProbeFinished,
+)
+from minerscope.tui.screens.cases import (
+    ExportRequest,
+    ExportScreen,
+    HelpScreen,
+    NoteEditor,
+    NoteRequest,
+    PoolsScreen,
+    QuitScreen,
+)
+from minerscope.tui.screens.flow_detail import FlowDetailScreen
+from minerscope.tui.screens.flows import SORTABLE, FlowsScreen
+from minerscope.tui.screens.probe import ProbeScreen
+from minerscope.tui.series import flow_series
+from minerscope.tui.session import Session, server_name
+from minerscope.untrusted import clean
+
+if TYPE_CHECKING:
+    from minerscope.probe.verdict import Verdict
+    from minerscope.triage import TriageOptions, TriageUpdate
+
+Loader = Callable[..., Iterator["TriageUpdate"]]
+"""``iter_triage``'s signature: (path, options, *, cancel) -> updates."""
+
+REFRESH_S = 0.3
+"""Longest delay between new rows arriving and the table showing them."""
+
+
+class MinerscopeApp(App[None]):
+    """The workstation. ``captures`` are loaded one after the other into one table."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "minerscope"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+    ]
+
+    def __init__(
+        self,
+        captures: Sequence[Path],
+        *,
+        db_path: Path | None = None,
+        options: TriageOptions | None = None,
+        loader: Loader | None = None,
+        probe_options: Any = None,
+    ) -> None:
+        super().__init__()
+        self.captures = [Path(c) for c in captures]
+        self.db_path = db_path
+        self.options = options
+        self._loader = loader
+        self.probe_options = probe_options
+        self.probe_ids: dict[tuple[str, int], int] = {}
+        self.session = Session()
+        self.cancel_event = threading.Event()
+        self.flows_screen = FlowsScreen()
+        self.store: Any = None
+        self.store_error = ""
+        self.loads_done = 0
+        self.last_error = ""
+        self._dirty = False
+        names = ", ".join(clean(c.name, 60) for c in self.captures) or "no capture"
+        self.sub_title = names
+
+    # ---- lifecycle ---------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.push_screen(self.flows_screen)
+        self._open_store()
+        self.set_interval(REFRESH_S, self._flush_rows)
+        if self.captures:
+            self.load_captures(list(self.captures))
+
+    def _open_store(self) -> None:
+        if self.db_path is None:
+            self.store_error = "no case file selected"
+            return
+        from minerscope.store import open_store
+
+        try:
+            self.store = open_store(self.db_path)
+        except MinerscopeError as exc:
+            self.store_error = clean(str(exc), 300)
+            self.notify(self.store_error, severity="error", timeout=10)
+            return
+        self._load_annotations()
+
+    def _load_annotations(self) -> None:
+        """Copy confirmed pools and dismissed endpoints from the case file into the session."""
+        if self.store is None:
+            return
+        self.session.replace_analyst(self.store.endpoint_status())
+        self._dirty = True
+
+    def on_unmount(self) -> None:
+        self.cancel_event.set()
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()
+
+    # ---- loading -----------------------------------------------------------------
+    @work(thread=True, group="load", exit_on_error=False)
+    def load_captures(self, paths: list[Path]) -> None:
+        """Stream each capture through the headless pipeline, posting rows and progress.
+
+        The pipeline runs in a child process (:mod:`minerscope.tui.offload`); this thread
+        only waits on its queue, so the event loop keeps the GIL for the UI.
+        """
+        worker = get_current_worker()
+        loader = self._loader
+        if loader is None:
+            from minerscope.tui.offload import iter_triage_offloaded
+
+            loader = iter_triage_offloaded
+        for path in paths:
+            name = clean(path.name, 80)
+            try:
+                for update in loader(path, self.options, cancel=self.cancel_event):
+                    if update.rows is not None and update.rows.height:
+                        self.post_message(FlowsArrived(name, update.rows, update.table))
+                    self.post_message(
+                        LoadProgress(
+                            name, update.bytes_read, update.bytes_total, update.packets, update.flows_scored
+                        )
+                    )
+                    if update.done:
+                        warning = update.report.warning if update.report is not None else ""
+                        self.post_message(LoadFinished(name, warning=clean(warning or "", 300)))
+                    if worker.is_cancelled or self.cancel_event.is_set():
+                        self.post_message(LoadFinished(name, cancelled=True))
+                        return
+            except MinerscopeError as exc:
+                self.post_message(LoadFailed(name, clean(str(exc), 300)))
+
+    def on_flows_arrived(self, message: FlowsArrived) -> None:
+        first = self.session.count == 0
+        self.session.add_chunk(message.rows, message.table)
+        self._dirty = True
+        if first:  # the first rows go on screen at once; later ones batch up per tick
+            self._flush_rows()
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        pct = 100.0 * message.bytes_read / message.bytes_total if message.bytes_total else 0.0
+        self.flows_screen.set_progress(
+            f"loading {pct:.0f}% · {message.packets:,} pkts · x cancels · {message.path}"
+        )
+
+    def on_load_finished(self, message: LoadFinished) -> None:
+        self.loads_done += 1
+        self._flush_rows()
+        if message.cancelled:
+            self.flows_screen.set_progress(f"{message.path}: loading cancelled")
+        elif message.warning:
+            self.flows_screen.set_progress(f"{message.path}: {message.warning}")
+            self.notify(message.warning, title="capture damaged", severity="warning", markup=False)
+        else:
+            self.flows_screen.set_progress("")
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.last_error = message.error
+        self.flows_screen.set_progress(f"cannot load {message.path}: {message.error}")
+        self.notify(message.error, title="cannot load capture", severity="error", timeout=15, markup=False)
+
+    def _flush_rows(self) -> None:
+        if self._dirty and self.flows_screen.is_mounted:
+            self._dirty = False
+            self.flows_screen.refresh_table()
+
+    def action_cancel_load(self) -> None:
+        if not self._group_busy("load"):
+            self.notify("nothing is loading")
+            return
+        self.cancel_event.set()
+        for worker in self.workers:
+            if worker.group == "load":
+                worker.cancel()
+
+    def _group_busy(self, group: str) -> bool:
+        return any(
+            w.group == group and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers
+        )
+
+    # ---- flows -------------------------------------------------------------------
+    def open_flow(self, uid: int) -> None:
+        row = self.session.row(uid)
+        located = self.session.table_for(uid)
+        series = flow_series(*located) if located is not None else None
+        self.push_screen(FlowDetailScreen(uid, row, series, self._history(row["dst"], int(row["dport"]))))
+
+    def _selected_uid(self) -> int | None:
+        if isinstance(self.screen, FlowDetailScreen):
+            return self.screen.uid
+        if isinstance(self.screen, FlowsScreen):
+            return self.screen.table.selected_uid()
+        return None
+
+    def _endpoint(self, uid: int) -> tuple[str, int]:
+        row = self.session.row(uid)
+        return str(row["dst"]), int(row["dport"])
+
+    # ---- probing -----------------------------------------------------------------
+    def action_probe_selected(self) -> None:
+        uid = self._selected_uid()
+        if uid is None:
+            self.notify("no flow selected")
+            return
+        self.start_probe_for(uid)
+
+    def start_probe_for(self, uid: int) -> None:
+        self.push_screen(ProbeScreen(self._endpoint(uid), uid))
+
+    def action_probe_any(self) -> None:
+        self.push_screen(ProbeScreen())
+
+    def run_probe_for_screen(self, screen: ProbeScreen, target: tuple[str, int]) -> bool:
+        """Start a probe worker for ``target``; False (and the reason shown) when impossible."""
+        self.session.set_probe(target[0], target[1], "probing")
+        self._dirty = True
+        self.run_probe(target)
+        return True
+
+    @work(group="probe", exit_on_error=False)
+    async def run_probe(self, target: tuple[str, int]) -> None:
+        """Probe one target with the headless prober, posting each attempt and the verdict.
+
+        The prober is asyncio, so this worker runs on the app's loop and never blocks it.
+        The scope is "explicitly named targets" (the analyst chose this one), minus the
+        always-denied networks the prober enforces.
+        """
+        from minerscope.probe.runner import ProbeOptions, probe_target
+        from minerscope.probe.scope import Scope
+
+        def seen(tgt: tuple[str, int], attempt: Any) -> None:
+            self.post_message(ProbeAttemptSeen(target, attempt))
+
+        options = self.probe_options or ProbeOptions(scope=Scope.explicit_targets())
+        try:
+            verdict = await probe_target(target[0], target[1], options=options, on_attempt=seen)
+        except MinerscopeError as exc:
+            self.post_message(ProbeFailed(target, clean(str(exc), 300)))
+            return
+        self.post_message(ProbeFinished(target, verdict))
+
+    def _probe_screens(self, target: tuple[str, int]) -> Iterable[ProbeScreen]:
+        for screen in self.screen_stack:
+            if isinstance(screen, ProbeScreen) and screen.target == target:
+                yield screen
+
+    def on_probe_attempt_seen(self, message: ProbeAttemptSeen) -> None:
+        for screen in self._probe_screens(message.target):
+            screen.add_attempt(message.attempt)
+
+    def on_probe_finished(self, message: ProbeFinished) -> None:
+        host, port = message.target
+        self.session.set_probe(host, port, "pool" if message.verdict.is_pool else "no pool")
+        self._dirty = True
+        for screen in self._probe_screens(message.target):
+            screen.show_verdict(message.verdict)
+        if self.store is not None:
+            try:
+                self.probe_ids[message.target] = self.store.record_probe(
+                    message.verdict, host=host, port=port
+                )
+            except MinerscopeError as exc:
+                self.notify(clean(str(exc), 300), title="probe not saved", severity="error", markup=False)
+            self._load_annotations()
+
+    def on_probe_failed(self, message: ProbeFailed) -> None:
+        host, port = message.target
+        self.session.set_probe(host, port, "error")
+        self._dirty = True
+        for screen in self._probe_screens(message.target):
+            screen.show_error(message.error)
+
+    # ---- case file -----------------------------------------------------------------
+    def _need_store(self) -> bool:
+        if self.store is None:
+            self.notify(self.store_error or "no case file", severity="warning", markup=False)
+            return False
+        return True
+
+    def _store_write(self, write: Callable[[], object]) -> bool:
+        try:
+            write()
+        except MinerscopeError as exc:
+            self.notify(clean(str(exc), 300), title="not saved", severity="error", markup=False)
+            return False
+        return True
+
+    def confirm_pool(self, target: tuple[str, int], verdict: Verdict | None) -> None:
+        if not self._need_store():
+            return
+        host, port = target
+        by_probe = verdict is not None and verdict.is_pool and target in self.probe_ids
+        try:
+            self.store.confirm_pool(
+                host,
+                port,
+                how="probe" if by_probe else "analyst",
+                names=self._names_for(host, port),
+                dialect=verdict.dialect if by_probe and verdict is not None else None,
+                transport=str(verdict.transport)
+                if by_probe and verdict is not None and verdict.transport
+                else None,
+                probe_id=self.probe_ids.get(target) if by_probe else None,
+            )
+        except MinerscopeError as exc:
+            self.notify(clean(str(exc), 300), title="not confirmed", severity="error", markup=False)
+            return
+        self._load_annotations()
+        self._dirty = True
+        self.notify(f"pool {clean(host, 80)}:{port} confirmed", markup=False)
+        self.post_message(CaseChanged())
+
+    def dismiss_target(self, target: tuple[str, int], uid: int | None) -> None:
+        if not self._need_store():
+            return
+        host, port = target
+        try:
+            self.store.dismiss_endpoint(host, port, reason="analyst: false positive")
+        except MinerscopeError as exc:
+            self.notify(clean(str(exc), 300), title="not dismissed", severity="error", markup=False)
+            return
+        self._load_annotations()
+        self._dirty = True
+        self.notify(f"{clean(host, 80)}:{port} dismissed as a false positive", markup=False)
+        self.post_message(CaseChanged())
+
+    def dismiss_uid(self, uid: int) -> None:
+        self.dismiss_target(self._endpoint(uid), uid)
+
+    def action_dismiss_selected(self) -> None:
+        uid = self._selected_uid()
+        if uid is not None:
+            self.dismiss_uid(uid)
+
+    def _names_for(self, host: str, port: int) -> list[str]:
+        rows = self.session.rows
+        if "dst" not in rows.columns:
+            return []
+        import polars as pl
+
+        hits = rows.filter((pl.col("dst") == host) & (pl.col("dport") == port)).head(50)
+        return sorted({n for n in (server_name(r) for r in hits.iter_rows(named=True)) if n})
+
+    def _history(self, host: str, port: int) -> list[str] | None:
+        if self.store is None:
+            return None
+        history: list[str] = self.store.endpoint_history(host, port)
+        return history
+
+    def note_for_uid(self, uid: int) -> None:
+        host, port = self._endpoint(uid)
+        self.note_for_target((host, port))
+
+    def note_for_target(self, target: tuple[str, int]) -> None:
+        if not self._need_store():
+            return
+        host, port = target
+        from minerscope.store.pools import endpoint_text
+
+        subject = endpoint_text(host, port)
+        existing = self._history(host, port) or []
+
+        def save(text: str | None) -> None:
+            if text:
+                if self._store_write(lambda: self.store.add_note("endpoint", subject, text)):
+                    self.notify("note saved")
+                self.post_message(CaseChanged())
+
+        self.push_screen(NoteEditor(NoteRequest("endpoint", subject), existing), save)
+
+    def note_for_pool(self, pool: dict[str, Any]) -> None:
+        """Attach a note to a confirmed pool (``pool`` is a row of :class:`PoolsScreen`)."""
+        if not self._need_store():
+            return
+        pool_id = pool["id"]
+        subject = f"{pool['host']}:{pool['port']}"
+
+        def save(text: str | None) -> None:
+            if text and self._store_write(lambda: self.store.add_note("pool", pool_id, text)):
+                self.notify("pool note saved")
+                self.post_message(CaseChanged())
+
+        self.push_screen(NoteEditor(NoteRequest("pool", subject)), save)
+
+    def action_note_selected(self) -> None:
+        uid = self._selected_uid()
+        if uid is None:
+            self.action_note_case()
+            return
+        self.note_for_uid(uid)
+
+    def action_note_case(self) -> None:
+        if not self._need_store():
+            return
+
+        def save(text: str | None) -> None:
+            if text:
+                if self._store_write(lambda: self.store.add_note("case", "", text)):
+                    self.notify("case note saved")
+                self.post_message(CaseChanged())
+
+        self.push_screen(NoteEditor(NoteRequest("case", "this case")), save)
+
+    def on_case_changed(self, message: CaseChanged) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, FlowDetailScreen):
+                screen.set_history(self._history(str(screen.row["dst"]), int(screen.row["dport"])))
+
+    def action_show_pools(self) -> None:
+        if self.store is None:
+            self.push_screen(PoolsScreen(None, None, None))
+            return
+        pools, blacklist, notes = store_overview(self.store)
+        self.push_screen(PoolsScreen(pools, blacklist, notes))
+
+    def action_export(self) -> None:
+        if not self._need_store():
+            return
+
+        def done(request: ExportRequest | None) -> None:
+            if request is None:
+                return
+            try:
+                count = export_to(self.store, request.fmt, Path(request.path))
+            except (MinerscopeError, OSError) as exc:
+                self.notify(clean(str(exc), 300), title="export failed", severity="error", markup=False)
+                return
+            self.notify(f"exported {count} rows to {clean(request.path, 200)}", markup=False)
+
+        self.push_screen(ExportScreen(str(Path.cwd())), done)
+
+    # ---- help, palette, quit ---------------------------------------------------------
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Keys per screen, read from the bindings themselves so the help cannot drift."""
+        sections: list[tuple[str, list[tuple[str, str]]]] = []
+        for title, cls in (
+            ("Everywhere", MinerscopeApp),
+            ("Flow table", FlowsScreen),
+            ("Flow detail", FlowDetailScreen),
+            ("Probe panel", ProbeScreen),
+            ("Pools and blacklist", PoolsScreen),
+            ("Note editor", NoteEditor),
+            ("Export dialog", ExportScreen),
+        ):
+            keys = [
+                (b.key.replace("question_mark", "?"), b.description)
+                for b in cls.BINDINGS
+                if isinstance(b, Binding)
+            ]
+            sections.append((title, keys))
+        sections[1][1].append(("enter", "Open the selected flow"))
+        sections[1][1].append(("click header", "Sort by that column (again: reverse)"))
+        sections[0][1].append(("ctrl+p", "Command palette"))
+        return sections
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help: list keys", "Every key of every screen", self.action_help)
+        yield SystemCommand(
+            "Probe selected flow", "Probe the server of the selected flow", self.action_probe_selected
+        )
+        yield SystemCommand("Probe host:port", "Probe any host:port", self.action_probe_any)
+        yield SystemCommand(
+            "Note on selected flow", "Attach a note to its endpoint", self.action_note_selected
+        )
+        yield SystemCommand("Case note", "Attach a note to the case", self.action_note_case)
+        yield SystemCommand("Dismiss selected flow", "Mark it a false positive", self.action_dismiss_selected)
+        yield SystemCommand(
+            "Pools and blacklist", "Confirmed pools, indicators, case notes", self.action_show_pools
+        )
+        yield SystemCommand("Export", "Confirmed pools CSV or blacklist formats", self.action_export)
+        yield SystemCommand(
+            "Cancel loading", "Stop reading the capture (keeps rows so far)", self.action_cancel_load
+        )
+        flows = self.flows_screen
+        yield SystemCommand("Filter flows", "Focus the filter bar", flows.action_focus_filter)
+        yield SystemCommand("Toggle hide benign", "Hide flows judged benign", flows.action_toggle_benign)
+        yield SystemCommand(
+            "Toggle hide confirmed", "Hide confirmed/dismissed flows", flows.action_toggle_confirmed
+        )
+        yield SystemCommand("Sort by suspicion", "The default order", lambda: flows.sort(None))
+        yield SystemCommand("Reverse sort", "Flip the sort direction", flows.action_reverse_sort)
+        for column, label in SORTABLE:
+            yield SystemCommand(f"Sort by {label}", f"Sort all flows by {column}", _sorter(flows, column))
+        for coin in self.session.coins:
+            yield SystemCommand(
+                f"Sort by {coin} probability", "Per-coin probability", _sorter(flows, f"pc_{coin}")
+            )
+
+    async def action_quit(self) -> None:
+        busy = [
+            name
+            for name, group in (("A capture load", "load"), ("A probe", "probe"))
+            if self._group_busy(group)
+        ]
+        if not busy:
+            self.exit()
+            return
+
+        def answer(quit_now: bool | None) -> None:
+            if quit_now:
+                self.cancel_event.set()
+                self.exit()
+
+        self.push_screen(QuitScreen(" and ".join(busy)), answer)
+
+
+def _sorter(flows: FlowsScreen, column: str) -> Callable[[], None]:
+    return lambda: flows.sort(column)
+
+
+# ---- case-file views (shapes for the screens; the store does the work) --------------------
+
+POOL_COLUMNS = ("id", "host", "port", "names", "coin", "dialect", "transport", "confirmation", "note")
+INDICATOR_COLUMNS = ("kind", "value", "port", "source", "enabled")
+
+
+def store_overview(store: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """Pools, blacklist indicators and case notes as rows for :class:`PoolsScreen`."""
+    pools = [
+        {
+            k: (", ".join(v) if isinstance(v, list) else "" if v is None else str(v))
+            for k, v in ((c, p.get(c)) for c in POOL_COLUMNS)
+        }
+        for p in store.list_pools()
+    ]
+    indicators = [
+        {c: "" if r.get(c) is None else str(r.get(c)) for c in INDICATOR_COLUMNS}
+        for r in store.list_indicators()
+    ]
+    notes = [str(n["text"]) for n in store.list_notes(target_kind="case")]
+    return pools, indicators, notes
+
+
+def export_to(store: Any, fmt: str, path: Path) -> int:
+    """Write one export format to ``path``; returns the records written."""
+    from minerscope.store import export
+
+    with path.open("w", encoding="utf-8", newline="") as out:
+        if fmt == "pools-csv":
+            count = export.write_pools_csv(store, out)
+        elif fmt == "pools-json":
+            count = export.write_pools_json(store, out)
+        else:
+            count = export.write_blacklist(store, out, fmt.removeprefix("blacklist-"))
+    return int(count.written)

@@ -1,0 +1,1 @@
+"""Screens of the workstation: flows, flow detail, probe, pools and the small dialogs."""

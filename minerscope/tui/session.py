@@ -1,0 +1,248 @@
+"""What the workstation knows about the open captures, kept apart from any widget.
+
+The triage pipeline streams scored rows in chunks, each with the :class:`FlowTable`
+holding those flows' packet and message arrays. This module joins the chunks into one
+polars frame the table view is cut from (filtering and sorting the *whole* frame in
+polars takes milliseconds at 100,000 flows, and the table widget draws only the rows
+on screen), and remembers where each flow's arrays live so the detail screen can draw them.
+
+It also holds the analyst's annotations that come from the case file and the probes run
+this session, as two extra columns (``analyst_status``, ``probe_status``) the filter
+language can test. No Textual import here: the state is unit-tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from minerscope.flows.records import FlowTable
+from minerscope.rowfilter import RowFilter, view_rows
+
+UID = "uid"
+"""Session-wide row id column (flow ids restart in every chunk)."""
+
+COIN_PREFIX = "pc_"
+"""Prefix of the per-coin probability columns unpacked from ``coin_probs``."""
+
+
+def server_name(row: dict[str, Any]) -> str:
+    """The best name for a flow's server: SNI, then a DNS name, then the HTTP host, else ''."""
+    for key in ("sni", "dns_names", "http_host"):
+        value = row.get(key) or ""
+        if value:
+            return str(value).split(",")[0]
+    return ""
+
+
+def badges(stage0: str | None) -> list[str]:
+    """Short labels for the stage-0 evidence JSON (``BL`` blacklist hit, ``STRATUM`` plaintext)."""
+    if not stage0:
+        return []
+    try:
+        items = json.loads(stage0)
+    except ValueError:
+        return ["?"]
+    if isinstance(items, dict):
+        items = [items]
+    out: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        kind = (
+            item.get("kind") or item.get("type") or item.get("source") or ""
+            if isinstance(item, dict)
+            else item
+        )
+        text = str(kind).lower()
+        label = (
+            "BL"
+            if "black" in text or "indicator" in text
+            else "STRATUM"
+            if "stratum" in text
+            else text.upper()[:8]
+        )
+        if label and label not in out:
+            out.append(label)
+    return out
+
+
+def parse_json_list(value: str | None) -> list[dict[str, Any]]:
+    """Decode a JSON list of objects (``top_features``, ``stage0``); [] when absent or malformed."""
+    if not value:
+        return []
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return []
+    if isinstance(data, dict):
+        data = [data]
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
+def coin_probs(value: str | None) -> dict[str, float]:
+    """Decode ``coin_probs`` (JSON coin -> probability)."""
+    if not value:
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, float] = {}
+    for key, prob in data.items():
+        try:
+            out[str(key)] = float(prob)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One triage update's flows: rows ``first_uid .. first_uid+len(table)-1`` live here."""
+
+    first_uid: int
+    table: FlowTable
+
+
+@dataclass(slots=True)
+class Session:
+    """All flows loaded so far, plus analyst annotations keyed by endpoint."""
+
+    frames: list[pl.DataFrame] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    coins: list[str] = field(default_factory=list)
+    analyst: dict[tuple[str, int], str] = field(default_factory=dict)
+    probes: dict[tuple[str, int], str] = field(default_factory=dict)
+    _rows: pl.DataFrame | None = None
+    _next_uid: int = 0
+
+    @property
+    def count(self) -> int:
+        return self._next_uid
+
+    def add_chunk(self, rows: pl.DataFrame, table: FlowTable | None) -> None:
+        """Append one triage update's rows (and their arrays) to the session."""
+        if rows.height == 0:
+            return
+        start = self._next_uid
+        rows = rows.with_columns(pl.int_range(start, start + rows.height, dtype=pl.Int64).alias(UID))
+        rows = self._unpack_coins(rows)
+        if table is not None and len(table) == rows.height:
+            self.chunks.append(Chunk(start, table))
+        self.frames.append(rows)
+        self._next_uid += rows.height
+        self._rows = None
+
+    def _unpack_coins(self, rows: pl.DataFrame) -> pl.DataFrame:
+        if "coin_probs" not in rows.columns:
+            return rows
+        seen = set(self.coins)
+        decoded = [coin_probs(v) for v in rows["coin_probs"].to_list()]
+        for probs in decoded:
+            for coin in probs:
+                if coin not in seen:
+                    seen.add(coin)
+                    self.coins.append(coin)
+        self.coins.sort()
+        return rows.with_columns(
+            pl.Series(COIN_PREFIX + coin, [p.get(coin) for p in decoded], dtype=pl.Float64)
+            for coin in self.coins
+        )
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """Every loaded row with the annotation columns, one frame (cached until changed)."""
+        if self._rows is None:
+            if not self.frames:
+                base = pl.DataFrame({UID: pl.Series([], dtype=pl.Int64)})
+            else:
+                base = pl.concat(self.frames, how="diagonal_relaxed")
+                # Collapse to one frame so later chunks concat onto one block, not many.
+                self.frames = [base]
+            self._rows = self._annotate(base)
+        return self._rows
+
+    def _annotate(self, base: pl.DataFrame) -> pl.DataFrame:
+        def lookup(mapping: dict[tuple[str, int], str], name: str) -> pl.Series:
+            if not mapping or "dst" not in base.columns:
+                return pl.Series(name, [""] * base.height, dtype=pl.Utf8)
+            exact = {k: v for k, v in mapping.items() if k[1] != 0}
+            keys = pl.DataFrame(
+                {
+                    "dst": [h for h, _ in exact],
+                    "dport": pl.Series([p for _, p in exact], dtype=base.schema.get("dport", pl.Int64)),
+                    name: list(exact.values()),
+                },
+                schema={"dst": pl.Utf8, "dport": base.schema.get("dport", pl.Int64), name: pl.Utf8},
+            )
+            joined = base.select("dst", "dport").join(
+                keys, on=["dst", "dport"], how="left", maintain_order="left"
+            )
+            result = joined[name]
+            any_port = {h: v for (h, p), v in mapping.items() if p == 0}
+            if any_port:  # a host-wide entry (port 0) applies where no exact one does
+                hosts = base["dst"].replace_strict(any_port, default=None, return_dtype=pl.Utf8)
+                result = result.fill_null(hosts)
+            return result.fill_null("").alias(name)
+
+        return base.with_columns(lookup(self.analyst, "analyst_status"), lookup(self.probes, "probe_status"))
+
+    def set_analyst(self, host: str, port: int, status: str) -> None:
+        """Record the analyst's word on an endpoint (``confirmed``/``dismissed``)."""
+        self.analyst[(host, port)] = status
+        self._rows = None
+
+    def replace_analyst(self, entries: list[tuple[str, int, str]]) -> None:
+        """Replace every analyst annotation (port 0 means every port of the host)."""
+        self.analyst = {(host, port): status for host, port, status in entries}
+        self._rows = None
+
+    def set_probe(self, host: str, port: int, status: str) -> None:
+        """Record the latest probe outcome for an endpoint (``probing``, ``pool``, ``no pool`` ...)."""
+        self.probes[(host, port)] = status
+        self._rows = None
+
+    def view(
+        self,
+        flt: RowFilter | None = None,
+        *,
+        sort_by: str | None = None,
+        descending: bool = True,
+        hide_benign: bool = False,
+        hide_confirmed: bool = False,
+    ) -> pl.DataFrame:
+        """The filtered, sorted frame the table shows."""
+        if self.count == 0:
+            return self.rows
+        return view_rows(
+            self.rows,
+            flt,
+            sort_by=sort_by,
+            descending=descending,
+            hide_benign=hide_benign,
+            hide_confirmed=hide_confirmed,
+        )
+
+    def row(self, uid: int) -> dict[str, Any]:
+        """One flow's row as a dict (KeyError when unknown)."""
+        frame = self.rows.filter(pl.col(UID) == uid)
+        if frame.height == 0:
+            raise KeyError(uid)
+        return frame.row(0, named=True)
+
+    def table_for(self, uid: int) -> tuple[FlowTable, int] | None:
+        """The chunk table holding flow ``uid`` and its index there (None if not kept)."""
+        starts = [c.first_uid for c in self.chunks]
+        pos = bisect.bisect_right(starts, uid) - 1
+        if pos < 0:
+            return None
+        chunk = self.chunks[pos]
+        local = uid - chunk.first_uid
+        if local >= len(chunk.table):
+            return None
+        return chunk.table, local

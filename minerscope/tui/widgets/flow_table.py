@@ -1,0 +1,328 @@
+"""The flow table: a virtual table over an already filtered and sorted polars frame.
+
+Sorting and filtering happen in polars over every loaded flow (see
+:mod:`minerscope.tui.session`). This widget draws with Textual's line API: it renders
+only the rows on screen, straight from the frame, and caches them; column widths are
+fixed by the column spec instead of measured. Textual's ``DataTable`` measures and
+stores every cell of every row (about 2 ms per row here), which makes re-sorting
+100,000 flows take seconds; this widget's cost is the screenful, whatever the count. Every string that came from the capture (addresses, SNI, DNS names, stage-0
+evidence) becomes a ``rich.text.Text`` through :func:`minerscope.untrusted.clean`, so a
+hostile SNI such as ``[blink]x`` or one carrying terminal escapes shows as literal text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import polars as pl
+from rich.cells import set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from minerscope.tui.session import COIN_PREFIX, UID, badges, server_name
+from minerscope.untrusted import clean
+
+PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
+
+
+def human_bytes(value: float | None) -> str:
+    """``1536`` -> ``1.5K``; keeps the bytes column four characters wide."""
+    if value is None:
+        return ""
+    size = float(value)
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(size) < 1000 or unit == "T":
+            return f"{size:.0f}{unit}" if unit == "" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}T"  # pragma: no cover
+
+
+def _p_cell(row: dict[str, Any]) -> Text:
+    p = row.get("p_mining")
+    if p is None:
+        return Text("-", style="dim")
+    style = "bold red" if p >= 0.9 else "yellow" if p >= 0.5 else ""
+    return Text(f"{p:.2f}", style=style, justify="right")
+
+
+def _server_cell(row: dict[str, Any]) -> Text:
+    name = server_name(row)
+    host = name or str(row.get("dst") or "")
+    return Text(clean(host, 60))
+
+
+def _badge_cell(row: dict[str, Any]) -> Text:
+    labels = badges(row.get("stage0"))
+    return Text(clean(" ".join(labels), 16), style="bold magenta" if labels else "")
+
+
+def _status_cell(key: str) -> Callable[[dict[str, Any]], Text]:
+    def cell(row: dict[str, Any]) -> Text:
+        value = str(row.get(key) or "")
+        style = {"confirmed": "bold red", "pool": "bold red", "dismissed": "dim", "probing": "cyan"}.get(
+            value, ""
+        )
+        return Text(clean(value, 12), style=style)
+
+    return cell
+
+
+def _text_cell(key: str, width: int = 24) -> Callable[[dict[str, Any]], Text]:
+    return lambda row: Text(clean(row.get(key) or "", width))
+
+
+def _num_cell(key: str, fmt: Callable[[Any], str]) -> Callable[[dict[str, Any]], Text]:
+    return lambda row: Text(fmt(row.get(key)), justify="right")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: key, label, frame column it sorts by, cell builder and width."""
+
+    key: str
+    label: str
+    sort_column: str
+    cell: Callable[[dict[str, Any]], Text]
+    width: int
+
+
+BASE_COLUMNS: tuple[Column, ...] = (
+    Column("p", "p", "p_mining", _p_cell, 4),
+    Column("coin", "coin", "coin", _text_cell("coin", 6), 4),
+    Column("server", "server", "dst", _server_cell, 26),
+    Column("port", "port", "dport", _num_cell("dport", lambda v: "" if v is None else str(v)), 5),
+    Column("badges", "stage0", "stage0", _badge_cell, 7),
+    Column("probe", "probe", "probe_status", _status_cell("probe_status"), 7),
+    Column("status", "status", "analyst_status", _status_cell("analyst_status"), 9),
+    Column("client", "client", "src", _text_cell("src", 40), 15),
+    Column("proto", "proto", "proto", lambda r: Text(PROTO.get(r.get("proto") or 0, str(r.get("proto")))), 5),
+    Column("packets", "pkts", "packets", _num_cell("packets", lambda v: "" if v is None else str(v)), 7),
+    Column("bytes", "bytes", "bytes", _num_cell("bytes", human_bytes), 6),
+    Column(
+        "duration", "dur s", "duration", _num_cell("duration", lambda v: "" if v is None else f"{v:.0f}"), 6
+    ),
+)
+"""Columns before the per-coin probabilities, most telling first (so 80 columns show them)."""
+
+
+def coin_column(coin: str) -> Column:
+    """The probability column of one coin."""
+    key = COIN_PREFIX + coin
+    return Column(key, clean(coin, 5), key, _num_cell(key, lambda v: "" if v is None else f"{v:.2f}"), 5)
+
+
+def _fit(text: Text, width: int) -> tuple[str, str | Style]:
+    """A cell's plain text cut/padded to ``width`` cells (right-justified numbers), and its style."""
+    plain = text.plain
+    if text.justify == "right":
+        plain = set_cell_size(plain, width) if len(plain) > width else plain.rjust(width)
+    else:
+        plain = set_cell_size(plain, width)
+    return plain, text.style
+
+
+class FlowTableView(ScrollView, can_focus=True):
+    """Every row of the current view, drawn lazily; a row is identified by its session uid."""
+
+    DEFAULT_CSS = """
+    FlowTableView { height: 1fr; }
+    FlowTableView > .flow-table--header { text-style: bold; background: $panel; }
+    FlowTableView > .flow-table--cursor { background: $accent 50%; }
+    FlowTableView:focus > .flow-table--cursor { background: $accent; color: $text; }
+    FlowTableView > .flow-table--sorted { text-style: bold underline; background: $panel; }
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"flow-table--header", "flow-table--cursor", "flow-table--sorted"}
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("left", "scroll_left", "Left", show=False),
+        Binding("right", "scroll_right", "Right", show=False),
+        Binding("enter", "select", "Open", show=False),
+    ]
+
+    cursor_row: reactive[int] = reactive(0)
+
+    class RowSelected(Message):
+        """Enter (or a click on the cursor row) on a flow."""
+
+        def __init__(self, uid: int) -> None:
+            super().__init__()
+            self.uid = uid
+
+    class HeaderSelected(Message):
+        """A click on a column header; ``sort_column`` is the frame column behind it."""
+
+        def __init__(self, column_key: str, sort_column: str) -> None:
+            super().__init__()
+            self.column_key = column_key
+            self.sort_column = sort_column
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns_spec: list[Column] = []
+        self.sorted_column: str | None = None
+        self.cursor_moved = False  # until the analyst moves, the cursor stays on the top row
+        self._frame: pl.DataFrame | None = None
+        self._uids: list[int] = []
+        self._cache: dict[int, list[tuple[str, str | Style]]] = {}
+        self._styles: dict[str, Style] = {}
+
+    # ---- data ---------------------------------------------------------------------
+    @property
+    def row_count(self) -> int:
+        return len(self._uids)
+
+    def show(self, frame: pl.DataFrame, coins: list[str], sorted_column: str | None = None) -> None:
+        """Show every row of ``frame`` (already filtered and sorted), keeping the cursor's flow."""
+        keep = self.selected_uid() if self.cursor_moved else None
+        self.columns_spec = [*BASE_COLUMNS, *(coin_column(c) for c in coins)]
+        self.sorted_column = sorted_column
+        self._frame = frame.drop(["top_features", "coin_probs"], strict=False)
+        self._uids = frame[UID].to_list() if UID in frame.columns else []
+        self._cache.clear()
+        width = sum(c.width + 1 for c in self.columns_spec)
+        self.virtual_size = Size(width, len(self._uids) + 1)
+        row = 0
+        if keep is not None and self._uids:
+            try:
+                row = self._uids.index(keep)
+            except ValueError:
+                row = 0
+        self.cursor_row = min(row, max(0, len(self._uids) - 1))
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    def selected_uid(self) -> int | None:
+        """Session uid of the flow under the cursor (None when the table is empty)."""
+        if not self._uids:
+            return None
+        return self._uids[min(self.cursor_row, len(self._uids) - 1)]
+
+    def uid_at(self, index: int) -> int:
+        return self._uids[index]
+
+    def uids(self) -> list[int]:
+        """Uids in display order."""
+        return list(self._uids)
+
+    def cells(self, index: int) -> list[Text]:
+        """The cells of row ``index`` as built (tests read them)."""
+        assert self._frame is not None
+        row = self._frame.row(index, named=True)
+        return [c.cell(row) for c in self.columns_spec]
+
+    def sort_column_for(self, column_key: str) -> str | None:
+        """The frame column a header sorts by."""
+        for col in self.columns_spec:
+            if col.key == column_key:
+                return col.sort_column
+        return None
+
+    # ---- drawing ------------------------------------------------------------------
+    def _style(self, style: str | Style) -> Style:
+        if isinstance(style, Style):
+            return style
+        cached = self._styles.get(style)
+        if cached is None:
+            cached = self._styles[style] = Style.parse(style) if style else Style()
+        return cached
+
+    def _row_cells(self, index: int) -> list[tuple[str, str | Style]]:
+        cached = self._cache.get(index)
+        if cached is None:
+            assert self._frame is not None
+            row = self._frame.row(index, named=True)
+            cached = [_fit(c.cell(row), c.width) for c in self.columns_spec]
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[index] = cached
+        return cached
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            header = self.get_component_rich_style("flow-table--header")
+            sorted_style = self.get_component_rich_style("flow-table--sorted")
+            segments = []
+            for col in self.columns_spec:
+                style = sorted_style if col.sort_column == self.sorted_column else header
+                segments.append(Segment(set_cell_size(col.label, col.width) + " ", base + style))
+            return Strip(segments).crop_extend(scroll_x, scroll_x + width, base + header)
+        index = scroll_y + y - 1
+        if index >= len(self._uids):
+            return Strip.blank(width, base)
+        cursor = self.get_component_rich_style("flow-table--cursor") if index == self.cursor_row else None
+        segments = []
+        for text, cell_spec in self._row_cells(index):
+            cell_style = base + self._style(cell_spec)
+            if cursor is not None:
+                cell_style = cell_style + cursor
+            segments.append(Segment(text + " ", cell_style))
+        fill = base + cursor if cursor is not None else base
+        return Strip(segments).crop_extend(scroll_x, scroll_x + width, fill)
+
+    # ---- cursor and keys ----------------------------------------------------------------
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh()
+
+    def _scroll_cursor_into_view(self) -> None:
+        visible = max(1, self.size.height - 1)
+        top = self.scroll_offset.y
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=False)
+
+    def _move(self, row: int) -> None:
+        if not self._uids:
+            return
+        self.cursor_moved = True
+        self.cursor_row = max(0, min(len(self._uids) - 1, row))
+        self._scroll_cursor_into_view()
+
+    def action_cursor(self, delta: int) -> None:
+        self._move(self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move(self.cursor_row + direction * max(1, self.size.height - 2))
+
+    def action_jump(self, row: int) -> None:
+        self._move(row if row >= 0 else len(self._uids) - 1)
+
+    def action_select(self) -> None:
+        uid = self.selected_uid()
+        if uid is not None:
+            self.post_message(self.RowSelected(uid))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            x = event.x + self.scroll_offset.x
+            for col in self.columns_spec:
+                if x < col.width + 1:
+                    self.post_message(self.HeaderSelected(col.key, col.sort_column))
+                    return
+                x -= col.width + 1
+            return
+        row = self.scroll_offset.y + event.y - 1
+        if row < len(self._uids):
+            if row == self.cursor_row:
+                self.action_select()
+            self._move(row)

@@ -1,0 +1,659 @@
+"""The reader against real capture bytes, with scapy and dpkt as independent oracles.
+
+Every capture here is written by :mod:`minerscope.capture.writer` (itself checked against
+scapy/dpkt in ``test_writer.py``); the packets inside are built and parsed by scapy, so
+the decoded fields are compared with a parser that shares no code with ours.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import dpkt
+import numpy as np
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import (
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+)
+from scapy.layers.ipsec import AH
+from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Packet, Raw
+
+from minerscope.capture import writer as W
+from minerscope.capture.packets import PacketBatch, ReadReport, format_ip
+from minerscope.capture.pcap import CaptureReader, iter_batches, read_all, read_capture
+from minerscope.errors import NotACaptureError, UnsupportedLinkTypeError
+
+TS0 = 1_700_000_000_123_456_789
+STEP = 1_000_003_007
+
+
+def _ip_packets() -> list[bytes]:
+    """IP-layer packets covering TCP/UDP/other, fragments and IPv6 extension headers."""
+    a4, b4 = "192.0.2.10", "198.51.100.20"
+    a6, b6 = "2001:db8::10", "2001:db8:ffff::20"
+    pkts: list[Packet] = [
+        IP(src=a4, dst=b4)
+        / TCP(
+            sport=50000,
+            dport=3333,
+            seq=123456789,
+            ack=987654321,
+            flags="PA",
+            options=[("MSS", 1460), ("NOP", None), ("WScale", 7)],
+        )
+        / b'{"id":1,"method":"login"}\n',
+        IP(src=b4, dst=a4) / UDP(sport=53, dport=40000) / (b"d" * 37),
+        IP(src=a4, dst=b4) / ICMP() / b"ping-payload",
+        IP(src=a4, dst=b4, flags="MF", frag=0, id=7, proto=17)
+        / Raw(bytes(UDP(sport=1111, dport=2222) / (b"f" * 32))[:24]),
+        IP(src=a4, dst=b4, frag=3, id=7, proto=17) / Raw(b"g" * 16),
+        IP(src=a4, dst=b4, proto=47) / Raw(b"\x00\x00\x08\x00" + b"gre"),
+        IPv6(src=a6, dst=b6) / TCP(sport=443, dport=51000, seq=1, ack=2, flags="S"),
+        IPv6(src=a6, dst=b6)
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrRouting(addresses=["2001:db8::99"])
+        / IPv6ExtHdrDestOpt()
+        / UDP(sport=5353, dport=5354)
+        / b"ext-chain",
+        IPv6(src=a6, dst=b6)
+        / IPv6ExtHdrFragment(offset=0, m=1, id=9)
+        / UDP(sport=7, dport=8)
+        / b"first-frag",
+        IPv6(src=a6, dst=b6) / IPv6ExtHdrFragment(offset=100, m=0, id=9, nh=17) / Raw(b"later-frag"),
+        IPv6(src=a6, dst=b6)
+        / AH(nh=6, payloadlen=4, spi=1, seq=1, icv=b"\x00" * 12)
+        / TCP(sport=22, dport=60000, flags="A")
+        / b"ah!",
+        IPv6(src=a6, dst=b6, nh=50) / Raw(b"\x00\x00\x00\x01" * 4),
+    ]
+    return [bytes(p) for p in pkts]
+
+
+def _oracle(ip: bytes) -> dict[str, object]:
+    """The fields scapy finds in an IP-layer packet (as our reader should)."""
+    pkt: Packet = IP(ip) if ip[0] >> 4 == 4 else IPv6(ip)
+    out: dict[str, object] = {"ip_version": ip[0] >> 4, "src": pkt.src, "dst": pkt.dst}
+    sport = dport = seq = ack = flags = 0
+    frag = 0
+    if isinstance(pkt, IP):
+        proto = pkt.proto
+        frag = int(bool(pkt.flags.MF) or pkt.frag > 0)
+        l4: Packet | None = pkt.payload if pkt.frag == 0 else None
+        ip_payload = pkt.len - pkt.ihl * 4
+    else:
+        layer = pkt.payload
+        proto = pkt.nh
+        ip_payload = pkt.plen
+        while isinstance(
+            layer, (IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, AH)
+        ):
+            proto = layer.nh
+            if isinstance(layer, AH):  # scapy does not dissect past AH without an SA: do it here
+                ah = bytes(layer)
+                rest = ah[(ah[1] + 2) * 4 :]
+                ip_payload -= len(ah) - len(rest)
+                layer = {6: TCP, 17: UDP}.get(proto, Raw)(rest)
+                break
+            ip_payload -= len(bytes(layer)) - len(bytes(layer.payload))
+            if isinstance(layer, IPv6ExtHdrFragment):
+                frag = int(layer.offset > 0 or layer.m == 1)
+                if layer.offset > 0:
+                    layer = None
+                    break
+            layer = layer.payload
+        l4 = layer
+        if proto == 50:
+            l4 = None
+    payload = bytes(l4) if l4 is not None else b""
+    if isinstance(l4, TCP):
+        sport, dport, seq, ack, flags = l4.sport, l4.dport, l4.seq, l4.ack, int(l4.flags)
+        payload = bytes(l4.payload)
+    elif isinstance(l4, UDP):
+        sport, dport = l4.sport, l4.dport
+        payload = bytes(l4.payload)
+    elif isinstance(pkt, IP) and pkt.frag > 0 or l4 is None:
+        payload = ip[len(ip) - ip_payload :]
+    hdr_len = ip_payload - len(payload)
+    out.update(proto=proto, frag=frag, sport=sport, dport=dport, seq=seq, ack=ack, tcp_flags=flags)
+    out.update(payload=payload, payload_len=ip_payload - hdr_len)
+    return out
+
+
+def _decoded(batch: PacketBatch, i: int) -> dict[str, object]:
+    row = batch.packets[i]
+    return {
+        "ip_version": int(row["ip_version"]),
+        "src": format_ip(int(row["src_hi"]), int(row["src_lo"])),
+        "dst": format_ip(int(row["dst_hi"]), int(row["dst_lo"])),
+        "proto": int(row["proto"]),
+        "frag": int(row["frag"]),
+        "sport": int(row["sport"]),
+        "dport": int(row["dport"]),
+        "seq": int(row["seq"]),
+        "ack": int(row["ack"]),
+        "tcp_flags": int(row["tcp_flags"]),
+        "payload": batch.payload(i),
+        "payload_len": int(row["payload_len"]),
+    }
+
+
+def _eth(ip: bytes, *tags: tuple[int, int]) -> bytes:
+    head = bytes.fromhex("020000000001020000000002")
+    for tpid, vid in tags:
+        head += struct.pack("!HH", tpid, vid)
+    return head + struct.pack("!H", 0x0800 if ip[0] >> 4 == 4 else 0x86DD) + ip
+
+
+def _ethertype(ip: bytes) -> int:
+    return 0x0800 if ip[0] >> 4 == 4 else 0x86DD
+
+
+def _af(ip: bytes, v6: int) -> int:
+    return 2 if ip[0] >> 4 == 4 else v6
+
+
+# link type -> (name, wrap IP bytes into a frame of that link type)
+LINKS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
+    "ethernet": (W.LINKTYPE_ETHERNET, lambda ip: _eth(ip)),
+    "vlan": (W.LINKTYPE_ETHERNET, lambda ip: _eth(ip, (0x8100, 100))),
+    "qinq": (W.LINKTYPE_ETHERNET, lambda ip: _eth(ip, (0x88A8, 200), (0x8100, 300))),
+    "qinq9100": (W.LINKTYPE_ETHERNET, lambda ip: _eth(ip, (0x9100, 4000), (0x8100, 5))),
+    "sll": (
+        W.LINKTYPE_LINUX_SLL,
+        lambda ip: struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 6 + b"\0\0", _ethertype(ip)) + ip,
+    ),
+    "sll2": (
+        W.LINKTYPE_LINUX_SLL2,
+        lambda ip: struct.pack("!HHIHBB8s", _ethertype(ip), 0, 3, 1, 0, 6, b"\x02" * 6 + b"\0\0") + ip,
+    ),
+    "null_le_bsd": (W.LINKTYPE_NULL, lambda ip: struct.pack("<I", _af(ip, 24)) + ip),
+    "null_be_freebsd": (W.LINKTYPE_NULL, lambda ip: struct.pack(">I", _af(ip, 28)) + ip),
+    "null_le_darwin": (W.LINKTYPE_NULL, lambda ip: struct.pack("<I", _af(ip, 30)) + ip),
+    "loop": (W.LINKTYPE_LOOP, lambda ip: struct.pack(">I", _af(ip, 24)) + ip),
+    "loop_le": (W.LINKTYPE_LOOP, lambda ip: struct.pack("<I", _af(ip, 30)) + ip),
+    "raw": (W.LINKTYPE_RAW, lambda ip: ip),
+    "ppp": (9, lambda ip: b"\xff\x03" + struct.pack("!H", 0x21 if ip[0] >> 4 == 4 else 0x57) + ip),
+}
+VLAN_OF = {"vlan": 100, "qinq": 200, "qinq9100": 4000}
+
+
+def _write_pcap(path: Path, linktype: int, frames: list[bytes], **kw: bool) -> None:
+    with W.PcapWriter(path, linktype, **kw) as w:
+        for i, frame in enumerate(frames):
+            w.write_packet(TS0 + i * STEP, frame)
+
+
+def _check_against_oracle(batch: PacketBatch, ips: list[bytes], vlan: int = 0) -> None:
+    assert len(batch.packets) == len(ips)
+    for i, ip in enumerate(ips):
+        assert _decoded(batch, i) == _oracle(ip), f"packet {i}"
+        assert int(batch.packets[i]["vlan"]) == vlan
+
+
+@pytest.mark.parametrize("link", sorted(LINKS))
+def test_every_link_type_decodes_like_scapy(tmp_path: Path, link: str) -> None:
+    linktype, wrap = LINKS[link]
+    ips = _ip_packets()
+    path = tmp_path / f"{link}.pcap"
+    _write_pcap(path, linktype, [wrap(ip) for ip in ips])
+    batch, report = read_all(path)
+    _check_against_oracle(batch, ips, VLAN_OF.get(link, 0))
+    assert report.complete and report.warning is None
+    assert report.linktypes == {linktype: len(ips)}
+    assert set(batch.packets["linktype"].tolist()) == {linktype}
+
+
+def test_ipv4_and_ipv6_link_types(tmp_path: Path) -> None:
+    ips = _ip_packets()
+    v4 = [ip for ip in ips if ip[0] >> 4 == 4]
+    v6 = [ip for ip in ips if ip[0] >> 4 == 6]
+    for linktype, group in ((W.LINKTYPE_IPV4, v4), (W.LINKTYPE_IPV6, v6)):
+        path = tmp_path / f"{linktype}.pcap"
+        _write_pcap(path, linktype, group)
+        batch, _ = read_all(path)
+        _check_against_oracle(batch, group)
+
+
+def test_fields_match_dpkt(tmp_path: Path) -> None:
+    """A second, unrelated parser agrees on addresses, ports, TCP numbers and payloads."""
+    ips = [ip for ip in _ip_packets() if ip[0] >> 4 == 4]
+    frames = [_eth(ip) for ip in ips]
+    path = tmp_path / "d.pcap"
+    _write_pcap(path, W.LINKTYPE_ETHERNET, frames)
+    batch, _ = read_all(path)
+    for i, frame in enumerate(frames):
+        ip = dpkt.ethernet.Ethernet(frame).data
+        row = batch.packets[i]
+        assert format_ip(int(row["src_hi"]), int(row["src_lo"])) == ".".join(map(str, ip.src))
+        assert int(row["proto"]) == ip.p
+        l4 = ip.data
+        if isinstance(l4, dpkt.tcp.TCP):
+            assert (int(row["sport"]), int(row["dport"]), int(row["seq"]), int(row["ack"])) == (
+                l4.sport,
+                l4.dport,
+                l4.seq,
+                l4.ack,
+            )
+            assert batch.payload(i) == bytes(l4.data)
+        elif isinstance(l4, dpkt.udp.UDP) and not (ip.mf or ip.offset):
+            assert (int(row["sport"]), int(row["dport"])) == (l4.sport, l4.dport)
+            assert batch.payload(i) == bytes(l4.data)
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("nanosecond", [False, True])
+@pytest.mark.parametrize("compress", [False, True])
+def test_classic_pcap_variants(tmp_path: Path, big_endian: bool, nanosecond: bool, compress: bool) -> None:
+    ips = _ip_packets()
+    path = tmp_path / "capture.bin"  # the name says nothing: format comes from magic bytes
+    _write_pcap(
+        path, 1, [_eth(ip) for ip in ips], nanosecond=nanosecond, big_endian=big_endian, gzip=compress
+    )
+    batch, report = read_all(path)
+    _check_against_oracle(batch, ips)
+    unit = 1 if nanosecond else 1000
+    expected = [(TS0 + i * STEP) // unit * unit for i in range(len(ips))]
+    assert batch.packets["ts_ns"].tolist() == expected
+    assert report.file_format == "pcap" + ("+gzip" if compress else "")
+    assert report.complete and report.packets == len(ips)
+    assert report.bytes_read == (len(gzip.decompress(path.read_bytes())) if compress else path.stat().st_size)
+    assert report.ip_packets == len(ips) and report.non_ip_packets == 0
+    assert report.fragments == 4
+    protos: dict[int, int] = {}
+    for ip in ips:
+        proto = int(_oracle(ip)["proto"])  # type: ignore[call-overload]
+        protos[proto] = protos.get(proto, 0) + 1
+    assert report.by_protocol == protos
+
+
+def test_snaplen_truncation_keeps_ip_lengths(tmp_path: Path) -> None:
+    ip = bytes(IP(src="10.1.1.1", dst="10.2.2.2") / TCP(sport=1, dport=2) / (b"p" * 1000))
+    frame = _eth(ip)
+    path = tmp_path / "snap.pcap"
+    with W.PcapWriter(path, 1, snaplen=96) as w:
+        w.write_packet(TS0, frame[:96], orig_len=len(frame))
+    batch, _ = read_all(path)
+    row = batch.packets[0]
+    assert int(row["wire_len"]) == len(frame) and int(row["cap_len"]) == 96
+    assert int(row["payload_len"]) == 1000
+    assert int(row["payload_cap"]) == 96 - 14 - 20 - 20
+    assert batch.payload(0) == b"p" * 42
+
+
+def test_ethernet_padding_is_not_payload_and_arp_is_non_ip(tmp_path: Path) -> None:
+    ip = bytes(IP(src="10.1.1.1", dst="10.2.2.2") / UDP(sport=1, dport=2) / b"ab")
+    padded = _eth(ip) + b"\x00" * (60 - len(_eth(ip)))
+    arp = bytes(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.0.0.1"))
+    path = tmp_path / "pad.pcap"
+    _write_pcap(path, 1, [padded, arp, b"\x01\x02"])
+    batch, report = read_all(path)
+    assert batch.payload(0) == b"ab" and int(batch.packets[0]["payload_len"]) == 2
+    assert batch.packets["ip_version"].tolist() == [4, 0, 0]
+    assert report.non_ip_packets == 2 and report.ip_packets == 1
+
+
+def _pcapng_mixed(
+    path: Path, big_endian: bool = False, compress: bool = False
+) -> tuple[list[bytes], list[int]]:
+    """Two sections; interfaces of every link type, several timestamp resolutions; SPB, OPB, unknown blocks."""
+    ips = _ip_packets()
+    expected_ts: list[int] = []
+    order: list[bytes] = []
+    with W.PcapngWriter(path, big_endian=big_endian, gzip=compress) as w:
+        w.write_block(0x00000BAD, b"custom block to skip")
+        names = sorted(LINKS)
+        resolutions = [None, 0x80 | 20, 3, 6]
+        ifaces = []
+        for k, name in enumerate(names):
+            res = resolutions[k % len(resolutions)]
+            ifaces.append(w.add_interface(LINKS[name][0], tsresol=res, name=name))
+        w.write_block(0x00000005, b"\0" * 12)  # an interface statistics block: skipped
+        ts = TS0
+        for k, name in enumerate(names):
+            res = resolutions[k % len(resolutions)]
+            ip = ips[k % len(ips)]
+            w.write_packet(ifaces[k], ts, LINKS[name][1](ip))
+            expected_ts.append(_truncate(ts, res))
+            order.append(ip)
+            ts += STEP
+        w.write_simple_packet(LINKS[names[0]][1](ips[0]))  # SPB: iface 0, previous timestamp
+        expected_ts.append(expected_ts[-1])
+        order.append(ips[0])
+        w.new_section()
+        e = w.add_interface(W.LINKTYPE_ETHERNET)
+        w.write_obsolete_packet(e, ts, _eth(ips[1]))
+        expected_ts.append(ts)
+        order.append(ips[1])
+    return order, expected_ts
+
+
+def _truncate(ts: int, res: int | None) -> int:
+    if res is None or res == 9:
+        return ts
+    if res & 0x80:
+        units = (ts << (res & 0x7F)) // 10**9
+        return (units >> (res & 0x7F)) * 10**9 + ((units & ((1 << (res & 0x7F)) - 1)) * 10**9 >> (res & 0x7F))
+    unit = 10 ** (9 - res)
+    return ts // unit * unit
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+@pytest.mark.parametrize("compress", [False, True])
+def test_pcapng_sections_interfaces_resolutions(tmp_path: Path, big_endian: bool, compress: bool) -> None:
+    path = tmp_path / "mixed.pcap"  # a pcapng named .pcap: still read by magic
+    ips, expected_ts = _pcapng_mixed(path, big_endian, compress)
+    batch, report = read_all(path)
+    assert report.complete and report.warning is None, report.warning
+    assert report.file_format == "pcapng" + ("+gzip" if compress else "")
+    assert batch.packets["ts_ns"].tolist() == expected_ts
+    names = sorted(LINKS)
+    expected_lt = [LINKS[n][0] for n in names] + [LINKS[names[0]][0], 1]
+    assert batch.packets["linktype"].tolist() == expected_lt
+    assert batch.packets["iface"].tolist() == list(range(len(names))) + [0, 0]
+    for i, ip in enumerate(ips):
+        assert _decoded(batch, i) == _oracle(ip), f"packet {i}"
+
+
+def test_concatenated_sections_of_both_byte_orders(tmp_path: Path) -> None:
+    a, b = tmp_path / "le.pcapng", tmp_path / "be.pcapng"
+    ips_a, ts_a = _pcapng_mixed(a, big_endian=False)
+    ips_b, ts_b = _pcapng_mixed(b, big_endian=True)
+    both = tmp_path / "both.pcapng"
+    both.write_bytes(a.read_bytes() + b.read_bytes())
+    batch, report = read_all(both)
+    assert report.complete
+    assert batch.packets["ts_ns"].tolist() == ts_a + ts_b
+    assert [_decoded(batch, i) for i in range(len(batch.packets))] == [_oracle(ip) for ip in ips_a + ips_b]
+
+
+def test_multi_member_gzip(tmp_path: Path) -> None:
+    plain = tmp_path / "p.pcap"
+    ips = _ip_packets()
+    _write_pcap(plain, 1, [_eth(ip) for ip in ips])
+    raw = plain.read_bytes()
+    path = tmp_path / "p.pcap.gz"
+    path.write_bytes(gzip.compress(raw[:100], mtime=0) + gzip.compress(raw[100:], mtime=0))
+    batch, report = read_all(path)
+    assert report.complete and len(batch.packets) == len(ips)
+
+
+def test_streaming_batches_match_whole_read(tmp_path: Path) -> None:
+    """Tiny buffers and row limits cut the file in many places; the rows are the same."""
+    path = tmp_path / "s.pcapng"
+    ips, _ = _pcapng_mixed(path)
+    jumbo = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=9, dport=9) / (b"J" * 9000))
+    with open(path, "ab") as f, W.PcapngWriter(f) as w:
+        w.write_packet(w.add_interface(1), TS0, _eth(jumbo))
+    whole, _ = read_all(path)
+    reader = CaptureReader(path, batch_bytes=512, batch_rows=3)
+    batches = list(reader.batches())
+    assert len(batches) > 5
+    assert all(len(b.packets) <= 3 for b in batches)
+    rows = np.concatenate([b.packets for b in batches])
+    for field in ("ts_ns", "src_lo", "dst_hi", "sport", "seq", "payload_len", "payload_cap", "linktype"):
+        assert np.array_equal(rows[field], whole.packets[field]), field
+    payloads = [b.payload(i) for b in batches for i in range(len(b.packets))]
+    assert payloads == [whole.payload(i) for i in range(len(whole.packets))]
+    assert payloads[-1] == b"J" * 9000
+    assert reader.report.packets == len(ips) + 1 and reader.report.complete
+
+
+def test_read_capture_and_iter_batches(tmp_path: Path) -> None:
+    path = tmp_path / "r.pcap"
+    _write_pcap(path, 1, [_eth(ip) for ip in _ip_packets()])
+    batches, report = read_capture(path)
+    assert report.packets == 0  # filled while consuming
+    assert sum(len(b.packets) for b in batches) == len(_ip_packets())
+    assert report.packets == len(_ip_packets())
+    assert sum(len(b.packets) for b in iter_batches(path)) == len(_ip_packets())
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "none (empty file)"),
+        (b"hello world, not a capture\n", "looks like text"),
+        (b"\x28\xb5\x2f\xfd" + b"\0" * 40, "zstd"),
+        (gzip.compress(b"just text inside", mtime=0), "gzip-compressed, but not a capture"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "truncated"),
+    ],
+)
+def test_not_a_capture(tmp_path: Path, content: bytes, needle: str) -> None:
+    path = tmp_path / "x.pcap"
+    path.write_bytes(content)
+    with pytest.raises(NotACaptureError, match=re.escape(needle)) as info:
+        CaptureReader(path)
+    assert str(path) in str(info.value)
+
+
+def test_unsupported_link_type_pcap(tmp_path: Path) -> None:
+    path = tmp_path / "wifi.pcap"
+    _write_pcap(path, 127, [b"\0" * 40])
+    with pytest.raises(UnsupportedLinkTypeError, match=r"127 \(IEEE802_11_RADIOTAP\)") as info:
+        read_all(path)
+    assert str(path) in str(info.value)
+
+
+def test_unsupported_link_type_pcapng_only_and_mixed(tmp_path: Path) -> None:
+    only = tmp_path / "usb.pcapng"
+    with W.PcapngWriter(only) as w:
+        usb = w.add_interface(220)
+        w.write_packet(usb, TS0, b"\0" * 64)
+    with pytest.raises(UnsupportedLinkTypeError, match="no packet could be decoded"):
+        read_all(only)
+    mixed = tmp_path / "mixed.pcapng"
+    ip = _ip_packets()[0]
+    with W.PcapngWriter(mixed) as w:
+        usb = w.add_interface(220)
+        eth = w.add_interface(W.LINKTYPE_ETHERNET)
+        w.write_packet(usb, TS0, b"\0" * 64)
+        w.write_packet(eth, TS0, _eth(ip))
+    batch, report = read_all(mixed)
+    assert batch.packets["ip_version"].tolist() == [0, 4]
+    assert report.warning is not None and "220" in report.warning and str(mixed) in report.warning
+    assert report.complete
+
+
+# --- damage ---------------------------------------------------------------------------------------
+
+
+def _small_pcap(tmp_path: Path) -> tuple[Path, list[int]]:
+    path = tmp_path / "small.pcap"
+    ips = _ip_packets()[:5]
+    _write_pcap(path, 1, [_eth(ip) for ip in ips])
+    bounds = [24]
+    for ip in ips:
+        bounds.append(bounds[-1] + 16 + len(_eth(ip)))
+    return path, bounds
+
+
+def _small_pcapng(tmp_path: Path) -> tuple[Path, list[int]]:
+    path = tmp_path / "small.pcapng"
+    ips = _ip_packets()[:4]
+    with W.PcapngWriter(path) as w:
+        e = w.add_interface(1)
+        for i, ip in enumerate(ips):
+            w.write_packet(e, TS0 + i, _eth(ip))
+        w.write_block(0x40000BAD, b"unknown")
+    return path, _block_ends(path.read_bytes())
+
+
+def _block_ends(raw: bytes, kind: int | None = None) -> list[int]:
+    """End offsets of the (little-endian) pcapng blocks in ``raw``, optionally of one type."""
+    ends, pos = [], 0
+    while pos < len(raw):
+        btype, blen = struct.unpack_from("<II", raw, pos)
+        pos += blen
+        if kind is None or btype == kind:
+            ends.append(pos)
+    return ends
+
+
+def _check_damaged(report: ReadReport, path: Path, offset: int) -> None:
+    assert not report.complete
+    assert report.damage_offset == offset
+    assert report.warning is not None
+    assert str(path) in report.warning and str(offset) in report.warning
+    assert "\n" not in report.warning
+
+
+def test_truncated_pcap_at_every_offset(tmp_path: Path) -> None:
+    path, bounds = _small_pcap(tmp_path)
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    for k in range(len(raw) + 1):
+        cut.write_bytes(raw[:k])
+        if k < 24:
+            with pytest.raises(NotACaptureError):
+                read_all(cut)
+            continue
+        batch, report = read_all(cut)
+        whole = [b for b in bounds[1:] if b <= k]
+        assert len(batch.packets) == len(whole) == report.packets, k
+        last_good = bounds[len(whole)]
+        if k == last_good:
+            assert report.complete, k
+        else:
+            _check_damaged(report, cut, last_good)
+
+
+def test_truncated_pcapng_at_every_offset(tmp_path: Path) -> None:
+    path, bounds = _small_pcapng(tmp_path)
+    raw = path.read_bytes()
+    epb_ends = _block_ends(raw, 6)
+    cut = tmp_path / "cut.pcapng"
+    for k in range(len(raw) + 1):
+        cut.write_bytes(raw[:k])
+        if k < 4:
+            with pytest.raises(NotACaptureError):
+                read_all(cut)
+            continue
+        batch, report = read_all(cut)
+        assert len(batch.packets) == sum(1 for b in epb_ends if b <= k), k
+        last_good = max([0] + [b for b in bounds if b <= k])
+        if k == last_good:
+            assert report.complete, k
+        else:
+            _check_damaged(report, cut, last_good)
+
+
+def test_truncated_gzip_keeps_decompressible_packets(tmp_path: Path) -> None:
+    path, bounds = _small_pcap(tmp_path)
+    compressed = gzip.compress(path.read_bytes(), mtime=0)
+    cut = tmp_path / "cut.pcap.gz"
+    for k in range(0, len(compressed) + 1, 3):
+        cut.write_bytes(compressed[:k])
+        available = len(zlib.decompressobj(31).decompress(compressed[:k]))
+        if available < 24:
+            with pytest.raises(NotACaptureError):
+                read_all(cut)
+            continue
+        batch, report = read_all(cut)
+        assert len(batch.packets) == sum(1 for b in bounds[1:] if b <= available), k
+        assert report.complete == (k == len(compressed))
+        if not report.complete:
+            assert report.warning is not None and "decompressed byte" in report.warning
+
+
+def test_garbage_mid_pcap(tmp_path: Path) -> None:
+    path, bounds = _small_pcap(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[bounds[3] : bounds[3] + 16] = b"\xff" * 16
+    path.write_bytes(bytes(raw))
+    batch, report = read_all(path)
+    assert len(batch.packets) == 3
+    _check_damaged(report, path, bounds[3])
+    assert "impossible record length" in (report.warning or "")
+
+
+@pytest.mark.parametrize(
+    ("what", "patch", "reason"),
+    [
+        ("trailer", lambda raw, start, end: struct.pack_into("<I", raw, end - 4, 12), "trailer"),
+        ("length", lambda raw, start, end: struct.pack_into("<I", raw, start + 4, 13), "block length"),
+        ("caplen", lambda raw, start, end: struct.pack_into("<I", raw, start + 20, 5000), "captured length"),
+        ("iface", lambda raw, start, end: struct.pack_into("<I", raw, start + 8, 7), "interface"),
+        (
+            "garbage",
+            lambda raw, start, end: raw.__setitem__(slice(start, end), b"\xa5" * (end - start)),
+            "length",
+        ),
+    ],
+)
+def test_damaged_pcapng_block(
+    tmp_path: Path, what: str, patch: Callable[[bytearray, int, int], None], reason: str
+) -> None:
+    path, bounds = _small_pcapng(tmp_path)
+    raw = bytearray(path.read_bytes())
+    third_epb = bounds[3]  # block ends: SHB, IDB, EPB, EPB -> the 3rd EPB starts here
+    patch(raw, third_epb, bounds[4])
+    path.write_bytes(bytes(raw))
+    batch, report = read_all(path)
+    assert len(batch.packets) == 2, what
+    _check_damaged(report, path, third_epb)
+    assert reason in (report.warning or "")
+
+
+# --- real captures -------------------------------------------------------------------------------
+
+
+def _manifest(real: Path) -> dict[str, int]:
+    import csv
+
+    with open(real / "MANIFEST.csv", newline="") as f:
+        return {row["path"]: int(row["packets"]) for row in csv.DictReader(f) if row["packets"]}
+
+
+@pytest.mark.realdata
+def test_real_captures_match_manifest_counts(real_datasets: Path) -> None:
+    real = real_datasets / "real"
+    counts = _manifest(real)
+    paths = sorted(real.glob("ndpi/*.pcap*")) + sorted(real.glob("cj-sniffer/*.pcap"))[:10]
+    assert paths
+    for path in paths:
+        batch, report = read_all(path)
+        rel = str(path.relative_to(real))
+        assert report.complete, report.warning
+        assert report.packets == counts[rel], rel
+        assert report.ip_packets > 0
+
+
+@pytest.mark.realdata
+def test_real_capture_fields_match_dpkt(real_datasets: Path) -> None:
+    path = next(iter(sorted((real_datasets / "real" / "cj-sniffer").glob("*.pcap"))))
+    batch, _ = read_all(path)
+    with open(path, "rb") as f:
+        records = list(dpkt.pcap.Reader(f))
+    assert len(records) == len(batch.packets)
+    checked = 0
+    for i, (ts, buf) in enumerate(records):
+        eth = dpkt.ethernet.Ethernet(buf)
+        ip = eth.data
+        row = batch.packets[i]
+        assert abs(int(row["ts_ns"]) - round(ts * 1e9)) < 1000
+        if isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.tcp.TCP):
+            tcp = ip.data
+            assert (int(row["sport"]), int(row["dport"]), int(row["seq"]), int(row["ack"])) == (
+                tcp.sport,
+                tcp.dport,
+                tcp.seq,
+                tcp.ack,
+            )
+            assert int(row["tcp_flags"]) == tcp.flags
+            assert batch.payload(i) == bytes(tcp.data)
+            checked += 1
+    assert checked > 0

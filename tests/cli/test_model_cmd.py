@@ -1,0 +1,65 @@
+"""``minerscope train`` / ``evaluate`` on real lab captures, and their error exits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from minerscope.cli import main
+from tests.conftest import REPO
+
+
+@pytest.mark.realdata
+def test_train_then_evaluate_on_lab_real(real_datasets: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    out = tmp_path / "lab-model"
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["train", "--data", str(real_datasets / "lab-real"), "--out", str(out), "--rounds", "20"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "survive mann-whitney-u" in result.output
+    assert "threshold " in result.output
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["data"]["data"] == [str(real_datasets / "lab-real")]
+    assert meta["binary"]["rounds"] <= 20
+
+    result = runner.invoke(main, ["evaluate", "--data", str(real_datasets / "lab-real"), "--model", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for name in ("logistic-regression", "knn", "svm", "gaussian-nb", "gbm", "random-forest", "xgboost"):
+        assert name in text
+    assert "per source" in text and "lab-real" in text
+    assert "per boosting round" in text
+
+
+def test_train_without_data_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+
+
+def test_bad_data_exits_4_with_one_line_on_stderr(tmp_path: Path) -> None:
+    stray = tmp_path / "notes.txt"
+    stray.write_text("not data")
+    proc = subprocess.run(
+        [sys.executable, "-m", "minerscope", "train", "--data", str(stray), "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 4
+    assert proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "not a manifest" in errors[0]
+
+
+def test_evaluate_with_missing_model_exits_4(tmp_path: Path) -> None:
+    data = tmp_path / "MANIFEST.csv"
+    data.write_text("path,label\n")
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(data), "--model", str(tmp_path / "nope")])
+    assert result.exit_code == 4

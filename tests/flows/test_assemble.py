@@ -1,0 +1,197 @@
+"""Flow assembly on real frames: grouping, direction, timeouts, TCP close, TLS records, metadata."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from minerscope.capture.packets import PacketBatch
+from minerscope.flows.assemble import FlowAssembler, assemble
+from minerscope.flows.records import DIR_C2S, DIR_S2C, FlowTable
+from tests.flows.frames import Frame, tcp, tcp_session, to_batch, udp
+from tests.flows.tls_pair import records, tls_session
+
+C, S = ("10.1.0.5", 40001), ("192.0.2.10", 3333)
+
+
+def one_table(frames: list[Frame], **kw: float | None) -> FlowTable:
+    frames = sorted(frames, key=lambda f: f[0])
+    return assemble([to_batch(frames)], **kw)  # type: ignore[arg-type]
+
+
+def split_batches(batch: PacketBatch, cuts: list[int]) -> list[PacketBatch]:
+    bounds = [0, *cuts, batch.packets.shape[0]]
+    return [PacketBatch(batch.packets[a:b], batch.data, batch.source) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def test_session_counts_direction_and_fin() -> None:
+    frames = tcp_session(10.0, C, S, [(0, b'{"method":"login"}\n'), (1, b"y" * 3000)])
+    t = one_table(frames)
+    assert len(t) == 1
+    row = t.summary.row(0, named=True)
+    assert (row["src"], row["sport"], row["dst"], row["dport"]) == ("10.1.0.5", 40001, "192.0.2.10", 3333)
+    assert row["packets"] == len(frames) == t.pkt_offsets[1]
+    assert row["c2s_payload_bytes"] == 19 and row["s2c_payload_bytes"] == 3000
+    assert row["c2s_packets"] + row["s2c_packets"] == row["packets"]
+    assert row["bytes"] == sum(len(bytes(f)) for _, f in frames)
+    assert row["end_reason"] == "fin" and row["syn_seen"] is True
+    assert row["first_seen"] == pytest.approx(10.0) and row["duration"] > 0
+    assert list(t.pkt_dir[:3]) == [DIR_C2S, DIR_S2C, DIR_C2S]
+    assert np.all(np.diff(t.pkt_ts) >= 0)
+    # non-TLS: one message per payload packet
+    assert list(t.msg_len) == [19, 1400, 1400, 200]
+    assert list(t.msg_dir) == [0, 1, 1, 1] and set(t.msg_type) == {0}
+    assert t.payload_prefixes is not None and t.payload_prefixes[0][0] == b'{"method":"login"}\n'
+
+
+def test_client_is_syn_sender_even_when_server_packet_comes_first() -> None:
+    frames = tcp_session(10.0, C, S, [(0, b"hello")], close="rst")
+    # the capture starts with a stray server packet, then the real SYN
+    frames.insert(0, tcp(9.99, S[0], S[1], C[0], C[1], "A", 1, 1))
+    t = one_table(frames)
+    row = t.summary.row(0, named=True)
+    assert row["src"] == C[0] and row["dport"] == S[1] and row["end_reason"] == "rst"
+
+
+def test_mid_stream_flow_uses_syn_ack_or_first_sender() -> None:
+    frames = [tcp(1.0, S[0], S[1], C[0], C[1], "SA", 5, 1), tcp(1.1, C[0], C[1], S[0], S[1], "A", 1, 6)]
+    row = one_table(frames).summary.row(0, named=True)
+    assert row["src"] == C[0] and row["syn_seen"] is False
+    frames = [udp(1.0, "10.0.0.9", 5000, "10.0.0.1", 53, b"q"), udp(1.1, "10.0.0.1", 53, "10.0.0.9", 5000, b"a")]
+    row = one_table(frames).summary.row(0, named=True)
+    assert (row["src"], row["dport"], row["proto"]) == ("10.0.0.9", 53, 17)
+
+
+def test_idle_and_active_timeouts() -> None:
+    frames = [udp(100.0 + i * 50, "10.0.0.1", 1234, "10.0.0.2", 9999, b"x") for i in range(4)]
+    t = one_table(frames, idle_timeout=60.0)
+    assert len(t) == 1 and t.summary["end_reason"][0] == "eof"
+    t = one_table(frames, idle_timeout=40.0)
+    assert len(t) == 4 and list(t.summary["end_reason"]) == ["idle", "idle", "idle", "eof"]
+    t = one_table(frames, idle_timeout=60.0, active_timeout=120.0)
+    assert list(t.summary["packets"]) == [3, 1] and t.summary["end_reason"][0] == "active"
+
+
+def test_new_syn_after_close_starts_new_flow_and_late_acks_stay() -> None:
+    first = tcp_session(10.0, C, S, [(0, b"a")])
+    second = tcp_session(11.0, C, S, [(0, b"bb")], close="rst")
+    late_ack = tcp(10.5, C[0], C[1], S[0], S[1], "A", 9999, 9999)
+    t = one_table([*first, late_ack, *second])
+    assert len(t) == 2
+    assert list(t.summary["packets"]) == [len(first) + 1, len(second)]
+    assert list(t.summary["end_reason"]) == ["fin", "rst"]
+    assert list(t.summary["c2s_payload_bytes"]) == [1, 2]
+
+
+def test_vlan_and_ipv6_are_part_of_the_key() -> None:
+    frames = tcp_session(1.0, ("2001:db8::1", 5555), ("2001:db8::2", 443), [(0, b"v6")])
+    frames += [udp(2.0, "10.0.0.1", 7, "10.0.0.2", 7, b"a")]
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    frames.append((2.5, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan=42) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=7, dport=7) / b"b"))
+    t = one_table(frames)
+    assert len(t) == 3
+    assert t.summary["src"][0] == "2001:db8::1" and t.summary["ip_version"][0] == 6
+    assert sorted(t.summary["vlan"].to_list()) == [0, 0, 42]
+
+
+def test_streaming_in_any_split_equals_one_shot() -> None:
+    frames = tcp_session(10.0, C, S, [(0, b"a" * 100), (1, b"b" * 2000)])
+    frames += tcp_session(10.005, ("10.1.0.6", 40002), S, [(0, b"c" * 50)], close="rst")
+    frames += [udp(10.0 + i * 0.01, "10.0.0.3", 999, "10.0.0.4", 53, b"q") for i in range(5)]
+    frames.sort(key=lambda f: f[0])
+    batch = to_batch(frames)
+    whole = assemble([batch])
+    n = batch.packets.shape[0]
+    for cut in range(1, n):
+        parts = assemble(split_batches(batch, [cut, min(n, cut + 3)]))
+        assert parts.summary.drop("flow_id").equals(whole.summary.drop("flow_id")), cut
+        assert np.array_equal(parts.pkt_offsets, whole.pkt_offsets)
+        assert np.array_equal(parts.msg_len, whole.msg_len)
+
+
+def test_streaming_keeps_only_live_flows() -> None:
+    asm = FlowAssembler(idle_timeout=5.0)
+    early = tcp_session(0.0, C, S, [(0, b"x")])
+    # a FIN-closed flow stays live for late ACKs/RSTs until the idle timeout passes
+    assert len(asm.feed(to_batch(early))) == 0 and asm.live_packets == len(early)
+    lingering = [udp(1.0, "10.0.0.1", 1, "10.0.0.2", 2, b"x")]
+    assert len(asm.feed(to_batch(lingering))) == 0 and asm.live_packets == len(early) + 1
+    later = [udp(100.0, "10.0.0.3", 1, "10.0.0.4", 2, b"y")]
+    out = asm.feed(to_batch(later))
+    assert sorted(out.summary["end_reason"]) == ["fin", "idle"] and asm.live_packets == 1
+    final = asm.finish()
+    assert len(final) == 1 and final.summary["end_reason"][0] == "eof"
+
+
+@pytest.mark.parametrize("mss", [1400, 97, 31])
+def test_tls_records_found_across_segmentation(mss: int) -> None:
+    flights = tls_session(alpn=["h2"], messages=[(0, b'{"id":1}\n' * 3), (1, b"job" * 700), (0, b"x")])
+    frames = tcp_session(1.0, C, ("192.0.2.10", 443), flights, mss=mss, gap=0.001)
+    t = one_table(frames)
+    row = t.summary.row(0, named=True)
+    assert row["is_tls"] and row["sni"] == "pool.example.test" and row["alpn"] == "h2"
+    assert row["tls_version"] == "1.3" and row["ja4"].startswith("t13d") and len(row["ja3"]) == 32
+    for direction in (0, 1):
+        stream = b"".join(d for dd, d in flights if dd == direction)
+        sel = t.msg_dir == direction
+        got = list(zip(t.msg_type[sel].tolist(), t.msg_len[sel].tolist(), strict=True))
+        assert got == records(stream)
+    assert np.all(np.diff(t.msg_ts) >= 0)
+
+
+def test_tls_walk_skips_retransmissions_and_resyncs_after_a_gap() -> None:
+    flights = tls_session(messages=[(1, b"a" * 100), (1, b"b" * 100), (1, b"c" * 100)])
+    frames = tcp_session(1.0, C, ("192.0.2.10", 443), flights, gap=0.001)
+    server_data = [i for i, (_, f) in enumerate(frames) if f.sport == 443 and len(bytes(f["TCP"].payload))]
+    # retransmit the first server data segment later
+    t0, dup = frames[server_data[0]]
+    frames.append((t0 + 0.0005, dup.copy()))
+    t = one_table(frames)
+    s2c = b"".join(d for dd, d in flights if dd == 1)
+    sel = t.msg_dir == 1
+    assert list(zip(t.msg_type[sel].tolist(), t.msg_len[sel].tolist(), strict=True)) == records(s2c)
+    # drop the segment holding the first application-data record: the walk resyncs
+    last_flight = [i for i in server_data][-1]
+    gapped = [f for i, f in enumerate(frames) if i != server_data[-2]]
+    t = one_table(gapped)
+    got = list(zip(t.msg_type[t.msg_dir == 1].tolist(), t.msg_len[t.msg_dir == 1].tolist(), strict=True))
+    assert got[-1] == records(s2c)[-1] and len(got) == len(records(s2c)) - 1
+    assert last_flight == server_data[-1]
+
+
+def test_http_websocket_and_dns_metadata() -> None:
+    req = b"GET /ws/miner HTTP/1.1\r\nHost: webminer.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    frames = tcp_session(5.0, C, ("198.51.100.7", 80), [(0, req), (1, b"HTTP/1.1 101 Switching\r\n\r\n")])
+    q = b"\x03www\x04pool\x07example\x00"
+    answer = (
+        struct.pack("!HHHHHH", 7, 0x8180, 1, 1, 0, 0)
+        + q
+        + struct.pack("!HH", 1, 1)
+        + b"\xc0\x0c"
+        + struct.pack("!HHIH", 1, 1, 60, 4)
+        + bytes([198, 51, 100, 7])
+    )
+    # the DNS answer arrives after the flow started: assemble() still names the server
+    frames.append(udp(5.5, "10.0.0.53", 53, C[0], 5353, answer))
+    t = one_table(frames)
+    web = t.summary.filter(t.summary["dport"] == 80).row(0, named=True)
+    assert web["http_host"] == "webminer.example" and web["ws_path"] == "/ws/miner"
+    assert web["dns_names"] == "www.pool.example" and web["is_tls"] is False
+
+
+def test_non_ip_packets_are_counted_not_flowed() -> None:
+    from scapy.layers.l2 import ARP, Ether
+
+    frames = [(1.0, Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP()), *tcp_session(2.0, C, S, [(0, b"z")])]
+    asm = FlowAssembler()
+    table = FlowTable.concat([asm.feed(to_batch(frames)), asm.finish()])
+    assert asm.non_ip_packets == 1 and len(table) == 1 and asm.packets_seen == len(frames)
+
+
+def test_bad_timeouts_are_refused() -> None:
+    with pytest.raises(ValueError, match="idle_timeout"):
+        FlowAssembler(idle_timeout=0)

@@ -1,0 +1,74 @@
+"""Test helper: ask tshark for conversations and SNIs, to compare with the assembler.
+
+tshark's ``conv,tcp``/``conv,udp`` tables have no idle timeout, so the comparison uses
+a very long one and sums our flows per address/port pair (a new SYN on a closed pair
+is a second flow for us and may be the same conversation for tshark).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from minerscope.flows.records import FlowTable
+
+_LINE = re.compile(r"^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+\S+\s+\S+\s+(\d+)\s+\S+\s+\S+\s+(\d+)\s")
+
+
+def tshark() -> str:
+    path = shutil.which("tshark")
+    if path is None:
+        pytest.skip("tshark is not installed")
+    return path
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def tshark_conversations(pcap: Path) -> dict[tuple[str, frozenset[tuple[str, int]]], int]:
+    """(tcp|udp, {endpoint, endpoint}) -> total frames, from ``tshark -q -z conv,tcp -z conv,udp``."""
+    out = subprocess.run(
+        [tshark(), "-n", "-r", str(pcap), "-q", "-z", "conv,tcp", "-z", "conv,udp"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    convs: Counter[tuple[str, frozenset[tuple[str, int]]]] = Counter()
+    proto = ""
+    for line in out.splitlines():
+        if line.startswith("TCP Conversations"):
+            proto = "tcp"
+        elif line.startswith("UDP Conversations"):
+            proto = "udp"
+        m = _LINE.match(line)
+        if m and proto:
+            convs[(proto, frozenset((_endpoint(m.group(1)), _endpoint(m.group(2)))))] += int(m.group(5))
+    return dict(convs)
+
+
+def our_conversations(table: FlowTable) -> dict[tuple[str, frozenset[tuple[str, int]]], int]:
+    """The same shape from a flow table (TCP and UDP flows only, summed per address/port pair)."""
+    convs: Counter[tuple[str, frozenset[tuple[str, int]]]] = Counter()
+    for row in table.summary.select("proto", "src", "sport", "dst", "dport", "packets").iter_rows():
+        proto, src, sport, dst, dport, packets = row
+        if proto in (6, 17):
+            convs[("tcp" if proto == 6 else "udp", frozenset(((src, sport), (dst, dport))))] += packets
+    return dict(convs)
+
+
+def tshark_snis(pcap: Path) -> list[str]:
+    """Every ClientHello's server name, in capture order (empty string when absent)."""
+    out = subprocess.run(
+        [tshark(), "-n", "-r", str(pcap), "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tls.handshake.extensions_server_name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.strip() for line in out.splitlines()]

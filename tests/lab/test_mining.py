@@ -1,0 +1,87 @@
+"""Cadence of generated mining sessions follows the coin registry and the pool's vardiff policy."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+
+import pytest
+
+from minerscope.lab.coins import load_coins
+from minerscope.lab.mining import MiningScript, draw_miner, make_pool
+from minerscope.probe.dialects import bitcoin, monero
+
+HOURS = 6.0
+
+
+def _xmr_session(seed: int) -> tuple[list[tuple[float, int, dict[str, object]]], float, float, float]:
+    coins = load_coins()
+    rng = random.Random(seed)
+    pool = make_pool(
+        coins["xmr"], rng, host="xmr.lab.example", ip="127.20.0.1", port=3333, duration=HOURS * 3600
+    )
+    miner = draw_miner(coins["xmr"], rng, "cpu")
+    miner.reconnect_rate = 0.0
+    miner.bad_login = False
+    miner.keepalive = None
+    pool.kick_rate = 0.0
+    script = MiningScript(pool, miner, rng, rtt=0.05)
+    (conn,) = script.connections(0.0, HOURS * 3600)
+    msgs = [(t, d, json.loads(data)) for t, d, data in conn.msgs]
+    blocks = sum(1 for j in pool.jobs if j.clean and 0 < j.t < HOURS * 3600)
+    return msgs, pool.share_target, pool.refresh, blocks
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_xmr_cadence_matches_block_time_refresh_and_share_target(seed: int) -> None:
+    msgs, share_target, refresh, blocks = _xmr_session(seed)
+    # block arrivals: exponential with XMR's 120 s mean -> ~180 in 6 h
+    assert 180 * 0.7 < blocks < 180 * 1.3
+    pushes = [t for t, d, m in msgs if d == 1 and m.get("method") == "job"]
+    gaps = [b - a for a, b in zip(pushes, pushes[1:], strict=False)]
+    # a job at least every refresh interval (plus vardiff retargets and new blocks in between)
+    assert max(gaps) <= refresh * 1.05 + 1
+    submits = [t for t, d, m in msgs if d == 0 and m.get("method") == "submit"]
+    # after vardiff settles (first hour), the mean share interval is near the pool's target
+    late = [t for t in submits if t > 3600]
+    mean_gap = (late[-1] - late[0]) / (len(late) - 1)
+    assert share_target * 0.55 < mean_gap < share_target * 1.8
+    # every submit is answered, and the parsers of the project's dialect accept the messages
+    replies = {m["id"] for t, d, m in msgs if d == 1 and "id" in m}
+    assert all(m["id"] in replies for t, d, m in msgs if d == 0)
+    login_reply = next(
+        m for t, d, m in msgs if d == 1 and isinstance(m.get("result"), dict) and "job" in m["result"]
+    )
+    session_id, job = monero.parse_login_result(login_reply["result"])
+    assert job is not None and len(job.blob) in (152, 154)
+
+
+def test_btc_notify_merkle_branches_follow_tx_count() -> None:
+    coins = load_coins()
+    rng = random.Random(9)
+    pool = make_pool(coins["btc"], rng, host="btc.lab.example", ip="127.20.0.2", port=3333, duration=7200)
+    miner = draw_miner(coins["btc"], rng, "asic")
+    miner.bad_login = False
+    miner.reconnect_rate = 0.0
+    pool.kick_rate = 0.0
+    (conn,) = MiningScript(pool, miner, rng, rtt=0.02).connections(0.0, 7200)
+    server = [json.loads(d) for _, direction, d in conn.msgs if direction == 1]
+    notifies = [m for m in server if m.get("method") == "mining.notify"]
+    assert len(notifies) >= 7200 / 60
+    branch_counts = {len(bitcoin.parse_notify(n["params"]).merkle_branch) for n in notifies}
+    lo, hi = (bitcoin.merkle_branch_count(int(x)) for x in coins["btc"].spec["tx_count"])
+    assert branch_counts <= set(
+        range(bitcoin.merkle_branch_count(int(coins["btc"].spec["tx_count"][0] * 0.15 * 0.6)), hi + 1)
+    )
+    assert len(branch_counts) > 1 and lo <= hi
+    sizes = [len(d) for _, _, d in conn.msgs]
+    assert len(set(sizes)) > 10  # sizes are drawn, never constant
+    assert (
+        statistics.median(
+            len(d)
+            for _, di, d in conn.msgs
+            if di == 1 and b'"mining.notify","params"' in d.replace(b" ", b"")
+        )
+        > 500
+    )

@@ -1,0 +1,87 @@
+"""Scoring flows: one row per flow, its most suspicious window, coin and explanation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import xgboost
+
+from minerscope.features.synthetic import synthetic_table
+from minerscope.features.windows import extract_features
+from minerscope.flows.records import FlowTable
+from minerscope.model.artifact import load_model
+from minerscope.model.classify import score
+from minerscope.model.train import TrainResult
+
+
+def test_one_row_per_flow_with_verdict_coin_and_reasons(trained: tuple[Path, TrainResult]) -> None:
+    folder, _ = trained
+    model = load_model(folder)
+    table, kinds = synthetic_table(6, 6, seed=77)
+    rows = score(table, model)
+    assert rows["flow_id"].to_list() == list(range(12))
+    assert set(rows["stage1"].unique().to_list()) <= {"mining", "benign"}
+    assert (rows["stage1"] == "mining").to_list() == (rows["p_mining"] >= model.threshold).to_list()
+    # synthetic mining is easy: the verdicts follow the labels
+    assert ((rows["p_mining"].to_numpy() >= model.threshold) == (kinds == 1)).mean() >= 0.9
+    for row in rows.iter_rows(named=True):
+        probs = row["coin_probs"]
+        assert set(probs) == {"ltc", "xmr"} and abs(sum(probs.values()) - 1.0) < 1e-5
+        assert row["coin"] == max(probs, key=probs.__getitem__)
+        top = row["top_features"]
+        assert 1 <= len(top) <= 5
+        assert all(t["name"] in model.binary_features for t in top)
+        contributions = [abs(t["contribution"]) for t in top]
+        assert contributions == sorted(contributions, reverse=True)
+
+
+def test_the_reported_window_is_the_most_suspicious(trained: tuple[Path, TrainResult]) -> None:
+    folder, _ = trained
+    model = load_model(folder)
+    table, _ = synthetic_table(4, 4, seed=78, mining_duration=(1000.0, 1500.0))
+    rows = score(table, model)
+    feats = extract_features(table, window_s=model.window_s, whole_flow=False)
+    names = list(model.binary_features)
+    p = model.binary.predict(
+        xgboost.DMatrix(feats.select(names).to_numpy().astype(np.float32), feature_names=names)
+    )
+    per_window = feats.select("flow_id", "window").with_columns(pl.Series("p", p))
+    for row in rows.iter_rows(named=True):
+        mine = per_window.filter(pl.col("flow_id") == row["flow_id"])
+        assert row["windows"] == mine.height
+        assert row["p_mining"] == float(mine["p"].max())
+        assert row["window"] == mine.filter(pl.col("p") == mine["p"].max())["window"][0]
+    assert rows["windows"].max() >= 4  # long flows are scored window by window
+
+
+def test_top_feature_values_are_the_window_values(trained: tuple[Path, TrainResult]) -> None:
+    folder, _ = trained
+    table, _ = synthetic_table(2, 2, seed=79)
+    rows = score(table, folder)
+    feats = extract_features(table, window_s=300.0, whole_flow=False)
+    for row in rows.iter_rows(named=True):
+        window = feats.filter((pl.col("flow_id") == row["flow_id"]) & (pl.col("window") == row["window"]))
+        for t in row["top_features"]:
+            assert t["value"] == window[t["name"]][0] or (
+                np.isnan(t["value"]) and np.isnan(window[t["name"]][0])
+            )
+
+
+def test_empty_table_gives_empty_frame(trained: tuple[Path, TrainResult]) -> None:
+    folder, _ = trained
+    rows = score(FlowTable.empty(), folder)
+    assert rows.height == 0 and "p_mining" in rows.columns
+
+
+def test_default_model_scores_when_shipped() -> None:
+    from minerscope import resources
+
+    if not (resources.models_dir() / resources.DEFAULT_MODEL_NAME / "metadata.json").is_file():
+        import pytest
+
+        pytest.skip("no shipped default model in this checkout")
+    table, kinds = synthetic_table(3, 3, seed=80)
+    rows = score(table)
+    assert rows.height == 6 and rows["p_mining"].is_between(0.0, 1.0).all()

@@ -1,0 +1,88 @@
+"""The training recipe: samples, the split by group, weights, and what training reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from minerscope.errors import InputError
+from minerscope.model.train import (
+    MIN_MESSAGES,
+    TrainResult,
+    build_samples,
+    group_weights,
+    split_groups,
+    summary_lines,
+    train_models,
+)
+from tests.model.conftest import labelled_groups
+
+
+def test_samples_carry_labels_and_skip_tiny_windows() -> None:
+    samples = build_samples(labelled_groups(n_groups=2, per_class=2))
+    assert {"label", "coin", "group", "source", "flow_key"} <= set(samples.columns)
+    assert samples["bidir_msg_count"].min() >= MIN_MESSAGES
+    assert (samples["window"] >= 0).all()
+    assert (
+        samples.filter(pl.col("label") == 0)["coin"].null_count()
+        == samples.filter(pl.col("label") == 0).height
+    )
+
+
+def test_split_is_by_group_and_deterministic() -> None:
+    samples = build_samples(labelled_groups(n_groups=10, per_class=2))
+    split = split_groups(samples, seed=5)
+    assert split == split_groups(samples, seed=5)
+    assert split != split_groups(samples, seed=6)
+    assert set(split.values()) == {"train", "val", "test"}
+    tagged = samples.with_columns(pl.col("group").replace_strict(split).alias("split"))
+    # every window of a flow, and every flow of a group, sits in one part
+    assert tagged.group_by("flow_key").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert tagged.group_by("group").agg(pl.col("split").n_unique())["split"].max() == 1
+
+
+def test_weights_balance_classes_and_groups() -> None:
+    frame = pl.DataFrame({"group": ["a"] * 9 + ["b"] + ["c"] * 4, "label": [1] * 10 + [0] * 4})
+    w = group_weights(frame)
+    assert w[:10].sum() == pytest.approx(w[10:].sum())  # classes weigh the same
+    assert w.mean() == pytest.approx(1.0)
+    # group a has 9 windows, group b one: a's total is sqrt(9)=3 times b's, not 9 times
+    assert w[:9].sum() / w[9] == pytest.approx(3.0)
+
+
+def test_training_reports_selection_threshold_and_metrics(trained: tuple[Path, TrainResult]) -> None:
+    _, result = trained
+    lines = summary_lines(result)
+    assert lines[0].startswith("binary: ") and "survive mann-whitney-u" in lines[0]
+    assert lines[1].startswith("coin: ")
+    assert any(line.startswith("threshold ") for line in lines)
+    assert result.metadata["metrics"]["test"]["windows"]["auc"] > 0.9
+    splits = result.samples["split"].unique().to_list()
+    assert sorted(splits) == ["test", "train", "val"]
+    per_source = result.metadata["metrics"]["test_per_source"]
+    assert set(per_source) <= {"synthetic-a", "synthetic-b"} and per_source
+
+
+def test_training_needs_both_classes() -> None:
+    samples = build_samples(labelled_groups(n_groups=4, per_class=2))
+    with pytest.raises(InputError, match="mining and benign"):
+        train_models(samples.filter(pl.col("label") == 1), rounds=2)
+
+
+def test_threshold_is_chosen_on_validation(trained: tuple[Path, TrainResult]) -> None:
+    _, result = trained
+    meta = result.metadata["binary"]
+    val = result.samples.filter(pl.col("split") == "val")
+    from minerscope.model.train import predict
+
+    p = predict(result.binary, val, meta["features"])
+    benign = p[val["label"].to_numpy() == 0]
+    assert meta["threshold"] >= 0.5
+    assert (benign >= meta["threshold"]).mean() <= 0.001
+    mining = p[val["label"].to_numpy() == 1]
+    assert meta["threshold_validation"]["recall"] == pytest.approx(
+        float(np.mean(mining >= meta["threshold"]))
+    )

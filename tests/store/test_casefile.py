@@ -1,0 +1,149 @@
+"""Handing a case over: backup-API export, integrity-checked import."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from minerscope.errors import StoreError
+from minerscope.store import Store, open_store
+from minerscope.store.casefile import export_case, import_case, merge_case, verify_case_file
+from minerscope.store.migrations import migrate
+from tests.store.conftest import flow_row, summary, write_pcap
+
+
+def test_export_is_a_complete_checked_copy(store: Store, tmp_path: Path) -> None:
+    store.confirm_pool("203.0.113.5", 3333, note="handover")
+    store.add_note("case", "", "for my colleague")
+    dest = export_case(store, tmp_path / "handover.sqlite")
+    assert not Path(str(dest) + "-wal").exists()
+    assert verify_case_file(dest) == store.schema_version
+    with open_store(dest) as copy:
+        assert [n["text"] for n in copy.list_notes()] == ["handover", "for my colleague"]
+        assert {i["text"] for i in copy.list_indicators()} == {"203.0.113.5:3333"}
+    with pytest.raises(StoreError, match="exists"):
+        export_case(store, dest)
+    with pytest.raises(StoreError, match="open case file"):
+        export_case(store, store.path, overwrite=True)
+
+
+def test_import_replaces_and_keeps_the_old_file(store: Store, tmp_path: Path) -> None:
+    store.add_note("case", "", "theirs")
+    handed = export_case(store, tmp_path / "handed.sqlite")
+    mine = tmp_path / "mine.sqlite"
+    with open_store(mine) as st:
+        st.add_note("case", "", "mine")
+    with pytest.raises(StoreError, match="exists"):
+        import_case(handed, mine)
+    kept = import_case(handed, mine, replace=True)
+    assert kept is not None
+    with open_store(mine) as st:
+        assert [n["text"] for n in st.list_notes()] == ["theirs"]
+    with open_store(kept) as old:
+        assert [n["text"] for n in old.list_notes()] == ["mine"]
+    fresh = tmp_path / "new" / "case.sqlite"
+    assert import_case(handed, fresh) is None and verify_case_file(fresh) >= 1
+
+
+def test_import_refuses_bad_files(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"PK\x03\x04 not sqlite")
+    with pytest.raises(StoreError, match="not an SQLite"):
+        import_case(junk, tmp_path / "dest.sqlite")
+    other = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not a minerscope case file"):
+        import_case(other, tmp_path / "dest.sqlite")
+    with pytest.raises(StoreError, match="no such"):
+        import_case(tmp_path / "absent.sqlite", tmp_path / "dest.sqlite")
+    assert not (tmp_path / "dest.sqlite").exists()
+
+
+def _colleague_file(tmp_path: Path) -> Path:
+    """A colleague's case file with a case, capture, flows, probe, pool, notes and a dismissal."""
+    path = tmp_path / "colleague.sqlite"
+    with open_store(path, actor="colleague") as st:
+        case = st.add_case("incident-9")
+        cap = st.add_capture(write_pcap(tmp_path / "shared.pcap"), case_id=case)
+        ids = st.record_flows(
+            cap,
+            summary(
+                [
+                    flow_row(0, "203.0.113.5", 3333, p_mining=0.9),
+                    flow_row(1, "198.51.100.7", 443, p_mining=0.2),
+                ],
+                scored=True,
+            ),
+            model_version="m1",
+        )
+        probe = st.record_probe(
+            {
+                "target": "203.0.113.5:3333",
+                "is_pool": True,
+                "confidence": 0.9,
+                "dialect": "monero",
+                "transport": "tcp",
+                "outcome": "success",
+            },
+            case_id=case,
+        )
+        pool = st.get_pool("203.0.113.5", 3333)
+        assert pool is not None
+        st.add_note("pool", pool["id"], "their pool note", case_id=case)
+        st.add_note("flow", ids[1], "their flow note", case_id=case)
+        st.add_note("probe", probe, "their probe note", case_id=case)
+        st.add_note("case", case, "their case note")
+        st.dismiss_flow(ids[1], reason="CDN")
+    return path
+
+
+def test_merge_adds_a_colleagues_case_without_duplicates(store: Store, tmp_path: Path) -> None:
+    store.confirm_pool("192.0.2.1", 4444, note="my own pool")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    store.add_capture(write_pcap(mine / "shared.pcap"))  # the same bytes as the colleague's capture
+    theirs = _colleague_file(tmp_path)
+    added = merge_case(store, theirs)
+    assert added["cases"] == 1 and added["captures"] == 0 and added["flows"] == 2
+    assert added["pools"] == 1 and added["notes"] == 4 and added["allowlist"] == 1
+    case = next(c for c in store.list_cases() if c["name"] == "incident-9")
+    pool = store.get_pool("203.0.113.5", 3333)
+    assert pool is not None and pool["note"] == "their pool note"
+    notes = {n["text"]: n for n in store.list_notes()}
+    flow_note = notes["their flow note"]
+    flow = next(
+        f for f in store.list_flows(include_dismissed=True) if str(f["id"]) == flow_note["target_ref"]
+    )
+    assert flow["dst"] == "198.51.100.7" and flow["dismissed"]
+    probe_note = notes["their probe note"]
+    assert store.list_probes("203.0.113.5", 3333)[0]["id"] == int(probe_note["target_ref"])
+    assert notes["their case note"]["target_ref"] == str(case["id"])
+    assert {i["text"] for i in store.list_indicators()} >= {"203.0.113.5:3333", "192.0.2.1:4444"}
+    assert "colleague" in {a["actor"] for a in store.list_audit()}
+    assert store.list_audit()[0]["action"] == "import_case"
+    again = merge_case(store, theirs)
+    assert all(count == 0 for count in again.values()), again
+
+
+def test_merge_of_an_older_schema_file(store: Store, tmp_path: Path) -> None:
+    old = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(old)
+    migrate(conn, old, target=1)
+    conn.execute("INSERT INTO cases (name, created_at, updated_at) VALUES ('legacy', 1, 1)")
+    conn.execute(
+        "INSERT INTO notes (case_id, target_kind, target_ref, text, created_at, updated_at)"
+        " VALUES (1, 'case', '1', 'from v1', 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+    assert merge_case(store, old)["notes"] == 1
+    assert [n["text"] for n in store.list_notes()] == ["from v1"]
+    assert old.read_bytes()[:16] == b"SQLite format 3\x00"
+    conn = sqlite3.connect(old)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # the colleague's file is untouched
+    conn.close()

@@ -1,0 +1,207 @@
+"""The workstation driven through Textual's Pilot: loading, sorting, filtering, detail, keys."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from textual.message import Message
+
+from minerscope.triage import TriageOptions, TriageUpdate
+from minerscope.tui.app import MinerscopeApp
+from minerscope.tui.messages import FlowsArrived, LoadFailed, LoadFinished, LoadProgress
+from minerscope.tui.screens.cases import HelpScreen, QuitScreen
+from minerscope.tui.screens.flow_detail import FlowDetailScreen
+from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
+from minerscope.tui.widgets.flow_table import BASE_COLUMNS
+from tests.conftest import MS
+from tests.tui.conftest import _slice, build_table, layout_loader
+
+
+def shown(widget: Any) -> str:
+    """The plain text of a Static's content (rich renderables rendered at 200 columns)."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def until(pilot: Any, condition: Any, within: float = 3000 * MS) -> None:
+    """Let the app run until ``condition()`` holds (fails after ``within`` seconds)."""
+    import time
+
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await pilot.pause(20 * MS)
+
+
+def column(app: MinerscopeApp, key: str) -> list[Any]:
+    return [app.session.row(uid)[key] for uid in app.flows_screen.table.uids()]
+
+
+async def test_load_fills_the_table_ranked_by_suspicion() -> None:
+    messages: list[Message] = []
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(40, chunks=4))
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.flows_screen.table.row_count == 40
+        p = column(app, "p_mining")
+        verdicts = column(app, "verdict")
+        assert verdicts[:8] == ["mining"] * 8 and "mining" not in verdicts[8:]
+        assert p[:8] == sorted(p[:8], reverse=True)
+    kinds = [type(m) for m in messages]
+    assert kinds.count(FlowsArrived) == 4
+    assert LoadProgress in kinds and LoadFinished in kinds
+
+
+async def test_filter_sort_and_toggles_from_the_keyboard() -> None:
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(40))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("slash", *"coin=xmr", "enter")
+        assert set(column(app, "coin")) == {"xmr"}
+        assert app.focused is app.flows_screen.table
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"p>0.9 port=3333", "enter")
+        assert all(p > 0.9 for p in column(app, "p_mining"))
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"nosuch=1", "enter")
+        assert "unknown field 'nosuch'" in shown(app.flows_screen.query_one("#status"))
+        await pilot.press("slash", "ctrl+a", "ctrl+k", "enter")
+        assert app.flows_screen.table.row_count == 40
+        await pilot.press("s")  # p_mining -> bytes
+        sizes = column(app, "bytes")
+        assert sizes == sorted(sizes, reverse=True)
+        await pilot.press("r")
+        assert column(app, "bytes") == sorted(sizes)
+        await pilot.press("b")
+        assert set(column(app, "verdict")) == {"mining"}
+        await pilot.press("b")
+        assert app.flows_screen.table.row_count == 40
+
+
+async def test_clicking_a_header_sorts_by_it() -> None:
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(40))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        keys = [c.key for c in BASE_COLUMNS]
+        x = sum(c.width + 1 for c in BASE_COLUMNS[: keys.index("packets")]) + 2
+        await pilot.click("#table", offset=(x, 0))
+        await until(pilot, lambda: app.flows_screen.sort_by == "packets")
+        pkts = column(app, "packets")
+        assert pkts == sorted(pkts, reverse=True)
+
+
+async def test_enter_opens_the_detail_with_sparklines_and_reasons() -> None:
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(40))
+    async with app.run_test(size=(100, 60)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        first = app.flows_screen.table.selected_uid()
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, FlowDetailScreen) and screen.uid == first
+        assert screen.query(FeatureSparklines)
+        assert "c2s_msg_bytes_median" in shown(screen.query_one("#features"))
+        assert "STRATUM" in shown(screen.query_one("#stage0"))
+        await pilot.press("escape")
+        assert app.screen is app.flows_screen
+
+
+async def test_help_lists_the_keys() -> None:
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(5))
+    async with app.run_test(size=(100, 50)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = shown(app.screen.query_one("#help-text"))
+        for key in ("Probe", "Filter", "Confirm pool", "Export", "Quit", "ctrl+p"):
+            assert key in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+def blocking_loader(started: threading.Event) -> Any:
+    """Yields one chunk, then waits (like a huge capture) until cancelled."""
+
+    def run(path: Path, options: TriageOptions | None, *, cancel: threading.Event) -> Iterator[TriageUpdate]:
+        rows, table = build_table(10)
+        yield TriageUpdate(str(path), 10, 1000, 50, 10, rows=rows, table=_slice(table, 0, 10))
+        started.set()
+        cancel.wait(5000 * MS)
+        yield TriageUpdate(str(path), 20, 1000, 60, 10)
+
+    return run
+
+
+async def test_quit_asks_while_a_load_runs_and_cancel_keeps_rows() -> None:
+    started = threading.Event()
+    messages: list[Message] = []
+    app = MinerscopeApp([Path("big.pcapng")], loader=blocking_loader(started))
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        started.wait(2000 * MS)
+        await pilot.pause()
+        assert app.flows_screen.table.row_count == 10  # partial results are on screen
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("n")
+        assert app.screen is app.flows_screen
+        await pilot.press("x")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        finished = [m for m in messages if isinstance(m, LoadFinished)]
+        assert finished and finished[-1].cancelled
+        assert app.flows_screen.table.row_count == 10
+        await pilot.press("q")
+        assert not isinstance(app.screen, QuitScreen)
+    assert app.return_code == 0
+
+
+async def test_an_unreadable_capture_is_reported_not_empty(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("this is not a capture\n")
+    messages: list[Message] = []
+    app = MinerscopeApp([bogus])  # the real triage pipeline
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        failed = [m for m in messages if isinstance(m, LoadFailed)]
+        assert len(failed) == 1 and failed[0].path == "notes.txt"
+        assert failed[0].error in shown(app.flows_screen.query_one("#status"))
+
+
+async def test_hostile_strings_render_as_literal_text() -> None:
+    rows, table = build_table(3)
+    evil = "[bold red]pwn[/bold red]\x1b[2J\u202eevil"
+    rows = rows.with_columns(pl.lit(evil).alias("sni"), pl.lit(1.0).alias("p_mining"))
+
+    def loader(
+        path: Path, options: TriageOptions | None, *, cancel: threading.Event
+    ) -> Iterator[TriageUpdate]:
+        yield TriageUpdate(str(path), 1, 1, 1, 3, rows=rows, table=table, done=True)
+
+    app = MinerscopeApp([Path("[red]evil\x1b[0m.pcap")], loader=loader)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        cell = app.flows_screen.table.cells(0)[2]
+        assert cell.plain.startswith("[bold red]pwn[/bold red]\\x1b[2J\\u202e")
+        assert not cell.spans  # no markup was interpreted
+        assert app.sub_title == "[red]evil\\x1b[0m.pcap"  # Header shows it as literal Content
+        await pilot.press("enter")
+        assert "[bold red]pwn[/bold red]\\x1b[2J" in shown(app.screen.query_one("#detail-title"))
+
+
+def test_progress_messages_replace_each_other_per_capture() -> None:
+    a1, a2 = LoadProgress("a", 1, 10, 1, 1), LoadProgress("a", 2, 10, 2, 1)
+    b = LoadProgress("b", 1, 10, 1, 1)
+    assert a2.can_replace(a1)
+    assert not b.can_replace(a1)
+    rows, table = build_table(2)
+    assert not FlowsArrived("a", rows, table).can_replace(FlowsArrived("a", rows, table))
