@@ -174,6 +174,18 @@ STAGES: dict[str, Callable[[Iterable[PacketBatch]], int]] = {"read": stage_read,
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process so far, in MB.
+
+    ``/proc/self/status`` VmHWM belongs to this process's own address space; ``ru_maxrss``
+    (the fallback) also counts the parent's RSS at fork time, which would blur the figures.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -244,9 +256,9 @@ def measure(tool: str, path: Path, limit: int) -> dict[str, float]:
 def run_isolated(tool: str, path: Path, limit: int) -> dict[str, float]:
     """Run :func:`measure` in a fresh interpreter; add its peak RSS."""
     code = (
-        "import json, resource, sys; from pathlib import Path; from bench.bench_reader import measure; "
+        "import json; from pathlib import Path; from bench.bench_reader import measure; "
         f"r = measure({tool!r}, Path({str(path)!r}), {limit}); "
-        "r['rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; print(json.dumps(r))"
+        "from bench.bench_reader import _rss_mb; r['rss_mb'] = _rss_mb(); print(json.dumps(r))"
     )
     repo = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=repo)

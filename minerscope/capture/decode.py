@@ -124,12 +124,7 @@ def _be16(buf: U8, p: int) -> Any:
 
 @njit(cache=True)
 def _be32(buf: U8, p: int) -> Any:
-    return (
-        (_i64(buf[p]) << 24)
-        | (_i64(buf[p + 1]) << 16)
-        | (_i64(buf[p + 2]) << 8)
-        | _i64(buf[p + 3])
-    )
+    return (_i64(buf[p]) << 24) | (_i64(buf[p + 1]) << 16) | (_i64(buf[p + 2]) << 8) | _i64(buf[p + 3])
 
 
 @njit(cache=True)
@@ -150,18 +145,8 @@ def _u16(buf: U8, p: int, big: bool) -> Any:
 @njit(cache=True)
 def _u32(buf: U8, p: int, big: bool) -> Any:
     if big:
-        return (
-            (_i64(buf[p]) << 24)
-            | (_i64(buf[p + 1]) << 16)
-            | (_i64(buf[p + 2]) << 8)
-            | _i64(buf[p + 3])
-        )
-    return (
-        _i64(buf[p])
-        | (_i64(buf[p + 1]) << 8)
-        | (_i64(buf[p + 2]) << 16)
-        | (_i64(buf[p + 3]) << 24)
-    )
+        return (_i64(buf[p]) << 24) | (_i64(buf[p + 1]) << 16) | (_i64(buf[p + 2]) << 8) | _i64(buf[p + 3])
+    return _i64(buf[p]) | (_i64(buf[p + 1]) << 8) | (_i64(buf[p + 2]) << 16) | (_i64(buf[p + 3]) << 24)
 
 
 @njit(cache=True)
@@ -397,6 +382,23 @@ def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> No
         _l4(out, i, buf, q, end, nh, remaining)
 
 
+# Running counts kept by the walkers (one int64 array per reader, see ``_tally``).
+STATS_IP = 256  # slots 0..255: packets per IP protocol
+STATS_FRAGMENTS = 257
+STATS_LINKTYPE = 258  # slots 258..258+65535: packets per link type
+STATS_SIZE = STATS_LINKTYPE + 65536
+
+
+@njit(cache=True)
+def _tally(stats: I64, out: Rows, i: int, lt: int) -> None:
+    """Count row ``i`` into ``stats`` while it is in cache (saves passes over the batch later)."""
+    if out[i].ip_version != 0:
+        stats[out[i].proto] += 1
+        stats[STATS_IP] += 1
+    stats[STATS_FRAGMENTS] += out[i].frag
+    stats[STATS_LINKTYPE + (lt & 0xFFFF)] += 1
+
+
 @njit(cache=True)
 def walk_pcap(
     buf: U8,
@@ -408,6 +410,7 @@ def walk_pcap(
     linktype: int,
     max_caplen: int,
     out: Rows,
+    stats: I64,
 ) -> tuple[int, int, int, int]:
     """Walk classic pcap records in ``buf[pos:end]`` into ``out``.
 
@@ -433,6 +436,7 @@ def walk_pcap(
         out[n].cap_len = incl
         out[n].linktype = linktype
         _decode_frame(out, n, buf, pos + rec_hdr, incl, linktype)
+        _tally(stats, out, n, linktype)
         n += 1
         pos += rec_hdr + incl
     return n, pos, STATUS_MORE, DAMAGE_NONE
@@ -470,6 +474,7 @@ def walk_pcapng(
     state: I64,
     ifaces: I64,
     out: Rows,
+    stats: I64,
 ) -> tuple[int, int, int, int]:
     """Walk pcapng blocks in ``buf[pos:end]``; packet blocks become rows of ``out``.
 
@@ -577,6 +582,7 @@ def walk_pcapng(
             out[n].iface = iface
             out[n].linktype = lt
             _decode_frame(out, n, buf, data, incl, lt)
+            _tally(stats, out, n, lt)
             n += 1
         pos += blen
     return n, pos, STATUS_MORE, DAMAGE_NONE

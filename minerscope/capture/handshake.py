@@ -50,6 +50,9 @@ EXT_SNI, EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIGALGS, EXT_ALPN, EXT_VERSIONS = 0,
 HTTP_METHODS = (b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")
 
 
+_HTTP_PREFIXES = tuple(m + b" " for m in HTTP_METHODS)
+
+
 class HandshakeParseError(ValueError):
     """The bytes are not (a complete, well-formed) instance of the expected message."""
 
@@ -103,7 +106,9 @@ def _u16_list(r: _Reader, field: str) -> list[int]:
     if r.left % 2:
         raise HandshakeParseError(f"{field}: odd length {r.left}")
     if r.left // 2 > MAX_TLS_LIST_ITEMS:
-        raise HandshakeParseError(f"{field}: {r.left // 2} items exceed MAX_TLS_LIST_ITEMS={MAX_TLS_LIST_ITEMS}")
+        raise HandshakeParseError(
+            f"{field}: {r.left // 2} items exceed MAX_TLS_LIST_ITEMS={MAX_TLS_LIST_ITEMS}"
+        )
     return [r.u16(field) for _ in range(r.left // 2)]
 
 
@@ -223,11 +228,18 @@ def parse_client_hello(data: bytes) -> ClientHello:
                     if len(alpn) > MAX_TLS_LIST_ITEMS:
                         raise HandshakeParseError("alpn list exceeds MAX_TLS_LIST_ITEMS")
             elif etype == EXT_VERSIONS and body.left:
-                versions = _u16_list(body.sub(body.u8("supported_versions.length"), "supported_versions"), "supported_versions")
+                versions = _u16_list(
+                    body.sub(body.u8("supported_versions.length"), "supported_versions"), "supported_versions"
+                )
             elif etype == EXT_SIGALGS and body.left:
-                sigalgs = _u16_list(body.sub(body.u16("signature_algorithms.length"), "signature_algorithms"), "signature_algorithms")
+                sigalgs = _u16_list(
+                    body.sub(body.u16("signature_algorithms.length"), "signature_algorithms"),
+                    "signature_algorithms",
+                )
             elif etype == EXT_GROUPS and body.left:
-                groups = _u16_list(body.sub(body.u16("supported_groups.length"), "supported_groups"), "supported_groups")
+                groups = _u16_list(
+                    body.sub(body.u16("supported_groups.length"), "supported_groups"), "supported_groups"
+                )
             elif etype == EXT_POINT_FORMATS and body.left:
                 points = list(body.take(body.u8("ec_point_formats.length"), "ec_point_formats"))
     return ClientHello(
@@ -479,7 +491,7 @@ class HttpRequestHead:
 
 def looks_like_http_request(data: bytes) -> bool:
     """Cheap test: does ``data`` start with an HTTP method and a space?"""
-    return any(data.startswith(m + b" ") for m in HTTP_METHODS)
+    return data.startswith(_HTTP_PREFIXES)
 
 
 def parse_http_request(data: bytes) -> HttpRequestHead:
@@ -505,9 +517,7 @@ def parse_http_request(data: bytes) -> HttpRequestHead:
         name, sep, value = line.partition(b":")
         if not sep:
             continue
-        headers.append(
-            (name.strip().decode("latin-1").lower(), value.strip().decode("latin-1"))
-        )
+        headers.append((name.strip().decode("latin-1").lower(), value.strip().decode("latin-1")))
     lookup = dict(headers)
     upgrade = lookup.get("upgrade", "").lower() == "websocket"
     return HttpRequestHead(

@@ -6,11 +6,13 @@ Design decisions, each answering a failure seen in other tools:
   classic pcap in both byte orders with micro- or nanosecond timestamps, pcapng (any
   number of sections and interfaces, each interface with its own link type and
   ``if_tsresol``), and either of them inside gzip.
-* **Bounded memory, any file size** (CICFlowMeter breaking on >1 GB files): the file is
-  read into buffers of about ``batch_bytes``; a compiled walker
-  (:mod:`minerscope.capture.decode`) turns each buffer into rows of
-  :data:`~minerscope.capture.packets.PACKET_DTYPE` and the buffer itself becomes the
-  batch's ``data``. Nothing is kept once a batch is handed out.
+* **Bounded memory, any file size** (CICFlowMeter breaking on >1 GB files): a regular
+  file is memory-mapped one window of about ``batch_bytes`` at a time (no copy: the
+  walker reads the page cache); gzip streams and pipes are read into buffers of that
+  size. A compiled walker (:mod:`minerscope.capture.decode`) turns each window into rows
+  of :data:`~minerscope.capture.packets.PACKET_DTYPE` (at most ``batch_rows`` per batch)
+  and the window itself becomes the batch's ``data``. Nothing is kept once a batch is
+  dropped, so memory is a few windows, whatever the file size.
 * **No silent emptiness** (zui #790, CICFlowMeter #59): a link type we cannot decode is an
   :class:`~minerscope.errors.UnsupportedLinkTypeError`, not an empty result.
 * **Damage keeps what came before it**: a truncated tail, an impossible length, garbage
@@ -28,6 +30,9 @@ Typical use::
 
 from __future__ import annotations
 
+import mmap
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,11 +91,19 @@ class _Source(Protocol):
 
 
 class _PlainSource:
-    def __init__(self, f: BinaryIO) -> None:
+    """An uncompressed stream; ``prefix`` is what was already read to sniff the format."""
+
+    def __init__(self, f: BinaryIO, prefix: bytes) -> None:
         self._f = f
+        self._prefix = prefix
         self.error: str | None = None
 
     def readinto(self, view: memoryview) -> int:
+        if self._prefix:
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
         return self._f.readinto(view)  # type: ignore[attr-defined, no-any-return]
 
     def close(self) -> None:
@@ -105,10 +118,10 @@ class _GzipSource:
     records the problem in ``error`` instead.
     """
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: BinaryIO, prefix: bytes) -> None:
         self._f = f
         self._d = zlib.decompressobj(31)
-        self._inp = b""
+        self._inp = prefix
         self._done = False
         self.error: str | None = None
 
@@ -169,12 +182,16 @@ class CaptureReader:
 
     Args:
         path: the capture file (pcap, pcapng, either gzip-compressed).
-        batch_bytes: bytes of capture decoded per buffer (memory is bounded by this).
+        batch_bytes: bytes of capture per window/buffer (memory is bounded by this).
+        batch_rows: most packets per batch.
 
     Raises:
         NotACaptureError: the magic bytes match no supported format (the message names them).
         UnsupportedLinkTypeError: a classic pcap whose link type cannot be decoded.
         CaptureError: the file cannot be opened.
+
+    A regular file is mapped with the size it had when opened; bytes appended later are
+    not read (read the file again), and a file truncated *while* it is read is undefined.
     """
 
     def __init__(
@@ -193,8 +210,7 @@ class CaptureReader:
         except OSError as exc:
             raise CaptureError(f"cannot open: {exc.strerror or exc}", path=self.path) from None
         self._consumed = False
-        self._lt_counts = np.zeros(0, dtype=np.int64)
-        self._proto_counts = np.zeros(256, dtype=np.int64)
+        self._stats = np.zeros(decode.STATS_SIZE, dtype=np.int64)
         try:
             self._open(f)
         except BaseException:
@@ -204,12 +220,18 @@ class CaptureReader:
     def _open(self, f: BinaryIO) -> None:
         head = f.read(4)
         compressed = head[:2] == _GZIP_MAGIC
+        self._carry: tuple[npt.NDArray[np.uint8], int, int] | None = None
+        self._map_file: BinaryIO | None = None
+        self._map_size = 0
         if compressed:
-            f.seek(0)
-            self._source: _Source = _GzipSource(f)
+            self._source: _Source = _GzipSource(f, head)
         else:
-            f.seek(0)
-            self._source = _PlainSource(f)
+            self._source = _PlainSource(f, head)
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode) and hasattr(mmap, "MAP_PRIVATE"):
+                # Regular files are memory-mapped window by window (size fixed at open).
+                self._map_file = f
+                self._map_size = st.st_size
         first = np.empty(_PCAP_HEADER, dtype=np.uint8)
         got = _fill(self._source, first, 0)
         magic = first[: min(got, 4)].tobytes()
@@ -281,16 +303,12 @@ class CaptureReader:
 
     def _walk(self) -> Iterator[PacketBatch]:
         report = self.report
-        leftover = self._head
-        base = 0 if self._format == "pcapng" else _PCAP_HEADER  # file offset of buf[0]
+        file_pos = 0 if self._format == "pcapng" else _PCAP_HEADER
         size = self._batch_bytes
+        window = self._mapped_window if self._map_file is not None else self._read_window
         while True:
-            buf = np.empty(max(size, leftover.shape[0] + 4096), dtype=np.uint8)
-            nleft = leftover.shape[0]
-            buf[:nleft] = leftover
-            end = nleft + _fill(self._source, buf, nleft)
-            eof = end < buf.shape[0]
-            pos = 0
+            buf, base, pos, end, eof = window(file_pos, size)
+            start = pos
             status = decode.STATUS_MORE
             reason = decode.DAMAGE_NONE
             while True:
@@ -303,54 +321,85 @@ class CaptureReader:
                 if status != decode.STATUS_FULL:
                     break
             report.bytes_read = base + pos
+            error = self._source.error
             if status == decode.STATUS_DAMAGE:
                 self._damage(base + pos, decode.DAMAGE_TEXT.get(reason, "damaged record"))
                 return
             if eof:
                 if pos < end:
                     why = "file ends inside a record (truncated)"
-                    if self._source.error:
-                        why = f"{self._source.error}; last record incomplete"
+                    if error:
+                        why = f"{error}; last record incomplete"
                     self._damage(base + pos, why)
-                elif self._source.error:
-                    self._damage(base + pos, self._source.error)
+                elif error:
+                    self._damage(base + pos, error)
                 return
-            if pos == 0:  # one record larger than the buffer (lengths are bounded by the walker)
-                size = buf.shape[0] * 2
-            else:
-                size = self._batch_bytes
-            leftover = buf[pos:end]
-            base += pos
+            # no progress: one record is larger than the window (the walker bounds record lengths)
+            size = (end - start) * 2 if pos == start else self._batch_bytes
+            file_pos = base + pos
+
+    def _read_window(self, file_pos: int, size: int) -> tuple[npt.NDArray[np.uint8], int, int, int, bool]:
+        """Next buffer from a stream: the unfinished tail of the last one, then fresh bytes."""
+        if self._carry is None:
+            leftover = self._head
+        else:
+            prev, prev_base, prev_end = self._carry
+            leftover = prev[file_pos - prev_base : prev_end]
+        nleft = leftover.shape[0]
+        buf = np.empty(max(size, nleft + 4096), dtype=np.uint8)
+        buf[:nleft] = leftover
+        end = nleft + _fill(self._source, buf, nleft)
+        self._carry = (buf, file_pos, end)
+        return buf, file_pos, 0, end, end < buf.shape[0]
+
+    def _mapped_window(self, file_pos: int, size: int) -> tuple[npt.NDArray[np.uint8], int, int, int, bool]:
+        """Map ``size`` bytes of the file from ``file_pos``: no copy, pages come from the page cache.
+
+        The mapping is private and writable only so numba sees the same array type as for
+        read buffers (one compiled kernel, not two); nothing ever writes to it. It lives as
+        long as a batch refers to it.
+        """
+        assert self._map_file is not None
+        total = self._map_size
+        if file_pos >= total:
+            return np.zeros(0, dtype=np.uint8), file_pos, 0, 0, True
+        aligned = file_pos - file_pos % mmap.ALLOCATIONGRANULARITY
+        length = min(total - aligned, file_pos - aligned + size)
+        mapped = mmap.mmap(
+            self._map_file.fileno(),
+            length,
+            flags=mmap.MAP_PRIVATE,
+            prot=mmap.PROT_READ | mmap.PROT_WRITE,
+            offset=aligned,
+        )
+        if hasattr(mmap, "MADV_SEQUENTIAL"):  # (MADV_POPULATE_READ measured slower here)
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        buf = np.frombuffer(mapped, dtype=np.uint8)
+        return buf, aligned, file_pos - aligned, length, aligned + length >= total
 
     def _run(
         self, buf: npt.NDArray[np.uint8], pos: int, end: int, out: npt.NDArray[np.void]
     ) -> tuple[int, int, int, int]:
         if self._format == "pcap":
             big, nsec, rec_hdr, linktype, max_cap = self._pcap
-            result = decode.walk_pcap(buf, pos, end, big, nsec, rec_hdr, linktype, max_cap, out)
+            result = decode.walk_pcap(buf, pos, end, big, nsec, rec_hdr, linktype, max_cap, out, self._stats)
         else:
-            result = decode.walk_pcapng(buf, pos, end, self._state, self._ifaces, out)
+            result = decode.walk_pcapng(buf, pos, end, self._state, self._ifaces, out, self._stats)
         n, newpos, status, reason = result
         return int(n), int(newpos), int(status), int(reason)
 
     def _count(self, rows: npt.NDArray[np.void]) -> None:
+        """Refresh the report from the walkers' running counts (cheap: no pass over ``rows``)."""
         report = self.report
-        n = rows.shape[0]
-        ip = rows["ip_version"] != 0
-        n_ip = int(np.count_nonzero(ip))
-        report.packets += n
-        report.ip_packets += n_ip
-        report.non_ip_packets += n - n_ip
-        report.fragments += int(np.count_nonzero(rows["frag"]))
-        self._proto_counts += np.bincount(rows["proto"][ip], minlength=256)
-        lt = np.bincount(rows["linktype"])
-        if lt.shape[0] > self._lt_counts.shape[0]:
-            lt[: self._lt_counts.shape[0]] += self._lt_counts
-            self._lt_counts = lt
-        else:
-            self._lt_counts[: lt.shape[0]] += lt
-        report.by_protocol = {int(p): int(c) for p, c in enumerate(self._proto_counts) if c}
-        report.linktypes = {int(t): int(c) for t, c in enumerate(self._lt_counts) if c}
+        stats = self._stats
+        report.packets += rows.shape[0]
+        report.ip_packets = int(stats[decode.STATS_IP])
+        report.non_ip_packets = report.packets - report.ip_packets
+        report.fragments = int(stats[decode.STATS_FRAGMENTS])
+        protos = stats[: decode.STATS_IP]
+        report.by_protocol = {int(p): int(protos[p]) for p in np.flatnonzero(protos)}
+        links = stats[decode.STATS_LINKTYPE :]
+        report.linktypes = {int(t): int(links[t]) for t in np.flatnonzero(links)}
 
     def _damage(self, offset: int, why: str) -> None:
         report = self.report
@@ -383,20 +432,22 @@ def _linktype_message(linktype: int) -> str:
 
 
 def read_capture(
-    path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES
+    path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES, batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> tuple[Iterator[PacketBatch], ReadReport]:
     """Open ``path`` and return ``(batches, report)``; the report is final once batches are exhausted.
 
     Raises:
         NotACaptureError, UnsupportedLinkTypeError, CaptureError: see :class:`CaptureReader`.
     """
-    reader = CaptureReader(path, batch_bytes=batch_bytes)
+    reader = CaptureReader(path, batch_bytes=batch_bytes, batch_rows=batch_rows)
     return reader.batches(), reader.report
 
 
-def iter_batches(path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES) -> Iterator[PacketBatch]:
+def iter_batches(
+    path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> Iterator[PacketBatch]:
     """Just the batches of ``path`` (for callers that do not need the report)."""
-    return CaptureReader(path, batch_bytes=batch_bytes).batches()
+    return CaptureReader(path, batch_bytes=batch_bytes, batch_rows=batch_rows).batches()
 
 
 def read_all(path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES) -> tuple[PacketBatch, ReadReport]:

@@ -40,6 +40,7 @@ def _progress(message: str) -> None:
     "--rounds", default=300, show_default=True, help="Maximum boosting rounds (early stopping on validation)."
 )
 @click.option("--alpha", default=0.01, show_default=True, help="FDR level of the feature selection.")
+@click.option("--note", default="", help="Free text stored in the sidecar's recipe (how the data was made).")
 def train(
     data: tuple[str, ...],
     more_data: tuple[str, ...],
@@ -48,6 +49,7 @@ def train(
     seed: int,
     rounds: int,
     alpha: float,
+    note: str,
 ) -> None:
     """Train the mining and coin models from labelled captures and write a model folder."""
     from minerscope.model import data as data_mod
@@ -62,6 +64,8 @@ def train(
         for item in recipe["skipped"]:
             warn(f"skipped {item}")
         recipe["window_s"] = window_s
+        if note:
+            recipe["note"] = note
         _progress(f"{sum(len(d.table) for d in datasets)} flows from {len(datasets)} capture(s); training")
         result = train_mod.train(
             datasets, out, seed=seed, rounds=rounds, window_s=window_s, alpha=alpha, recipe=recipe

@@ -61,17 +61,19 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def write_jsonl(records: Iterable[Mapping[str, Any]], out: IO[str] = sys.stdout) -> None:
+def write_jsonl(records: Iterable[Mapping[str, Any]], out: IO[str] | None = None) -> None:
     """One JSON object per line; strings are left exact (JSON escaping makes them inert)."""
+    out = out if out is not None else sys.stdout
     for record in records:
         out.write(json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n")
     out.flush()
 
 
 def write_csv(
-    records: Iterable[Mapping[str, Any]], out: IO[str] = sys.stdout, fields: Sequence[str] = RECORD_FIELDS
+    records: Iterable[Mapping[str, Any]], out: IO[str] | None = None, fields: Sequence[str] = RECORD_FIELDS
 ) -> None:
     """CSV with a header; every cell goes through :func:`minerscope.untrusted.csv_cell`."""
+    out = out if out is not None else sys.stdout
     writer = csv.writer(out)
     writer.writerow(fields)
     for record in records:
@@ -85,8 +87,9 @@ def write_csv(
     out.flush()
 
 
-def write_table(records: Sequence[Mapping[str, Any]], out: IO[str] = sys.stdout, title: str = "") -> None:
+def write_table(records: Sequence[Mapping[str, Any]], out: IO[str] | None = None, title: str = "") -> None:
     """A Rich table for people: most suspicious first, untrusted text rendered inertly."""
+    out = out if out is not None else sys.stdout
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

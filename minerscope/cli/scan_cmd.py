@@ -8,6 +8,7 @@ forensics is safe by default.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
@@ -182,7 +183,8 @@ def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> l
     """Triage every path, in worker processes when there are several; input order is kept."""
     if workers <= 1 or len(paths) == 1:
         return [_triage_one(p, options) for p in paths]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: numba and polars run threads, and forking a threaded process can deadlock.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_triage_one, p, options) for p in paths]
         if show_progress:
             from rich.progress import Progress

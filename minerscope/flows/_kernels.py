@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-def"
 """Compiled inner loops of the flow assembler (numba ``@njit(cache=True)``).
 
 Grouping packets into flows is sorting (numpy); what remains is inherently sequential
@@ -28,7 +29,7 @@ TLS_MAX_RECORD = 16384 + 2048
 
 
 @njit(cache=True)
-def canonical_keys(src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto):  # type: ignore[no-untyped-def]
+def canonical_keys(src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto):
     """Return (from_a, hash): whether the source is the lower endpoint, and a 64-bit key hash."""
     n = src_hi.shape[0]
     from_a = np.empty(n, np.bool_)
@@ -52,7 +53,10 @@ def canonical_keys(src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto):  
             a_lo,
             b_hi,
             b_lo,
-            (ap << np.uint64(16)) | bp | (np.uint64(vlan[i]) << np.uint64(32)) | (np.uint64(proto[i]) << np.uint64(48)),
+            (ap << np.uint64(16))
+            | bp
+            | (np.uint64(vlan[i]) << np.uint64(32))
+            | (np.uint64(proto[i]) << np.uint64(48)),
         ):
             h ^= v
             h *= np.uint64(0xBF58476D1CE4E5B9)
@@ -63,8 +67,8 @@ def canonical_keys(src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto):  
     return from_a, out
 
 
-@njit(cache=True)
-def _same_key(i, j, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a):  # type: ignore[no-untyped-def]
+@njit(cache=True, inline="always")
+def _same_key(i, j, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a):
     if vlan[i] != vlan[j] or proto[i] != proto[j]:
         return False
     if from_a[i] == from_a[j]:
@@ -87,7 +91,7 @@ def _same_key(i, j, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, f
 
 
 @njit(cache=True)
-def segment_flows(  # type: ignore[no-untyped-def]
+def segment_flows(
     h, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a, ts, flags, idle_ns, active_ns
 ):
     """Split packets sorted by (key hash, time) into flows.
@@ -114,8 +118,10 @@ def segment_flows(  # type: ignore[no-untyped-def]
         syn_only = is_tcp and (f & _SYN) != 0 and (f & _ACK) == 0
         new = False
         cut = REASON_OPEN
-        if i == 0 or h[i] != h[i - 1] or not _same_key(
-            i, i - 1, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a
+        if (
+            i == 0
+            or h[i] != h[i - 1]
+            or not _same_key(i, i - 1, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a)
         ):
             new = True
         else:
@@ -169,8 +175,8 @@ def segment_flows(  # type: ignore[no-untyped-def]
     return starts[: nf + 1], reason[:nf], client_a[:nf], syn_seen[:nf], followed[:nf]
 
 
-@njit(cache=True)
-def _plausible_header(data, p, end):  # type: ignore[no-untyped-def]
+@njit(cache=True, inline="always")
+def _plausible_header(data, p, end):
     if p + 5 > end:
         return False
     t = data[p]
@@ -181,8 +187,9 @@ def _plausible_header(data, p, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _push(out_ts, out_len, out_dir, out_type, out_flow, k, ts, ln, d, t, fl):  # type: ignore[no-untyped-def]
-    if k >= out_ts.shape[0]:
+def _grow(out_ts, out_len, out_dir, out_type, out_flow, k):
+    """Double the message buffers (rare: only when a flow has more records than packets)."""
+    if True:
         cap = out_ts.shape[0] * 2 + 16
         n_ts = np.empty(cap, out_ts.dtype)
         n_len = np.empty(cap, out_len.dtype)
@@ -195,18 +202,11 @@ def _push(out_ts, out_len, out_dir, out_type, out_flow, k, ts, ln, d, t, fl):  #
         n_type[:k] = out_type[:k]
         n_flow[:k] = out_flow[:k]
         out_ts, out_len, out_dir, out_type, out_flow = n_ts, n_len, n_dir, n_type, n_flow
-    out_ts[k] = ts
-    out_len[k] = ln
-    out_dir[k] = d
-    out_type[k] = t
-    out_flow[k] = fl
     return out_ts, out_len, out_dir, out_type, out_flow
 
 
 @njit(cache=True)
-def walk_messages(  # type: ignore[no-untyped-def]
-    starts, is_tls, is_tcp, pkt_dir, pkt_ts, pkt_seq, pkt_plen, pkt_pcap, pkt_poff, data
-):
+def walk_messages(starts, is_tls, is_tcp, pkt_dir, pkt_ts, pkt_seq, pkt_plen, pkt_pcap, pkt_poff, data):
     """Turn each flow's packets into messages.
 
     TLS flows: each direction's TCP byte stream is followed by sequence number
@@ -240,9 +240,13 @@ def walk_messages(  # type: ignore[no-untyped-def]
                 continue
             d = pkt_dir[i]
             if not (tls and is_tcp[fl]) or state[d] == 2:
-                o_ts, o_len, o_dir, o_type, o_flow = _push(
-                    o_ts, o_len, o_dir, o_type, o_flow, k, pkt_ts[i], plen, d, 0, fl
-                )
+                if k >= o_ts.shape[0]:
+                    o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
+                o_ts[k] = pkt_ts[i]
+                o_len[k] = plen
+                o_dir[k] = d
+                o_type[k] = 0
+                o_flow[k] = fl
                 k += 1
                 continue
             base = pkt_poff[i]
@@ -270,9 +274,13 @@ def walk_messages(  # type: ignore[no-untyped-def]
                     next_seq[d] = seq + np.uint32(plen)
                     if found < 0:
                         state[d] = 2
-                        o_ts, o_len, o_dir, o_type, o_flow = _push(
-                            o_ts, o_len, o_dir, o_type, o_flow, k, pkt_ts[i], plen, d, 0, fl
-                        )
+                        if k >= o_ts.shape[0]:
+                            o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
+                        o_ts[k] = pkt_ts[i]
+                        o_len[k] = plen
+                        o_dir[k] = d
+                        o_type[k] = 0
+                        o_flow[k] = fl
                         k += 1
                         continue
                     skip = np.int64(found)
@@ -285,9 +293,13 @@ def walk_messages(  # type: ignore[no-untyped-def]
                     remaining[d] -= take
                     p += take
                     if remaining[d] == 0:
-                        o_ts, o_len, o_dir, o_type, o_flow = _push(
-                            o_ts, o_len, o_dir, o_type, o_flow, k, pkt_ts[i], rec_len[d], d, rec_type[d], fl
-                        )
+                        if k >= o_ts.shape[0]:
+                            o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
+                        o_ts[k] = pkt_ts[i]
+                        o_len[k] = rec_len[d]
+                        o_dir[k] = d
+                        o_type[k] = rec_type[d]
+                        o_flow[k] = fl
                         k += 1
                     continue
                 if p >= avail:
@@ -307,15 +319,21 @@ def walk_messages(  # type: ignore[no-untyped-def]
                     rec_len[d] = ln
                     remaining[d] = ln
                     if ln == 0:
-                        o_ts, o_len, o_dir, o_type, o_flow = _push(
-                            o_ts, o_len, o_dir, o_type, o_flow, k, pkt_ts[i], 0, d, t, fl
-                        )
+                        if k >= o_ts.shape[0]:
+                            o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
+                        o_ts[k] = pkt_ts[i]
+                        o_len[k] = 0
+                        o_dir[k] = d
+                        o_type[k] = t
+                        o_flow[k] = fl
                         k += 1
     return o_flow[:k], o_ts[:k], o_len[:k], o_dir[:k], o_type[:k]
 
 
 @njit(cache=True)
-def collect_prefixes(starts, is_tcp, pkt_dir, pkt_seq, pkt_plen, pkt_pcap, pkt_poff, data, max_bytes, max_packets):  # type: ignore[no-untyped-def]
+def collect_prefixes(
+    starts, is_tcp, pkt_dir, pkt_seq, pkt_plen, pkt_pcap, pkt_poff, data, max_bytes, max_packets
+):
     """Copy the first ``max_bytes`` of each flow's payload per direction (TCP in sequence order).
 
     Returns (buffer, offsets) with offsets of length ``2 * nflows + 1``; slot ``2*f + d``
@@ -373,7 +391,7 @@ def collect_prefixes(starts, is_tcp, pkt_dir, pkt_seq, pkt_plen, pkt_pcap, pkt_p
 
 
 @njit(cache=True)
-def gather_bytes(offs, lens, data):  # type: ignore[no-untyped-def]
+def gather_bytes(offs, lens, data):
     """Copy ``data[offs[i]:offs[i]+lens[i]]`` for every i into one buffer; return it and new offsets."""
     n = offs.shape[0]
     new = np.empty(n, np.int64)
@@ -383,8 +401,32 @@ def gather_bytes(offs, lens, data):  # type: ignore[no-untyped-def]
         total += lens[i]
     buf = np.empty(total, np.uint8)
     for i in range(n):
-        dst = new[i]
-        src = offs[i]
-        for j in range(lens[i]):
-            buf[dst + j] = data[src + j]
+        ln = lens[i]
+        if ln > 0:
+            buf[new[i] : new[i] + ln] = data[offs[i] : offs[i] + ln]
     return buf, new
+
+
+@njit(cache=True)
+def carry_lengths(starts, from_a, client_a, plen, pcap, poff, data, max_bytes):
+    """Payload bytes worth keeping for each packet of a live flow.
+
+    A flow whose first client payload looks like a TLS record (or that has no client
+    payload yet) keeps everything: its records are cut later. Other flows keep only the
+    packets that can still contribute to the first ``max_bytes`` of a direction.
+    """
+    keep = np.zeros(plen.shape[0], np.int64)
+    for fl in range(starts.shape[0] - 1):
+        tls_like = True
+        for i in range(starts[fl], starts[fl + 1]):
+            if plen[i] > 0 and pcap[i] > 0 and from_a[i] == client_a[fl]:
+                b = data[poff[i]]
+                tls_like = 20 <= b <= 23
+                break
+        seen = np.zeros(2, np.int64)
+        for i in range(starts[fl], starts[fl + 1]):
+            d = 0 if from_a[i] == client_a[fl] else 1
+            if tls_like or seen[d] < max_bytes:
+                keep[i] = pcap[i]
+            seen[d] += plen[i]
+    return keep

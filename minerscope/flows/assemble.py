@@ -27,10 +27,11 @@ in the capture, a streaming caller gets the answers seen so far.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -116,6 +117,16 @@ def looks_like_tls(data: bytes) -> bool:
     return 0 < int.from_bytes(data[3:5], "big") <= k.TLS_MAX_RECORD
 
 
+_HTTP_PREFIXES = tuple(m + b" " for m in handshake.HTTP_METHODS)
+_CLIENT_HELLO_RE = re.compile(rb"\x16\x03[\x00-\x04]..\x01", re.DOTALL)
+
+
+def _find_client_hello(data: bytes) -> int:
+    """Offset of the first TLS record that starts a ClientHello in ``data``, or -1."""
+    m = _CLIENT_HELLO_RE.search(data)
+    return m.start() if m else -1
+
+
 def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
     """Cleartext metadata of one flow from the first bytes of each direction.
 
@@ -148,6 +159,9 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
                 )
             except handshake.HandshakeParseError:
                 pass
+    elif proto == PROTO_TCP and (at := _find_client_hello(c2s)) > 0:
+        # STARTTLS, PostgreSQL SSLRequest, SOCKS: a plaintext preamble, then a ClientHello
+        meta = _Metadata(**handshake_metadata(c2s[at:], b"", proto))  # type: ignore[arg-type]
     elif proto == PROTO_TCP and handshake.looks_like_http_request(c2s):
         try:
             head = handshake.parse_http_request(c2s)
@@ -191,6 +205,9 @@ class FlowAssembler:
     _carry: _Cols = field(default_factory=_Cols.empty)
     _carry_data: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
     _clock: int = np.iinfo(np.int64).min
+    _last_run_clock: int = np.iinfo(np.int64).min
+    _pending: list[tuple[_Cols, npt.NDArray[np.uint8]]] = field(default_factory=list)
+    _pending_n: int = 0
     _dns: dict[str, set[str]] = field(default_factory=dict)
     _source: str = ""
 
@@ -203,7 +220,7 @@ class FlowAssembler:
     @property
     def live_packets(self) -> int:
         """Packets of flows still open (held until their flow ends)."""
-        return len(self._carry)
+        return len(self._carry) + self._pending_n
 
     @property
     def dns_names(self) -> dict[str, set[str]]:
@@ -226,31 +243,57 @@ class FlowAssembler:
             pkts = pkts.take(ip)
         self._learn_dns(pkts, batch.data)
         self._clock = max(self._clock, int(pkts["ts_ns"].max()))
-        if len(self._carry):
-            # copy only the new packets' payload bytes (a reader buffer may back several batches)
-            new_data, new_off = k.gather_bytes(pkts["payload_off"], pkts["payload_cap"].astype(np.int64), batch.data)
-            pkts["payload_off"] = new_off + self._carry_data.shape[0]
-            combined = _Cols.cat(self._carry, pkts)
-            data = np.concatenate([self._carry_data, new_data])
-        else:
-            combined, data = pkts, batch.data
+        # a batch's payloads lie in one range of the buffer: keep just that range
+        offs = pkts["payload_off"]
+        lo = int(offs.min())
+        hi = int((offs + pkts["payload_cap"]).max())
+        pkts["payload_off"] = offs - lo
+        self._pending.append((pkts, batch.data[lo:hi].copy()))
+        self._pending_n += len(pkts)
+        # Live packets are walked again whenever new ones join them, so wait until the new
+        # packets outnumber them (total work stays linear) or until capture time has moved
+        # an idle timeout on (so ended flows still come out promptly).
+        idle_ns = int(self.idle_timeout * _NS)
+        if self._pending_n < len(self._carry) and self._clock - self._last_run_clock <= idle_ns:
+            return FlowTable.empty()
+        combined, data = self._take_pending()
+        self._last_run_clock = self._clock
         return self._process(combined, data, final=False)
 
     def finish(self) -> FlowTable:
         """Close every live flow (``end_reason`` ``eof`` unless TCP closed it) and return them."""
-        if len(self._carry) == 0:
+        combined, data = self._take_pending()
+        if len(combined) == 0:
             return FlowTable.empty()
-        combined, data = self._carry, self._carry_data
-        self._carry = _Cols.empty()
-        self._carry_data = np.zeros(0, np.uint8)
         return self._process(combined, data, final=True)
+
+    def _take_pending(self) -> tuple[_Cols, npt.NDArray[np.uint8]]:
+        """Live packets plus pending batches, as one column set over one byte buffer."""
+        parts = [(self._carry, self._carry_data), *self._pending]
+        self._carry, self._carry_data = _Cols.empty(), np.zeros(0, np.uint8)
+        self._pending, self._pending_n = [], 0
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            return _Cols.empty(), np.zeros(0, np.uint8)
+        if len(parts) == 1:
+            return parts[0]
+        base = 0
+        for cols, data in parts:
+            cols["payload_off"] = cols["payload_off"] + base
+            base += data.shape[0]
+        merged = _Cols({name: np.concatenate([c[name] for c, _ in parts]) for name in _COLUMNS})
+        return merged, np.concatenate([d for _, d in parts])
 
     # -- internals ------------------------------------------------------------------
 
     def _learn_dns(self, pkts: _Cols, data: npt.NDArray[np.uint8]) -> None:
         proto = pkts["proto"]
         sport = pkts["sport"]
-        cand = ((proto == PROTO_UDP) | (proto == PROTO_TCP)) & np.isin(sport, DNS_PORTS) & (pkts["payload_cap"] > 12)
+        cand = (
+            ((proto == PROTO_UDP) | (proto == PROTO_TCP))
+            & np.isin(sport, DNS_PORTS)
+            & (pkts["payload_cap"] > 12)
+        )
         for i in np.flatnonzero(cand):
             off = int(pkts["payload_off"][i])
             raw = data[off : off + int(pkts["payload_cap"][i])].tobytes()
@@ -301,9 +344,21 @@ class FlowAssembler:
             pass
         elif not done.all():
             keep_rows = np.repeat(~done, np.diff(starts))
+            keep_len = k.carry_lengths(
+                starts,
+                from_a,
+                client_a,
+                s["payload_len"],
+                s["payload_cap"],
+                s["payload_off"],
+                data,
+                self.prefix_bytes,
+            )
             kept = s.take(keep_rows)
-            buf, new_off = k.gather_bytes(kept["payload_off"], kept["payload_cap"].astype(np.int64), data)
+            keep_len = keep_len[keep_rows]
+            buf, new_off = k.gather_bytes(kept["payload_off"], keep_len, data)
             kept["payload_off"] = new_off
+            kept["payload_cap"] = keep_len.astype(np.uint32)
             self._carry, self._carry_data = kept, buf
         else:
             self._carry, self._carry_data = _Cols.empty(), np.zeros(0, np.uint8)
@@ -375,19 +430,37 @@ class FlowAssembler:
         )  # fmt: skip
         nflows = idx.shape[0]
         raw = pbuf.tobytes()
-        prefixes = [(raw[poffs[2 * i] : poffs[2 * i + 1]], raw[poffs[2 * i + 1] : poffs[2 * i + 2]]) for i in range(nflows)]
+        prefixes = [
+            (raw[poffs[2 * i] : poffs[2 * i + 1]], raw[poffs[2 * i + 1] : poffs[2 * i + 2]])
+            for i in range(nflows)
+        ]
         meta_cols: dict[str, list[object]] = {
-            name: [] for name in ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
+            name: []
+            for name in ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
         }
         blank = handshake_metadata(b"", b"", 0)
+        tcp_flows = is_tcp.tolist()
         for i, (c, sv) in enumerate(prefixes):
-            meta = handshake_metadata(c, sv, int(proto[i])) if c else blank
+            # cheap byte tests first: most flows carry neither TLS nor an HTTP request
+            promising = (
+                tcp_flows[i] and c and (20 <= c[0] <= 23 or b"\x16\x03" in c or c.startswith(_HTTP_PREFIXES))
+            )
+            meta = handshake_metadata(c, sv, int(proto[i])) if promising else blank
             for name, col in meta_cols.items():
                 col.append(meta[name])
         is_tls = np.array(meta_cols["is_tls"], dtype=np.bool_)
 
         m_flow, m_ts, m_len, m_dir, m_type = k.walk_messages(
-            offsets, is_tls, is_tcp, pkt_dir, ts_ns, p["seq"], p["payload_len"], p["payload_cap"], p["payload_off"], data
+            offsets,
+            is_tls,
+            is_tcp,
+            pkt_dir,
+            ts_ns,
+            p["seq"],
+            p["payload_len"],
+            p["payload_cap"],
+            p["payload_off"],
+            data,
         )
         msg_offsets = np.zeros(nflows + 1, np.int64)
         np.cumsum(np.bincount(m_flow, minlength=nflows), out=msg_offsets[1:])
@@ -443,6 +516,13 @@ class FlowAssembler:
         )
 
 
+def _ip_text(hi: int, lo: int) -> str:
+    """:func:`format_ip` with a fast path for IPv4 (most addresses; ``ipaddress`` is slow)."""
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        return f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
+    return format_ip(hi, lo)
+
+
 def _format_addresses(
     src_hi: npt.NDArray[np.uint64],
     src_lo: npt.NDArray[np.uint64],
@@ -455,7 +535,7 @@ def _format_addresses(
     pairs[:n, 0], pairs[:n, 1] = src_hi, src_lo
     pairs[n:, 0], pairs[n:, 1] = dst_hi, dst_lo
     uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    texts = [format_ip(int(a), int(b)) for a, b in uniq]
+    texts = [_ip_text(int(a), int(b)) for a, b in uniq]
     inv = inverse.reshape(-1)
     out = [texts[j] for j in inv]
     return out[:n], out[n:]
@@ -521,7 +601,9 @@ def assemble_capture(
     from minerscope.capture.pcap import read_capture  # the reader pulls in its numba walker
 
     batches, report = read_capture(path)
-    table = assemble(batches, idle_timeout=idle_timeout, active_timeout=active_timeout, capture=Path(path).name)
+    table = assemble(
+        batches, idle_timeout=idle_timeout, active_timeout=active_timeout, capture=Path(path).name
+    )
     return table, report
 
 

@@ -62,7 +62,8 @@ def score(table: FlowTable, model: Model | str | Path | None = None) -> pl.DataF
         ``window_start``, ``window_end`` of the most suspicious window (null when the flow
         has no packet); ``windows`` (how many were scored); ``p_mining``; ``stage1``
         (``mining`` when ``p_mining >= model.threshold``, else ``benign``); ``coin`` (most
-        likely coin, null without a coin model); ``coin_probs`` (struct coin ->
+        likely coin *if* the flow mines: the coin model is conditional on mining and
+        answers for benign flows too; null without a coin model); ``coin_probs`` (struct coin ->
         probability; ``.to_dicts()`` gives a dict); ``top_features`` (list of
         {name, contribution, value}, at most five, largest absolute contribution first,
         features with zero contribution left out).

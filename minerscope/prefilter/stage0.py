@@ -8,15 +8,12 @@ is a JSON list per flow in the ``stage0`` column, one object per piece of eviden
      "value": "eu.pool.example", "source": "list.txt:3"}
     {"kind": "stratum", "dialect": "monero", "coin_family": "xmr", "method": "login"}
 
-Stratum recognition lives in :mod:`minerscope.prefilter.stratum` (the dialect
-helper's module). It is looked up when this module runs, so stage 0 works — with
-blacklist evidence only — in a build where that module is absent.
+Stratum recognition lives in :mod:`minerscope.prefilter.stratum`, which reuses the
+probe's dialect parsers, so stage 0 and stage 2 agree on what a dialect looks like.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,41 +22,38 @@ import polars as pl
 
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter.blacklist import Blacklist
+from minerscope.prefilter.stratum import detect_stratum
 
 StratumDetector = Callable[[bytes, bytes], Any]
 
 
-def stratum_detector() -> StratumDetector | None:
-    """``minerscope.prefilter.stratum.detect_stratum`` when that module exists, else None."""
-    try:
-        module = importlib.import_module("minerscope.prefilter.stratum")
-    except ModuleNotFoundError as exc:
-        if exc.name != "minerscope.prefilter.stratum":
-            raise
-        return None
-    detector = getattr(module, "detect_stratum", None)
-    return detector if callable(detector) else None
+def stratum_detector() -> StratumDetector:
+    """The plaintext Stratum recogniser stage 0 applies to non-TLS flows."""
+    return detect_stratum
 
 
 def _stratum_object(evidence: Any) -> dict[str, Any]:
-    """The stage-0 JSON object for whatever evidence record ``detect_stratum`` returned."""
-    if dataclasses.is_dataclass(evidence) and not isinstance(evidence, type):
-        fields = dataclasses.asdict(evidence)
-    elif isinstance(evidence, dict):
-        fields = dict(evidence)
-    else:
-        fields = {name: getattr(evidence, name, None) for name in ("dialect", "coin_family", "method")}
-    out: dict[str, Any] = {"kind": "stratum"}
-    for key, value in fields.items():
-        if key == "kind":
-            continue
-        out[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+    """The stage-0 JSON object for the ``StratumEvidence`` that ``detect_stratum`` returned."""
+    get = (
+        evidence.get
+        if isinstance(evidence, dict)
+        else lambda name, default=None: getattr(evidence, name, default)
+    )
+    methods = get("methods") or ()
+    if isinstance(methods, str):
+        methods = (methods,)
+    out: dict[str, Any] = {
+        "kind": "stratum",
+        "dialect": str(get("dialect", "") or ""),
+        "coin_family": str(get("coin_family", None) or get("family", "") or ""),
+        "method": str(get("method", None) or (methods[0] if methods else "")),
+        "methods": [str(m) for m in methods],
+    }
+    for name in ("framing", "confidence"):
+        value = get(name)
+        if isinstance(value, str | int | float):
+            out[name] = value
     return out
-
-
-def _may_be_stratum(c2s: bytes, s2c: bytes) -> bool:
-    """Cheap filter before the dialect parsers: Stratum is JSON text, so a ``{`` appears early."""
-    return b"{" in c2s[:64] or b"{" in s2c[:64]
 
 
 def flow_evidence(
@@ -88,7 +82,7 @@ def flow_evidence(
             )
     if detector is not None and prefix is not None and not row.get("is_tls"):
         c2s, s2c = prefix
-        if (c2s or s2c) and _may_be_stratum(c2s, s2c):
+        if c2s or s2c:
             evidence = detector(c2s, s2c)
             if evidence is not None:
                 items.append(_stratum_object(evidence))

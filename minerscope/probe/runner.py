@@ -640,13 +640,15 @@ class Prober:
                 if probe.http_status is not None:
                     continue
                 break
-            result = _classify(dialect, probe.replies, None)
+            result = _over_budget(_classify(dialect, probe.replies, None), probe)
             control_attempt: ProbeAttempt | None = None
             if result.outcome is not Outcome.NONE and self.options.control:
                 control = await self._exchange(
                     state, dialect, item.transport, path, [dialect.control_request(ctx)]
                 )
-                result = _classify(dialect, probe.replies, control.replies if control.connected else None)
+                result = _over_budget(
+                    _classify(dialect, probe.replies, control.replies if control.connected else None), probe
+                )
                 control_attempt = self._attempt(dialect.name + CONTROL_SUFFIX, control, None)
             attempts.append(self._attempt(dialect.name, probe, result))
             if control_attempt is not None:
@@ -842,6 +844,20 @@ def _prefer_own_family(verdict: Verdict, dialects: Mapping[str, Dialect]) -> Ver
         transport=best.transport,
         outcome=won.outcome,
         evidence=won.evidence,
+    )
+
+
+def _over_budget(result: DialectResult, probe: _Exchange) -> DialectResult:
+    """A peer that blew through the byte/frame budget is flooding, not answering a miner.
+
+    Real pools answer a handshake with a few KB at most; a reply that hits
+    ``max_bytes`` (an endless stream of pushes, say) keeps its evidence but is not
+    allowed to make the target a pool.
+    """
+    if result.outcome is Outcome.NONE or probe.error is None or not probe.error.startswith(str(io.End.LIMIT)):
+        return result
+    return DialectResult.none(
+        result.dialect, f"peer exceeded the read budget ({result.reason})", result.evidence
     )
 
 

@@ -27,6 +27,7 @@ uses host names only for SNI and Host headers, so DNS cannot move a probe elsewh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import ipaddress
 import socket
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore  # noqa: F401  (imported now: its lazy first import would block the event loop ~0.1 s)
 import httpx
 import websockets
 from websockets.asyncio.client import connect as ws_connect
@@ -634,6 +636,67 @@ async def ws_exchange(
     )
 
 
+class _TrackingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's AnyIO backend, remembering every TCP stream it opens.
+
+    httpcore loses the raw stream when a task is cancelled during the TLS handshake (it
+    closes it only on ``Exception``), leaking a socket each time the runner cancels an
+    HTTPS attempt after another dialect already found the pool. Closing every stream we
+    opened when the request ends, however it ends, makes the leak impossible.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self.streams: list[httpcore.AsyncNetworkStream] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        self.streams.append(stream)
+        return stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise OSError("the prober does not use unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+    async def close_all(self) -> None:
+        """Close every stream this backend opened (closing twice is harmless)."""
+        streams, self.streams = self.streams, []
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+
+class _ProbeTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a :class:`_TrackingBackend`: one connection, no retries."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        super().__init__(verify=ctx, trust_env=False, retries=0)
+        self.backend = _TrackingBackend()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ctx,
+            max_connections=1,
+            max_keepalive_connections=0,
+            retries=0,
+            network_backend=self.backend,
+        )
+
+
 async def http_request(
     address: str,
     port: int,
@@ -675,16 +738,16 @@ async def http_request(
     details: TlsDetails | None = None
     end = End.EOF
     error: str | None = None
+    http_transport = _ProbeTransport(_context())
     try:
         async with (
             asyncio.timeout(limits.deadline),
             httpx.AsyncClient(
-                verify=_context(),
+                transport=http_transport,
                 trust_env=False,
                 follow_redirects=False,
                 timeout=timeout,
                 auth=httpx.BasicAuth(*auth) if auth else None,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=0),
             ) as client,
         ):
             request = client.build_request(
@@ -738,6 +801,8 @@ async def http_request(
         end, error = End.PROTOCOL_ERROR, _describe(exc)
     except (OSError, ssl.SSLError) as exc:
         end, error = _classify(exc), _describe(exc)
+    finally:
+        await http_transport.backend.close_all()
     return HttpResult(
         connected=connected,
         status=status,

@@ -16,7 +16,9 @@ from minerscope.capture import handshake as hs
 from tests.flows.frames import tcp_session, write_pcap
 
 
-def client_hello(sni: str | None, alpn: list[str] | None = None, max_version: ssl.TLSVersion | None = None) -> bytes:
+def client_hello(
+    sni: str | None, alpn: list[str] | None = None, max_version: ssl.TLSVersion | None = None
+) -> bytes:
     """The ClientHello record(s) Python's ssl writes for these settings (memory BIOs, no socket)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = sni is not None
@@ -64,7 +66,23 @@ def _alpn_ext(protos: list[bytes]) -> tuple[int, bytes]:
 
 
 # FoxIO's README example (Chrome): JA4 t13d1516h2_8daaf6152771_e5627efa2ab1.
-CHROME_CIPHERS = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
+CHROME_CIPHERS = [
+    0x1301,
+    0x1302,
+    0x1303,
+    0xC02B,
+    0xC02F,
+    0xC02C,
+    0xC030,
+    0xCCA9,
+    0xCCA8,
+    0xC013,
+    0xC014,
+    0x009C,
+    0x009D,
+    0x002F,
+    0x0035,
+]
 CHROME_SIGALGS = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
 
 
@@ -138,7 +156,12 @@ def test_client_hello_split_over_records() -> None:
     msg = raw[5:]
     half = len(msg) // 2
     two = (
-        b"\x16\x03\x01" + struct.pack("!H", half) + msg[:half] + b"\x16\x03\x01" + struct.pack("!H", len(msg) - half) + msg[half:]
+        b"\x16\x03\x01"
+        + struct.pack("!H", half)
+        + msg[:half]
+        + b"\x16\x03\x01"
+        + struct.pack("!H", len(msg) - half)
+        + msg[half:]
     )
     assert hs.parse_client_hello(two).sni == "split.example"
 
@@ -183,7 +206,11 @@ def dns_response() -> bytes:
     cname = b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 60, len(target)) + target
     target_ptr = 12 + len(question) + 12  # where the CNAME target starts
     a = struct.pack("!H", 0xC000 | target_ptr) + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 7])
-    aaaa = struct.pack("!H", 0xC000 | target_ptr) + struct.pack("!HHIH", 28, 1, 60, 16) + bytes.fromhex("20010db8" + "0" * 23 + "7")
+    aaaa = (
+        struct.pack("!H", 0xC000 | target_ptr)
+        + struct.pack("!HHIH", 28, 1, 60, 16)
+        + bytes.fromhex("20010db8" + "0" * 23 + "7")
+    )
     return header + question + cname + a + aaaa
 
 
@@ -250,5 +277,7 @@ def test_sni_ja3_ja4_agree_with_tshark(tmp_path: Path) -> None:
     assert rows == [o[:2] for o in ours]
     ja4_rows = _tshark_fields(pcap, "tls.handshake.ja4")
     if ja4_rows is None:
-        pytest.skip("this tshark has no tls.handshake.ja4 field (Wireshark < 4.2); JA4 checked against FoxIO's example")
+        pytest.skip(
+            "this tshark has no tls.handshake.ja4 field (Wireshark < 4.2); JA4 checked against FoxIO's example"
+        )
     assert [r[0] for r in ja4_rows] == [o[2] for o in ours]

@@ -23,17 +23,29 @@ Frame = tuple[float, Packet]
 
 
 def tcp(
-    t: float, src: str, sport: int, dst: str, dport: int, flags: str, seq: int = 0, ack: int = 0, payload: bytes = b""
+    t: float,
+    src: str,
+    sport: int,
+    dst: str,
+    dport: int,
+    flags: str,
+    seq: int = 0,
+    ack: int = 0,
+    payload: bytes = b"",
 ) -> Frame:
     """One Ethernet/IPv4|IPv6/TCP frame at time ``t``."""
     l3 = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
-    return t, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / l3 / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / payload
+    return t, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / l3 / TCP(
+        sport=sport, dport=dport, flags=flags, seq=seq, ack=ack
+    ) / payload
 
 
 def udp(t: float, src: str, sport: int, dst: str, dport: int, payload: bytes = b"") -> Frame:
     """One Ethernet/IPv4|IPv6/UDP frame at time ``t``."""
     l3 = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
-    return t, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / l3 / UDP(sport=sport, dport=dport) / payload
+    return t, Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / l3 / UDP(
+        sport=sport, dport=dport
+    ) / payload
 
 
 def tcp_session(

@@ -12,7 +12,7 @@ import struct
 import trustme
 
 _CA = trustme.CA()
-_CERT = _CA.issue_cert("pool.example.test")
+_CERT = _CA.issue_cert("pool.example.test", "*.minexmr.example")
 
 
 def tls_session(

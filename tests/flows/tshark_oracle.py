@@ -32,7 +32,38 @@ def _endpoint(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def tshark_conversations(pcap: Path) -> dict[tuple[str, frozenset[tuple[str, int]]], int]:
+Conversations = dict[tuple[str, frozenset[tuple[str, int]]], int]
+
+
+def tshark_report(pcap: Path) -> tuple[Conversations, set[str]]:
+    """One tshark run: conversations (``-z conv,tcp -z conv,udp``) and the SNIs of TCP ClientHellos."""
+    out = subprocess.run(
+        [
+            tshark(),
+            "-n",
+            "-r",
+            str(pcap),
+            "-Y",
+            "tls.handshake.type == 1 && tcp",
+            "-T",
+            "fields",
+            "-e",
+            "tls.handshake.extensions_server_name",
+            "-z",
+            "conv,tcp",
+            "-z",
+            "conv,udp",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    head, sep, stats = out.partition("=" * 80)
+    snis = {line.strip() for line in head.splitlines() if line.strip()}
+    return _parse_conversations(sep + stats), snis
+
+
+def tshark_conversations(pcap: Path) -> Conversations:
     """(tcp|udp, {endpoint, endpoint}) -> total frames, from ``tshark -q -z conv,tcp -z conv,udp``."""
     out = subprocess.run(
         [tshark(), "-n", "-r", str(pcap), "-q", "-z", "conv,tcp", "-z", "conv,udp"],
@@ -40,6 +71,10 @@ def tshark_conversations(pcap: Path) -> dict[tuple[str, frozenset[tuple[str, int
         text=True,
         check=True,
     ).stdout
+    return _parse_conversations(out)
+
+
+def _parse_conversations(out: str) -> Conversations:
     convs: Counter[tuple[str, frozenset[tuple[str, int]]]] = Counter()
     proto = ""
     for line in out.splitlines():
@@ -53,7 +88,7 @@ def tshark_conversations(pcap: Path) -> dict[tuple[str, frozenset[tuple[str, int
     return dict(convs)
 
 
-def our_conversations(table: FlowTable) -> dict[tuple[str, frozenset[tuple[str, int]]], int]:
+def our_conversations(table: FlowTable) -> Conversations:
     """The same shape from a flow table (TCP and UDP flows only, summed per address/port pair)."""
     convs: Counter[tuple[str, frozenset[tuple[str, int]]]] = Counter()
     for row in table.summary.select("proto", "src", "sport", "dst", "dport", "packets").iter_rows():
@@ -63,10 +98,22 @@ def our_conversations(table: FlowTable) -> dict[tuple[str, frozenset[tuple[str, 
     return dict(convs)
 
 
-def tshark_snis(pcap: Path) -> list[str]:
+def tshark_snis(pcap: Path, tcp_only: bool = False) -> list[str]:
     """Every ClientHello's server name, in capture order (empty string when absent)."""
+    flt = "tls.handshake.type == 1" + (" && tcp" if tcp_only else "")
     out = subprocess.run(
-        [tshark(), "-n", "-r", str(pcap), "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tls.handshake.extensions_server_name"],
+        [
+            tshark(),
+            "-n",
+            "-r",
+            str(pcap),
+            "-Y",
+            flt,
+            "-T",
+            "fields",
+            "-e",
+            "tls.handshake.extensions_server_name",
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -141,7 +141,14 @@ def test_shipped_default_resolves_and_loads() -> None:
 def test_no_pickle_anywhere() -> None:
     """Models are XGBoost JSON/UBJ + JSON; nothing in the package may pickle."""
     out = subprocess.run(
-        ["grep", "-rlE", r"\b(import pickle|from pickle|joblib|cloudpickle|dill)\b", "minerscope", "bench"],
+        [
+            "grep",
+            "-rlE",
+            "--include=*.py",
+            r"\b(import pickle|from pickle|joblib|cloudpickle|dill)\b",
+            "minerscope",
+            "bench",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -85,3 +85,35 @@ def test_default_model_scores_when_shipped() -> None:
     table, kinds = synthetic_table(3, 3, seed=80)
     rows = score(table)
     assert rows.height == 6 and rows["p_mining"].is_between(0.0, 1.0).all()
+
+
+def test_flows_without_packets_are_kept_unscored(trained: tuple[Path, TrainResult]) -> None:
+    from minerscope.flows.records import FLOW_SUMMARY_SCHEMA
+
+    folder, _ = trained
+    empty = FlowTable.empty()
+    summary = (
+        pl.DataFrame({"flow_id": [0, 1]}, schema={"flow_id": pl.Int64})
+        .with_columns(
+            *[pl.lit(None, dtype=d).alias(n) for n, d in FLOW_SUMMARY_SCHEMA.items() if n != "flow_id"]
+        )
+        .select(list(FLOW_SUMMARY_SCHEMA))
+    )
+    table = FlowTable(
+        summary=summary,
+        pkt_offsets=np.zeros(3, np.int64),
+        pkt_ts=empty.pkt_ts,
+        pkt_wire_len=empty.pkt_wire_len,
+        pkt_payload_len=empty.pkt_payload_len,
+        pkt_dir=empty.pkt_dir,
+        pkt_flags=empty.pkt_flags,
+        msg_offsets=np.zeros(3, np.int64),
+        msg_ts=empty.msg_ts,
+        msg_len=empty.msg_len,
+        msg_dir=empty.msg_dir,
+        msg_type=empty.msg_type,
+    )
+    rows = score(table, folder)
+    assert rows["flow_id"].to_list() == [0, 1]
+    assert rows["stage1"].to_list() == ["benign", "benign"] and rows["windows"].to_list() == [0, 0]
+    assert rows["window"].null_count() == 2

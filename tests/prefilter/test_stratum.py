@@ -41,6 +41,10 @@ def _ip_payload(linktype: int, frame: bytes) -> bytes | None:
         return frame
     if linktype == 0:  # BSD loopback
         return frame[4:]
+    if linktype == 9:  # PPP (optionally HDLC address/control), IPv4/IPv6 only
+        off = 2 if frame[:2] == b"\xff\x03" else 0
+        proto = struct.unpack_from("!H", frame, off)[0]
+        return frame[off + 2 :] if proto in (0x0021, 0x0057) else None
     raise AssertionError(f"unexpected link type {linktype}")
 
 
@@ -174,11 +178,29 @@ BENIGN = [
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", BENIGN)
-def test_benign_captures_do_not_fire(real_datasets: Path, name: str) -> None:
+def test_hard_negatives_have_flows_and_do_not_fire(real_datasets: Path, name: str) -> None:
     flows = list(tcp_flows(real_datasets / "real" / name))
     assert flows, name
     for client, server, c2s, s2c in flows:
         assert detect_stratum(c2s, s2c) is None, (name, client, server, c2s[:120])
+
+
+@pytest.mark.realdata
+def test_no_benign_capture_fires(real_datasets: Path) -> None:
+    real = real_datasets / "real"
+    files = [
+        p
+        for folder in ("ndpi", "zeek-traces", "ja4")
+        for p in sorted((real / folder).glob("*.pcap*"))
+        if p.name != "mining.pcapng"
+    ]
+    assert len(files) >= 90
+    flows = 0
+    for path in files:
+        for client, server, c2s, s2c in tcp_flows(path):
+            flows += 1
+            assert detect_stratum(c2s, s2c) is None, (path.name, client, server, c2s[:120])
+    assert flows >= 500
 
 
 # ---------------------------------------------------------------------------------------

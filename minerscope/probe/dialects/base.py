@@ -33,7 +33,9 @@ How the engine drives a dialect (the contract; no I/O here)::
 ``replies`` elements are ``bytes`` (one line without terminator for LINE, one frame
 payload for WS, one received chunk for RAW; a bytes element containing newlines is split)
 or :class:`HttpReply` (HTTP). ``control_replies=None`` means "no control was run": error
-outcomes then stay below the pool threshold.
+outcomes then stay below the pool threshold; ``[]`` means the control was run and met
+silence or a close (which counts as "answered differently", as real pools often drop a
+connection on an unknown method).
 
 API (stable)::
 
@@ -47,8 +49,8 @@ API (stable)::
         classify(replies, control_replies=None) -> DialectResult,
         passive_match(client_msgs, server_msgs) -> DialectResult | None
     helpers: decode_messages, split_rpc -> RpcMessage, error_text, error_code, is_method_not_found,
-        is_echo, software_hints,
-        answered_alike, is_hex, looks_like_http
+        is_echo, software_hints, answered_alike, reply_signature, is_hex, looks_like_http,
+        id_set, reply_id
 """
 
 from __future__ import annotations

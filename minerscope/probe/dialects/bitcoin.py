@@ -278,11 +278,11 @@ def notify(job: NotifyJob) -> dict[str, Any]:
     return rpc_notification("mining.notify", job.params())
 
 
-def submit_result(id: int, accepted: bool = True, error_code_: int | None = None) -> dict[str, Any]:
+def submit_result(id: int, accepted: bool = True, code: int | None = None) -> dict[str, Any]:
     """``true``, or ``null`` with a V1 error (e.g. :data:`ERR_LOW_DIFFICULTY`) when refused."""
     if accepted:
         return rpc_response(id, True)
-    return rpc_response(id, None, stratum_error(error_code_ or ERR_OTHER))
+    return rpc_response(id, None, stratum_error(code or ERR_OTHER))
 
 
 def set_extranonce(extranonce1: str, extranonce2_size: int = 4) -> dict[str, Any]:

@@ -1,0 +1,127 @@
+"""``minerscope probe`` and ``minerscope pool`` against real loopback emulators."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from minerscope.cli import main
+from minerscope.cli.common import ExitCode
+from minerscope.emulate.hostile import start_hostile
+from minerscope.emulate.pool import start_pool
+from minerscope.emulate.server import ThreadedServers
+from tests.conftest import REPO
+
+FAST = ["--timeout", "0.7", "--connect-timeout", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[ThreadedServers]:
+    with ThreadedServers() as servers:
+        yield servers
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(main, ["probe", *args], catch_exceptions=False)
+
+
+def test_jsonl_has_the_documented_fields_and_inert_replies(lab: ThreadedServers) -> None:
+    pool = lab.start(start_pool("xmrig", job_interval=0))
+    evil = lab.start(start_hostile("invalid_utf8"))
+    result = _run(f"{pool.host}:{pool.port}", f"{evil.host}:{evil.port}", "--format", "jsonl", *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    records = {r["target"]: r for r in map(json.loads, result.stdout.splitlines())}
+    found = records[f"{pool.host}:{pool.port}"]
+    for key in ("target", "is_pool", "confidence", "dialect", "transport", "outcome", "evidence", "attempts"):
+        assert key in found
+    assert found["is_pool"] is True and found["dialect"] == "xmrig" and found["outcome"] == "success"
+    attempt = next(a for a in found["attempts"] if a["dialect"] == "xmrig")
+    assert '"method":"login"' in attempt["request"] and attempt["elapsed_s"] > 0 and attempt["reply"]
+    hostile = records[f"{evil.host}:{evil.port}"]
+    assert hostile["is_pool"] is False and hostile["outcome"] in ("none", "error")
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    assert "\\x1b" in result.stdout  # the escape sequence is shown, inert
+
+
+def test_table_output_renders_peer_text_literally(lab: ThreadedServers) -> None:
+    pool = lab.start(start_pool("stratum1", job_interval=0))
+    evil = lab.start(start_hostile("invalid_utf8"))
+    result = _run(f"{pool.host}:{pool.port}", f"{evil.host}:{evil.port}", "-v", *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "POOL" in result.stdout and "stratum1" in result.stdout
+    assert "\x1b" not in result.stdout
+
+
+def test_out_of_scope_target_exits_4_and_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def guard(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"connection attempted: {args[:2]}")
+
+    monkeypatch.setattr(asyncio, "open_connection", guard)
+    monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", guard)
+    result = _run("127.0.0.1:1", "192.0.2.1:3333", "--scope", "127.0.0.0/8")
+    assert result.exit_code == ExitCode.INPUT
+    assert "192.0.2.1" in result.stderr and "nothing was sent" in result.stderr
+    assert result.stdout == ""
+
+
+def test_default_scope_refuses_multicast() -> None:
+    result = _run("239.255.255.250:1900")
+    assert result.exit_code == ExitCode.INPUT and "never probed" in result.stderr
+
+
+def test_target_file_errors_name_file_and_line(tmp_path: Path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("# pools\n127.0.0.1:3333\n\nnot-a-target\n")
+    result = _run("--from", str(targets))
+    assert result.exit_code == ExitCode.INPUT
+    assert f"{targets}:4" in result.stderr
+
+
+def test_no_targets_is_a_usage_error() -> None:
+    result = _run()
+    assert result.exit_code == ExitCode.USAGE
+
+
+def test_unknown_dialect_is_an_input_error() -> None:
+    result = _run("127.0.0.1:1", "--dialect", "nope")
+    assert result.exit_code == ExitCode.INPUT and "nope" in result.stderr
+
+
+def test_pool_command_serves_until_its_duration_and_is_found() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minerscope", "pool", "--dialect", "ethproxy", "--tls", "--duration", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening stratum+ssl://127.0.0.1:"), line
+        target = line.rsplit("//", 1)[1]
+        result = _run(target, "--format", "jsonl", *FAST)
+        record = json.loads(result.stdout)
+        assert record["is_pool"] and record["dialect"] == "ethproxy" and record["transport"] == "tls"
+        assert record["tls"]["certificate"]["self_signed"] is True
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "stopped after" in err
+
+
+def test_pool_command_refuses_public_bind_and_bad_ws() -> None:
+    runner = CliRunner()
+    public = runner.invoke(main, ["pool", "--dialect", "xmrig", "--host", "0.0.0.0", "--duration", "0.1"])
+    assert public.exit_code == ExitCode.INPUT and "loopback" in public.stderr
+    ws = runner.invoke(main, ["pool", "--dialect", "xmrig", "--ws"])
+    assert ws.exit_code == ExitCode.USAGE

@@ -1,0 +1,130 @@
+"""``minerscope scan`` on real captures: record fields, stage-0 evidence, exit codes, the store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from minerscope import resources
+from minerscope.cli import main
+from minerscope.cli.output import RECORD_FIELDS
+
+SAMPLE = resources.sample_capture()
+LABELS = SAMPLE.with_name("campus-gateway.labels.csv")
+
+pytestmark = pytest.mark.skipif(not SAMPLE.is_file(), reason="bundled sample capture not generated")
+
+
+def _scan(*args: str, db: Path) -> tuple[int, list[dict[str, object]], str]:
+    result = CliRunner().invoke(main, ["--db", str(db), "scan", "--format", "jsonl", "-q", *args])
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return result.exit_code, records, result.stderr
+
+
+def _miner_endpoints() -> dict[tuple[str, int], dict[str, str]]:
+    with LABELS.open() as fh:
+        return {
+            (row["server_ip"], int(row["server_port"])): row
+            for row in csv.DictReader(fh)
+            if row["label"] == "miner"
+        }
+
+
+def test_sample_records_carry_every_field_and_stage0(tmp_path: Path) -> None:
+    code, records, _ = _scan(db=tmp_path / "case.sqlite")
+    assert code == 0
+    assert len(records) > 100
+    for record in records[:5]:
+        assert set(RECORD_FIELDS) <= set(record)
+        assert 0.0 <= float(record["p_mining"]) <= 1.0  # type: ignore[arg-type]
+        assert record["stage1"] in ("mining", "benign")
+    kinds = {e["kind"] for r in records for e in r["stage0"]}  # type: ignore[attr-defined]
+    assert {"blacklist", "stratum"} <= kinds
+    for record in records:
+        if record["stage0"]:
+            assert record["verdict"] == "mining"
+    blacklisted = [r for r in records if any(e["kind"] == "blacklist" for e in r["stage0"])]  # type: ignore[attr-defined]
+    assert blacklisted and all(r["sni"] or r["dns_names"] for r in blacklisted)
+
+
+def test_most_lab_miners_are_flagged_by_stage1(tmp_path: Path) -> None:
+    code, records, _ = _scan("--no-store", db=tmp_path / "unused.sqlite")
+    assert code == 0
+    miners = _miner_endpoints()
+    flagged = {(r["dst"], r["dport"]) for r in records if r["stage1"] == "mining"}
+    hit = [ep for ep in miners if ep in flagged]
+    assert len(hit) >= len(miners) // 2, (sorted(miners), sorted(flagged))
+    assert not (tmp_path / "unused.sqlite").exists()
+
+
+def test_scan_records_capture_and_flows_once(tmp_path: Path) -> None:
+    db = tmp_path / "case.sqlite"
+    _, first, _ = _scan(db=db)
+    _, _, _ = _scan(db=db)  # the same capture again: no duplicate capture or flows
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM captures").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM flows").fetchone()[0] == len(first)
+
+
+def test_damaged_capture_is_partial_with_one_warning(tmp_path: Path) -> None:
+    damaged = tmp_path / "cut.pcapng"
+    data = SAMPLE.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2 + 7])
+    code, records, stderr = _scan(str(damaged), db=tmp_path / "c.sqlite")
+    assert code == 3
+    assert records, "every flow before the damage must still be reported"
+    warnings = [line for line in stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and str(damaged) in warnings[0] and "byte" in warnings[0]
+
+
+def test_not_a_capture_is_exit_4_without_traceback(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.pcap"
+    bogus.write_text("this is not a capture\n")
+    code, records, stderr = _scan(str(bogus), db=tmp_path / "c.sqlite")
+    assert code == 4 and not records
+    assert "Traceback" not in stderr and str(bogus) in stderr
+
+
+def test_directory_in_parallel_equals_serial(tmp_path: Path) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / "a.pcapng")
+    (folder / "b.bin").write_bytes(SAMPLE.read_bytes())  # named anything: found by magic
+    (folder / "README.txt").write_text("not a capture")
+    _, serial, _ = _scan(str(folder), "-j", "1", "--no-store", db=tmp_path / "x")
+    _, parallel, _ = _scan(str(folder), "-j", "2", "--no-store", db=tmp_path / "x")
+    assert serial == parallel
+    assert {r["capture"] for r in serial} == {"a.pcapng", "b.bin"}
+
+
+def test_stdout_is_data_and_stderr_is_diagnostics(tmp_path: Path) -> None:
+    damaged = tmp_path / "cut.pcapng"
+    damaged.write_bytes(SAMPLE.read_bytes()[:200_000])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minerscope",
+            "--db",
+            str(tmp_path / "c.sqlite"),
+            "scan",
+            "--format",
+            "jsonl",
+            str(damaged),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 3
+    for line in proc.stdout.splitlines():
+        json.loads(line)
+    assert "warning" in proc.stderr and "{" not in proc.stderr

@@ -1,0 +1,88 @@
+"""Stage 0 on assembled flows: blacklist hits by address/SNI/DNS/HTTP host, plaintext Stratum."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from minerscope.flows.assemble import assemble, assemble_capture
+from minerscope.flows.records import FlowTable
+from minerscope.prefilter.blacklist import Blacklist, parse_indicator
+from minerscope.prefilter.stage0 import apply_stage0
+from tests.flows.frames import tcp_session, to_batch, udp
+from tests.flows.tls_pair import tls_session
+
+
+def flows() -> FlowTable:
+    tls = tls_session(sni="eu1.minexmr.example")
+    frames = tcp_session(10.0, ("10.0.0.2", 50000), ("203.0.113.9", 443), tls)
+    login = b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4A","pass":"x","agent":"XMRig/6.21.0"}}\n'
+    reply = b'{"id":1,"jsonrpc":"2.0","error":null,"result":{"id":"a1","job":{"blob":"0707","job_id":"1","target":"b88d0600"},"status":"OK"}}\n'
+    frames += tcp_session(11.0, ("10.0.0.2", 50001), ("198.51.100.7", 4444), [(0, login), (1, reply)])
+    req = b"GET /ws HTTP/1.1\r\nHost: webminer.example:8080\r\n\r\n"
+    frames += tcp_session(12.0, ("10.0.0.2", 50002), ("192.0.2.80", 8080), [(0, req)])
+    answer = (
+        struct.pack("!HHHHHH", 7, 0x8180, 1, 1, 0, 0)
+        + b"\x04eth1\x04pool\x07example\x00"
+        + struct.pack("!HH", 1, 1)
+        + b"\xc0\x0c"
+        + struct.pack("!HHIH", 1, 1, 60, 4)
+        + bytes([192, 0, 2, 99])
+    )
+    frames.append(udp(13.0, "10.0.0.53", 53, "10.0.0.2", 40000, answer))
+    frames += tcp_session(13.1, ("10.0.0.2", 50003), ("192.0.2.99", 9999), [(0, b"\x00\x01binary")])
+    return assemble([to_batch(sorted(frames, key=lambda f: f[0]))])
+
+
+def evidence(table: FlowTable, dport: int) -> list[dict[str, object]]:
+    text = table.summary.filter(table.summary["dport"] == dport)["stage0"][0]
+    return json.loads(text) if text else []
+
+
+def test_blacklist_hits_on_every_field() -> None:
+    bl = Blacklist(
+        parse_indicator(t, "test")
+        for t in ("*.minexmr.example", "198.51.100.7:4444", "webminer.example", "pool.example")
+    )
+    table = apply_stage0(flows(), bl)
+    assert {
+        "kind": "blacklist",
+        "indicator": "*.minexmr.example",
+        "field": "sni",
+        "value": "eu1.minexmr.example",
+        "source": "test",
+    } in evidence(table, 443)
+    assert any(e.get("field") == "dst_port" for e in evidence(table, 4444))
+    assert [e["field"] for e in evidence(table, 8080)] == ["http_host"]
+    assert evidence(table, 9999) == []  # eth1.pool.example is not exactly pool.example
+    bl.add(parse_indicator(".pool.example"))
+    table = apply_stage0(flows(), bl)
+    assert [(e["field"], e["value"]) for e in evidence(table, 9999)] == [("dns", "eth1.pool.example")]
+
+
+def test_plaintext_stratum_is_evidence_even_without_blacklist() -> None:
+    table = apply_stage0(flows(), None)
+    items = evidence(table, 4444)
+    assert len(items) == 1 and items[0]["kind"] == "stratum"
+    assert items[0]["method"] == "login" and items[0]["dialect"]
+    assert evidence(table, 443) == [] and evidence(table, 9999) == []
+
+
+def test_prefix_count_must_match() -> None:
+    table = flows()
+    with pytest.raises(ValueError, match="payload_prefixes"):
+        apply_stage0(table, None, payload_prefixes=[(b"", b"")])
+    assert apply_stage0(FlowTable.empty(), None) is not None
+
+
+@pytest.mark.realdata
+def test_real_mining_capture_is_flagged(real_datasets: Path) -> None:
+    table, _ = assemble_capture(real_datasets / "real" / "ndpi" / "mining.pcapng")
+    table = apply_stage0(table, None)
+    flagged = table.summary.filter(table.summary["stage0"] != "")
+    assert {int(p) for p in flagged["dport"]} >= {3333, 9999}
+    benign, _ = assemble_capture(real_datasets / "real" / "zeek-traces" / "tls13-ech.pcap")
+    assert set(apply_stage0(benign, None).summary["stage0"]) == {""}
