@@ -91,6 +91,29 @@ def _record_in_store(db: str | None, outcomes: list[Outcome]) -> dict[str, Any]:
     "--jobs", "-j", default=0, type=int, help="Worker processes for many captures (default: one per core)."
 )
 @click.option("--only-suspicious", is_flag=True, help="Print only flows whose verdict is mining.")
+@click.option(
+    "--probe",
+    "do_probe",
+    is_flag=True,
+    help="Stage 2: probe the endpoints stage 1 flags (sends traffic; off by default).",
+)
+@click.option(
+    "--scope",
+    "scope_allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks --probe may contact (repeatable). Default: loopback only.",
+)
+@click.option(
+    "--deny",
+    "scope_deny",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks --probe must never contact, even inside --scope (repeatable).",
+)
+@click.option(
+    "--probe-timeout", default=45.0, show_default=True, help="Seconds for one endpoint's whole dialect sweep."
+)
 @click.option("--no-store", is_flag=True, help="Do not record the scan in the case file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.pass_context
@@ -105,6 +128,10 @@ def scan(
     window_s: float,
     jobs: int,
     only_suspicious: bool,
+    do_probe: bool,
+    scope_allow: Sequence[str],
+    scope_deny: Sequence[str],
+    probe_timeout: float,
     no_store: bool,
     quiet: bool,
 ) -> None:
@@ -116,7 +143,12 @@ def scan(
     flows (``analyst`` field).
     JSONL fields: capture, src, sport, dst, dport, proto, first_seen, last_seen, packets,
     bytes, sni, dns_names, stage0, p_mining, stage1, verdict, coin, coin_probs,
-    top_features, window, probe.
+    top_features, window, analyst, probe.
+
+    Without --probe nothing is sent on the network. With it, the distinct endpoints
+    stage 1 flags (not confirmed or dismissed already) are probed in every mining
+    dialect, inside --scope only (default: loopback), and the outcome is joined into
+    each record's ``probe`` field; confirmed pools join the case file's blacklist.
     """
     from minerscope import resources
     from minerscope.capture.discover import expand_captures
@@ -167,6 +199,8 @@ def scan(
         records.extend(row_to_record(r) for r in rows.iter_rows(named=True))
     if all(outcome[4] is not None for outcome in results):
         ctx.exit(int(status))
+    if do_probe:
+        _probe_and_join(records, scope_allow, scope_deny, probe_timeout, db_path, show_progress)
     if only_suspicious:
         records = [r for r in records if r.get("verdict") == "mining"]
     if fmt == "jsonl":
@@ -201,3 +235,37 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def _probe_and_join(
+    records: list[dict[str, Any]],
+    scope_allow: Sequence[str],
+    scope_deny: Sequence[str],
+    probe_timeout: float,
+    db_path: Path | None,
+    show_progress: bool,
+) -> None:
+    """Probe the suspicious endpoints of ``records`` and put each outcome in its ``probe`` field."""
+    from minerscope.probe.runner import ProbeOptions
+    from minerscope.probe.scope import Scope
+    from minerscope.stage2 import probe_endpoints, suspicious_endpoints
+
+    scope = Scope.from_cli(scope_allow, scope_deny) if scope_allow else Scope.loopback()
+    endpoints = suspicious_endpoints(records)
+    options = ProbeOptions(scope=scope, total_deadline=probe_timeout)
+    if show_progress and endpoints:
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=_stderr_console()) as progress:
+            task = progress.add_task("probes", total=len(endpoints))
+            outcome = probe_endpoints(
+                endpoints, options, db_path=db_path, on_verdict=lambda _e, _s: progress.advance(task)
+            )
+    else:
+        outcome = probe_endpoints(endpoints, options, db_path=db_path)
+    for record in records:
+        summary = outcome.get((str(record["dst"]), int(record["dport"])))
+        if summary is not None:
+            record["probe"] = summary.to_json()
+            if summary.is_pool and db_path is not None:
+                record["analyst"] = "confirmed"

@@ -1,0 +1,127 @@
+"""Stage 2 for triage results: probe what stage 1 flagged, record it, feed the blacklist.
+
+The scan command and the live command both end here when ``--probe`` is given. Which
+endpoints are probed is a policy worth stating in one place:
+
+* distinct TCP server endpoints (``dst:dport``) whose *stage-1* verdict is ``mining``
+  (the model above its threshold: stage-0 hits are already known-bad and confirmed
+  pools need no second look);
+* not already confirmed and not dismissed by an analyst (the case file's allowlist);
+* inside the probe scope. Endpoints come from a capture, i.e. from the people being
+  hunted, so the default scope is loopback only: probing anything else needs an
+  explicit ``--scope``. An out-of-scope endpoint is reported, never contacted.
+
+Verdicts are written to the case file with ``Store.record_probe``, which confirms a pool
+and adds it to the blacklist in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minerscope.errors import MinerscopeError, ScopeError
+from minerscope.probe.runner import ProbeOptions, probe_many
+from minerscope.probe.verdict import Verdict
+
+Endpoint = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSummary:
+    """What a flow record shows of its endpoint's probe (the JSONL ``probe`` field)."""
+
+    is_pool: bool | None
+    dialect: str
+    transport: str
+    confidence: float
+    outcome: str
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "is_pool": self.is_pool,
+            "dialect": self.dialect,
+            "transport": self.transport,
+            "confidence": round(self.confidence, 3),
+            "outcome": self.outcome,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> ProbeSummary:
+        return cls(
+            is_pool=verdict.is_pool,
+            dialect=verdict.dialect or "",
+            transport=str(verdict.transport or ""),
+            confidence=float(verdict.confidence),
+            outcome=str(verdict.outcome),
+        )
+
+    @classmethod
+    def skipped(cls, why: str) -> ProbeSummary:
+        return cls(is_pool=None, dialect="", transport="", confidence=0.0, outcome="none", error=why)
+
+
+def suspicious_endpoints(records: Iterable[Mapping[str, Any]]) -> list[Endpoint]:
+    """Distinct TCP server endpoints stage 1 flagged and no analyst has decided on, in first-seen order."""
+    seen: dict[Endpoint, None] = {}
+    for r in records:
+        if r.get("stage1") != "mining" or r.get("proto") != 6:
+            continue
+        if r.get("analyst") in ("confirmed", "dismissed"):
+            continue
+        seen.setdefault((str(r["dst"]), int(r["dport"])), None)
+    return list(seen)
+
+
+def probe_endpoints(
+    endpoints: list[Endpoint],
+    options: ProbeOptions,
+    *,
+    db_path: Path | None = None,
+    on_verdict: Callable[[Endpoint, ProbeSummary], None] | None = None,
+) -> dict[Endpoint, ProbeSummary]:
+    """Probe ``endpoints`` under ``options`` (its scope decides what may be contacted).
+
+    Out-of-scope endpoints are skipped before any traffic, with the reason in their
+    summary. Each verdict is recorded in the case file at ``db_path`` when given.
+    """
+    results: dict[Endpoint, ProbeSummary] = {}
+    in_scope: list[Endpoint] = []
+    for host, port in endpoints:
+        try:
+            options.scope.check(host, [host])
+        except ScopeError as exc:
+            results[(host, port)] = ProbeSummary.skipped(f"out of probe scope: {exc}")
+            continue
+        in_scope.append((host, port))
+    if not in_scope:
+        return results
+
+    verdicts: list[Verdict] = []
+
+    def _error(target: Endpoint, exc: MinerscopeError) -> None:
+        results[target] = ProbeSummary.skipped(str(exc))
+
+    async def _run() -> None:
+        async for verdict in probe_many(in_scope, options, on_error=_error):
+            verdicts.append(verdict)
+            summary = ProbeSummary.of(verdict)
+            results[(verdict.host, verdict.port)] = summary
+            if on_verdict is not None:
+                on_verdict((verdict.host, verdict.port), summary)
+
+    asyncio.run(_run())
+    if db_path is not None and verdicts:
+        from minerscope.store import open_store
+
+        with open_store(db_path) as store:
+            for verdict in verdicts:
+                store.record_probe(verdict)
+    return results
