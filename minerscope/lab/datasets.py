@@ -13,7 +13,12 @@ Formats read:
   may be a glob such as ``cj-sniffer/*.pcap``; ``server_endpoint`` ``ip:port`` or ``*``);
 * ``MANIFEST.csv`` of ``datasets/lab-real`` (``path, label, coin, transport,
   server_endpoint, ...``), whose ``server_endpoint`` is the labelled endpoint;
-* the lab's ``<name>.pcapng`` + ``<name>.labels.csv`` pairs (:mod:`minerscope.lab.labels`).
+* the lab's ``<name>.pcapng`` + ``<name>.labels.csv`` pairs (:mod:`minerscope.lab.labels`);
+* any per-flow labels CSV naming flows by 5-tuple (:func:`read_flow_labels`: the lab's
+  columns, or ``src/sport/dst/dport`` + ``label`` [+ ``coin``, ``session``, ``start_ns``]).
+
+This is the only parser of these formats: :mod:`minerscope.model.data` turns the entries
+into labelled flow tables for training without reading the CSVs itself.
 
 Labels are normalised to ``miner`` / ``benign`` (``mining`` -> ``miner``), coins to
 lower-case tickers (``XMR (regtest)`` -> ``xmr``; ``none`` -> empty; several coins as
@@ -31,7 +36,15 @@ from pathlib import Path
 from minerscope.errors import InputError
 from minerscope.lab.labels import LABEL_BENIGN, LABEL_MINER, LabelRow, read_labels
 
-_LABELS = {"miner": LABEL_MINER, "mining": LABEL_MINER, "benign": LABEL_BENIGN}
+_LABELS = {
+    "miner": LABEL_MINER,
+    "mining": LABEL_MINER,
+    "1": LABEL_MINER,
+    "true": LABEL_MINER,
+    "benign": LABEL_BENIGN,
+    "0": LABEL_BENIGN,
+    "false": LABEL_BENIGN,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,24 @@ class CaptureEntry:
             return LABEL_BENIGN
         return self.label
 
+    def flow_label(self, a_ip: str, a_port: int, b_ip: str, b_port: int) -> tuple[str, str]:
+        """``(label, coin)`` of a flow between two endpoints, either of which may be the server.
+
+        Captures can start mid-connection, so which end is the server is not known from
+        the packets; an endpoint label matching either end applies. A capture naming
+        specific endpoints is benign elsewhere; otherwise the file label and coin apply
+        (no coin when the file lists several).
+        """
+        for ep in self.endpoints:
+            if ep.ip != "*" and (ep.matches(a_ip, a_port) or ep.matches(b_ip, b_port)):
+                return ep.label, ep.coin
+        if any(ep.ip != "*" for ep in self.endpoints):
+            return LABEL_BENIGN, ""
+        for ep in self.endpoints:  # wildcards: every flow of the file
+            if ep.matches(a_ip, a_port) or ep.matches(b_ip, b_port):
+                return ep.label, ep.coin if ep.label == LABEL_MINER else ""
+        return self.label, self.coin if self.label == LABEL_MINER and ";" not in self.coin else ""
+
 
 def _norm_label(value: str, where: str) -> str:
     label = _LABELS.get(value.strip().lower())
@@ -106,6 +137,11 @@ def _endpoint(value: str, where: str) -> tuple[str, int | None]:
     if not sep or not port.isdigit():
         raise InputError(f"{where}: server_endpoint {value!r} is not ip:port or *")
     return host.strip("[]"), int(port)
+
+
+def norm_coin(value: str | None) -> str:
+    """``"XMR (regtest)"`` -> ``"xmr"``; empty, ``none`` or None -> ``""``."""
+    return _norm_coin(value or "")
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -218,3 +254,83 @@ def load_any(folder: Path) -> list[CaptureEntry]:
 def existing(entries: list[CaptureEntry]) -> list[CaptureEntry]:
     """Only the entries whose capture file is present."""
     return [e for e in entries if e.path.is_file()]
+
+
+_ALIASES = {
+    "client_ip": ("client_ip", "src", "src_ip", "saddr"),
+    "client_port": ("client_port", "sport", "src_port"),
+    "server_ip": ("server_ip", "dst", "dst_ip", "daddr"),
+    "server_port": ("server_port", "dport", "dst_port"),
+    "session": ("session_id", "session", "group"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLabel:
+    """One row of a per-flow labels CSV (orientation as written; it may be server-first)."""
+
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    proto: int | None  # 6 / 17; None when the CSV does not say
+    label: str  # miner / benign
+    coin: str  # normalised ticker, "" when none
+    session: str  # the CSV's session id, or "line<N>" when it has none
+    start_ns: int | None
+    capture: str = ""  # the CSV's ``capture`` column, when it has one
+
+
+def _proto(text: str) -> int | None:
+    t = text.strip().lower()
+    if not t:
+        return None
+    return {"tcp": 6, "udp": 17}.get(t) or (int(t) if t.isdigit() else None)
+
+
+def read_flow_labels(path: Path) -> list[FlowLabel]:
+    """Parse a per-flow labels CSV: the lab's ``<name>.labels.csv`` or a hand-written one.
+
+    Accepted column names: ``client_ip|src|src_ip|saddr``, ``client_port|sport|src_port``,
+    ``server_ip|dst|dst_ip|daddr``, ``server_port|dport|dst_port``, ``label``, and optional
+    ``proto``, ``coin``, ``session_id|session|group``, ``start_ns``, ``capture``.
+
+    Raises:
+        InputError: unreadable file, missing columns, bad port or label (naming file and line).
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            raw = [{k: (v or "") for k, v in row.items() if k is not None} for row in reader]
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if "label" not in header:
+        raise InputError(f"{path}: missing column(s) label")
+    cols = {k: next((a for a in names if a in header), "") for k, names in _ALIASES.items()}
+    lacking = [k for k in ("client_ip", "client_port", "server_ip", "server_port") if not cols[k]]
+    if raw and lacking:
+        raise InputError(f"{path}: labels CSV lacks 5-tuple column(s) {', '.join(lacking)}")
+    out: list[FlowLabel] = []
+    for lineno, row in enumerate(raw, start=2):
+        where = f"{path}: line {lineno}"
+        try:
+            cport, sport = int(row[cols["client_port"]]), int(row[cols["server_port"]])
+            start = int(float(row["start_ns"])) if row.get("start_ns") else None
+        except ValueError:
+            raise InputError(f"{where}: port or start_ns is not a number") from None
+        out.append(
+            FlowLabel(
+                client_ip=row[cols["client_ip"]].strip(),
+                client_port=cport,
+                server_ip=row[cols["server_ip"]].strip(),
+                server_port=sport,
+                proto=_proto(row.get("proto", "")),
+                label=_norm_label(row["label"], where),
+                coin=_norm_coin(row.get("coin", "")),
+                session=(row.get(cols["session"], "") if cols["session"] else "") or f"line{lineno}",
+                start_ns=start,
+                capture=row.get("capture", ""),
+            )
+        )
+    return out

@@ -76,9 +76,12 @@ def _read(path: Path) -> tuple[int, list[tuple[int, bytes]]]:
     frames: list[tuple[int, bytes]] = []
     reader = RawPcapNgReader(str(path)) if is_ng else RawPcapReader(str(path))
     try:
-        linktype = int(reader.linktype)
+        # pcapng readers carry the link type per packet (per interface), not per file
+        linktype = int(getattr(reader, "linktype", -1))
         for data, meta in reader:
             if is_ng:
+                if linktype < 0:
+                    linktype = int(getattr(meta, "linktype", 1))
                 high, low, resol = (int(getattr(meta, a)) for a in ("tshigh", "tslow", "tsresol"))
                 ts = ((high << 32) | low) * 1_000_000_000 // resol
             else:

@@ -19,30 +19,33 @@ the data set (``cj-sniffer``, ``ndpi``, ``lab-real``, ``lab``...) for per-source
 A flow that appears in two files (one ETH session of CJ-Sniffer does) merges the two
 files' groups, so it cannot sit on both sides of the split.
 
+Parsing of manifests and label files is :mod:`minerscope.lab.datasets`'s (one parser
+for the lab and the model); this module only joins those labels to assembled flows.
+
 Captures are read through a *reader* (path -> FlowTable); the default is the package's
 pcap reader + flow assembler, and tests or tools may pass another.
 """
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from minerscope.errors import CaptureError, InputError
 from minerscope.flows.records import FlowTable
+from minerscope.lab import datasets as labdata
+from minerscope.lab.labels import LABEL_MINER
 from minerscope.model.train import LabelledFlows
 
 Reader = Callable[[Path], FlowTable]
 
-MINING_WORDS = frozenset({"miner", "mining", "1", "true"})
-BENIGN_WORDS = frozenset({"benign", "0", "false"})
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
+LABEL_SCHEMA = {"label": pl.Int8, "coin": pl.Utf8, "group": pl.Utf8, "source": pl.Utf8}
 
 
 def default_reader(path: Path) -> FlowTable:
@@ -65,41 +68,35 @@ def default_reader(path: Path) -> FlowTable:
 
 def normalise_coin(value: str | None) -> str | None:
     """``"XMR (regtest)"`` -> ``"xmr"``; empty/None -> None."""
-    if value is None:
-        return None
-    text = re.sub(r"\(.*?\)", "", str(value)).strip().lower()
-    return text or None
-
-
-def _label_value(text: str, where: str) -> int:
-    word = (text or "").strip().lower()
-    if word in MINING_WORDS:
-        return 1
-    if word in BENIGN_WORDS:
-        return 0
-    raise InputError(f"{where}: label {text!r} is neither miner/mining nor benign")
+    return labdata.norm_coin(value) or None
 
 
 def _is_capture(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(CAPTURE_SUFFIXES)
+    return path.name.lower().endswith(CAPTURE_SUFFIXES)
 
 
-def _endpoint(text: str) -> tuple[str, int] | None:
-    text = (text or "").strip()
-    if not text or text == "*" or ":" not in text:
-        return None
-    host, _, port = text.rpartition(":")
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError:
-        return None
+def _frame(
+    labels: npt.NDArray[np.int8], coins: list[str | None], groups: list[str], source: str
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "label": labels,
+            "coin": pl.Series(coins, dtype=pl.Utf8),
+            "group": groups,
+            "source": [source] * len(groups),
+        },
+        schema=LABEL_SCHEMA,
+    )
 
 
 def load_manifest(
     manifest: str | Path, *, reader: Reader | None = None, skipped: list[str] | None = None
 ) -> list[LabelledFlows]:
     """Load every capture a MANIFEST.csv lists (non-capture rows are skipped).
+
+    The manifest and its FLOW_LABELS.csv are parsed by :func:`minerscope.lab.datasets.load_manifest`;
+    each flow gets :meth:`~minerscope.lab.datasets.CaptureEntry.flow_label` (an endpoint
+    rule matching either end, else benign in a file naming endpoints, else the file label).
 
     A listed capture the reader cannot decode at all (an unsupported link type, say) is
     left out and named in ``skipped`` (``"path: reason"``) when that list is given;
@@ -109,25 +106,17 @@ def load_manifest(
         InputError: missing/malformed manifest or label; CaptureError from the reader.
     """
     path = Path(manifest)
-    if path.is_dir():
-        path = path / "MANIFEST.csv"
-    root = path.parent
-    rows = _read_csv(path, required=("path", "label"))
+    root = path if path.is_dir() else path.parent
     reader = reader or default_reader
-    flow_rules = _flow_labels(root / "FLOW_LABELS.csv")
     dataset = root.name
     out: list[LabelledFlows] = []
-    for lineno, row in rows:
-        rel = row["path"]
-        capture = root / rel
+    for entry in labdata.load_manifest(root):
+        capture = entry.path
         if not _is_capture(capture):
             continue
+        rel = capture.relative_to(root).as_posix() if capture.is_relative_to(root) else str(capture)
         if not capture.is_file():
-            raise InputError(f"{path}: line {lineno}: capture {rel!r} does not exist")
-        label = _label_value(row["label"], f"{path}: line {lineno}")
-        coin = normalise_coin(row.get("coin"))
-        if coin and ";" in coin:
-            coin = None  # mixed file: the per-flow rules name the coins
+            raise InputError(f"{root / 'MANIFEST.csv'}: capture {rel!r} does not exist")
         try:
             table = reader(capture)
         except CaptureError as exc:
@@ -135,106 +124,50 @@ def load_manifest(
                 raise
             skipped.append(str(exc))
             continue
-        n = len(table)
-        labels = np.full(n, label, np.int8)
-        coins: list[str | None] = [coin if label == 1 else None] * n
-        endpoints = flow_rules.get(rel, [])
-        own = _endpoint(row.get("server_endpoint", ""))
-        if own is not None:
-            endpoints = [*endpoints, (own, label, coin)]
-        if endpoints:
-            # the file mixes traffic: only the named endpoints carry the file's label
-            labels[:] = 0
-            coins = [None] * n
-            for i, ends in enumerate(_flow_ends(table)):
-                for ep, ep_label, ep_coin in endpoints:
-                    if ep in ends:
-                        labels[i] = ep_label
-                        coins[i] = ep_coin if ep_label == 1 else None
-        source = dataset if dataset != "real" else Path(rel).parts[0]
-        out.append(
-            LabelledFlows(
-                table,
-                pl.DataFrame(
-                    {
-                        "label": labels,
-                        "coin": pl.Series(coins, dtype=pl.Utf8),
-                        "group": [f"{dataset}/{rel}"] * n,
-                        "source": [source] * n,
-                    },
-                    schema={"label": pl.Int8, "coin": pl.Utf8, "group": pl.Utf8, "source": pl.Utf8},
-                ),
-            )
+        s = table.summary
+        labels = np.zeros(len(table), np.int8)
+        coins: list[str | None] = []
+        ends = zip(
+            s["src"].to_list(), s["sport"].to_list(), s["dst"].to_list(), s["dport"].to_list(), strict=True
         )
+        for i, (src, sp, dst, dp) in enumerate(ends):
+            label, coin = entry.flow_label(src, int(sp), dst, int(dp))
+            labels[i] = 1 if label == LABEL_MINER else 0
+            coins.append((coin or None) if label == LABEL_MINER else None)
+        source = dataset if dataset != "real" else Path(rel).parts[0]
+        out.append(LabelledFlows(table, _frame(labels, coins, [f"{dataset}/{rel}"] * len(table), source)))
     return out
 
 
-def _flow_labels(path: Path) -> dict[str, list[tuple[tuple[str, int], int, str | None]]]:
-    """FLOW_LABELS.csv: capture path -> [(server endpoint, label, coin)] (wildcards dropped)."""
-    if not path.is_file():
-        return {}
-    rules: dict[str, list[tuple[tuple[str, int], int, str | None]]] = {}
-    for lineno, row in _read_csv(path, required=("path", "server_endpoint", "label")):
-        ep = _endpoint(row["server_endpoint"])
-        if ep is None or "*" in row["path"]:
-            continue
-        label = _label_value(row["label"], f"{path}: line {lineno}")
-        rules.setdefault(row["path"], []).append((ep, label, normalise_coin(row.get("coin"))))
-    return rules
-
-
-def _flow_ends(table: FlowTable) -> list[set[tuple[str, int]]]:
-    s = table.summary
-    return [
-        {(src, int(sp)), (dst, int(dp))}
-        for src, sp, dst, dp in zip(
-            s["src"].to_list(), s["sport"].to_list(), s["dst"].to_list(), s["dport"].to_list(), strict=True
-        )
-    ]
-
-
-_ALIASES = {
-    "client_ip": ("client_ip", "src", "src_ip", "saddr"),
-    "client_port": ("client_port", "sport", "src_port"),
-    "server_ip": ("server_ip", "dst", "dst_ip", "daddr"),
-    "server_port": ("server_port", "dport", "dst_port"),
-    "session": ("session_id", "session", "group"),
-}
+def _tuple_key(a: str, ap: int, b: str, bp: int, proto: int | None) -> tuple[Any, ...]:
+    ends = sorted([(str(a), int(ap)), (str(b), int(bp))])
+    return (*ends[0], *ends[1], proto)
 
 
 def load_labelled_capture(
-    capture: str | Path, labels_csv: str | Path, *, reader: Reader | None = None, source: str = "lab"
+    capture: str | Path,
+    labels_csv: str | Path,
+    *,
+    reader: Reader | None = None,
+    source: str = "lab",
+    rows: Sequence[labdata.FlowLabel] | None = None,
 ) -> LabelledFlows:
     """One capture and its per-flow labels CSV (5-tuples; either orientation matches).
 
-    Flows the CSV does not name get label -1 (not used for training). When several rows
-    share a 5-tuple, the one whose ``start_ns`` is closest to the flow's first packet wins.
+    The CSV is parsed by :func:`minerscope.lab.datasets.read_flow_labels` (unless ``rows``
+    are given, already parsed). Flows the CSV does not name get label -1 (not used for
+    training). When several rows share a 5-tuple, the one whose ``start_ns`` is closest
+    to the flow's first packet wins.
 
     Raises:
         InputError: missing columns or bad label values (naming file and line).
     """
     capture, labels_csv = Path(capture), Path(labels_csv)
-    rows = _read_csv(labels_csv, required=("label",))
-    header = set(rows[0][1]) if rows else set()
-    cols = {k: next((a for a in names if a in header), None) for k, names in _ALIASES.items()}
-    lacking = [k for k in ("client_ip", "client_port", "server_ip", "server_port") if cols[k] is None]
-    if rows and lacking:
-        raise InputError(f"{labels_csv}: labels CSV lacks 5-tuple column(s) {', '.join(lacking)}")
-    by_tuple: dict[tuple[Any, ...], list[tuple[float | None, int, str | None, str]]] = {}
-    for lineno, row in rows:
-        where = f"{labels_csv}: line {lineno}"
-        try:
-            cport = int(row[cols["client_port"] or ""])
-            sport = int(row[cols["server_port"] or ""])
-        except ValueError:
-            raise InputError(f"{where}: port is not an integer") from None
-        proto = _proto(row.get("proto", ""))
-        start = float(row["start_ns"]) / 1e9 if row.get("start_ns") else None
-        key = _tuple_key(row[cols["client_ip"] or ""], cport, row[cols["server_ip"] or ""], sport, proto)
-        session = row.get(cols["session"] or "", "") or f"line{lineno}"
-        by_tuple.setdefault(key, []).append(
-            (start, _label_value(row["label"], where), normalise_coin(row.get("coin")), session)
-        )
+    parsed = list(rows) if rows is not None else labdata.read_flow_labels(labels_csv)
+    by_tuple: dict[tuple[Any, ...], list[labdata.FlowLabel]] = {}
+    for row in parsed:
+        key = _tuple_key(row.client_ip, row.client_port, row.server_ip, row.server_port, row.proto)
+        by_tuple.setdefault(key, []).append(row)
     table = (reader or default_reader)(capture)
     s = table.summary
     n = len(table)
@@ -257,49 +190,12 @@ def load_labelled_capture(
         )
         if not cands:
             continue
-        best = min(cands, key=lambda c: abs(c[0] - first) if c[0] is not None else 0.0)
-        labels[i] = best[1]
-        coins[i] = best[2] if best[1] == 1 else None
-        groups[i] = f"{source}:{capture.name}:{best[3]}"
-    return LabelledFlows(
-        table,
-        pl.DataFrame(
-            {
-                "label": labels,
-                "coin": pl.Series(coins, dtype=pl.Utf8),
-                "group": groups,
-                "source": [source] * n,
-            },
-            schema={"label": pl.Int8, "coin": pl.Utf8, "group": pl.Utf8, "source": pl.Utf8},
-        ),
-    )
-
-
-def _proto(text: str | int | None) -> int | None:
-    t = str(text or "").strip().lower()
-    if not t:
-        return None
-    return {"tcp": 6, "udp": 17}.get(t) or (int(t) if t.isdigit() else None)
-
-
-def _tuple_key(a: str, ap: int, b: str, bp: int, proto: int | None) -> tuple[Any, ...]:
-    ends = sorted([(str(a), int(ap)), (str(b), int(bp))])
-    return (*ends[0], *ends[1], proto)
-
-
-def _read_csv(path: Path, *, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    try:
-        fh = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-        return [
-            (i, {k: (v or "") for k, v in row.items() if k is not None}) for i, row in enumerate(reader, 2)
-        ]
+        best = min(cands, key=lambda c: abs(c.start_ns / 1e9 - first) if c.start_ns is not None else 0.0)
+        mining = best.label == LABEL_MINER
+        labels[i] = 1 if mining else 0
+        coins[i] = (best.coin or None) if mining else None
+        groups[i] = f"{source}:{capture.name}:{best.session}"
+    return LabelledFlows(table, _frame(labels, coins, groups, source))
 
 
 def _sibling_labels(capture: Path) -> Path | None:
@@ -337,18 +233,20 @@ def load_data(
         elif path.is_file() and path.name == "MANIFEST.csv":
             out.extend(load_manifest(path, reader=reader, skipped=skipped))
         elif path.is_file() and path.suffix.lower() == ".csv":
-            rows = _read_csv(path, required=("label",))
-            if rows and "capture" in rows[0][1]:
-                for cap in sorted({r["capture"] for _, r in rows}):
-                    sub = [r for _, r in rows if r["capture"] == cap]
-                    out.append(_from_rows(path, path.parent / cap, sub, reader))
+            rows = labdata.read_flow_labels(path)
+            if rows and rows[0].capture:
+                for cap in sorted({r.capture for r in rows}):
+                    if not (path.parent / cap).is_file():
+                        raise InputError(f"{path}: capture {cap!r} does not exist")
+                    sub = [r for r in rows if r.capture == cap]
+                    out.append(load_labelled_capture(path.parent / cap, path, reader=reader, rows=sub))
             else:
                 captures = [p for p in path.parent.iterdir() if _is_capture(p) and _sibling_labels(p) == path]
                 if len(captures) != 1:
                     raise InputError(
                         f"{path}: labels CSV without a 'capture' column needs exactly one capture beside it"
                     )
-                out.append(load_labelled_capture(captures[0], path, reader=reader))
+                out.append(load_labelled_capture(captures[0], path, reader=reader, rows=rows))
         elif path.is_file() and _is_capture(path):
             labels = _sibling_labels(path)
             if labels is None:
@@ -371,23 +269,6 @@ def load_data(
             counts.setdefault(source, {}).setdefault(key, 0)
             counts[source][key] += n
     return out, {"data": [str(s) for s in specs], "flows_per_source": counts, "skipped": skipped}
-
-
-def _from_rows(
-    csv_path: Path, capture: Path, rows: list[dict[str, str]], reader: Reader | None
-) -> LabelledFlows:
-    import tempfile
-
-    # reuse the single-capture path by writing this capture's rows to a temporary CSV
-    with tempfile.TemporaryDirectory() as tmp:
-        sub = Path(tmp) / "labels.csv"
-        with sub.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        if not capture.is_file():
-            raise InputError(f"{csv_path}: capture {capture.name!r} does not exist")
-        return load_labelled_capture(capture, sub, reader=reader)
 
 
 def merge_duplicate_groups(datasets: list[LabelledFlows]) -> list[LabelledFlows]:

@@ -63,6 +63,19 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "nthread": 1,  # the machine is shared; training is small
 }
 
+COIN_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS}
+"""Coin model parameters (depth 6 measured no better than 4 on the lab test split)."""
+
+COIN_EXCLUDE: tuple[str, ...] = ("eth",)
+"""Coins kept out of the coin model's classes (their windows still train the binary model).
+
+Pre-Merge ETH comes only from real captures: two independent ethminer sessions (one flow
+appears in two CJ-Sniffer files) and one nDPI flow, too few groups to train *and* test a
+class, and a coin that has not been mined since September 2022. Its traffic is the
+ethash-family dialect that ETC and ETHW continue, so a flow of it is reported as one of
+those; as its own class it would only take probability from ETC/ETHW.
+"""
+
 
 @dataclass(slots=True)
 class LabelledFlows:
@@ -184,6 +197,8 @@ def train_models(
     max_fpr: float = ev.DEFAULT_MAX_FPR,
     recipe: dict[str, Any] | None = None,
     split: dict[str, str] | None = None,
+    coin_exclude: Sequence[str] = COIN_EXCLUDE,
+    coin_rounds: int | None = None,
 ) -> TrainResult:
     """Select features, train both boosters, choose the threshold, measure on test.
 
@@ -197,6 +212,8 @@ def train_models(
         max_fpr: benign false-positive rate the threshold is chosen for.
         recipe: description of the training data, stored in the sidecar.
         split: a precomputed group -> split assignment (default: :func:`split_groups`).
+        coin_exclude: coins that are not coin-model classes (see :data:`COIN_EXCLUDE`).
+        coin_rounds: maximum coin-model rounds (default: ``rounds``).
 
     Raises:
         InputError: the data lacks a class or a split lacks the samples needed.
@@ -258,7 +275,9 @@ def train_models(
     cevals: dict[str, Any] = {}
     coins = sorted(
         c
-        for c in samples.filter((pl.col("label") == 1) & pl.col("coin").is_not_null())["coin"]
+        for c in samples.filter(
+            (pl.col("label") == 1) & pl.col("coin").is_not_null() & ~pl.col("coin").is_in(list(coin_exclude))
+        )["coin"]
         .unique()
         .to_list()
     )
@@ -272,7 +291,7 @@ def train_models(
         csel = select_features(matrix(ctrain, FEATURE_NAMES), cy, FEATURE_NAMES, task="coin", alpha=alpha)
         cfeat = list(csel.selected) or bfeat
         cparams = {
-            **DEFAULT_PARAMS,
+            **COIN_PARAMS,
             "objective": "multi:softprob",
             "num_class": len(coins),
             "eval_metric": "mlogloss",
@@ -291,7 +310,7 @@ def train_models(
         coin_booster = xgboost.train(
             cparams,
             cdtrain,
-            num_boost_round=min(rounds, 150),
+            num_boost_round=coin_rounds or rounds,
             evals=evals_list,
             early_stopping_rounds=early_stopping if cval.height else None,
             evals_result=cevals,
@@ -303,6 +322,8 @@ def train_models(
             "classes": coins,
             "rounds": coin_booster.num_boosted_rounds(),
             "selection": _selection_meta(csel),
+            "excluded": sorted(coin_exclude),
+            "params": {k: v for k, v in cparams.items() if k != "eval_metric"},
             "mlogloss_per_round": {k: [round(v, 5) for v in d["mlogloss"]] for k, d in cevals.items()},
         }
 

@@ -75,3 +75,20 @@ def test_wrap_rejects_non_capture(tmp_path: Path) -> None:
         wrap_tls(bad, tmp_path / "y.pcapng")
     res = CliRunner().invoke(main, ["lab", "wrap-tls", str(bad), str(tmp_path / "y.pcapng")])
     assert res.exit_code != 0 and "not a pcap" in res.output
+
+
+def test_wrap_reads_pcapng_input(real_datasets: Path, tmp_path: Path) -> None:
+    """Regression: pcapng inputs (13 cj-sniffer '.pcap' files are pcapng) used to crash."""
+    from minerscope.flows.assemble import assemble_capture
+
+    src = real_datasets / "real" / "ndpi" / "mining.pcapng"
+    out = tmp_path / "wrapped.pcap"
+    wrap_tls(src, out)
+    table, report = assemble_capture(out)
+    assert report.complete
+    plain, _ = assemble_capture(src)
+    mining_ports = {3333, 9999, 9050}
+    wrapped_tls = table.summary.filter(table.summary["dport"].is_in(list(mining_ports)))
+    # each of the four pool sessions starts with a real TLS handshake (later idle-split pieces need not)
+    assert wrapped_tls["is_tls"].sum() >= 4
+    assert plain.summary.filter(plain.summary["dport"].is_in(list(mining_ports)))["is_tls"].sum() == 0

@@ -80,7 +80,7 @@ def test_bad_labels_are_clear_errors(real_datasets: Path, tmp_path: Path) -> Non
     with pytest.raises(InputError, match="5-tuple column"):
         load_labelled_capture(capture, bad)
     bad.write_text("src,sport,dst,dport,label\n127.0.0.1,1,127.0.0.2,2,maybe\n")
-    with pytest.raises(InputError, match=r"line 2: label 'maybe'"):
+    with pytest.raises(InputError, match=r"line 2: unknown label 'maybe'"):
         load_labelled_capture(capture, bad)
     with pytest.raises(InputError, match="no MANIFEST.csv and no labelled captures"):
         load_data([tmp_path])
@@ -94,3 +94,21 @@ def test_coin_names_are_normalised() -> None:
     assert normalise_coin("XMR (regtest)") == "xmr"
     assert normalise_coin(" LTC ") == "ltc"
     assert normalise_coin("") is None and normalise_coin(None) is None
+
+
+def test_labels_csv_with_capture_column_and_numeric_labels(real_datasets: Path, tmp_path: Path) -> None:
+    # one labels CSV naming its capture per row; "1"/"0" labels are the numeric spelling
+    (tmp_path / "x.pcap").write_bytes((real_datasets / "lab-real" / XMR_TLS).read_bytes())
+    labels = tmp_path / "all.csv"
+    labels.write_text(
+        "capture,src,sport,dst,dport,proto,label,coin\n"
+        "x.pcap,127.0.0.1,48856,127.0.5.5,5555,tcp,1,XMR (regtest)\n"
+    )
+    (ds,), recipe = load_data([labels])
+    frame = ds.table.summary.with_columns(ds.labels)
+    hit = frame.filter(pl.col("sport") == 48856)
+    assert hit["label"].to_list() == [1] and hit["coin"].to_list() == ["xmr"]
+    assert recipe["flows_per_source"]["lab"]["mining"] == 1
+    labels.write_text("capture,src,sport,dst,dport,label\nmissing.pcap,127.0.0.1,1,127.0.0.2,2,0\n")
+    with pytest.raises(InputError, match="capture 'missing.pcap' does not exist"):
+        load_data([labels])

@@ -86,3 +86,21 @@ def test_threshold_is_chosen_on_validation(trained: tuple[Path, TrainResult]) ->
     assert meta["threshold_validation"]["recall"] == pytest.approx(
         float(np.mean(mining >= meta["threshold"]))
     )
+
+
+def test_excluded_coins_train_the_binary_model_but_are_no_coin_class() -> None:
+    samples = build_samples(labelled_groups(n_groups=6, per_class=2))
+    # every third xmr window becomes "eth": a coin kept out of the coin classes
+    samples = samples.with_columns(
+        pl.when((pl.col("coin") == "xmr") & (pl.int_range(pl.len()) % 3 == 0))
+        .then(pl.lit("eth"))
+        .otherwise(pl.col("coin"))
+        .alias("coin")
+    )
+    result = train_models(samples, seed=1, rounds=3, coin_exclude=("eth",))
+    coin = result.metadata["coin"]
+    assert coin is not None and coin["classes"] == ["ltc", "xmr"] and coin["excluded"] == ["eth"]
+    train = result.samples.filter(pl.col("split") == "train")
+    assert (train["coin"] == "eth").any()  # its windows were in the binary training data
+    kept = train_models(samples, seed=1, rounds=3, coin_exclude=())
+    assert kept.metadata["coin"] is not None and kept.metadata["coin"]["classes"] == ["eth", "ltc", "xmr"]
