@@ -86,6 +86,10 @@ class MinerscopeApp(App[None]):
         self.db_path = db_path
         self.options = options
         self._loader = loader
+        if loader is None:
+            from minerscope.tui.offload import prepare
+
+            prepare()
         self.probe_options = probe_options
         self.probe_ids: dict[tuple[str, int], int] = {}
         self.session = Session()
@@ -167,6 +171,10 @@ class MinerscopeApp(App[None]):
                         return
             except MinerscopeError as exc:
                 self.post_message(LoadFailed(name, clean(str(exc), 300)))
+            except Exception as exc:  # a bug: say so on screen instead of dying silently
+                self.post_message(
+                    LoadFailed(name, clean(f"internal error: {type(exc).__name__}: {exc}", 300))
+                )
 
     def on_flows_arrived(self, message: FlowsArrived) -> None:
         first = self.session.count == 0

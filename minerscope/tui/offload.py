@@ -33,7 +33,26 @@ POLL_S = 0.1
 """How often the waiting thread checks for cancellation and a dead child."""
 
 
+def prepare() -> None:
+    """Start multiprocessing's resource tracker now, while ``sys.stderr`` is the real one.
+
+    Textual replaces ``sys.stderr`` while an app runs; a tracker started then is handed
+    that object's bogus file descriptor and ``Process.start`` fails with "bad value(s)
+    in fds_to_keep". Call this before the app starts.
+    """
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+
+
 def _child(path: str, options: TriageOptions | None, out: Any) -> None:
+    import os
+
+    # The parent's terminal belongs to the UI: library chatter in the child must not
+    # paint over it. Failures still reach the app through the queue.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     from minerscope.triage import iter_triage
 
     try:

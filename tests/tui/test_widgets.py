@@ -17,7 +17,9 @@ HOSTILE = b'{"result":"[bold red]owned[/bold red] \x1b]52;c;ZWNobyBoaQ==\x07 \x1
 
 
 def hostile_attempt() -> ProbeAttempt:
-    result = DialectResult("stratum1", Outcome.SUCCESS, 0.9, (Evidence("agent", "[link=x]y[/link]\x1b[31m"),), "")
+    result = DialectResult(
+        "stratum1", Outcome.SUCCESS, 0.9, (Evidence("agent", "[link=x]y[/link]\x1b[31m"),), ""
+    )
     return ProbeAttempt("stratum1", Transport.TCP, b'{"id":1}\n', HOSTILE, 0.0123, result)
 
 
