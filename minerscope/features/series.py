@@ -5,7 +5,9 @@ A *sample* is a whole flow or one time window of a flow (see
 the index of its sample in a non-decreasing ``seg`` array, so a statistic over "each
 sample's series" is one ``np.bincount``/``reduceat`` pass over the concatenated arrays,
 whatever the number of flows. There is no Python loop over flows or packets: the only
-loops run over the ~280 feature definitions.
+loops run over the ~280 feature definitions. The hottest per-segment passes (moments,
+lagged products, first strong peak) are compiled kernels in :mod:`._kernels` that add in
+the same order as the numpy originals, so every value is unchanged.
 
 Why these series (PROTOCOLS.md 5.4): a pool connection is one long TCP/TLS flow of small
 messages; the server pushes jobs at block/refresh cadence without being asked, the client
@@ -27,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft as scipy_fft  # float32-native and ~2x numpy's FFT on many short rows
 
+from minerscope.features._kernels import first_strong_peak, lagged_products, moments
 from minerscope.features.schema import (
     DIRECTIONS,
     FEATURE_NAMES,
@@ -168,14 +171,12 @@ def series_stats(
     shares = shares or {}
     counts, starts = counts_starts(seg, n)
     cf = counts.astype(np.float64)
-    total = wsum(seg, x, n)
-    mean = _div(total, cf)
-    d = x - mean[seg] if x.shape[0] else np.zeros(0)
-    d2 = d * d
-    m2 = _div(wsum(seg, d2, n), cf)
+    total, mean, s2, s3, s4, xmin, xmax = moments(x, counts, starts)
+    m2 = _div(s2, cf)
     std = np.sqrt(m2)
     out: dict[str, F64] = {}
     sorted_x: F64 | None = None
+    ok: tuple[BoolArr, I64, I64, I64] | None = None
     for stat in wanted:
         if stat == "sum":
             out[stat] = total
@@ -184,18 +185,19 @@ def series_stats(
         elif stat == "std":
             out[stat] = std
         elif stat == "min":
-            out[stat] = seg_reduce(np.minimum, x, counts, starts)
+            out[stat] = xmin
         elif stat == "max":
-            out[stat] = seg_reduce(np.maximum, x, counts, starts)
+            out[stat] = xmax
         elif stat in _QUANTILES:
             if sorted_x is None:
                 sorted_x = sort_within(x, seg)
-            out[stat] = _quantile(sorted_x, counts, starts, _QUANTILES[stat])
+                ok = _nonempty(counts, starts)
+            out[stat] = _quantile(sorted_x, counts, starts, _QUANTILES[stat], ok)
         elif stat == "skew":
-            m3 = _div(wsum(seg, d2 * d, n), cf)
+            m3 = _div(s3, cf)
             out[stat] = _div(m3, np.where(m2 > 1e-18, m2**1.5, 0.0))
         elif stat == "kurt":
-            m4 = _div(wsum(seg, d2 * d2, n), cf)
+            m4 = _div(s4, cf)
             out[stat] = _div(m4, np.where(m2 > 1e-18, m2 * m2, 0.0)) - 3.0
         elif stat == "cv":
             out[stat] = _div(std, np.where(mean > 0, mean, 0.0))
@@ -205,7 +207,14 @@ def series_stats(
         elif stat == "trend":
             out[stat] = _trend(x, seg, n, counts, starts, mean)
         elif stat.startswith("acf") and stat[3:].isdigit():
-            out[stat] = _acf(d, seg, n, int(stat[3:]), m2 * cf, counts)
+            lag = int(stat[3:])
+            acf = np.full(n, np.nan)
+            if lag >= 1:
+                ss = m2 * cf
+                ok_acf = (counts > lag + 1) & (ss > 1e-18)
+                num = lagged_products(x, mean, counts, starts, lag)
+                acf[ok_acf] = num[ok_acf] / ss[ok_acf]
+            out[stat] = acf
         elif stat in shares:
             op, threshold = shares[stat]
             hit = _COMPARE[op](x, threshold)
@@ -230,17 +239,29 @@ def sort_within(x: F64, seg: I64) -> F64:
     return (key & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32).astype(np.float64)
 
 
-def _quantile(sorted_x: F64, counts: I64, starts: I64, q: float) -> F64:
+def _quantile(
+    sorted_x: F64, counts: I64, starts: I64, q: float, ok: tuple[BoolArr, I64, I64, I64] | None = None
+) -> F64:
+    """Linear-interpolation quantile per segment; ``ok`` (non-empty mask, their starts,
+    counts and last indices) may be shared between the quantiles of one series."""
+    if ok is None:
+        ok = _nonempty(counts, starts)
+    mask, s_ok, c_ok, last = ok
     out = np.full(counts.shape[0], np.nan)
-    ok = counts > 0
-    if not ok.any():
+    if s_ok.shape[0] == 0:
         return out
-    pos = starts[ok] + q * (counts[ok] - 1)
+    pos = s_ok + q * (c_ok - 1)
     lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, starts[ok] + counts[ok] - 1)
+    hi = np.minimum(lo + 1, last)
     frac = pos - lo
-    out[ok] = sorted_x[lo] * (1.0 - frac) + sorted_x[hi] * frac
+    out[mask] = sorted_x[lo] * (1.0 - frac) + sorted_x[hi] * frac
     return out
+
+
+def _nonempty(counts: I64, starts: I64) -> tuple[BoolArr, I64, I64, I64]:
+    mask = counts > 0
+    s_ok, c_ok = starts[mask], counts[mask]
+    return mask, s_ok, c_ok, s_ok + c_ok - 1
 
 
 def _entropy(x: F64, seg: I64, n: int, cf: F64, edges: F64) -> F64:
@@ -266,18 +287,6 @@ def _trend(x: F64, seg: I64, n: int, counts: I64, starts: I64, mean: F64) -> F64
     den = wsum(seg, dr * dr, n)
     out = _div(num, den)
     out[counts < 3] = np.nan
-    return out
-
-
-def _acf(d: F64, seg: I64, n: int, lag: int, ss: F64, counts: I64) -> F64:
-    """Autocorrelation at ``lag``: sum of lagged products of deviations over the sum of squares."""
-    out = np.full(n, np.nan)
-    if d.shape[0] <= lag:
-        return out
-    same = seg[lag:] == seg[:-lag]
-    num = wsum(seg[lag:][same], (d[:-lag] * d[lag:])[same], n)
-    ok = (counts > lag + 1) & (ss > 1e-18)
-    out[ok] = num[ok] / ss[ok]
     return out
 
 
@@ -460,14 +469,7 @@ def _first_strong_peak(values: F64) -> npt.NDArray[np.intp]:
     harmonic (spectrum) of nearly equal height; bin alignment decides which is highest,
     so the first strong one is the period, not the highest one.
     """
-    top = values.max(axis=1, keepdims=True)
-    left = np.concatenate([np.full((values.shape[0], 1), -np.inf), values[:, :-1]], axis=1)
-    right = np.concatenate([values[:, 1:], np.full((values.shape[0], 1), -np.inf)], axis=1)
-    strong = (values >= left) & (values >= right) & (values >= PEAK_SHARE * top) & np.isfinite(values)
-    first = strong.argmax(axis=1)
-    none = ~strong.any(axis=1)
-    first[none] = values.argmax(axis=1)[none]
-    return np.asarray(first, dtype=np.intp)
+    return first_strong_peak(values, PEAK_SHARE)
 
 
 def first_messages(

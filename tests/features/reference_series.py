@@ -1,0 +1,747 @@
+"""FROZEN REFERENCE COPY of the pre-optimisation implementation (do not edit): the golden
+standard that tests/features/test_equivalence.py compares the optimised code against, so
+the shipped model's training-time feature values stay reproducible.
+
+Per-sample time series -> the stage-1 feature columns, for every sample at once.
+
+A *sample* is a whole flow or one time window of a flow (see
+:mod:`minerscope.features.windows`). Every packet and every application message carries
+the index of its sample in a non-decreasing ``seg`` array, so a statistic over "each
+sample's series" is one ``np.bincount``/``reduceat`` pass over the concatenated arrays,
+whatever the number of flows. There is no Python loop over flows or packets: the only
+loops run over the ~280 feature definitions.
+
+Why these series (PROTOCOLS.md 5.4): a pool connection is one long TCP/TLS flow of small
+messages; the server pushes jobs at block/refresh cadence without being asked, the client
+submits shares at vardiff cadence and gets a small acknowledgement. Sizes, inter-arrival
+times, periodicity of the binned message counts, request/response structure and
+unsolicited pushes describe that shape; TLS keeps all of them (it adds a near-constant
+overhead per record).
+
+Conventions: a statistic that is undefined for a sample (mean of nothing, skew of a
+constant) is NaN, which XGBoost treats as missing; counts and sums of nothing are 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import fft as scipy_fft  # float32-native and ~2x numpy's FFT on many short rows
+
+from minerscope.features.schema import (
+    DIRECTIONS,
+    FEATURE_NAMES,
+    FIRST_N_MESSAGES,
+    LARGE_MSG_BYTES,
+    SMALL_MSG_BYTES,
+)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BoolArr = npt.NDArray[np.bool_]
+
+BINS = 128
+"""Time bins per sample for the binned series and the periodicity search."""
+MIN_BIN_S = 1.0
+"""Bins are never narrower than this (a short sample uses fewer than :data:`BINS`)."""
+BURST_GAP_S = 0.5
+"""Packets closer than this belong to one burst."""
+RESPONSE_WINDOW_S = 2.0
+"""A server message this soon after a client message answers it (request/response pair);
+a server message after a longer silence is unsolicited (a push)."""
+IDLE_GAP_S = 5.0
+"""Packet gaps longer than this count as idle time."""
+
+SIZE_EDGES: F64 = np.asarray(2.0 ** np.arange(3, 16), dtype=np.float64)
+"""Histogram edges (log2 steps, 8 B .. 32 KiB) for size entropy."""
+IAT_EDGES: F64 = np.asarray(10.0 ** np.arange(-4.0, 3.01, 0.5), dtype=np.float64)
+"""Histogram edges (half-decades, 0.1 ms .. 1000 s) for inter-arrival entropy."""
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+_COMPARE = {"le": np.less_equal, "lt": np.less, "ge": np.greater_equal, "gt": np.greater}
+
+_QUANTILES = {"p10": 0.10, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p90": 0.90}
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    """Which sample every packet and application message belongs to.
+
+    Attributes:
+        n: number of samples.
+        pkt_seg: int64 sample index per packet, non-decreasing.
+        msg_seg: int64 sample index per application message, non-decreasing.
+        flow: int64 flow index (into the arrays' flows) of each sample.
+    """
+
+    n: int
+    pkt_seg: I64
+    msg_seg: I64
+    flow: I64
+
+
+def wsum(seg: I64, weights: npt.NDArray[np.floating], n: int) -> F64:
+    """Per-segment sums of ``weights`` as float64 (``np.bincount`` gives int64 when empty)."""
+    return np.bincount(seg, weights=weights, minlength=n).astype(np.float64, copy=False)
+
+
+def counts_starts(seg: I64, n: int) -> tuple[I64, I64]:
+    """Per-segment element counts and the index of each segment's first element."""
+    counts = np.bincount(seg, minlength=n).astype(np.int64)
+    starts = np.zeros(n, np.int64)
+    if n > 1:
+        np.cumsum(counts[:-1], out=starts[1:])
+    return counts, starts
+
+
+def _div(a: F64, b: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> F64:
+    """``a / b`` with NaN where ``b`` is 0."""
+    out = np.full(np.broadcast(a, b).shape, np.nan)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+def seg_reduce(ufunc: np.ufunc, x: F64, counts: I64, starts: I64, empty: float = np.nan) -> F64:
+    """``ufunc.reduceat`` per non-empty segment (x grouped by segment), ``empty`` elsewhere."""
+    out = np.full(counts.shape[0], empty)
+    nonempty = counts > 0
+    if nonempty.any():
+        out[nonempty] = ufunc.reduceat(x, starts[nonempty])
+    return out
+
+
+def seg_diff(ts: F64, seg: I64) -> tuple[F64, I64]:
+    """Differences of consecutive values inside each segment, and their segment ids."""
+    if ts.shape[0] < 2:
+        return np.zeros(0), np.zeros(0, np.int64)
+    same = seg[1:] == seg[:-1]
+    return (ts[1:] - ts[:-1])[same], seg[1:][same]
+
+
+def run_max(values: npt.NDArray[np.generic], seg: I64, n: int, select: BoolArr | None = None) -> F64:
+    """Longest run of equal consecutive ``values`` per segment (runs where ``select`` only)."""
+    out = np.zeros(n)
+    m = values.shape[0]
+    if m == 0:
+        return out
+    change = np.ones(m, np.bool_)
+    change[1:] = (values[1:] != values[:-1]) | (seg[1:] != seg[:-1])
+    run_id = np.cumsum(change) - 1
+    run_len = np.bincount(run_id).astype(np.float64)
+    run_seg = seg[change]
+    if select is not None:
+        keep = select[change]
+        run_len, run_seg = run_len[keep], run_seg[keep]
+    if run_len.shape[0]:
+        np.maximum.at(out, run_seg, run_len)
+    return out
+
+
+def series_stats(
+    x: F64,
+    seg: I64,
+    n: int,
+    stats: Iterable[str],
+    *,
+    edges: F64 | None = None,
+    shares: dict[str, tuple[str, float]] | None = None,
+) -> dict[str, F64]:
+    """Statistics of each segment's series.
+
+    Args:
+        x: values, grouped by segment (``seg`` non-decreasing), in time order within one.
+        seg: segment index of each value.
+        n: number of segments.
+        stats: names among sum, mean, std, min, max, p10/p25/p50/p75/p90 (linear
+            interpolation, as ``np.quantile``), skew, kurt (excess), entropy (bits, of the
+            histogram over ``edges``), cv (std/mean), trend (least-squares slope against
+            the position in the series scaled to 0..1, so in the series' unit), acf1-3
+            (autocorrelation at lags 1-3), and the names in ``shares``.
+        edges: histogram edges for ``entropy``.
+        shares: name -> (op, threshold): the share of values ``op`` threshold, op one of
+            ``le``, ``lt``, ``ge``, ``gt``.
+
+    Returns:
+        name -> float64 array of length ``n``.
+    """
+    wanted = list(stats)
+    shares = shares or {}
+    counts, starts = counts_starts(seg, n)
+    cf = counts.astype(np.float64)
+    total = wsum(seg, x, n)
+    mean = _div(total, cf)
+    d = x - mean[seg] if x.shape[0] else np.zeros(0)
+    d2 = d * d
+    m2 = _div(wsum(seg, d2, n), cf)
+    std = np.sqrt(m2)
+    out: dict[str, F64] = {}
+    sorted_x: F64 | None = None
+    for stat in wanted:
+        if stat == "sum":
+            out[stat] = total
+        elif stat == "mean":
+            out[stat] = mean
+        elif stat == "std":
+            out[stat] = std
+        elif stat == "min":
+            out[stat] = seg_reduce(np.minimum, x, counts, starts)
+        elif stat == "max":
+            out[stat] = seg_reduce(np.maximum, x, counts, starts)
+        elif stat in _QUANTILES:
+            if sorted_x is None:
+                sorted_x = sort_within(x, seg)
+            out[stat] = _quantile(sorted_x, counts, starts, _QUANTILES[stat])
+        elif stat == "skew":
+            m3 = _div(wsum(seg, d2 * d, n), cf)
+            out[stat] = _div(m3, np.where(m2 > 1e-18, m2**1.5, 0.0))
+        elif stat == "kurt":
+            m4 = _div(wsum(seg, d2 * d2, n), cf)
+            out[stat] = _div(m4, np.where(m2 > 1e-18, m2 * m2, 0.0)) - 3.0
+        elif stat == "cv":
+            out[stat] = _div(std, np.where(mean > 0, mean, 0.0))
+        elif stat == "entropy":
+            assert edges is not None, "entropy needs histogram edges"
+            out[stat] = _entropy(x, seg, n, cf, edges)
+        elif stat == "trend":
+            out[stat] = _trend(x, seg, n, counts, starts, mean)
+        elif stat.startswith("acf") and stat[3:].isdigit():
+            out[stat] = _acf(d, seg, n, int(stat[3:]), m2 * cf, counts)
+        elif stat in shares:
+            op, threshold = shares[stat]
+            hit = _COMPARE[op](x, threshold)
+            out[stat] = _div(wsum(seg, hit.astype(np.float64), n), cf)
+        else:
+            raise ValueError(f"unknown statistic {stat!r}")
+    return out
+
+
+def sort_within(x: F64, seg: I64) -> F64:
+    """``x`` sorted inside each segment (segments stay in order).
+
+    Quantile series are non-negative (sizes, times), and the bit pattern of a
+    non-negative float32 orders like the float, so one ``np.sort`` of
+    ``seg << 32 | float32 bits`` replaces a 10x slower ``lexsort``; float32 precision
+    is what the feature columns keep anyway.
+    """
+    if x.shape[0] == 0 or float(x.min()) < 0 or int(seg.max()) >= 2**31:
+        return x[np.lexsort((x, seg))]
+    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    key = np.sort((seg.astype(np.uint64) << np.uint64(32)) | bits)
+    return (key & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def _quantile(sorted_x: F64, counts: I64, starts: I64, q: float) -> F64:
+    out = np.full(counts.shape[0], np.nan)
+    ok = counts > 0
+    if not ok.any():
+        return out
+    pos = starts[ok] + q * (counts[ok] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, starts[ok] + counts[ok] - 1)
+    frac = pos - lo
+    out[ok] = sorted_x[lo] * (1.0 - frac) + sorted_x[hi] * frac
+    return out
+
+
+def _entropy(x: F64, seg: I64, n: int, cf: F64, edges: F64) -> F64:
+    nb = edges.shape[0] + 1
+    bins = np.searchsorted(edges, x, side="right")
+    hist = np.bincount(seg * nb + bins, minlength=n * nb)
+    full = np.flatnonzero(hist)  # only the occupied (sample, bin) cells
+    owner = full // nb
+    p = hist[full] / cf[owner]
+    ent = wsum(owner, -p * np.log2(p), n).astype(np.float64)
+    ent[cf == 0] = np.nan
+    return ent
+
+
+def _trend(x: F64, seg: I64, n: int, counts: I64, starts: I64, mean: F64) -> F64:
+    if x.shape[0] == 0:
+        return np.full(n, np.nan)
+    pos = (np.arange(x.shape[0]) - starts[seg]).astype(np.float64)
+    r = pos / np.maximum(counts[seg] - 1, 1)
+    rbar = _div(wsum(seg, r, n), counts.astype(np.float64))
+    dr = r - rbar[seg]
+    num = wsum(seg, dr * (x - mean[seg]), n)
+    den = wsum(seg, dr * dr, n)
+    out = _div(num, den)
+    out[counts < 3] = np.nan
+    return out
+
+
+def _acf(d: F64, seg: I64, n: int, lag: int, ss: F64, counts: I64) -> F64:
+    """Autocorrelation at ``lag``: sum of lagged products of deviations over the sum of squares."""
+    out = np.full(n, np.nan)
+    if d.shape[0] <= lag:
+        return out
+    same = seg[lag:] == seg[:-lag]
+    num = wsum(seg[lag:][same], (d[:-lag] * d[lag:])[same], n)
+    ok = (counts > lag + 1) & (ss > 1e-18)
+    out[ok] = num[ok] / ss[ok]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Bins:
+    """Each sample's time axis cut into :data:`BINS` bins starting at its first packet."""
+
+    t0: F64
+    width: F64
+    used: I64  # bins that cover the sample's span (the rest is padding)
+
+
+def make_bins(first: F64, last: F64) -> Bins:
+    """Bins for samples spanning ``first``..``last`` (NaN spans give one 1-second bin)."""
+    span = np.nan_to_num(last - first, nan=0.0)
+    width = np.maximum(span / BINS, MIN_BIN_S)
+    used = np.clip(np.floor(span / width).astype(np.int64) + 1, 1, BINS)
+    return Bins(t0=np.nan_to_num(first, nan=0.0), width=width, used=used)
+
+
+def _bin_index(ts: F64, seg: I64, bins: Bins) -> I64:
+    idx = np.floor((ts - bins.t0[seg]) / bins.width[seg]).astype(np.int64)
+    np.clip(idx, 0, BINS - 1, out=idx)
+    return idx
+
+
+def binned(ts: F64, seg: I64, bins: Bins, weights: F64 | None = None, rows: I64 | None = None) -> F64:
+    """Dense ``(len(rows), BINS)`` float32 matrix of per-bin sums (or counts) for ``rows``.
+
+    ``rows`` (sorted sample indices; default all) limits the matrix to the samples that
+    need it, so short samples never pay for ``BINS`` columns.
+    """
+    n = bins.t0.shape[0]
+    if rows is None:
+        rows = np.arange(n, dtype=np.int64)
+    out_n = rows.shape[0]
+    if ts.shape[0] == 0 or out_n == 0:
+        return np.zeros((out_n, BINS), np.float32)
+    local = np.full(n, -1, np.int64)
+    local[rows] = np.arange(out_n)
+    where = local[seg]
+    keep = where >= 0
+    idx = _bin_index(ts[keep], seg[keep], bins)
+    w = None if weights is None else weights[keep]
+    flat = np.bincount(where[keep] * BINS + idx, weights=w, minlength=out_n * BINS)
+    return flat.reshape(out_n, BINS).astype(np.float32)
+
+
+def binned_stats(ts: F64, seg: I64, bins: Bins, weights: F64 | None = None) -> dict[str, F64]:
+    """mean, std, max, cv, share_empty, acf1 of each sample's per-bin sums over its used bins.
+
+    Computed from the non-empty bins only (the events are time-ordered inside each
+    sample, so ``sample * BINS + bin`` is already sorted and its runs are the non-empty
+    bins): the cost follows the number of events, not ``samples x BINS``.
+    """
+    n = bins.t0.shape[0]
+    k = bins.used.astype(np.float64)
+    if ts.shape[0] == 0:
+        zero = np.zeros(n)
+        return {
+            "mean": zero,
+            "std": zero.copy(),
+            "max": zero.copy(),
+            "cv": np.full(n, np.nan),
+            "share_empty": np.ones(n),
+            "acf1": np.full(n, np.nan),
+        }
+    flat = seg * BINS + _bin_index(ts, seg, bins)
+    start = np.ones(flat.shape[0], np.bool_)
+    start[1:] = flat[1:] != flat[:-1]
+    first = np.flatnonzero(start)
+    values = np.add.reduceat(np.ones(flat.shape[0]) if weights is None else weights, first)
+    b_flat = flat[first]
+    b_seg = b_flat // BINS
+    total = wsum(b_seg, values, n)
+    sq = wsum(b_seg, values * values, n)
+    nonempty = np.bincount(b_seg, minlength=n).astype(np.float64)
+    mu = total / k
+    ss = np.maximum(sq - k * mu * mu, 0.0)  # sum over used bins of (m - mu)^2
+    std = np.sqrt(ss / k)
+    b_counts, b_starts = counts_starts(b_seg, n)
+    vmax = seg_reduce(np.maximum, values, b_counts, b_starts, empty=0.0)
+    # lag-1: sum_t (m_t - mu)(m_t+1 - mu) over used bins t, t+1
+    adjacent = (b_flat[1:] == b_flat[:-1] + 1) & (b_seg[1:] == b_seg[:-1])
+    prod = wsum(b_seg[1:][adjacent], (values[1:] * values[:-1])[adjacent], n)
+    b_idx = b_flat - b_seg * BINS
+    m_first = wsum(b_seg[b_idx == 0], values[b_idx == 0], n)
+    last_used = bins.used[b_seg] - 1
+    at_last = b_idx == last_used
+    m_last = wsum(b_seg[at_last], values[at_last], n)
+    lagged = prod - mu * ((total - m_last) + (total - m_first)) + (k - 1) * mu * mu
+    acf1 = np.full(n, np.nan)
+    ok = (bins.used > 2) & (ss > 1e-12)
+    acf1[ok] = lagged[ok] / ss[ok]
+    return {
+        "mean": mu,
+        "std": std,
+        "max": vmax,
+        "cv": _div(std, np.where(mu > 0, mu, 0.0)),
+        "share_empty": (k - nonempty) / k,
+        "acf1": acf1,
+    }
+
+
+def periodicity(ts: F64, seg: I64, bins: Bins, events: F64) -> dict[str, F64]:
+    """Dominant period of each sample's binned event counts, by FFT and by autocorrelation.
+
+    ``period``: the period (s) of the first strong spectral line among periods the
+    sample spans at least twice; ``period_strength``: the share of the non-DC power at
+    that line and its harmonics (near 1 for a pulse train, low for noise).
+    ``acf_peak_lag``: the lag (s, >= 2 bins, <= half the span) where the autocorrelation
+    of the binned series (summed over +-1 bin of lag) first reaches a strong peak;
+    ``acf_peak``: that value, clipped to [-1, 1]. NaN for samples with fewer than 4
+    events (they are not binned at all) or a constant series.
+
+    One zero-padded FFT serves both: its even coefficients are the ``BINS``-point
+    spectrum, and the inverse of its power is the linear autocovariance.
+    """
+    n = bins.t0.shape[0]
+    out = {name: np.full(n, np.nan) for name in ("period", "period_strength", "acf_peak_lag", "acf_peak")}
+    rows = np.flatnonzero(events >= 4)
+    if rows.shape[0] == 0:
+        return out
+    m = binned(ts, seg, bins, rows=rows)
+    used = bins.used[rows]
+    width = bins.width[rows]
+    r = rows.shape[0]
+    used_mask = np.arange(BINS)[None, :] < used[:, None]
+    mu = m.sum(axis=1) / used
+    xc = np.where(used_mask, m - mu[:, None].astype(np.float32), np.float32(0.0))
+    padded = scipy_fft.rfft(xc, n=2 * BINS, axis=1)
+    power2 = (padded.real**2 + padded.imag**2).astype(np.float32)  # (r, BINS + 1)
+    power = power2[:, ::2]  # the BINS-point spectrum: (r, BINS/2 + 1)
+    freq_idx = np.arange(power.shape[1])[None, :]
+    kmin = np.ceil(2.0 * BINS / used.astype(np.float64))[:, None]  # a period must fit twice
+    allowed = (freq_idx >= np.maximum(kmin, 1)) & (freq_idx >= 1)
+    p_allowed = np.where(allowed, power, np.float32(-1.0))
+    best = _first_strong_peak(p_allowed)
+    idx = np.arange(r)
+    nondc = power[:, 1:].sum(axis=1)
+    valid = (nondc > 1e-12) & (p_allowed[idx, best] > 0)
+    harmonics = (freq_idx >= 1) & (freq_idx % np.maximum(best, 1)[:, None] == 0)
+    harmonic_power = np.where(harmonics, power, np.float32(0.0)).sum(axis=1)
+    period = np.full(r, np.nan)
+    strength = np.full(r, np.nan)
+    period[valid] = BINS * width[valid] / best[valid]
+    strength[valid] = harmonic_power[valid] / nondc[valid]
+
+    acov = scipy_fft.irfft(power2, n=2 * BINS, axis=1)[:, :BINS]
+    raw = acov / np.where(acov[:, :1] > 1e-12, acov[:, :1], np.inf)
+    # an event train whose period is not a whole number of bins splits its peak over two
+    # adjacent lags: sum +-1 lag so the first period is not lost to the second
+    smooth = raw.copy()
+    smooth[:, 1:-1] = raw[:, :-2] + raw[:, 1:-1] + raw[:, 2:]
+    lag_idx = np.arange(BINS)[None, :]
+    lag_ok = (lag_idx >= 2) & (lag_idx <= (used // 2)[:, None])
+    acf = np.where(lag_ok, np.clip(smooth, -1.0, 1.0), -np.inf)
+    peak = _first_strong_peak(acf)
+    peak_val = acf[idx, peak]
+    avalid = np.isfinite(peak_val) & (acov[:, 0] > 1e-12)
+    lag_s = np.full(r, np.nan)
+    acf_peak = np.full(r, np.nan)
+    lag_s[avalid] = peak[avalid] * width[avalid]
+    acf_peak[avalid] = peak_val[avalid]
+    out["period"][rows] = period
+    out["period_strength"][rows] = strength
+    out["acf_peak_lag"][rows] = lag_s
+    out["acf_peak"][rows] = acf_peak
+    return out
+
+
+PEAK_SHARE = 0.8
+"""A local maximum within this share of the highest one counts as the dominant peak."""
+
+
+def _first_strong_peak(values: F64) -> npt.NDArray[np.intp]:
+    """Per row, the first local maximum reaching :data:`PEAK_SHARE` of the row's maximum.
+
+    A periodic series has peaks at every multiple of its period (autocorrelation) or
+    harmonic (spectrum) of nearly equal height; bin alignment decides which is highest,
+    so the first strong one is the period, not the highest one.
+    """
+    top = values.max(axis=1, keepdims=True)
+    left = np.concatenate([np.full((values.shape[0], 1), -np.inf), values[:, :-1]], axis=1)
+    right = np.concatenate([values[:, 1:], np.full((values.shape[0], 1), -np.inf)], axis=1)
+    strong = (values >= left) & (values >= right) & (values >= PEAK_SHARE * top) & np.isfinite(values)
+    first = strong.argmax(axis=1)
+    none = ~strong.any(axis=1)
+    first[none] = values.argmax(axis=1)[none]
+    return np.asarray(first, dtype=np.intp)
+
+
+def first_messages(
+    msg_len: F64, msg_dir: npt.NDArray[np.uint8], msg_flow: I64, n_flows: int
+) -> tuple[F64, F64]:
+    """``(n_flows, FIRST_N_MESSAGES)`` sizes and directions of each flow's first messages (NaN pad)."""
+    sizes = np.full((n_flows, FIRST_N_MESSAGES), np.nan)
+    dirs = np.full((n_flows, FIRST_N_MESSAGES), np.nan)
+    if msg_len.shape[0]:
+        _, starts = counts_starts(msg_flow, n_flows)
+        rank = np.arange(msg_len.shape[0]) - starts[msg_flow]
+        keep = rank < FIRST_N_MESSAGES
+        sizes[msg_flow[keep], rank[keep]] = msg_len[keep]
+        dirs[msg_flow[keep], rank[keep]] = msg_dir[keep]
+    return sizes, dirs
+
+
+_SERIES_STATS = {
+    "msg_size": [
+        "sum", "mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90",
+        "skew", "kurt", "entropy", "cv", "trend", "share_small", "share_large",
+    ],
+    "msg_iat": [
+        "mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90",
+        "skew", "kurt", "entropy", "cv", "trend", "acf1", "acf2", "acf3", "share_lt1s", "share_gt30s",
+    ],
+    "pkt_size": ["sum", "mean", "std", "min", "max", "p10", "p50", "p90", "entropy", "cv"],
+    "pkt_iat": ["mean", "std", "max", "p10", "p50", "p90", "cv", "skew", "acf1"],
+}  # fmt: skip
+
+_SHARES = {
+    "share_small": ("le", float(SMALL_MSG_BYTES)),
+    "share_large": ("ge", float(LARGE_MSG_BYTES)),
+    "share_lt1s": ("lt", 1.0),
+    "share_gt30s": ("gt", 30.0),
+}
+
+
+def compute(
+    segs: Segments,
+    pkt_ts: F64,
+    pkt_wire: F64,
+    pkt_payload: F64,
+    pkt_dir: npt.NDArray[np.uint8],
+    pkt_flags: npt.NDArray[np.uint8],
+    msg_ts: F64,
+    msg_len: F64,
+    msg_dir: npt.NDArray[np.uint8],
+    first_sizes: F64,
+    first_dirs: F64,
+) -> dict[str, F64]:
+    """Every feature of :data:`~minerscope.features.schema.FEATURE_NAMES` for every sample.
+
+    Packet arrays cover every packet of the samples' flows; message arrays only the
+    application messages (TLS application-data records, or payload packets of non-TLS
+    flows), both grouped by sample in time order. ``first_sizes``/``first_dirs`` are the
+    per-flow :func:`first_messages` matrices, indexed through ``segs.flow``.
+
+    Returns:
+        feature name -> float64 array (one value per sample), in schema order.
+    """
+    n = segs.n
+    f: dict[str, F64] = {}
+    pseg, mseg = segs.pkt_seg, segs.msg_seg
+    pcounts, pstarts = counts_starts(pseg, n)
+    first_ts = seg_reduce(np.minimum, pkt_ts, pcounts, pstarts)
+    last_ts = seg_reduce(np.maximum, pkt_ts, pcounts, pstarts)
+    duration = np.nan_to_num(last_ts - first_ts, nan=0.0)
+    bins = make_bins(first_ts, last_ts)
+    minutes = np.where(duration > 0, duration / 60.0, 0.0)
+
+    per_dir: dict[str, dict[str, F64]] = {}
+    for direction in DIRECTIONS:
+        if direction == "bidir":
+            pm: BoolArr | slice = slice(None)
+            mm: BoolArr | slice = slice(None)
+        else:
+            want = 0 if direction == "c2s" else 1
+            pm = pkt_dir == want
+            mm = msg_dir == want
+        p_ts, p_seg, p_wire = pkt_ts[pm], pseg[pm], pkt_wire[pm]
+        p_pay, p_flags = pkt_payload[pm], pkt_flags[pm]
+        m_ts, m_seg, m_len = msg_ts[mm], mseg[mm], msg_len[mm]
+        m_iat, m_iat_seg = seg_diff(m_ts, m_seg)
+        p_iat, p_iat_seg = seg_diff(p_ts, p_seg)
+        groups = {
+            "msg_size": series_stats(
+                m_len, m_seg, n, _SERIES_STATS["msg_size"], edges=SIZE_EDGES, shares=_SHARES
+            ),
+            "msg_iat": series_stats(
+                m_iat, m_iat_seg, n, _SERIES_STATS["msg_iat"], edges=IAT_EDGES, shares=_SHARES
+            ),
+            "pkt_size": series_stats(p_wire, p_seg, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES),
+            "pkt_iat": series_stats(p_iat, p_iat_seg, n, _SERIES_STATS["pkt_iat"], edges=IAT_EDGES),
+        }
+        groups["bin_bytes"] = binned_stats(p_ts, p_seg, bins, p_wire)
+        pkts_stats = binned_stats(p_ts, p_seg, bins)
+        groups["bin_pkts"] = {k: pkts_stats[k] for k in ("mean", "std", "max", "cv")}
+        msg_count = np.bincount(m_seg, minlength=n).astype(np.float64)
+        groups["iat"] = periodicity(m_ts, m_seg, bins, msg_count)
+        for series, unit in (
+            ("msg_size", "bytes"),
+            ("msg_iat", "s"),
+            ("pkt_size", "bytes"),
+            ("pkt_iat", "s"),
+            ("bin_bytes", "bytes"),
+            ("bin_pkts", "count"),
+            ("iat", "s"),
+        ):
+            for stat, values in groups[series].items():
+                f[f"{direction}_{series}_{stat}_{_unit(stat, unit)}"] = values
+
+        pkt_count = np.bincount(p_seg, minlength=n).astype(np.float64)
+        wire_bytes = wsum(p_seg, p_wire, n)
+        psh = wsum(p_seg, ((p_flags & PSH) != 0).astype(np.float64), n)
+        ackonly = wsum(p_seg, ((p_flags == ACK) & (p_pay == 0)).astype(np.float64), n)
+        f[f"{direction}_msg_count"] = msg_count
+        f[f"{direction}_pkt_count"] = pkt_count
+        f[f"{direction}_msg_rate_per_min"] = _div(msg_count, minutes)
+        f[f"{direction}_pkt_rate_per_min"] = _div(pkt_count, minutes)
+        f[f"{direction}_byte_rate_bytes_per_s"] = _div(wire_bytes, duration)
+        f[f"{direction}_psh_share_ratio"] = _div(psh, pkt_count)
+        f[f"{direction}_ackonly_share_ratio"] = _div(ackonly, pkt_count)
+        per_dir[direction] = {
+            "pkts": pkt_count,
+            "bytes": wire_bytes,
+            "payload": wsum(p_seg, p_pay, n),
+            "msgs": msg_count,
+            "msg_bytes": wsum(m_seg, m_len, n),
+        }
+
+    for name, bit in (("syn", SYN), ("fin", FIN), ("rst", RST)):
+        hit = ((pkt_flags & bit) != 0).astype(np.float64)
+        f[f"bidir_{name}_count"] = wsum(pseg, hit, n)
+
+    f.update(_message_structure(msg_ts, msg_len, msg_dir, mseg, n, per_dir))
+    f.update(_bursts(pkt_ts, pkt_wire, pseg, n, minutes))
+    both, c2s = per_dir["bidir"], per_dir["c2s"]
+    f["bidir_byte_symmetry_ratio"] = _div(c2s["bytes"], both["bytes"])
+    f["bidir_pkt_symmetry_ratio"] = _div(c2s["pkts"], both["pkts"])
+    f["bidir_msg_byte_symmetry_ratio"] = _div(c2s["msg_bytes"], both["msg_bytes"])
+    f["bidir_msg_count_symmetry_ratio"] = _div(c2s["msgs"], both["msgs"])
+    f["bidir_payload_share_ratio"] = _div(both["payload"], both["bytes"])
+    f["bidir_duration_s"] = np.where(pcounts > 0, duration, np.nan)
+    gaps, gap_seg = seg_diff(pkt_ts, pseg)
+    f["bidir_idle_max_s"] = seg_reduce(np.maximum, gaps, *counts_starts(gap_seg, n))
+    f["bidir_idle_gt30s_count"] = wsum(gap_seg, (gaps > 30.0).astype(np.float64), n)
+    f["bidir_idle_gt60s_count"] = wsum(gap_seg, (gaps > 60.0).astype(np.float64), n)
+    idle = wsum(gap_seg, np.where(gaps > IDLE_GAP_S, gaps, 0.0), n)
+    f["bidir_idle_share_ratio"] = _div(idle, duration)
+    for i in range(FIRST_N_MESSAGES):
+        f[f"bidir_msg{i + 1}_size_bytes"] = first_sizes[segs.flow, i]
+        f[f"bidir_msg{i + 1}_dir_flag"] = first_dirs[segs.flow, i]
+
+    missing = set(FEATURE_NAMES) - f.keys()
+    extra = f.keys() - set(FEATURE_NAMES)
+    if missing or extra:  # a schema/extractor drift is our bug, caught on first use
+        from minerscope.errors import InternalError
+
+        raise InternalError(
+            f"feature extractor drifted from schema: missing {sorted(missing)[:5]}, extra {sorted(extra)[:5]}"
+        )
+    return {name: f[name] for name in FEATURE_NAMES}
+
+
+def _unit(stat: str, unit: str) -> str:
+    """The unit token of ``stat`` computed over a series measured in ``unit``."""
+    if stat == "entropy":
+        return "bits"
+    if stat in ("skew", "kurt", "cv", "period_strength", "acf_peak") or stat.startswith("share"):
+        return "ratio"
+    if stat.startswith("acf") and stat[3:].isdigit():
+        return "ratio"
+    return unit
+
+
+def _message_structure(
+    ts: F64,
+    length: F64,
+    direction: npt.NDArray[np.uint8],
+    seg: I64,
+    n: int,
+    per_dir: dict[str, dict[str, F64]],
+) -> dict[str, F64]:
+    """Direction changes, same-direction runs, request/response pairs, unsolicited pushes."""
+    f: dict[str, F64] = {}
+    same = seg[1:] == seg[:-1] if seg.shape[0] > 1 else np.zeros(0, np.bool_)
+    changed = same & (direction[1:] != direction[:-1])
+    changes = (
+        np.bincount(seg[1:][changed], minlength=n).astype(np.float64) if changed.shape[0] else np.zeros(n)
+    )
+    msgs = per_dir["bidir"]["msgs"]
+    f["bidir_dir_changes_count"] = changes
+    f["bidir_dir_change_rate_ratio"] = _div(changes, np.maximum(msgs - 1, 0))
+    f["c2s_run_max_count"] = run_max(direction, seg, n, select=direction == 0)
+    f["s2c_run_max_count"] = run_max(direction, seg, n, select=direction == 1)
+    small = length <= SMALL_MSG_BYTES
+    f["bidir_msg_small_run_max_count"] = run_max(small, seg, n, select=small)
+
+    if seg.shape[0] > 1:
+        gap = ts[1:] - ts[:-1]
+        pair = same & (direction[:-1] == 0) & (direction[1:] == 1) & (gap <= RESPONSE_WINDOW_S)
+        pair_seg = seg[1:][pair]
+        delays = gap[pair]
+        size_ratio = _div(length[1:][pair], length[:-1][pair])
+    else:
+        pair_seg, delays, size_ratio = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    pairs = np.bincount(pair_seg, minlength=n).astype(np.float64)
+    # a server message after silence (first of its sample, or > RESPONSE_WINDOW_S after
+    # the previous message either way) was not asked for: a job push, not a response
+    if seg.shape[0]:
+        after_silence = np.ones(seg.shape[0], np.bool_)
+        if seg.shape[0] > 1:
+            after_silence[1:] = ~same | ((ts[1:] - ts[:-1]) > RESPONSE_WINDOW_S)
+        pushed = after_silence & (direction == 1)
+        unsolicited = np.bincount(seg[pushed], minlength=n).astype(np.float64)
+    else:
+        unsolicited = np.zeros(n)
+    d = series_stats(delays, pair_seg, n, ["mean", "p50", "max"])
+    c2s_msgs, s2c_msgs = per_dir["c2s"]["msgs"], per_dir["s2c"]["msgs"]
+    f["bidir_reqresp_count"] = pairs
+    f["bidir_reqresp_share_ratio"] = _div(pairs, c2s_msgs)
+    f["bidir_reqresp_delay_mean_s"] = d["mean"]
+    f["bidir_reqresp_delay_p50_s"] = d["p50"]
+    f["bidir_reqresp_delay_max_s"] = d["max"]
+    finite = np.isfinite(size_ratio)
+    f["bidir_reqresp_size_ratio_mean_ratio"] = series_stats(
+        size_ratio[finite], pair_seg[finite], n, ["mean"]
+    )["mean"]
+    f["s2c_unsolicited_count"] = unsolicited
+    f["s2c_unsolicited_share_ratio"] = _div(unsolicited, s2c_msgs)
+    f["c2s_unanswered_share_ratio"] = _div(c2s_msgs - pairs, c2s_msgs)
+    return f
+
+
+def _bursts(ts: F64, wire: F64, seg: I64, n: int, minutes: F64) -> dict[str, F64]:
+    """Bursts: runs of packets (both directions) separated by less than :data:`BURST_GAP_S`."""
+    m = ts.shape[0]
+    if m == 0:
+        nan = np.full(n, np.nan)
+        zero = np.zeros(n)
+        return {
+            "bidir_burst_count": zero,
+            "bidir_burst_pkts_mean_count": nan,
+            "bidir_burst_pkts_max_count": nan,
+            "bidir_burst_bytes_mean_bytes": nan,
+            "bidir_burst_bytes_max_bytes": nan,
+            "bidir_burst_duration_mean_s": nan,
+            "bidir_burst_duration_max_s": nan,
+            "bidir_burst_rate_per_min": nan,
+        }
+    new = np.ones(m, np.bool_)
+    new[1:] = (seg[1:] != seg[:-1]) | ((ts[1:] - ts[:-1]) > BURST_GAP_S)
+    burst_id = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    b_pkts = np.bincount(burst_id).astype(np.float64)
+    b_bytes = np.bincount(burst_id, weights=wire).astype(np.float64)
+    b_dur = np.maximum.reduceat(ts, starts) - ts[starts]
+    b_seg = seg[starts]
+    pk = series_stats(b_pkts, b_seg, n, ["sum", "mean", "max"])
+    by = series_stats(b_bytes, b_seg, n, ["mean", "max"])
+    du = series_stats(b_dur, b_seg, n, ["mean", "max"])
+    count = np.bincount(b_seg, minlength=n).astype(np.float64)
+    return {
+        "bidir_burst_count": count,
+        "bidir_burst_pkts_mean_count": pk["mean"],
+        "bidir_burst_pkts_max_count": pk["max"],
+        "bidir_burst_bytes_mean_bytes": by["mean"],
+        "bidir_burst_bytes_max_bytes": by["max"],
+        "bidir_burst_duration_mean_s": du["mean"],
+        "bidir_burst_duration_max_s": du["max"],
+        "bidir_burst_rate_per_min": _div(count, minutes),
+    }

@@ -1,0 +1,240 @@
+"""FROZEN REFERENCE COPY of the pre-optimisation implementation (do not edit): the golden
+standard that tests/features/test_equivalence.py compares the optimised code against, so
+the shipped model's training-time feature values stay reproducible.
+
+Cut flows into samples (time windows and the whole flow) and extract their features.
+
+A pool connection lasts hours; waiting for it to end before judging it is useless to an
+analyst watching a live link, and one long flow would otherwise be one training sample.
+So every flow yields one sample per non-empty window of ``window_s`` seconds (counted
+from its first packet), plus, optionally, one sample for the whole flow
+(``window == -1``). A verdict exists after the first window, and long flows contribute
+many samples (which is why training must split by capture/session, never by window).
+
+Extraction runs over all flows of a :class:`~minerscope.flows.records.FlowTable` at once
+(in chunks of flows to bound the memory of the binned matrices); see
+:mod:`minerscope.features.series` for the vectorised statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from minerscope.errors import InputError
+from minerscope.features.schema import FEATURE_NAMES
+from minerscope.flows.records import FlowTable
+from tests.features import reference_series as series
+
+DEFAULT_WINDOW_S = 300.0
+WHOLE_FLOW = -1
+"""``window`` value of a whole-flow sample."""
+
+APP_MSG_TYPES = (0, 23)
+"""Message types that are application data: non-TLS payload packets and TLS application_data."""
+
+CHUNK_SAMPLES = 16_384
+"""Samples per extraction chunk (bounds the ``samples x BINS`` matrices to a few MB each)."""
+
+KEY_COLUMNS = ("flow_id", "window", "window_start", "window_end")
+
+
+def extract_features(
+    table: FlowTable,
+    *,
+    window_s: float | None = DEFAULT_WINDOW_S,
+    whole_flow: bool = True,
+) -> pl.DataFrame:
+    """Feature rows for every window of every flow (and every whole flow).
+
+    Args:
+        table: the flows.
+        window_s: window length in seconds; None for whole-flow samples only.
+        whole_flow: also emit one ``window == -1`` row per flow.
+
+    Returns:
+        polars DataFrame: ``flow_id`` (Int64, the table's), ``window`` (Int32, -1 for the
+        whole flow), ``window_start``/``window_end`` (Float64 epoch seconds; a window ends
+        at its nominal end or the flow's last packet, whichever is earlier), then every
+        column of :data:`~minerscope.features.schema.FEATURE_NAMES` as Float32 (NaN when
+        undefined). Rows are ordered by flow, whole-flow row first, then windows.
+
+    Raises:
+        InputError: ``window_s`` is not positive, or neither windows nor whole flows asked for.
+    """
+    if window_s is not None and not window_s > 0:
+        raise InputError(f"window length must be positive, got {window_s!r} s")
+    if window_s is None and not whole_flow:
+        raise InputError("nothing to extract: no window length and whole_flow=False")
+    n_flows = len(table)
+    if n_flows == 0:
+        return _frame([], [], [], [], {})
+
+    first, last = _flow_span(table)
+    est = np.ones(n_flows, np.int64) if whole_flow else np.zeros(n_flows, np.int64)
+    if window_s is not None:
+        est += np.floor(np.nan_to_num(last - first, nan=0.0) / window_s).astype(np.int64) + 1
+    bounds = _chunk_bounds(est)
+
+    flow_ids = table.summary["flow_id"].to_numpy().astype(np.int64)
+    keys: list[list[npt.NDArray[np.generic]]] = [[], [], [], []]
+    cols: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in FEATURE_NAMES}
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for chunk_keys, feats in _extract_chunk(table, int(a), int(b), first, last, window_s, whole_flow):
+            chunk_keys[0] = flow_ids[chunk_keys[0]]
+            for i, k in enumerate(chunk_keys):
+                keys[i].append(k)
+            for name in FEATURE_NAMES:
+                cols[name].append(feats[name].astype(np.float32))
+    return _frame(keys[0], keys[1], keys[2], keys[3], cols)
+
+
+def _frame(
+    flow: list[npt.NDArray[np.generic]],
+    window: list[npt.NDArray[np.generic]],
+    start: list[npt.NDArray[np.generic]],
+    end: list[npt.NDArray[np.generic]],
+    cols: dict[str, list[npt.NDArray[np.float32]]],
+) -> pl.DataFrame:
+    def cat(parts: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    data: dict[str, pl.Series] = {
+        "flow_id": pl.Series("flow_id", cat(flow, np.int64), pl.Int64),
+        "window": pl.Series("window", cat(window, np.int32), pl.Int32),
+        "window_start": pl.Series("window_start", cat(start, np.float64), pl.Float64),
+        "window_end": pl.Series("window_end", cat(end, np.float64), pl.Float64),
+    }
+    for name in FEATURE_NAMES:
+        parts = cols.get(name, [])
+        data[name] = pl.Series(name, np.concatenate(parts) if parts else np.zeros(0, np.float32), pl.Float32)
+    frame = pl.DataFrame(data)
+    return frame.sort(["flow_id", "window"], maintain_order=True)
+
+
+def _flow_span(table: FlowTable) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """First and last packet time of every flow (NaN for a flow without packets)."""
+    offsets = table.pkt_offsets
+    n = len(table)
+    first = np.full(n, np.nan)
+    last = np.full(n, np.nan)
+    nonempty = offsets[1:] > offsets[:-1]
+    if nonempty.any():
+        first[nonempty] = np.minimum.reduceat(table.pkt_ts, offsets[:-1][nonempty])
+        last[nonempty] = np.maximum.reduceat(table.pkt_ts, offsets[:-1][nonempty])
+    return first, last
+
+
+def _chunk_bounds(est: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Flow indices cutting the table into chunks of about :data:`CHUNK_SAMPLES` samples."""
+    cum = np.cumsum(est)
+    total = int(cum[-1]) if cum.shape[0] else 0
+    marks = np.arange(CHUNK_SAMPLES, total, CHUNK_SAMPLES)
+    cuts = np.searchsorted(cum, marks, side="left") + 1
+    return np.unique(np.concatenate([[0], cuts, [est.shape[0]]])).astype(np.int64)
+
+
+def _extract_chunk(
+    table: FlowTable,
+    a: int,
+    b: int,
+    first: npt.NDArray[np.float64],
+    last: npt.NDArray[np.float64],
+    window_s: float | None,
+    whole_flow: bool,
+) -> list[tuple[list[npt.NDArray[np.generic]], dict[str, npt.NDArray[np.float64]]]]:
+    """Features of flows ``a..b`` (local flow index 0 is flow ``a``)."""
+    n = b - a
+    p0, p1 = int(table.pkt_offsets[a]), int(table.pkt_offsets[b])
+    m0, m1 = int(table.msg_offsets[a]), int(table.msg_offsets[b])
+    pkt_flow = np.repeat(np.arange(n, dtype=np.int64), np.diff(table.pkt_offsets[a : b + 1]))
+    msg_flow_all = np.repeat(np.arange(n, dtype=np.int64), np.diff(table.msg_offsets[a : b + 1]))
+    pkt_ts = table.pkt_ts[p0:p1].astype(np.float64)
+    pkt_wire = table.pkt_wire_len[p0:p1].astype(np.float64)
+    pkt_payload = table.pkt_payload_len[p0:p1].astype(np.float64)
+    pkt_dir = table.pkt_dir[p0:p1]
+    pkt_flags = table.pkt_flags[p0:p1]
+    app = np.isin(table.msg_type[m0:m1], APP_MSG_TYPES)
+    msg_flow = msg_flow_all[app]
+    msg_ts = table.msg_ts[m0:m1][app].astype(np.float64)
+    msg_len = table.msg_len[m0:m1][app].astype(np.float64)
+    msg_dir = table.msg_dir[m0:m1][app]
+
+    # per-flow time order is the contract; restore it if a producer broke it
+    p_order = _time_order(pkt_flow, pkt_ts)
+    if p_order is not None:
+        pkt_ts, pkt_wire, pkt_payload = pkt_ts[p_order], pkt_wire[p_order], pkt_payload[p_order]
+        pkt_dir, pkt_flags = pkt_dir[p_order], pkt_flags[p_order]
+    m_order = _time_order(msg_flow, msg_ts)
+    if m_order is not None:
+        msg_ts, msg_len, msg_dir = msg_ts[m_order], msg_len[m_order], msg_dir[m_order]
+
+    first_sizes, first_dirs = series.first_messages(msg_len, msg_dir, msg_flow, n)
+    f_first, f_last = first[a:b], last[a:b]
+    results = []
+
+    def run(segs: series.Segments) -> dict[str, npt.NDArray[np.float64]]:
+        return series.compute(
+            segs,
+            pkt_ts,
+            pkt_wire,
+            pkt_payload,
+            pkt_dir,
+            pkt_flags,
+            msg_ts,
+            msg_len,
+            msg_dir,
+            first_sizes,
+            first_dirs,
+        )
+
+    if whole_flow:
+        segs = series.Segments(n=n, pkt_seg=pkt_flow, msg_seg=msg_flow, flow=np.arange(n, dtype=np.int64))
+        keys: list[npt.NDArray[np.generic]] = [
+            np.arange(a, b, dtype=np.int64),
+            np.full(n, WHOLE_FLOW, np.int32),
+            f_first,
+            f_last,
+        ]
+        results.append((keys, run(segs)))
+
+    if window_s is not None:
+        base = np.where(np.isfinite(f_first), f_first, 0.0)
+        if msg_ts.shape[0]:  # a flow with messages but no packets still gets a time origin
+            no_pkts = ~np.isfinite(f_first)
+            if no_pkts.any():
+                mfirst = np.full(n, np.inf)
+                np.minimum.at(mfirst, msg_flow, msg_ts)
+                base = np.where(no_pkts & np.isfinite(mfirst), mfirst, base)
+        pw = np.maximum(np.floor((pkt_ts - base[pkt_flow]) / window_s), 0).astype(np.int64)
+        mw = np.maximum(np.floor((msg_ts - base[msg_flow]) / window_s), 0).astype(np.int64)
+        width = int(max(pw.max(initial=0), mw.max(initial=0))) + 1
+        pkey = pkt_flow * width + pw
+        mkey = msg_flow * width + mw
+        wkeys = np.unique(np.concatenate([pkey, mkey]))
+        segs = series.Segments(
+            n=int(wkeys.shape[0]),
+            pkt_seg=np.searchsorted(wkeys, pkey).astype(np.int64),
+            msg_seg=np.searchsorted(wkeys, mkey).astype(np.int64),
+            flow=(wkeys // width).astype(np.int64),
+        )
+        widx = (wkeys % width).astype(np.int64)
+        w_flow = segs.flow
+        start = base[w_flow] + widx * window_s
+        end = start + window_s
+        flow_last = f_last[w_flow]
+        end = np.where(np.isfinite(flow_last), np.minimum(end, np.maximum(flow_last, start)), end)
+        keys = [w_flow + a, widx.astype(np.int32), start, end]
+        results.append((keys, run(segs)))
+    return results
+
+
+def _time_order(flow: npt.NDArray[np.int64], ts: npt.NDArray[np.float64]) -> npt.NDArray[np.intp] | None:
+    """A stable (flow, time) ordering if the arrays are not already in it, else None."""
+    if ts.shape[0] < 2:
+        return None
+    backwards = np.flatnonzero(np.diff(ts) < 0)
+    if not (flow[backwards + 1] == flow[backwards]).any():
+        return None
+    return np.lexsort((ts, flow))
