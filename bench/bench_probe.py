@@ -43,7 +43,15 @@ POOL_MIX = [
     ("monerod", False),
     ("geth", False),
 ]
-BENIGN_MIX = ["http", "jsonrpc-not-found", "jsonrpc-yes", "tcp-echo", "smtp", "close-at-once", "eth-node-http"]
+BENIGN_MIX = [
+    "http",
+    "jsonrpc-not-found",
+    "jsonrpc-yes",
+    "tcp-echo",
+    "smtp",
+    "close-at-once",
+    "eth-node-http",
+]
 
 
 def _address(i: int) -> str:
@@ -112,7 +120,12 @@ def main() -> None:
         print(f"started {len(handles)} loopback servers in {time.perf_counter() - start:.2f} s")
         defaults = ProbeOptions()
         verdicts, seconds = asyncio.run(batch(handles, defaults))
-        summarise(f"default limits (rate {defaults.rate:g}/s, concurrency {defaults.concurrency})", verdicts, handles, seconds)
+        summarise(
+            f"default limits (rate {defaults.rate:g}/s, concurrency {defaults.concurrency})",
+            verdicts,
+            handles,
+            seconds,
+        )
         unlimited = replace(defaults, rate=0.0, concurrency=256)
         verdicts, seconds = asyncio.run(batch(handles, unlimited))
         summarise("no rate limit, concurrency 256", verdicts, handles, seconds)

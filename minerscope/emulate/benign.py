@@ -64,9 +64,17 @@ def answer_eth_node(request: dict[str, Any]) -> dict[str, Any] | None:
     method = request.get("method")
     rid = request.get("id")
     if method == "eth_getWork":
-        return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32000, "message": "no mining work available yet"}}
+        return {
+            "jsonrpc": "2.0",
+            "id": rid,
+            "error": {"code": -32000, "message": "no mining work available yet"},
+        }
     if method in ("eth_submitLogin", "eth_submitWork", "eth_submitHashrate"):
-        return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"}}
+        return {
+            "jsonrpc": "2.0",
+            "id": rid,
+            "error": {"code": -32601, "message": f"the method {method} does not exist/is not available"},
+        }
     if method == "eth_blockNumber":
         return {"jsonrpc": "2.0", "id": rid, "result": "0x12a05f2"}
     if method == "web3_clientVersion":
@@ -107,13 +115,17 @@ def _line_jsonrpc_handler(answer: JsonAnswer, stats: ServerStats, *, parse_error
     return handle
 
 
-def _http_jsonrpc_responder(answer: JsonAnswer, *, server: str = "") -> Callable[[HttpRequest], Awaitable[bytes]]:
+def _http_jsonrpc_responder(
+    answer: JsonAnswer, *, server: str = ""
+) -> Callable[[HttpRequest], Awaitable[bytes]]:
     async def respond(request: HttpRequest) -> bytes:
         if request.method != "POST":
             return http_response(405, "Method Not Allowed", b'{"error":"use POST"}', server=server)
         decoded = decode_json_object(request.body) if request.body else None
         if decoded is None:
-            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}})
+            body = json.dumps(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+            )
             return http_response(200, "OK", body.encode(), server=server)
         reply = answer(decoded) or {}
         return http_response(200, "OK", json.dumps(reply).encode(), server=server)
@@ -169,7 +181,11 @@ async def start_http(*, host: str = LOOPBACK_HOST, port: int = 0, tls: bool = Fa
         if request.method in ("GET", "HEAD"):
             return http_response(200, "OK", _PAGE, content_type="text/html", server="nginx/1.24.0")
         return http_response(
-            405, "Not Allowed", b"<html><body>405 Not Allowed</body></html>\n", content_type="text/html", server="nginx/1.24.0"
+            405,
+            "Not Allowed",
+            b"<html><body>405 Not Allowed</body></html>\n",
+            content_type="text/html",
+            server="nginx/1.24.0",
         )
 
     return await start_stream_server(

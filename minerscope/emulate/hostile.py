@@ -96,7 +96,9 @@ def _slow_drip(stats: ServerStats, interval: float) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_some(reader, stats)
         for i in range(_FOREVER):
-            writer.write(_HALF_SUBSCRIBE_REPLY[i % len(_HALF_SUBSCRIBE_REPLY) : i % len(_HALF_SUBSCRIBE_REPLY) + 1])
+            writer.write(
+                _HALF_SUBSCRIBE_REPLY[i % len(_HALF_SUBSCRIBE_REPLY) : i % len(_HALF_SUBSCRIBE_REPLY) + 1]
+            )
             await writer.drain()
             await asyncio.sleep(interval)
 
@@ -132,7 +134,9 @@ def _deep_json(stats: ServerStats, interval: float, depth: int = 6000) -> Any:
 def _invalid_utf8(stats: ServerStats, interval: float) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_some(reader, stats)
-        writer.write(b'{"id":1,"result":[[["mining.notify","\xff\xfe\xc3\x28"]],"\x80\x81",4],"error":null}\n')
+        writer.write(
+            b'{"id":1,"result":[[["mining.notify","\xff\xfe\xc3\x28"]],"\x80\x81",4],"error":null}\n'
+        )
         writer.write(b'\x1b[2J\x1b]0;pwned\x07{"id":1,"result":true}\xe2\x80\xae\n')
         writer.write(bytes(range(256)) + b"\n")
         await writer.drain()
@@ -269,7 +273,9 @@ def _ws_flood(stats: ServerStats, interval: float) -> Any:
 def _http_endless(stats: ServerStats, interval: float) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_some(reader, stats)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         chunk = b'{"result":"' + b"x" * 4000
         framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
         while True:

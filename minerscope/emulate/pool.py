@@ -118,7 +118,9 @@ class PoolConfig:
         if self.dialect not in POOL_DIALECTS:
             raise InputError(f"--dialect {self.dialect!r}: no emulator (known: {', '.join(POOL_DIALECTS)})")
         if self.wallet_policy not in WALLET_POLICIES:
-            raise InputError(f"--wallets {self.wallet_policy!r}: expected one of {', '.join(WALLET_POLICIES)}")
+            raise InputError(
+                f"--wallets {self.wallet_policy!r}: expected one of {', '.join(WALLET_POLICIES)}"
+            )
 
     def wallet_ok(self, wallet: str) -> bool:
         """Whether the pool accepts ``wallet`` (worker/login) under its policy."""
@@ -214,7 +216,9 @@ class _LineSession:
     # -- builders --------------------------------------------------------------------
 
     def _btc_job(self) -> bitcoin.NotifyJob:
-        return bitcoin.make_notify_job(self.rng, tx_count=self.rng.randrange(500, 3000), ntime=int(time.time()))
+        return bitcoin.make_notify_job(
+            self.rng, tx_count=self.rng.randrange(500, 3000), ntime=int(time.time())
+        )
 
     def _xmr_job(self) -> monero.Job:
         return monero.make_job(self.rng, session_id=self.session_id, difficulty=int(self.difficulty))
@@ -318,13 +322,22 @@ def _ep_login(s: _LineSession, msg: Msg) -> list[Msg]:
     if s.config.wallet_ok(_first_str(msg)):
         s.subscribed = True
         return [ethereum.bool_result(mid, True)]
-    return [{"id": mid, "jsonrpc": "2.0", "result": None, "error": {"code": -1, "message": "Invalid login: bad wallet address"}}]
+    return [
+        {
+            "id": mid,
+            "jsonrpc": "2.0",
+            "result": None,
+            "error": {"code": -1, "message": "Invalid login: bad wallet address"},
+        }
+    ]
 
 
 def _ep_getwork(s: _LineSession, msg: Msg) -> list[Msg]:
     mid = int(msg.get("id") or 0)
     if not s.subscribed and s.config.wallet_policy != "accept":
-        return [{"id": mid, "jsonrpc": "2.0", "result": None, "error": {"code": -1, "message": "Not logged in"}}]
+        return [
+            {"id": mid, "jsonrpc": "2.0", "result": None, "error": {"code": -1, "message": "Not logged in"}}
+        ]
     s.subscribed = True
     return [ethereum.work_result(mid, ethereum.make_work(s.rng, difficulty=int(s.difficulty)))]
 
@@ -443,7 +456,13 @@ def _line_handler(config: PoolConfig, stats: ServerStats, rng: random.Random) ->
                         msg = None
                     if msg is None:
                         # real pools log and drop malformed miners
-                        await send([rpc_response(None, None, bitcoin.stratum_error(bitcoin.ERR_OTHER, "Parse error"))])
+                        await send(
+                            [
+                                rpc_response(
+                                    None, None, bitcoin.stratum_error(bitcoin.ERR_OTHER, "Parse error")
+                                )
+                            ]
+                        )
                         return
                     await send(session.respond(msg))
         finally:
@@ -487,7 +506,9 @@ def _coinhive_handler(config: PoolConfig, stats: ServerStats, rng: random.Random
                 if kind == "auth":
                     key = str(params.get("site_key", "")) if isinstance(params, dict) else ""
                     if not config.wallet_ok(key):
-                        await ws.send(browser_ws.encode_ws_json(browser_ws.error_message("invalid_site_key")).decode())
+                        await ws.send(
+                            browser_ws.encode_ws_json(browser_ws.error_message("invalid_site_key")).decode()
+                        )
                         continue
                     replies = [
                         browser_ws.authed_message(session.session_id[:32], hashes),
@@ -541,7 +562,15 @@ def _bitcoind_responder(config: PoolConfig, rng: random.Random) -> Any:
         if not _basic_auth_ok(request, config.rpc_user, config.rpc_password):
             return _reply_bytes(http_jsonrpc.unauthorized_reply(), config.software)
         if request.method != "POST":
-            return _reply_bytes(HttpReply(405, "Method Not Allowed", (("Content-Type", "text/html"),), b"JSONRPC server handles only POST requests"), config.software)
+            return _reply_bytes(
+                HttpReply(
+                    405,
+                    "Method Not Allowed",
+                    (("Content-Type", "text/html"),),
+                    b"JSONRPC server handles only POST requests",
+                ),
+                config.software,
+            )
         msg = decode_json_object(request.body) if request.body else None
         if msg is None:
             body = {"result": None, "error": {"code": -32700, "message": "Parse error"}, "id": None}
@@ -550,19 +579,31 @@ def _bitcoind_responder(config: PoolConfig, rng: random.Random) -> Any:
         method = msg.get("method")
         if method == "getblocktemplate":
             params = msg.get("params")
-            rules = params[0].get("rules", []) if isinstance(params, list) and params and isinstance(params[0], dict) else []
+            rules = (
+                params[0].get("rules", [])
+                if isinstance(params, list) and params and isinstance(params[0], dict)
+                else []
+            )
             if "segwit" not in rules:
                 err = {
                     "code": -8,
                     "message": 'getblocktemplate must be called with the segwit rule set (call with {"rules": ["segwit"]})',
                 }
-                return _reply_bytes(_json_reply({"result": None, "error": err, "id": mid}, 500, "Internal Server Error"), config.software)
+                return _reply_bytes(
+                    _json_reply({"result": None, "error": err, "id": mid}, 500, "Internal Server Error"),
+                    config.software,
+                )
             template = http_jsonrpc.make_block_template(rng, curtime=int(time.time()))
-            return _reply_bytes(_json_reply(http_jsonrpc.gbt_result(mid if isinstance(mid, int | str) else 0, template)), config.software)
+            return _reply_bytes(
+                _json_reply(http_jsonrpc.gbt_result(mid if isinstance(mid, int | str) else 0, template)),
+                config.software,
+            )
         if method == "getblockcount":
             return _reply_bytes(_json_reply({"result": 870_000, "error": None, "id": mid}), config.software)
         err = {"code": -32601, "message": "Method not found"}
-        return _reply_bytes(_json_reply({"result": None, "error": err, "id": mid}, 404, "Not Found"), config.software)
+        return _reply_bytes(
+            _json_reply({"result": None, "error": err, "id": mid}, 404, "Not Found"), config.software
+        )
 
     return respond
 
@@ -570,7 +611,9 @@ def _bitcoind_responder(config: PoolConfig, rng: random.Random) -> Any:
 def _monerod_responder(config: PoolConfig, rng: random.Random) -> Any:
     async def respond(request: HttpRequest) -> bytes:
         if request.path.split("?")[0] != "/json_rpc":
-            return _reply_bytes(HttpReply(404, "Not Found", (("Content-Type", "text/plain"),), b""), config.software)
+            return _reply_bytes(
+                HttpReply(404, "Not Found", (("Content-Type", "text/plain"),), b""), config.software
+            )
         msg = decode_json_object(request.body) if request.body else None
         if msg is None:
             body = {"jsonrpc": "2.0", "id": 0, "error": {"code": -32700, "message": "Parse error"}}
@@ -607,7 +650,9 @@ def _geth_responder(config: PoolConfig, rng: random.Random) -> Any:
             return _reply_bytes(_json_reply(ethereum.bool_result(mid, True)), config.software)
         if method == "web3_clientVersion":
             version = "CoreGeth/v1.12.20-stable/linux-amd64/go1.21.10"
-            return _reply_bytes(_json_reply({"jsonrpc": "2.0", "id": mid, "result": version}), config.software)
+            return _reply_bytes(
+                _json_reply({"jsonrpc": "2.0", "id": mid, "result": version}), config.software
+            )
         err = {"code": -32601, "message": f"the method {method} does not exist/is not available"}
         return _reply_bytes(_json_reply({"jsonrpc": "2.0", "id": mid, "error": err}), config.software)
 

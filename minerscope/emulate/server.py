@@ -298,7 +298,9 @@ class ThreadedServers:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="minerscope-emulators", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="minerscope-emulators", daemon=True
+        )
         self._thread.start()
         self.handles: list[ServerHandle] = []
 
@@ -403,7 +405,9 @@ def http_stream_handler(respond: HttpHandler, stats: ServerStats) -> StreamHandl
             request = await read_http_request(reader)
             if request is None:
                 if not reader.at_eof():
-                    writer.write(http_response(400, "Bad Request", b"bad request\n", content_type="text/plain"))
+                    writer.write(
+                        http_response(400, "Bad Request", b"bad request\n", content_type="text/plain")
+                    )
                     await writer.drain()
                 return
             stats.bytes_received += len(request.body)

@@ -507,7 +507,9 @@ class Prober:
         opts = self.options
         limits = replace(opts.limits(), deadline=min(opts.attempt_deadline, opts.connect_timeout + 0.5))
         async with self.limiter.slot(state.address):
-            result = await io.tls_handshake(state.address, state.port, server_name=state.server_name, limits=limits)
+            result = await io.tls_handshake(
+                state.address, state.port, server_name=state.server_name, limits=limits
+            )
         ok = result.connected and result.tls is not None
         state.tls_ok = ok
         if ok and result.tls is not None:
@@ -749,7 +751,9 @@ class Prober:
             quiet_s=opts.quiet_s,
         )
         sent = "\n".join(m if isinstance(m, str) else m.decode("utf-8", "replace") for m in result.sent)
-        received = b"\n".join(m.encode("utf-8", "replace") if isinstance(m, str) else m for m in result.received)
+        received = b"\n".join(
+            m.encode("utf-8", "replace") if isinstance(m, str) else m for m in result.received
+        )
         return _Exchange(
             transport=transport,
             sent=sent.encode("utf-8", "replace"),
@@ -973,4 +977,3 @@ async def probe_many_list(
     order = {format_target(h, p): i for i, (h, p) in enumerate(parsed)}
     out = [v async for v in probe_many(parsed, options, on_attempt=on_attempt, on_error=on_error)]
     return sorted(out, key=lambda v: order.get(v.target, len(order)))
-

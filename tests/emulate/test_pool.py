@@ -35,17 +35,17 @@ class LineMiner:
         self.writer.write(encode_json_line(msg))
         await self.writer.drain()
 
-    async def recv(self, timeout: float = 2.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
+    async def recv(self, within: float = 2.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
             line = await self.reader.readline()
         assert line, "pool closed the connection"
         out: dict[str, Any] = json.loads(line)
         return out
 
-    async def recv_until(self, pred: Any, timeout: float = 2.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
+    async def recv_until(self, pred: Any, within: float = 2.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
             while True:
-                msg = await self.recv(timeout)
+                msg = await self.recv(within)
                 if pred(msg):
                     return msg
 
@@ -75,9 +75,9 @@ async def test_stratum1_session_subscribe_authorize_jobs_and_vardiff(pools: list
     assert job.clean_jobs in (True, False) and len(job.prevhash) == 64
     await miner.send(bitcoin.authorize_request(2, "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4.rig1"))
     assert (await miner.recv())["result"] is True
-    pushed = await miner.recv_until(lambda m: m.get("method") == "mining.notify", timeout=2.0)
+    pushed = await miner.recv_until(lambda m: m.get("method") == "mining.notify", within=2.0)
     assert bitcoin.parse_notify(pushed["params"]).job_id != job.job_id
-    retarget = await miner.recv_until(lambda m: m.get("method") == "mining.set_difficulty", timeout=2.0)
+    retarget = await miner.recv_until(lambda m: m.get("method") == "mining.set_difficulty", within=2.0)
     assert bitcoin.parse_difficulty(retarget["params"]) in (first_diff / 2, first_diff * 2)
     await miner.send({"id": 9, "method": "no.such.method", "params": []})
     err = await miner.recv_until(lambda m: m.get("id") == 9)
@@ -110,7 +110,7 @@ async def test_xmrig_login_keepalive_and_rejection(pools: list[ServerHandle]) ->
     assert job is not None and len(job.blob) >= 152 and session_id
     await miner.send(monero.keepalived_request(2, session_id))
     assert (await miner.recv_until(lambda m: m.get("id") == 2))["result"]["status"] == "KEEPALIVED"
-    push = await miner.recv_until(lambda m: m.get("method") == "job", timeout=2.0)
+    push = await miner.recv_until(lambda m: m.get("method") == "job", within=2.0)
     assert monero.parse_job(push["params"]).job_id != job.job_id
     miner.writer.close()
     other = await _miner(pool)
@@ -163,7 +163,9 @@ async def test_bitcoind_requires_basic_auth_then_serves_templates(pools: list[Se
         assert template["height"] and template["transactions"]
         no_segwit = await client.post(url, json={**body, "params": [{}]}, auth=("alice", "s3cret"))
         assert no_segwit.status_code == 500 and no_segwit.json()["error"]["code"] == -8
-        unknown = await client.post(url, json={"id": 3, "method": "nope", "params": []}, auth=("alice", "s3cret"))
+        unknown = await client.post(
+            url, json={"id": 3, "method": "nope", "params": []}, auth=("alice", "s3cret")
+        )
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == -32601
 
 
@@ -172,7 +174,9 @@ async def test_monerod_serves_json_rpc_only(pools: list[ServerHandle]) -> None:
     pools.append(pool)
     base = f"https://{pool.host}:{pool.port}"
     async with httpx.AsyncClient(verify=False, trust_env=False) as client:
-        template = await client.post(base + "/json_rpc", json=http_jsonrpc.monerod_template_request(monero.FAKE_WALLET))
+        template = await client.post(
+            base + "/json_rpc", json=http_jsonrpc.monerod_template_request(monero.FAKE_WALLET)
+        )
         assert template.json()["result"]["status"] == "OK"
         assert (await client.post(base + "/other", json={})).status_code == 404
 

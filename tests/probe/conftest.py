@@ -28,7 +28,11 @@ CONNECT_TIMEOUT = 600 * MS
 
 def fast_limits(**overrides: Any) -> Limits:
     """Transport limits short enough for tests (scaled by MS)."""
-    values: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "deadline": ATTEMPT_DEADLINE, "max_bytes": 64 * 1024}
+    values: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "deadline": ATTEMPT_DEADLINE,
+        "max_bytes": 64 * 1024,
+    }
     values.update(overrides)
     return Limits(**values)
 

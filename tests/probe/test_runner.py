@@ -67,7 +67,9 @@ async def test_every_emulated_pool_is_found_with_its_dialect(
         assert verdict.tls["certificate"]["subject"] == "CN=localhost"
 
 
-async def test_bitcoind_without_credentials_is_a_daemon_fingerprint_not_a_pool(start_server: StartServer) -> None:
+async def test_bitcoind_without_credentials_is_a_daemon_fingerprint_not_a_pool(
+    start_server: StartServer,
+) -> None:
     daemon = await start_server(start_pool("bitcoind"))
     verdict = await probe_target(*daemon.target, options=fast_options(dialects=("bitcoind",)))
     assert verdict.dialect == "bitcoind" and verdict.outcome is Outcome.ERROR
@@ -103,7 +105,9 @@ async def test_answer_everything_server_is_caught_by_the_control(start_server: S
     stratum = [a for a in verdict.attempts if a.dialect == "stratum1"]
     assert stratum and stratum[0].result is not None
     # without the control the same replies would pass: the control is what saves us
-    no_control = await probe_target(*server.target, options=fast_options(dialects=("stratum1",), control=False))
+    no_control = await probe_target(
+        *server.target, options=fast_options(dialects=("stratum1",), control=False)
+    )
     assert [a for a in no_control.attempts if a.dialect == "stratum1"][0].result is not None
 
 
@@ -223,7 +227,10 @@ async def test_hostile_servers_are_bounded_in_time_and_memory(start_server: Star
             for attempt in verdict.attempts:
                 if attempt.dialect == "sweep":  # the total-deadline marker, checked below
                     continue
-                assert attempt.elapsed_s < options.attempt_deadline + 1.0, (names[verdict.target], attempt.to_json())
+                assert attempt.elapsed_s < options.attempt_deadline + 1.0, (
+                    names[verdict.target],
+                    attempt.to_json(),
+                )
                 assert len(attempt.reply_excerpt) <= 512
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -37,7 +37,9 @@ async def test_tcp_alive_and_refused(start_server: StartServer, closed_port: int
 async def test_line_exchange_over_tcp(start_server: StartServer) -> None:
     server = await start_server(benign.start_jsonrpc_line(benign.answer_everything))
     request = json.dumps({"id": 7, "method": "mining.subscribe", "params": []}).encode() + b"\n"
-    result = await io.stream_exchange(server.host, server.port, request, _stop_after_line, limits=fast_limits())
+    result = await io.stream_exchange(
+        server.host, server.port, request, _stop_after_line, limits=fast_limits()
+    )
     assert result.connected and result.tls is None
     assert result.end is io.End.DONE
     assert result.sent == request
@@ -66,7 +68,13 @@ async def test_on_data_can_send_follow_up_requests(start_server: StartServer) ->
 async def test_tls_exchange_captures_the_certificate(start_server: StartServer) -> None:
     server = await start_server(benign.start_tcp_echo(tls=True))
     result = await io.stream_exchange(
-        server.host, server.port, b"hello\n", _stop_after_line, tls=True, server_name="localhost", limits=fast_limits()
+        server.host,
+        server.port,
+        b"hello\n",
+        _stop_after_line,
+        tls=True,
+        server_name="localhost",
+        limits=fast_limits(),
     )
     assert result.end is io.End.DONE and result.received == b"hello\n"
     assert result.tls is not None and result.tls.version.startswith("TLS")
@@ -126,7 +134,11 @@ async def test_hostile_stream_is_bounded_in_time_and_bytes(start_server: StartSe
     limits = fast_limits(max_bytes=32 * 1024)
     start = time.monotonic()
     result = await io.stream_exchange(
-        server.host, server.port, b'{"id":1,"method":"mining.subscribe","params":[]}\n', lambda _d: io.AWAIT, limits=limits
+        server.host,
+        server.port,
+        b'{"id":1,"method":"mining.subscribe","params":[]}\n',
+        lambda _d: io.AWAIT,
+        limits=limits,
     )
     elapsed = time.monotonic() - start
     assert elapsed < limits.deadline + SLACK, f"{trick}: took {elapsed:.2f}s"
@@ -134,7 +146,9 @@ async def test_hostile_stream_is_bounded_in_time_and_bytes(start_server: StartSe
     assert result.end in STREAM_TRICKS[trick], (trick, result.end, result.error)
 
 
-@pytest.mark.parametrize("trick", ["tls_garbage", "tls_stall", "tls_close_notify", "immediate_reset", "accept_silent"])
+@pytest.mark.parametrize(
+    "trick", ["tls_garbage", "tls_stall", "tls_close_notify", "immediate_reset", "accept_silent"]
+)
 async def test_hostile_tls_is_bounded(start_server: StartServer, trick: str) -> None:
     server = await start_server(hostile.start_hostile(trick, interval=50 * MS))
     limits = fast_limits()
@@ -166,7 +180,13 @@ async def test_ws_echo_roundtrip(start_server: StartServer) -> None:
 async def test_wss_roundtrip_with_certificate(start_server: StartServer) -> None:
     server = await start_server(benign.start_ws_echo(tls=True))
     result = await io.ws_exchange(
-        server.host, server.port, ["x"], lambda _m: io.STOP, tls=True, server_name="localhost", limits=fast_limits()
+        server.host,
+        server.port,
+        ["x"],
+        lambda _m: io.STOP,
+        tls=True,
+        server_name="localhost",
+        limits=fast_limits(),
     )
     assert result.upgraded and result.received == ("x",)
     assert result.tls is not None and result.tls.cert_der
@@ -180,7 +200,9 @@ async def test_ws_against_plain_http_reports_no_upgrade(start_server: StartServe
     assert result.status == 200  # a web page, not a WebSocket upgrade
 
 
-@pytest.mark.parametrize("trick", ["ws_huge_frame", "ws_flood", "accept_silent", "immediate_reset", "endless_line"])
+@pytest.mark.parametrize(
+    "trick", ["ws_huge_frame", "ws_flood", "accept_silent", "immediate_reset", "endless_line"]
+)
 async def test_hostile_ws_is_bounded(start_server: StartServer, trick: str) -> None:
     server = await start_server(hostile.start_hostile(trick, interval=50 * MS))
     limits = fast_limits(max_bytes=16 * 1024)
