@@ -63,7 +63,7 @@ from enum import StrEnum
 
 from minerscope.errors import LimitExceededError
 from minerscope.probe.framing import decode_json_object
-from minerscope.probe.verdict import DialectResult, Transport
+from minerscope.probe.verdict import DialectResult, Evidence, Transport
 
 JsonObject = dict[str, object]
 """A decoded JSON object from a peer; values must be narrowed with isinstance before use."""
@@ -200,6 +200,10 @@ class Dialect(ABC):
     ) -> DialectResult | None:
         """Recognise this dialect in decoded messages of a captured flow (None: not this one)."""
         return None
+
+    def identity(self) -> tuple[Evidence, Evidence]:
+        """The two evidence lines every verdict of this dialect starts with."""
+        return (Evidence("dialect", self.name), Evidence("family", str(self.family)))
 
     def __repr__(self) -> str:
         return f"<Dialect {self.name} family={self.family} framing={self.framing}>"

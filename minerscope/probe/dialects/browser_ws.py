@@ -229,7 +229,7 @@ class CoinhiveWs(Dialect):
         control = decode_messages(control_replies) if control_replies is not None else None
         alike = control is not None and answered_alike(own, control)
         hints = [Evidence("software", h) for h in software_hints(own)]
-        base = (Evidence("dialect", self.name), Evidence("family", str(self.family)))
+        base = self.identity()
         if strong:
             conf = 0.95 if "job" in strong or "authed" in strong else 0.8
             reason = ", ".join(dict.fromkeys(strong))
@@ -257,8 +257,7 @@ class CoinhiveWs(Dialect):
             return None
         kinds, ev = found
         evidence = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("methods", ",".join(kinds)),
             *ev,
         )

@@ -456,7 +456,7 @@ class EthProxy(Dialect):
         if outcome is Outcome.NONE:
             return DialectResult.none(self.name, reason, ev)
         hints = [Evidence("software", h) for h in software_hints(own)]
-        evidence = (Evidence("dialect", self.name), Evidence("family", str(self.family)), *ev, *hints)
+        evidence = (*self.identity(), *ev, *hints)
         return DialectResult(self.name, outcome, conf, evidence, reason)
 
     def passive_match(
@@ -466,8 +466,7 @@ class EthProxy(Dialect):
         if methods is None:
             return None
         ev = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("methods", ",".join(methods)),
         )
         return DialectResult(self.name, Outcome.SUCCESS, 0.9, ev, "plaintext eth-proxy Stratum")
@@ -514,8 +513,7 @@ class EthereumStratum(Dialect):
         if found is None or found[0] is not Family.ETHEREUM:
             return None
         ev = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("methods", ",".join(found[1])),
         )
         return DialectResult(self.name, Outcome.SUCCESS, 0.9, ev, "plaintext EthereumStratum")

@@ -404,8 +404,7 @@ class BitcoindGbt(_HttpDaemon):
         if not http:
             return _not_http(self.name, replies)
         base = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("coin", "bitcoin-family"),
         )
         for reply in http:
@@ -482,8 +481,7 @@ class MonerodTemplate(_HttpDaemon):
         if not msgs:
             return _status_page(self.name, http[0])
         base = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("coin", "monero"),
         )
         control = decode_messages(control_replies) if control_replies is not None else None
@@ -543,8 +541,7 @@ class GethGetWork(_HttpDaemon):
             # a node's refusal is not a pool and not a solo-mining daemon either
             return DialectResult.none(self.name, reason, ev)
         base = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("coin", "ethereum-family"),
         )
         return DialectResult(self.name, outcome, min(conf, 0.9), (*base, *ev), "eth_getWork over HTTP")

@@ -584,7 +584,7 @@ class XmrigStratum(Dialect):
         if outcome is Outcome.NONE:
             return DialectResult.none(self.name, reason, ev)
         hints = [Evidence("software", h) for h in software_hints(own)]
-        evidence = (Evidence("dialect", self.name), Evidence("family", str(self.family)), *ev, *hints)
+        evidence = (*self.identity(), *ev, *hints)
         return DialectResult(self.name, outcome, conf, evidence, reason)
 
     def passive_match(
@@ -595,8 +595,7 @@ class XmrigStratum(Dialect):
             return None
         methods, ev = found
         evidence = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("methods", ",".join(methods)),
             *ev,
         )

@@ -98,8 +98,7 @@ class Sv2Noise(Dialect):
         size = len(data)
         entropy = byte_entropy(data)
         ev = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("reply_bytes", str(size)),
             Evidence("entropy_bits", f"{entropy:.2f}"),
         )

@@ -222,8 +222,7 @@ class ZcashStratum(Dialect):
         if found is None or found[0] is not Family.ZCASH:
             return None
         ev = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(self.family)),
+            *self.identity(),
             Evidence("algo", "equihash"),
             Evidence("methods", ",".join(found[1])),
         )
