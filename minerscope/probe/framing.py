@@ -33,6 +33,7 @@ arrived before it are still returned and the error is raised by the next ``feed`
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -184,6 +185,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number as a float; ``1e400`` would silently become infinity (found by fuzzing)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of the float range")
+    return value
+
+
 def decode_json(
     data: bytes | str,
     *,
@@ -197,7 +206,8 @@ def decode_json(
 
     Raises:
         LimitExceededError: ``max_json_bytes`` or ``max_json_depth`` exceeded.
-        RemoteProtocolError: invalid UTF-8 (offset named), not JSON, or NaN/Infinity.
+        RemoteProtocolError: invalid UTF-8 (offset named), not JSON, or NaN/Infinity (also
+            as a number too large for a float, such as ``1e400``).
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if len(raw) > max_bytes:
@@ -210,7 +220,7 @@ def decode_json(
     if depth > max_depth:
         raise LimitExceededError("max_json_depth", max_depth, f"nesting deeper than {max_depth}")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"not JSON: {exc}"[:200]) from None
 

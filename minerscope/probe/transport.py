@@ -404,13 +404,19 @@ async def stream_exchange(
             try:
                 async with asyncio.timeout(limits.connect_timeout):
                     reader, writer = await asyncio.open_connection(
-                        address,
-                        port,
-                        ssl=_context() if tls else None,
-                        server_hostname=(_sni(server_name) or "") if tls else None,
-                        ssl_handshake_timeout=limits.connect_timeout if tls else None,
-                        limit=max(limits.chunk, 1024),
+                        address, port, limit=max(limits.chunk, 1024)
                     )
+                    if tls:
+                        # Upgrade in place rather than open_connection(ssl=...): a handshake
+                        # cut short there closes the TLS transport *gracefully*, leaving the
+                        # socket open until a peer that never answers close_notify times out
+                        # (30 s), after our loop may be gone. Here the plain transport is ours
+                        # to abort in ``finally``.
+                        await writer.start_tls(
+                            _context(),
+                            server_hostname=_sni(server_name) or "",
+                            ssl_handshake_timeout=limits.connect_timeout,
+                        )
             except TimeoutError:
                 end, error = End.CONNECT_TIMEOUT, f"no connection within {limits.connect_timeout:g}s"
                 raise _Stop from None

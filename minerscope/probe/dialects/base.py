@@ -63,7 +63,7 @@ from enum import StrEnum
 
 from minerscope.errors import LimitExceededError
 from minerscope.probe.framing import decode_json_object
-from minerscope.probe.verdict import DialectResult, Evidence, Transport
+from minerscope.probe.verdict import DialectResult, Evidence, Outcome, Transport
 
 JsonObject = dict[str, object]
 """A decoded JSON object from a peer; values must be narrowed with isinstance before use."""
@@ -73,6 +73,9 @@ CONTROL_METHOD = "minerscope.no_such_method"
 
 CONTROL_ID = 909
 """The JSON-RPC id of control requests (distinct from the probe ids 1..10)."""
+
+PASSIVE_CONFIDENCE = 0.9
+"""A dialect's own methods seen in a capture: strong evidence, but short of a probe's proof."""
 
 
 class Family(StrEnum):
@@ -201,9 +204,17 @@ class Dialect(ABC):
         """Recognise this dialect in decoded messages of a captured flow (None: not this one)."""
         return None
 
-    def identity(self) -> tuple[Evidence, Evidence]:
+    def identity(self, family: Family | None = None) -> tuple[Evidence, Evidence]:
         """The two evidence lines every verdict of this dialect starts with."""
-        return (Evidence("dialect", self.name), Evidence("family", str(self.family)))
+        return (Evidence("dialect", self.name), Evidence("family", str(family or self.family)))
+
+    def passive_result(
+        self, methods: Sequence[str], reason: str, *extra: Evidence, family: Family | None = None
+    ) -> DialectResult:
+        """A passive recognition: seeing the dialect's own methods in a capture is strong evidence
+        (0.9), but not a probe's proof, so every dialect reports it the same way."""
+        evidence = (*self.identity(family), Evidence("methods", ",".join(methods)), *extra)
+        return DialectResult(self.name, Outcome.SUCCESS, PASSIVE_CONFIDENCE, evidence, reason)
 
     def __repr__(self) -> str:
         return f"<Dialect {self.name} family={self.family} framing={self.framing}>"

@@ -449,7 +449,8 @@ def parse_difficulty(params: object) -> float:
     """
     if isinstance(params, list) and params:
         value = params[0]
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        # an int past float range (a 400-digit JSON number) would raise OverflowError
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1e300:
             return float(value)
     raise RemoteProtocolError("mining.set_difficulty: params is not [positive number]")
 
@@ -811,12 +812,7 @@ class StratumV1(Dialect):
         if found is None:
             return None
         family, methods = found
-        ev = (
-            Evidence("dialect", self.name),
-            Evidence("family", str(family)),
-            Evidence("methods", ",".join(methods)),
-        )
-        return DialectResult(self.name, Outcome.SUCCESS, 0.9, ev, "plaintext Stratum methods")
+        return self.passive_result(methods, "plaintext Stratum methods", family=family)
 
 
 STRATUM1 = StratumV1()

@@ -256,12 +256,7 @@ class CoinhiveWs(Dialect):
         if found is None:
             return None
         kinds, ev = found
-        evidence = (
-            *self.identity(),
-            Evidence("methods", ",".join(kinds)),
-            *ev,
-        )
-        return DialectResult(self.name, Outcome.SUCCESS, 0.9, evidence, "browser-mining WebSocket messages")
+        return self.passive_result(kinds, "browser-mining WebSocket messages", *ev)
 
 
 COINHIVE = CoinhiveWs()

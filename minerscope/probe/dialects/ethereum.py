@@ -465,11 +465,7 @@ class EthProxy(Dialect):
         methods = ethproxy_passive(client_msgs, server_msgs)
         if methods is None:
             return None
-        ev = (
-            *self.identity(),
-            Evidence("methods", ",".join(methods)),
-        )
-        return DialectResult(self.name, Outcome.SUCCESS, 0.9, ev, "plaintext eth-proxy Stratum")
+        return self.passive_result(methods, "plaintext eth-proxy Stratum")
 
 
 class EthereumStratum(Dialect):
@@ -512,11 +508,7 @@ class EthereumStratum(Dialect):
         found = bitcoin.stratum_family(client_msgs, server_msgs)
         if found is None or found[0] is not Family.ETHEREUM:
             return None
-        ev = (
-            *self.identity(),
-            Evidence("methods", ",".join(found[1])),
-        )
-        return DialectResult(self.name, Outcome.SUCCESS, 0.9, ev, "plaintext EthereumStratum")
+        return self.passive_result(found[1], "plaintext EthereumStratum")
 
 
 ETHPROXY = EthProxy()

@@ -117,10 +117,16 @@ def _headers(lines: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+# ASCII digits only: str.isdigit() also accepts "¹²³" (latin-1 bytes 0xb9/0xb2/0xb3), which int()
+# refuses, and a Content-Length of thousands of digits would trip int()'s digit limit (fuzzing).
+_STATUS_RE = re.compile(r"[0-9]{1,9}")
+_LENGTH_RE = re.compile(r"[0-9]+")
+
+
 def _body(headers: tuple[tuple[str, str], ...], rest: bytes) -> bytes:
     for key, value in headers:
-        if key.lower() == "content-length" and value.isdigit():
-            return rest[: int(value)]
+        if key.lower() == "content-length" and _LENGTH_RE.fullmatch(value):
+            return rest[: int(value)] if len(value) < 19 else rest
     return rest
 
 
@@ -133,7 +139,7 @@ def parse_http_response(data: bytes) -> HttpReply:
     """
     head, rest = _split_head(data, "HTTP response")
     parts = head[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _STATUS_RE.fullmatch(parts[1]):
         raise RemoteProtocolError("HTTP response: malformed status line")
     headers = _headers(head[1:])
     return HttpReply(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, _body(headers, rest))

@@ -594,12 +594,7 @@ class XmrigStratum(Dialect):
         if found is None:
             return None
         methods, ev = found
-        evidence = (
-            *self.identity(),
-            Evidence("methods", ",".join(methods)),
-            *ev,
-        )
-        return DialectResult(self.name, Outcome.SUCCESS, 0.9, evidence, "plaintext xmrig Stratum")
+        return self.passive_result(methods, "plaintext xmrig Stratum", *ev)
 
 
 XMRIG = XmrigStratum()

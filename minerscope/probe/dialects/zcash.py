@@ -40,7 +40,7 @@ from minerscope.probe.dialects.base import (
     is_hex,
 )
 from minerscope.probe.framing import encode_json_line, rpc_notification, rpc_request, rpc_response
-from minerscope.probe.verdict import DialectResult, Evidence, Outcome, Transport
+from minerscope.probe.verdict import DialectResult, Evidence, Transport
 
 DEFAULT_AGENT = "EWBF 0.3.4b"
 FAKE_WORKER = "t1" + "".join(
@@ -221,12 +221,7 @@ class ZcashStratum(Dialect):
         found = bitcoin.stratum_family(client_msgs, server_msgs)
         if found is None or found[0] is not Family.ZCASH:
             return None
-        ev = (
-            *self.identity(),
-            Evidence("algo", "equihash"),
-            Evidence("methods", ",".join(found[1])),
-        )
-        return DialectResult(self.name, Outcome.SUCCESS, 0.9, ev, "plaintext Zcash Stratum")
+        return self.passive_result(found[1], "plaintext Zcash Stratum", Evidence("algo", "equihash"))
 
 
 ZCASH = ZcashStratum()
