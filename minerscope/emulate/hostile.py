@@ -15,6 +15,11 @@ of other targets. The tricks:
 * ``tls_close_notify`` - a real TLS handshake, half a reply, ``close_notify``, then
   keeps the TCP connection open and silent (a graceful-close wait would hang);
 * ``tls_stall`` - accepts TCP, never answers the ClientHello;
+* ``tls_hello_request`` - a real TLS 1.2 handshake, then an unencrypted HelloRequest
+  (a renegotiation demand; the stdlib cannot start a real one) and silence;
+* ``tls_ticket_flood`` - a real TLS 1.3 handshake followed by thousands of
+  NewSessionTicket messages: post-handshake traffic that carries no application byte,
+  so only the deadline (not the byte budget) can end it;
 * ``ws_huge_frame`` - a valid WebSocket upgrade, then a frame declaring 2**62 bytes;
 * ``ws_flood`` - a valid upgrade, then small frames forever;
 * ``http_endless`` - HTTP 200 with a chunked body that never ends;
@@ -23,8 +28,19 @@ of other targets. The tricks:
 * ``accept_silent`` - accepts, never reads, never writes;
 * ``reset_mid_reply`` - reads the request, sends half a Stratum reply, then resets.
 
+:func:`start_injection_pool` is a working Stratum v1 pool (a prober rightly calls it a
+pool) whose every free-text field carries attacker-chosen text: the
+``client.show_message`` banner (also sent raw, not JSON-escaped), the subscription ids
+and the authorize error. It feeds
+the injection tests: whatever it says must reach a terminal, a table or a CSV inert.
+
 All bind loopback port 0 by default. ``interval`` scales the time-based tricks so tests
 can run them quickly.
+
+:class:`Blackhole` is the odd one out: not a server but listening sockets whose accept
+queue is full, so the kernel drops every further SYN and a connect hangs until the
+prober's connect timeout, the cheapest way to make thousands of targets on
+127.0.0.0/8 all time out.
 """
 
 from __future__ import annotations
@@ -180,10 +196,13 @@ def _tls_stall(stats: ServerStats, interval: float) -> Any:
 
 
 async def _bio_handshake(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stats: ServerStats
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    stats: ServerStats,
+    ctx: ssl.SSLContext | None = None,
 ) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = server_context().wrap_bio(incoming, outgoing, server_side=True)
+    tls = (ctx or server_context()).wrap_bio(incoming, outgoing, server_side=True)
     while True:
         try:
             tls.do_handshake()
@@ -212,6 +231,39 @@ def _tls_close_notify(stats: ServerStats, interval: float) -> Any:
         writer.write(outgoing.read())
         await writer.drain()
         await _forever()  # ...but the TCP connection stays open and silent
+
+    return handle
+
+
+def _tls_hello_request(stats: ServerStats, interval: float) -> Any:
+    ctx = server_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # renegotiation exists only up to 1.2
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _bio_handshake(reader, writer, stats, ctx)
+        # handshake record, TLS 1.2, 4 bytes: HelloRequest (type 0, empty body)
+        writer.write(b"\x16\x03\x03\x00\x04\x00\x00\x00\x00")
+        await writer.drain()
+        await _forever()
+
+    return handle
+
+
+TICKET_FLOOD = 4_000
+"""NewSessionTicket messages ``tls_ticket_flood`` sends (about 1 MB on the wire; the server spends ~0.1 s of CPU minting them)."""
+
+
+def _tls_ticket_flood(stats: ServerStats, interval: float) -> Any:
+    ctx = server_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.num_tickets = TICKET_FLOOD  # OpenSSL writes them all right after the handshake
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _tls, outgoing = await _bio_handshake(reader, writer, stats, ctx)
+        while pending := outgoing.read(65536):
+            writer.write(pending)
+            await writer.drain()
+        await _forever()
 
     return handle
 
@@ -335,6 +387,8 @@ HOSTILE_FACTORIES: dict[str, HandlerFactory] = {
     "tls_garbage": _tls_garbage,
     "tls_close_notify": _tls_close_notify,
     "tls_stall": _tls_stall,
+    "tls_hello_request": _tls_hello_request,
+    "tls_ticket_flood": _tls_ticket_flood,
     "ws_huge_frame": _ws_huge_frame,
     "ws_flood": _ws_flood,
     "http_endless": _http_endless,
@@ -368,3 +422,109 @@ async def start_hostile(
 
 
 Starter = Callable[..., Awaitable[ServerHandle]]
+
+
+def _injection_handler(text: str, stats: ServerStats) -> Any:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(16):  # a bounded number of requests per connection
+            try:
+                line = await reader.readuntil(b"\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                return
+            stats.bytes_received += len(line)
+            try:
+                request = json.loads(line)
+            except ValueError:
+                return
+            if not isinstance(request, dict):
+                return
+            mid, method = request.get("id"), request.get("method")
+            stats.note_request(str(method)[:80])
+            if method == "mining.subscribe":
+                reply: dict[str, Any] = {
+                    "id": mid,
+                    "result": [[["mining.set_difficulty", text], ["mining.notify", text]], "08000002", 4],
+                    "error": None,
+                }
+                push = {"id": None, "method": "client.show_message", "params": [text]}
+                writer.write(json.dumps(reply).encode() + b"\n" + json.dumps(push).encode() + b"\n")
+                # and once more raw: JSON escapes controls, a hostile banner need not
+                writer.write(text.encode("utf-8", "replace") + b"\n")
+            elif method == "mining.authorize":
+                writer.write(
+                    json.dumps({"id": mid, "result": None, "error": [24, text, None]}).encode() + b"\n"
+                )
+            else:
+                writer.write(
+                    json.dumps(
+                        {"id": mid, "result": None, "error": [20, "Unsupported method", None]}
+                    ).encode()
+                    + b"\n"
+                )
+            await writer.drain()
+
+    return handle
+
+
+async def start_injection_pool(text: str, *, host: str = LOOPBACK_HOST, port: int = 0) -> ServerHandle:
+    """A Stratum v1 pool whose banner, subscription ids and errors are ``text``."""
+    stats = ServerStats()
+    return await start_stream_server(
+        "hostile:injection_pool",
+        _injection_handler(text, stats),
+        host=host,
+        port=port,
+        stats=stats,
+        dialect="stratum1",
+        limit=1024 * 1024,
+    )
+
+
+class Blackhole:
+    """Loopback listeners that never accept, each with its one-slot accept queue filled.
+
+    ``listen(0)`` leaves room for one completed connection; this class makes it, so the
+    kernel drops every later SYN to that address and port (a listen overflow, not a
+    reset): a connect there hangs like one to a firewalled host. Each listener has its
+    own address in ``127.<net>.0.0/16``, because a prober limits connections per address
+    and thousands of targets on one address would measure that limit, not timeouts.
+
+    Example::
+
+        with Blackhole(1000) as hole:
+            targets = hole.targets  # [(address, port), ...], every connect times out
+    """
+
+    def __init__(self, count: int, *, net: int = 77) -> None:
+        if not 0 < count <= 65_000:
+            raise ValueError("count must be 1..65000")
+        self.listeners: list[socket.socket] = []
+        self.fillers: list[socket.socket] = []
+        self.targets: list[tuple[str, int]] = []
+        try:
+            for i in range(count):
+                address = f"127.{net}.{i // 250}.{i % 250 + 1}"
+                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self.listeners.append(listener)
+                listener.bind((address, 0))
+                listener.listen(0)
+                port = int(listener.getsockname()[1])
+                filler = socket.create_connection((address, port), timeout=2.0)
+                self.fillers.append(filler)
+                self.targets.append((address, port))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close every socket (idempotent)."""
+        for sock in (*self.fillers, *self.listeners):
+            sock.close()
+        self.fillers.clear()
+        self.listeners.clear()
+
+    def __enter__(self) -> Blackhole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
