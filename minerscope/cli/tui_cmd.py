@@ -8,13 +8,18 @@ imported inside the command so the rest of the CLI never loads it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from minerscope import resources
 from minerscope.cli.common import ExitCode, fail
 from minerscope.errors import CaptureError
+
+if TYPE_CHECKING:
+    from minerscope.triage import TriageOptions
 
 
 def default_db_path() -> Path:
@@ -42,17 +47,52 @@ def open_cmd(
 
     Keys: ? help, / filter, enter detail, p probe, n note, o pools, e export, q quit.
     """
+    obj = ctx.find_root().obj or {}
+    try:
+        paths, db, options = workstation_args(captures, db=obj.get("db"), model=model, blacklists=blacklists)
+    except CaptureError as exc:
+        fail(exc)
+        return
+    # Start reading the first capture before Textual is even imported (no Textual in offload):
+    # the triage child's start-up then overlaps the UI's, and first rows come sooner.
+    from minerscope.tui.offload import prestart
+
+    prestart(paths[0], options)
+    run_workstation(paths, db_path=db, options=options)
+    ctx.exit(int(ExitCode.OK))
+
+
+def workstation_args(
+    captures: Sequence[Path], *, db: str | Path | None, model: str | None, blacklists: Sequence[Path] = ()
+) -> tuple[list[Path], Path, TriageOptions]:
+    """What ``open`` runs the workstation on: captures (none: the sample), case file, options.
+
+    ``db`` is the group's ``--db`` (``$MINERSCOPE_DB``); None means the default case file,
+    whose folder is created. Kept apart from the command so the no-argument defaults are
+    testable without a terminal.
+
+    Raises:
+        CaptureError: a capture path is not a file.
+    """
+    from minerscope.triage import TriageOptions
+
     paths = list(captures) or [resources.sample_capture()]
     for path in paths:
         if not path.is_file():
-            fail(CaptureError("no such file", path=str(path)))
-    obj = ctx.find_root().obj or {}
-    db = Path(obj["db"]) if obj.get("db") else default_db_path()
-    db.parent.mkdir(parents=True, exist_ok=True)
+            raise CaptureError("no such file", path=str(path))
+    case_file = Path(db) if db else default_db_path()
+    case_file.parent.mkdir(parents=True, exist_ok=True)
+    options = TriageOptions(model=model, blacklist_files=tuple(blacklists), db_path=case_file)
+    return paths, case_file, options
 
-    from minerscope.triage import TriageOptions
-    from minerscope.tui.app import MinerscopeApp  # deferred: only this command loads Textual
 
-    options = TriageOptions(model=model, blacklist_files=tuple(blacklists), db_path=db)
-    MinerscopeApp(paths, db_path=db, options=options).run()
-    ctx.exit(int(ExitCode.OK))
+def run_workstation(
+    sources: list[Path], *, db_path: Path, options: Any, loader: Callable[..., Any] | None = None
+) -> None:
+    """Run the workstation on ``sources`` (the CLI's one door into Textual; ``live --tui`` uses it).
+
+    ``loader`` replaces the capture reader (``minerscope.live.iter_live`` for an interface).
+    """
+    from minerscope.tui.app import MinerscopeApp  # deferred: only the workstation loads Textual
+
+    MinerscopeApp(sources, db_path=db_path, options=options, loader=loader).run()

@@ -1,0 +1,382 @@
+"""Live capture from a network interface, decoded by the same kernel as the capture reader.
+
+Why a TPACKET_V3 ring and not scapy's sniffer: the kernel writes frames, with their
+nanosecond timestamps, into blocks of a ring shared with us (``PACKET_RX_RING``), and
+hands a block over when it is full or ``BLOCK_TIMEOUT_MS`` old. Python then touches a
+*block*, not a packet: it copies the ready blocks into one buffer, gives them back, and
+a numba walker decodes every frame into :data:`~minerscope.capture.packets.PACKET_DTYPE`
+rows with the reader's own frame decoder. The flow assembler cannot tell a live batch
+from a file batch, so live verdicts are the pipeline's verdicts.
+
+Capture filters (``bpf``) are compiled by libpcap (through scapy, imported only when a
+filter is given) and attached to the socket, so unwanted frames never leave the kernel.
+On the loopback interface every packet is seen twice by a packet socket (on the way
+out and on the way in); like libpcap, the outgoing copy is dropped.
+
+Opening a packet socket needs root or ``CAP_NET_RAW``; without it
+:class:`CapturePrivilegeError` says exactly that. Linux only.
+"""
+
+from __future__ import annotations
+
+import mmap
+import select
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from minerscope.capture.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW, _decode_frame
+from minerscope.capture.packets import PACKET_DTYPE, PacketBatch
+from minerscope.errors import CaptureError, InputError
+
+U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
+
+BLOCK_BYTES = 1 << 20
+"""Bytes per ring block (a block must hold the largest frame: 64 KiB on loopback with GSO)."""
+BLOCKS = 32
+"""Blocks in the ring: 32 MiB of kernel buffer between us and dropped packets."""
+BLOCK_TIMEOUT_MS = 50
+"""The kernel hands over a block this old even when it is not full (bounds verdict latency)."""
+FRAME_BYTES = 2048
+"""Nominal frame size the kernel checks the ring geometry against (V3 frames are variable)."""
+
+# Linux constants (linux/if_packet.h, linux/if_ether.h, linux/if_arp.h).
+_ETH_P_ALL = 0x0003
+_SOL_PACKET = 263
+_PACKET_ADD_MEMBERSHIP = 1
+_PACKET_MR_PROMISC = 1
+_PACKET_RX_RING = 5
+_PACKET_STATISTICS = 6
+_PACKET_VERSION = 10
+_PACKET_IGNORE_OUTGOING = 23
+_TPACKET_V3 = 2
+_SO_ATTACH_FILTER = 26
+_TP_STATUS_USER = 1
+_PACKET_OUTGOING = 4
+
+_ARPHRD_LINKTYPES = {
+    1: LINKTYPE_ETHERNET,  # ARPHRD_ETHER
+    772: LINKTYPE_ETHERNET,  # ARPHRD_LOOPBACK: Linux gives loopback frames a zeroed Ethernet header
+    512: LINKTYPE_RAW,  # ARPHRD_PPP: frames start at the IP header
+    776: LINKTYPE_RAW,  # ARPHRD_SIT
+    65534: LINKTYPE_RAW,  # ARPHRD_NONE: tun devices, WireGuard
+}
+_ARPHRD_LOOPBACK = 772
+
+
+class CapturePrivilegeError(InputError):
+    """Opening a packet socket was refused: the process lacks root or ``CAP_NET_RAW``."""
+
+
+def privilege_hint(interface: str) -> str:
+    """One line saying what capturing on ``interface`` needs and how to grant it."""
+    python = Path(sys.executable).resolve()
+    return (
+        f"capturing on {interface} needs root or the CAP_NET_RAW capability: run as root, or "
+        f"grant it to this interpreter: sudo setcap cap_net_raw,cap_net_admin+eip {python}"
+    )
+
+
+def interface_linktype(interface: str) -> int:
+    """The pcap link type of ``interface``'s frames (from its ARPHRD type in sysfs).
+
+    Raises:
+        CaptureError: no such interface, or a link type the decoder does not know.
+    """
+    if not interface or "/" in interface or interface in (".", ".."):
+        raise CaptureError(f"{interface!r} is not an interface name")
+    node = Path("/sys/class/net") / interface / "type"
+    try:
+        arphrd = int(node.read_text().strip())
+    except (OSError, ValueError):
+        raise CaptureError(f"no network interface named {interface!r}") from None
+    linktype = _ARPHRD_LINKTYPES.get(arphrd)
+    if linktype is None:
+        raise CaptureError(f"interface {interface!r} has hardware type {arphrd}, which is not supported")
+    return linktype
+
+
+def compile_bpf(expression: str, linktype: int) -> bytes:
+    """Compile a tcpdump-style filter with libpcap into classic BPF instructions (8 bytes each).
+
+    Raises:
+        InputError: the filter does not compile, or libpcap is not installed.
+    """
+    import ctypes
+
+    try:  # scapy (and its libpcap binding) is heavy: only a filter needs it
+        from scapy.arch.common import compile_filter
+        from scapy.error import Scapy_Exception
+    except ImportError as exc:  # pragma: no cover - scapy is a dependency
+        raise InputError(f"--bpf needs scapy: {exc}") from None
+    try:
+        program = compile_filter(expression, linktype=linktype)
+    except ImportError:
+        raise InputError(
+            "--bpf needs libpcap (e.g. apt install libpcap0.8); capture without a filter"
+        ) from None
+    except (Scapy_Exception, OSError) as exc:
+        raise InputError(f"--bpf {expression!r}: {str(exc).strip()}") from None
+    return ctypes.string_at(program.bf_insns, int(program.bf_len) * 8)
+
+
+@njit(cache=True)
+def _le32(buf: U8, p: int) -> Any:
+    return (
+        np.int64(buf[p])
+        | (np.int64(buf[p + 1]) << 8)
+        | (np.int64(buf[p + 2]) << 16)
+        | (np.int64(buf[p + 3]) << 24)
+    )
+
+
+@njit(cache=True)
+def _le16(buf: U8, p: int) -> Any:
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+
+
+@njit(cache=True)
+def walk_blocks(buf: U8, starts: I64, linktype: int, skip_outgoing: bool, out: Any) -> Any:
+    """Decode every frame of the TPACKET_V3 blocks at ``starts`` in ``buf`` into ``out``.
+
+    ``buf`` holds copies of whole blocks (block descriptor included). Each frame header
+    (``struct tpacket3_hdr``) gives the next frame's offset, the timestamp, captured and
+    wire lengths, the link-layer offset and an out-of-band VLAN tag; the ``sockaddr_ll``
+    after it says whether the frame was outgoing. Returns the number of rows written.
+    """
+    n = 0
+    cap_out = out.shape[0]
+    end_buf = buf.shape[0]
+    for b in range(starts.shape[0]):
+        base = starts[b]
+        num = _le32(buf, base + 12)
+        p = base + _le32(buf, base + 16)
+        for _ in range(num):
+            if p + 60 > end_buf or n >= cap_out:
+                break
+            nxt = _le32(buf, p)
+            snap = _le32(buf, p + 12)
+            mac = _le16(buf, p + 24)
+            pkttype = buf[p + 58]  # sockaddr_ll.sll_pkttype, after the 48-byte aligned header
+            if not (skip_outgoing and pkttype == 4) and p + mac + snap <= end_buf:
+                out[n].ts_ns = _le32(buf, p + 4) * np.int64(1_000_000_000) + _le32(buf, p + 8)
+                out[n].cap_len = snap
+                out[n].wire_len = _le32(buf, p + 16)
+                out[n].linktype = linktype
+                _decode_frame(out, n, buf, p + mac, snap, linktype)
+                status = _le32(buf, p + 20)
+                if (status & 0x10) != 0 and out[n].vlan == 0:  # TP_STATUS_VLAN_VALID: tag stripped by the NIC
+                    out[n].vlan = _le32(buf, p + 32) & 0xFFF
+                n += 1
+            if nxt == 0:
+                break
+            p += nxt
+    return n
+
+
+@dataclass(slots=True)
+class CaptureStats:
+    """Counters of one live capture (``dropped`` comes from the kernel: the ring overflowed)."""
+
+    packets: int = 0
+    blocks: int = 0
+    kernel_received: int = 0
+    dropped: int = 0
+
+
+class LiveCapture:
+    """A packet socket with a TPACKET_V3 ring on one interface; :meth:`read` returns batches.
+
+    Use as a context manager::
+
+        with LiveCapture("eth0", bpf="tcp port 443") as cap:
+            batch = cap.read(timeout_s=0.5)   # a PacketBatch, possibly empty
+
+    Raises (on open):
+        CapturePrivilegeError: no root / CAP_NET_RAW.
+        CaptureError: no such interface, unsupported link type, not Linux.
+        InputError: the filter does not compile.
+    """
+
+    def __init__(
+        self,
+        interface: str,
+        *,
+        bpf: str | None = None,
+        promisc: bool = False,
+        block_bytes: int = BLOCK_BYTES,
+        blocks: int = BLOCKS,
+    ) -> None:
+        self.interface = interface
+        self.bpf = bpf
+        self.promisc = promisc
+        self.block_bytes = block_bytes
+        self.blocks = blocks
+        self.linktype = LINKTYPE_ETHERNET
+        self.stats = CaptureStats()
+        self._sock: socket.socket | None = None
+        self._mm: mmap.mmap | None = None
+        self._ring: U8 | None = None
+        self._status: npt.NDArray[np.uint32] | None = None
+        self._next = 0
+        self._poll: Any = None
+        self._skip_outgoing = False
+
+    def __enter__(self) -> LiveCapture:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Create the socket, attach the filter, map the ring, bind to the interface."""
+        if not hasattr(socket, "AF_PACKET"):
+            raise CaptureError("live capture needs Linux packet sockets (AF_PACKET)")
+        self.linktype = interface_linktype(self.interface)
+        program = compile_bpf(self.bpf, self.linktype) if self.bpf else None
+        try:
+            # protocol 0: no packet arrives before bind() chose the interface and the filter is on
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError:
+            raise CapturePrivilegeError(privilege_hint(self.interface)) from None
+        self._sock = sock
+        try:
+            self._setup(sock, program)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, sock: socket.socket, program: bytes | None) -> None:
+        import ctypes
+
+        sock.setsockopt(_SOL_PACKET, _PACKET_VERSION, _TPACKET_V3)
+        if program is not None:
+            insns = ctypes.create_string_buffer(program, len(program))
+            fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(insns))
+            sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+        req = struct.pack(
+            "7I",
+            self.block_bytes,
+            self.blocks,
+            FRAME_BYTES,
+            self.block_bytes * self.blocks // FRAME_BYTES,
+            BLOCK_TIMEOUT_MS,
+            0,
+            0,
+        )
+        try:
+            sock.setsockopt(_SOL_PACKET, _PACKET_RX_RING, req)
+        except PermissionError:
+            raise CapturePrivilegeError(privilege_hint(self.interface)) from None
+        size = self.block_bytes * self.blocks
+        self._mm = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._ring = np.frombuffer(self._mm, dtype=np.uint8)
+        self._status = np.frombuffer(self._mm, dtype=np.uint32)
+        try:
+            sock.bind((self.interface, _ETH_P_ALL))
+        except OSError as exc:
+            raise CaptureError(f"cannot capture on {self.interface}: {exc.strerror or exc}") from None
+        ifindex = socket.if_nametoindex(self.interface)
+        self._skip_outgoing = Path(f"/sys/class/net/{self.interface}/type").read_text().strip() == str(
+            _ARPHRD_LOOPBACK
+        )
+        if self._skip_outgoing:
+            try:  # Linux >= 4.20: the kernel keeps loopback's outgoing copies out of the ring
+                sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                pass  # older kernels: walk_blocks drops them
+        if self.promisc:
+            mreq = struct.pack("IHH8s", ifindex, _PACKET_MR_PROMISC, 0, b"")
+            sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, mreq)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN | select.POLLERR)
+        # compile (or load from cache) the walker now, not while the first packets wait
+        walk_blocks(
+            np.zeros(0, np.uint8), np.zeros(0, np.int64), self.linktype, False, np.zeros(0, PACKET_DTYPE)
+        )
+
+    def _ready(self) -> list[int]:
+        """Indices of the blocks the kernel has handed over, in ring order."""
+        assert self._status is not None
+        ready: list[int] = []
+        i = self._next
+        step = self.block_bytes // 4
+        for _ in range(self.blocks):
+            if not int(self._status[i * step + 2]) & _TP_STATUS_USER:  # tpacket_hdr_v1.block_status
+                break
+            ready.append(i)
+            i = (i + 1) % self.blocks
+        return ready
+
+    def read(self, timeout_s: float = 0.25) -> PacketBatch:
+        """Wait up to ``timeout_s`` for packets; return every packet the kernel has handed over."""
+        if self._ring is None or self._status is None:
+            raise CaptureError("live capture is not open")
+        ready = self._ready()
+        if not ready:
+            self._poll.poll(max(0, int(timeout_s * 1000)))
+            ready = self._ready()
+        if not ready:
+            return PacketBatch(np.zeros(0, PACKET_DTYPE), np.zeros(0, np.uint8), self.interface)
+        ring, status = self._ring, self._status
+        lengths: list[int] = []
+        total_pkts = 0
+        for i in ready:
+            base = i * self.block_bytes
+            word = base // 4
+            total_pkts += int(status[word + 3])
+            lengths.append(min(int(status[word + 5]), self.block_bytes))  # blk_len: header + frames
+        buf = np.empty(sum(lengths), np.uint8)
+        starts = np.zeros(len(ready), np.int64)
+        pos = 0
+        for j, (i, length) in enumerate(zip(ready, lengths, strict=True)):
+            base = i * self.block_bytes
+            buf[pos : pos + length] = ring[base : base + length]
+            starts[j] = pos
+            pos += length
+            status[base // 4 + 2] = 0  # TP_STATUS_KERNEL: the block goes back to the kernel
+        self._next = (ready[-1] + 1) % self.blocks
+        out = np.zeros(total_pkts, PACKET_DTYPE)
+        n = int(walk_blocks(buf, starts, self.linktype, self._skip_outgoing, out))
+        self.stats.blocks += len(ready)
+        self.stats.packets += n
+        return PacketBatch(out[:n], buf, self.interface)
+
+    def kernel_stats(self) -> CaptureStats:
+        """Add the kernel's received/dropped counters (they reset on every read) to :attr:`stats`."""
+        if self._sock is not None:
+            try:
+                raw = self._sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 12)
+            except OSError:
+                return self.stats
+            received, dropped, _freeze = struct.unpack("3I", raw)
+            self.stats.kernel_received += received
+            self.stats.dropped += dropped
+        return self.stats
+
+    def close(self) -> None:
+        """Unmap the ring and close the socket (idempotent)."""
+        self._poll = None
+        self._ring = None
+        self._status = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a numpy view still exists somewhere: the GC closes it later
+                pass
+            self._mm = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -1,0 +1,301 @@
+"""``minerscope live``: capture on an interface and print one JSONL record per verdict as it appears.
+
+Library first: the work is :func:`minerscope.live.iter_live`; this module prints its
+rows as ``scan --format jsonl`` records (one line each, flushed, so a pipe sees every
+verdict at once), turns SIGINT/SIGTERM into a clean stop that still scores the flows
+left open, and, with ``--probe``, hands the endpoints stage 1 flags to a background
+thread running stage 2 (:mod:`minerscope.stage2`) so probing never stalls the capture.
+When a probe finishes, the latest record of that endpoint is printed again with its
+``probe`` field filled; later records of the endpoint carry it too.
+
+``--tui`` shows the same stream in the workstation instead (Textual imported only then).
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from minerscope import errors
+from minerscope.cli.common import ExitCode, fail, warn
+from minerscope.cli.output import row_to_record, write_jsonl
+
+Endpoint = tuple[str, int]
+
+MAX_REMEMBERED = 10_000
+"""Security limit: endpoints whose latest record is kept for reprinting with its probe outcome."""
+
+
+class _Prober:
+    """Stage 2 on a worker thread: endpoints in, (endpoint, ProbeSummary) out."""
+
+    def __init__(self, options: Any, db_path: Path | None) -> None:
+        self.options = options
+        self.db_path = db_path
+        self.todo: queue.Queue[Endpoint | None] = queue.Queue()
+        self.done: queue.Queue[tuple[Endpoint, Any]] = queue.Queue()
+        self.asked: set[Endpoint] = set()
+        self.pending = 0
+        self.thread = threading.Thread(target=self._work, name="minerscope-live-probe", daemon=True)
+        self.thread.start()
+
+    def ask(self, endpoint: Endpoint) -> None:
+        if endpoint not in self.asked:
+            self.asked.add(endpoint)
+            self.pending += 1
+            self.todo.put(endpoint)
+
+    def _work(self) -> None:
+        from minerscope.stage2 import ProbeSummary, probe_endpoints
+
+        while (endpoint := self.todo.get()) is not None:
+            try:
+                outcome = probe_endpoints([endpoint], self.options, db_path=self.db_path)
+                summary = outcome.get(endpoint) or ProbeSummary.skipped("no verdict")
+            except errors.MinerscopeError as exc:
+                summary = ProbeSummary.skipped(str(exc))
+            self.done.put((endpoint, summary))
+
+    def results(self, timeout: float | None = None) -> list[tuple[Endpoint, Any]]:
+        out: list[tuple[Endpoint, Any]] = []
+        try:
+            if timeout is not None and self.pending:
+                out.append(self.done.get(timeout=timeout))
+            while True:
+                out.append(self.done.get_nowait())
+        except queue.Empty:
+            pass
+        self.pending -= len(out)
+        return out
+
+    def stop(self) -> None:
+        self.todo.put(None)
+
+
+@click.command(name="live")
+@click.option("-i", "--interface", required=True, metavar="IFACE", help="Network interface to capture on.")
+@click.option("--bpf", default=None, metavar="FILTER", help="Capture filter, tcpdump syntax (needs libpcap).")
+@click.option("--duration", "duration_s", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--count", "max_packets", type=click.IntRange(min=1), default=None, help="Stop after N packets."
+)
+@click.option(
+    "--window",
+    "window_s",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Feature window (seconds): flows are cut and scored each time one closes.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds of silence that end a flow.",
+)
+@click.option("--model", default=None, help="Model name or path (default: the shipped model).")
+@click.option(
+    "--blacklist",
+    "blacklists",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.",
+)
+@click.option("--only-suspicious", is_flag=True, help="Print only records whose verdict is mining.")
+@click.option("--promisc", is_flag=True, help="Put the interface in promiscuous mode.")
+@click.option(
+    "--probe",
+    "do_probe",
+    is_flag=True,
+    help="Stage 2: probe endpoints stage 1 flags, in the background (sends traffic).",
+)
+@click.option(
+    "--scope",
+    "scope_allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks --probe may contact (repeatable). Default: loopback only.",
+)
+@click.option(
+    "--deny", "scope_deny", multiple=True, metavar="CIDR", help="Networks --probe must never contact."
+)
+@click.option(
+    "--probe-timeout", default=45.0, show_default=True, help="Seconds for one endpoint's whole dialect sweep."
+)
+@click.option("--tui", is_flag=True, help="Show the live flows in the analyst workstation instead.")
+@click.option("--quiet", "-q", is_flag=True, help="No status lines on stderr.")
+@click.pass_context
+def live(
+    ctx: click.Context,
+    interface: str,
+    bpf: str | None,
+    duration_s: float | None,
+    max_packets: int | None,
+    window_s: float,
+    idle_timeout: float,
+    model: str | None,
+    blacklists: Sequence[str],
+    only_suspicious: bool,
+    promisc: bool,
+    do_probe: bool,
+    scope_allow: Sequence[str],
+    scope_deny: Sequence[str],
+    probe_timeout: float,
+    tui: bool,
+    quiet: bool,
+) -> None:
+    """Capture on IFACE and print one JSONL record per verdict, as verdicts appear.
+
+    Records have the fields of ``scan --format jsonl``. A flow gets a record each time
+    one of its feature windows closes (``--window``) and when it ends; records of one
+    connection share src, sport, dst, dport. Ctrl-C (or SIGTERM, --duration, --count)
+    stops the capture; flows still open are then scored and printed (Ctrl-C twice: at once).
+
+    Needs root or CAP_NET_RAW (e.g. ``sudo setcap cap_net_raw,cap_net_admin+eip
+    $(readlink -f .venv/bin/python)``); without it, exits 4 with one line saying so.
+    Exits 3 when the kernel dropped packets. The case file's blacklist feeds stage 0;
+    with --probe, verdicts are recorded there and confirmed pools join the blacklist (the
+    probe's own connections are captured too when they pass the filter).
+    """
+    from minerscope.live import LiveOptions, iter_live
+    from minerscope.store import default_db_path
+    from minerscope.triage import TriageOptions
+
+    if duration_s is not None and duration_s <= 0:
+        raise click.BadParameter("must be positive", param_hint="--duration")
+    db = (ctx.find_root().obj or {}).get("db")
+    db_path = Path(db) if db else default_db_path()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    options = TriageOptions(
+        model=model,
+        blacklist_files=tuple(Path(b) for b in blacklists),
+        db_path=db_path,
+        idle_timeout=idle_timeout,
+        window_s=window_s,
+    )
+    live_options = LiveOptions(
+        interface=interface, bpf=bpf, promisc=promisc, duration_s=duration_s, max_packets=max_packets
+    )
+    if tui:
+        _run_tui(live_options, options, db_path)
+        ctx.exit(int(ExitCode.OK))
+
+    prober = None
+    skip: set[Endpoint] = set()
+    if do_probe:
+        from minerscope.probe.runner import ProbeOptions
+        from minerscope.probe.scope import Scope
+        from minerscope.store import open_store
+
+        scope = Scope.from_cli(scope_allow, scope_deny) if scope_allow else Scope.loopback()
+        with open_store(db_path) as store:
+            skip = {(h, p) for h, p, _status in store.endpoint_status()}
+        prober = _Prober(ProbeOptions(scope=scope, total_deadline=probe_timeout), db_path)
+
+    cancel = threading.Event()
+
+    def stop(*_: object) -> None:
+        if cancel.is_set():  # asked twice: stop now, without scoring what is open
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = ExitCode.OK
+    latest: dict[Endpoint, dict[str, Any]] = {}
+    probed: dict[Endpoint, dict[str, Any]] = {}
+
+    def emit(records: list[dict[str, Any]]) -> None:
+        if only_suspicious:
+            records = [r for r in records if r.get("verdict") == "mining"]
+        if records:
+            write_jsonl(records)
+
+    def collect_probes(timeout: float | None = None) -> None:
+        if prober is None:
+            return
+        again = []
+        for endpoint, summary in prober.results(timeout):
+            probed[endpoint] = summary.to_json()
+            record = latest.get(endpoint)
+            if record is not None:
+                again.append({**record, "probe": probed[endpoint]})
+        emit(again)
+
+    announced = False
+    try:
+        for update in iter_live(interface, options, cancel=cancel, live=live_options):
+            if not announced and not quiet:
+                announced = True
+                where = f" (filter: {bpf})" if bpf else ""
+                click.echo(f"minerscope: capturing on {interface}{where}; Ctrl-C stops", err=True)
+            records: list[dict[str, Any]] = []
+            if update.rows is not None:
+                for row in update.rows.iter_rows(named=True):
+                    record = row_to_record(row)
+                    endpoint = (str(record["dst"]), int(record["dport"]))
+                    if endpoint in probed:
+                        record["probe"] = probed[endpoint]
+                    if prober is not None:  # kept to reprint once the endpoint's probe is done
+                        latest.pop(endpoint, None)
+                        latest[endpoint] = record
+                        if len(latest) > MAX_REMEMBERED:
+                            latest.pop(next(iter(latest)))
+                    records.append(record)
+            emit(records)
+            if prober is not None:
+                from minerscope.stage2 import suspicious_endpoints
+
+                for endpoint in suspicious_endpoints(records):
+                    if endpoint not in skip:
+                        prober.ask(endpoint)
+                collect_probes()
+            if update.done and update.report is not None and not update.report.complete:
+                warn(update.report.warning or f"{interface}: packets were lost")
+                status = ExitCode.PARTIAL
+    except errors.MinerscopeError as exc:
+        fail(exc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if prober is not None:
+        # finish the probes already asked for (each is bounded by --probe-timeout) unless interrupted again
+        cancel.clear()
+        signal.signal(signal.SIGINT, lambda *_: cancel.set())
+        try:
+            while prober.pending and not cancel.is_set():
+                collect_probes(timeout=0.25)
+        finally:
+            signal.signal(signal.SIGINT, previous[signal.SIGINT])
+            prober.stop()
+    sys.stdout.flush()
+    ctx.exit(int(status))
+
+
+def _run_tui(live_options: Any, options: Any, db_path: Path) -> None:
+    """The workstation, fed by the live pipeline (checked first, so errors print as one line)."""
+    from functools import partial
+
+    from minerscope.capture.live import LiveCapture
+    from minerscope.live import iter_live
+
+    try:
+        with LiveCapture(live_options.interface, bpf=live_options.bpf):
+            pass  # privileges, interface and filter, before the screen takes over the terminal
+    except errors.MinerscopeError as exc:
+        fail(exc)
+    from minerscope.cli.tui_cmd import run_workstation  # the CLI's one door into Textual
+
+    run_workstation(
+        [Path(live_options.interface)],
+        db_path=db_path,
+        options=options,
+        loader=partial(iter_live, live=live_options),
+    )

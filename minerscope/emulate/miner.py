@@ -1,0 +1,143 @@
+"""A local miner emulator: an xmrig-like client that logs in to a pool and submits shares.
+
+The pool emulators answer probes; live capture needs the other half of a mining
+session on the wire: a client that keeps a connection open, logs in, receives jobs and
+submits shares at a steady pace, over TCP or TLS (with an SNI, as xmrig sends one for a
+pool *name*). Every message is built and parsed by the probe's Monero dialect module,
+so the miner, the pool emulator, the prober and stage 0 agree on the dialect. Shares are
+random (no hashing): only the traffic's shape and content matter here.
+
+Loopback only, as every emulator: :func:`run_xmrig_miner` refuses other addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+
+from minerscope.emulate.server import require_loopback_or_explicit
+from minerscope.probe.dialects import monero
+from minerscope.probe.framing import LineBuffer, decode_json_object, encode_json_line
+
+READ_BYTES = 65536
+"""Bytes asked of the socket per read (the line buffer bounds what is kept)."""
+
+
+@dataclass(slots=True)
+class MinerStats:
+    """What one miner session did (for tests to check the session really ran)."""
+
+    local_port: int = 0
+    logged_in: bool = False
+    jobs: int = 0
+    submits: int = 0
+    accepted: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+async def run_xmrig_miner(
+    host: str,
+    port: int,
+    *,
+    tls: bool = False,
+    server_name: str | None = None,
+    duration_s: float = 5.0,
+    share_interval_s: float = 0.5,
+    seed: int = 0,
+    stop: threading.Event | None = None,
+    stats: MinerStats | None = None,
+) -> MinerStats:
+    """Mine against an xmrig-dialect pool at ``host:port`` for ``duration_s`` seconds.
+
+    Args:
+        host, port: the pool (a loopback address).
+        tls: wrap the connection in TLS (the emulator's certificate is not verified).
+        server_name: SNI to send with TLS (an IP address sends none, as in real clients).
+        duration_s: how long the session lasts before the miner closes it.
+        share_interval_s: seconds between submitted shares.
+        seed: seeds the wallet and the shares.
+        stop: ends the session early when set (checked at least every ``share_interval_s``).
+        stats: filled in as the session runs (lets another thread watch it); default a new one.
+
+    Returns:
+        The session's :class:`MinerStats`.
+    """
+    require_loopback_or_explicit(host, allow_any=False)
+    rng = random.Random(seed)
+    context: ssl.SSLContext | None = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the emulator's certificate is self-signed
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=context, server_hostname=(server_name or None) if tls else None
+    )
+    stats = stats if stats is not None else MinerStats()
+    stats.local_port = int(writer.get_extra_info("sockname")[1])
+    lines = LineBuffer()
+    session_id = ""
+    job: monero.Job | None = None
+    next_id = 1
+
+    def send(message: dict[str, object]) -> None:
+        data = encode_json_line(message)
+        stats.bytes_sent += len(data)
+        writer.write(data)
+
+    send(
+        monero.login_request(
+            next_id, monero.make_wallet(rng), agent="XMRig/6.21.0 (Linux x86_64) libuv/1.44.2"
+        )
+    )
+    next_id += 1
+    deadline = time.monotonic() + duration_s
+    next_share = time.monotonic() + share_interval_s
+    try:
+        while (now := time.monotonic()) < deadline and not (stop is not None and stop.is_set()):
+            try:
+                data = await asyncio.wait_for(
+                    reader.read(READ_BYTES), timeout=max(0.0, min(next_share, deadline) - now)
+                )
+            except TimeoutError:
+                data = None
+            if data == b"":
+                break  # the pool closed the connection
+            if data:
+                stats.bytes_received += len(data)
+                for line in lines.feed(data):
+                    msg = decode_json_object(line)
+                    if msg is None:
+                        continue
+                    result = msg.get("result")
+                    if msg.get("method") == "job":
+                        job = monero.parse_job(msg.get("params"))
+                        stats.jobs += 1
+                    elif isinstance(result, dict) and "id" in result and not stats.logged_in:
+                        session_id, job = monero.parse_login_result(result)
+                        stats.logged_in = True
+                        stats.jobs += job is not None
+                    elif isinstance(result, dict) and result.get("status") == "OK":
+                        stats.accepted += 1
+            if job is not None and session_id and time.monotonic() >= next_share:
+                share = monero.make_submit(rng, job, session_id)
+                send(
+                    monero.submit_request(
+                        next_id, session_id, share.job_id, share.nonce, share.result, share.algo
+                    )
+                )
+                next_id += 1
+                stats.submits += 1
+                next_share = time.monotonic() + share_interval_s
+            await writer.drain()
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (OSError, ssl.SSLError):
+            pass
+    return stats

@@ -1,0 +1,288 @@
+"""``minerscope live`` on the loopback interface, with a real pool emulator and a real miner.
+
+The pool emulators (:mod:`minerscope.emulate.pool`) and the xmrig-like miner
+(:mod:`minerscope.emulate.miner`) talk over plaintext TCP and TLS on distinctive
+127.x addresses; ``live`` captures them through its packet ring and BPF filter and must
+print scan-shaped records with stage-0/stage-1 fields while they run. Capturing needs
+root or CAP_NET_RAW: those tests skip without it, and the privilege test then checks the
+message instead (as root it drops CAP_NET_RAW from the child's bounding set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from minerscope.cli import main
+from minerscope.cli.output import RECORD_FIELDS
+from minerscope.emulate.miner import MinerStats, run_xmrig_miner
+from minerscope.emulate.pool import start_pool
+from minerscope.emulate.server import ThreadedServers
+from minerscope.store import open_store
+from tests.conftest import REPO
+
+SNI = "pool.live-test.example"
+CAP_SETPCAP, CAP_NET_RAW = 8, 13
+PR_CAPBSET_DROP = 24
+
+
+def capture_unavailable() -> str | None:
+    """Why live capture cannot run here (None: it can)."""
+    if not hasattr(socket, "AF_PACKET"):
+        return "live capture needs Linux packet sockets"
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
+    except PermissionError:
+        return "live capture needs root or CAP_NET_RAW"
+    try:
+        from minerscope.capture.live import compile_bpf
+
+        compile_bpf("tcp", 1)
+    except Exception as exc:  # no libpcap: the tests filter by address
+        return f"BPF filters need libpcap: {exc}"
+    return None
+
+
+_UNAVAILABLE = capture_unavailable()
+needs_capture = pytest.mark.skipif(_UNAVAILABLE is not None, reason=str(_UNAVAILABLE))
+
+
+def run_miners(
+    targets: list[tuple[str, int, bool]],
+    duration_s: float,
+    stop: threading.Event | None = None,
+    stats: list[MinerStats] | None = None,
+) -> list[MinerStats]:
+    """Run one miner per (host, port, tls) target, concurrently, for ``duration_s`` or until ``stop``."""
+    watched = stats if stats is not None else [MinerStats() for _ in targets]
+
+    async def all_miners() -> list[MinerStats]:
+        return list(
+            await asyncio.gather(
+                *(
+                    run_xmrig_miner(
+                        host,
+                        port,
+                        tls=tls,
+                        server_name=SNI,
+                        duration_s=duration_s,
+                        share_interval_s=0.2,
+                        stop=stop,
+                        stats=watched[i],
+                    )
+                    for i, (host, port, tls) in enumerate(targets)
+                )
+            )
+        )
+
+    return asyncio.run(all_miners())
+
+
+class MinersInBackground:
+    """Miners on a thread until :meth:`stop` (so a test can wait for verdicts while they mine)."""
+
+    def __init__(self, targets: list[tuple[str, int, bool]], longest_s: float = 60.0) -> None:
+        self.stop_event = threading.Event()
+        self.stats = [MinerStats() for _ in targets]
+        self.thread = threading.Thread(
+            target=run_miners, args=(targets, longest_s, self.stop_event, self.stats), daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def records_each(self, records: list[dict[str, Any]]) -> int:
+        """The fewest records any of the miners' sessions has so far."""
+        ports = [s.local_port for s in self.stats]
+        return min(sum(r["sport"] == port for r in records) for port in ports) if all(ports) else 0
+
+    def stop(self) -> list[MinerStats]:
+        self.stop_event.set()
+        self.thread.join(30)
+        return self.stats
+
+
+def _wait_for_line(stream: Any, needle: str, timeout: float) -> str:
+    """Read lines of ``stream`` until one contains ``needle`` (the text so far is returned)."""
+    seen: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        for line in stream:
+            seen.append(line)
+            if needle in line:
+                done.set()
+                return
+
+    threading.Thread(target=reader, daemon=True).start()
+    assert done.wait(timeout), f"no {needle!r} within {timeout} s: {''.join(seen)!r}"
+    return "".join(seen)
+
+
+def eager_model(tmp_path: Path) -> Path:
+    """The shipped model at a low operating threshold: stage 1 then flags the seconds-long test
+    sessions (the real threshold is tuned for 300 s windows), so ``--probe`` has work."""
+    from minerscope import resources
+
+    model = tmp_path / "eager-model"
+    shutil.copytree(resources.models_dir() / "minerscope-default", model)
+    meta = json.loads((model / "metadata.json").read_text())
+    meta["binary"]["threshold"] = 0.01
+    (model / "metadata.json").write_text(json.dumps(meta))
+    return model
+
+
+@pytest.mark.slow
+@needs_capture
+def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path: Path) -> None:
+    db = tmp_path / "case.sqlite"
+    with ThreadedServers() as lab:
+        plain = lab.start(start_pool("xmrig", host="127.77.0.1", port=0, job_interval=0.5))
+        tls = lab.start(start_pool("xmrig", host="127.77.0.2", port=0, tls=True, job_interval=0.5))
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "minerscope", "--db", str(db), "live",
+                "-i", "lo", "--bpf", "host 127.77.0.1 or host 127.77.0.2",
+                "--window", "1", "--idle-timeout", "1", "--model", str(eager_model(tmp_path)),
+                "--probe", "--probe-timeout", "10",
+            ],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        try:
+            _wait_for_line(proc.stderr, "capturing on lo", timeout=60)
+            lines: list[tuple[float, str]] = []
+            out_reader = threading.Thread(
+                target=lambda: lines.extend((time.monotonic(), line) for line in proc.stdout or ()),
+                daemon=True,
+            )
+            out_reader.start()
+            # a connection still open at Ctrl-C must still be reported
+            with socket.create_connection(plain.target) as idle:
+                idle_port = idle.getsockname()[1]
+                idle.sendall(b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"x","pass":"x"}}\n')
+                miners = MinersInBackground([(*plain.target, False), (*tls.target, True)])
+                # verdicts are printed while the sessions run: two windows of each, then stop them
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and miners.running:
+                    if miners.records_each([json.loads(line) for _, line in list(lines)]) >= 2:
+                        break
+                    time.sleep(0.1)
+                still_mining = miners.running
+                stats = miners.stop()
+                time.sleep(0.3)
+                interrupted_wall = time.time()
+                proc.send_signal(signal.SIGINT)
+                assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+                out_reader.join(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+    assert all(s.logged_in and s.accepted >= 3 for s in stats), stats
+    plain_miner, tls_miner = (s.local_port for s in stats)
+
+    records = [json.loads(line) for _, line in lines]
+    assert records and all(list(r) == list(RECORD_FIELDS) for r in records)
+    for r in records:
+        assert (r["dst"], r["dport"]) in (plain.target, tls.target)
+        assert r["capture"] == "lo" and r["proto"] == 6 and r["src"] == "127.0.0.1"
+        assert isinstance(r["p_mining"], float) and 0.0 <= r["p_mining"] <= 1.0
+        assert r["stage1"] in ("mining", "benign") and r["verdict"] in ("mining", "benign")
+        assert r["window"] == 0 and r["top_features"]
+    # (the prober's own connections to the pools are on the wire too: only the sessions are checked)
+    session = {
+        port: [r for r in records if r["sport"] == port] for port in (plain_miner, tls_miner, idle_port)
+    }
+    # (on a starved machine a session's first window may close before its first payload: the
+    # TCP handshake alone, three packets, with nothing to recognise)
+    session = {port: [r for r in rs if r["packets"] > 3] for port, rs in session.items()}
+    # plaintext Stratum: stage 0 recognises the xmrig dialect in every window, so the verdict is mining
+    for r in session[plain_miner] + session[idle_port]:
+        assert (r["dst"], r["dport"]) == plain.target and r["sni"] == ""
+        assert [e["kind"] for e in r["stage0"]] == ["stratum"], r
+        assert r["stage0"][0]["dialect"] == "xmrig" and r["verdict"] == "mining"
+    # TLS: the SNI of the ClientHello, in every window of the session, and no cleartext evidence
+    assert all(r["dst"] == tls.host and r["sni"] == SNI and r["stage0"] == [] for r in session[tls_miner])
+    # (the test waited for two windows of each session, at most one of them handshake-only)
+    assert len(session[plain_miner]) >= 1 and len(session[tls_miner]) >= 1
+    # verdicts were printed while the miners ran, not at the end
+    assert still_mining
+    # the idle connection (jobs pushed to it every 0.5 s) was still open at SIGINT: its last
+    # window can only have been printed by the final flush
+    assert max(r["last_seen"] for r in session[idle_port]) > interrupted_wall - 1.5
+    # --probe: stage 1 flagged both pools; the background prober confirmed each in its transport,
+    # reprinted the endpoint's record with the outcome, and recorded it in the case file
+    for pool, transport in ((plain, "tcp"), (tls, "tls")):
+        probes = [r["probe"] for r in records if (r["dst"], r["dport"]) == pool.target and r["probe"]]
+        assert probes and probes[-1]["is_pool"] is True, probes
+        assert probes[-1]["dialect"] == "xmrig" and probes[-1]["transport"] == transport
+    with open_store(db) as store:
+        confirmed = {(p["host"], p["port"], p["transport"]) for p in store.list_pools()}
+    assert confirmed == {(*plain.target, "tcp"), (*tls.target, "tls")}
+
+
+def _has_capability(bit: int) -> bool:
+    status = Path("/proc/self/status").read_text()
+    effective = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
+    return bool(int(effective, 16) >> bit & 1)
+
+
+def _drop_cap_net_raw() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_live_without_capture_privilege_says_what_is_needed(tmp_path: Path) -> None:
+    root = os.geteuid() == 0
+    if not root and _UNAVAILABLE is None:
+        pytest.skip("this process can capture without root (file capabilities): nothing to drop")
+    if root and not _has_capability(CAP_SETPCAP):
+        pytest.skip("cannot drop CAP_NET_RAW for the child (no CAP_SETPCAP)")
+    result = subprocess.run(
+        [sys.executable, "-m", "minerscope", "--db", str(tmp_path / "c.sqlite"), "live", "-i", "lo"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        preexec_fn=_drop_cap_net_raw if root else None,
+    )
+    assert result.returncode == 4, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "root or the CAP_NET_RAW capability" in lines[0] and "setcap cap_net_raw" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-i", "no-such-if0"], "no network interface named 'no-such-if0'"),
+        (["-i", "lo", "--bpf", "port not-a-port"], "--bpf 'port not-a-port'"),
+    ],
+)
+def test_live_rejects_bad_input_in_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    if "--bpf" in args and "libpcap" in (_UNAVAILABLE or ""):
+        pytest.skip("needs libpcap")
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "c.sqlite"), "live", *args])
+    assert result.exit_code == 4, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1

@@ -1,0 +1,126 @@
+"""The headless live pipeline (:func:`minerscope.live.iter_live`) and its stop conditions, on ``lo``.
+
+A plain TCP exchange on a distinctive loopback address is captured through a BPF
+filter; ``max_packets`` must stop the capture at exactly that many packets and still
+score the flow left open, and ``duration_s`` must end a capture that sees nothing.
+Without capture privileges those skip; the window-to-window carry of cleartext
+(:class:`~minerscope.live._Conversations`) is checked on hand-built pieces everywhere.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import polars as pl
+
+from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
+from minerscope.live import LiveOptions, _Conversations, iter_live
+from minerscope.triage import TriageOptions
+from tests.cli.test_live import needs_capture
+
+HOST = "127.79.0.1"
+
+
+@needs_capture
+def test_max_packets_stops_the_capture_and_scores_the_open_flow() -> None:
+    with socket.create_server((HOST, 0)) as server:
+        port = server.getsockname()[1]
+        live = LiveOptions("lo", bpf=f"host {HOST} and tcp port {port}", max_packets=6, duration_s=60)
+        updates = iter_live("lo", TriageOptions(), live=live)
+        first = next(updates)  # the capture is open
+        assert first.packets == 0 and not first.done
+
+        def talk() -> None:
+            with socket.create_connection((HOST, port)) as client, server.accept()[0] as conn:
+                client.sendall(b"ping\n")
+                conn.recv(16)
+                conn.sendall(b"pong\n")
+                client.recv(16)
+                time.sleep(1.0)  # keep it open: the flow must come out of the final flush
+
+        thread = threading.Thread(target=talk)
+        thread.start()
+        started = time.monotonic()
+        rest = list(updates)
+        thread.join()
+    assert time.monotonic() - started < 30
+    last = rest[-1]
+    assert last.done and last.report is not None and last.report.complete
+    assert last.report.packets == 6  # SYN, SYN/ACK, ACK, ping, its ACK, pong
+    rows = [r for u in rest if u.rows is not None for r in u.rows.iter_rows(named=True)]
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["dst"], row["dport"], row["packets"]) == (HOST, port, 6)
+    assert row["end_reason"] == "eof" and row["syn_seen"] and row["c2s_payload_bytes"] == 5
+    assert row["stage1"] in ("mining", "benign") and 0.0 <= row["p_mining"] <= 1.0
+
+
+@needs_capture
+def test_duration_ends_a_quiet_capture() -> None:
+    started = time.monotonic()
+    updates = list(
+        iter_live(
+            "lo", TriageOptions(), live=LiveOptions("lo", bpf=f"host {HOST} and port 9", duration_s=0.5)
+        )
+    )
+    assert updates[-1].done and updates[-1].report is not None and updates[-1].report.packets == 0
+    assert all(u.rows is None for u in updates)
+    assert time.monotonic() - started < 20
+
+
+@needs_capture
+def test_a_flow_that_ended_on_a_quiet_link_is_reported_before_the_capture_ends() -> None:
+    with socket.create_server((HOST, 0)) as server:
+        port = server.getsockname()[1]
+        live = LiveOptions("lo", bpf=f"host {HOST} and tcp port {port}", duration_s=30)
+        cancel = threading.Event()
+        updates = iter_live("lo", TriageOptions(idle_timeout=1.0), cancel=cancel, live=live)
+        next(updates)
+        with socket.create_connection((HOST, port)) as client, server.accept()[0] as conn:
+            client.sendall(b"hello\n")
+            conn.recv(16)
+        # nothing else crosses the filter now: only the capture's clock ticks can end the flow
+        rows = []
+        for update in updates:
+            if update.rows is not None:
+                assert not update.done, "the flow came out only when the capture stopped"
+                rows = update.rows.to_dicts()
+                cancel.set()
+    assert [(r["dport"], r["end_reason"], r["c2s_payload_bytes"]) for r in rows] == [(port, "fin", 6)]
+
+
+def _pieces(*pieces: tuple[str, str, bytes]) -> FlowTable:
+    """Window pieces of one conversation: (end_reason, sni, first client bytes) each."""
+    n = len(pieces)
+    values: dict[str, list[Any]] = {name: [None] * n for name in FLOW_SUMMARY_SCHEMA}
+    values.update(
+        flow_id=list(range(n)), capture=["lo"] * n, proto=[6] * n, ip_version=[4] * n,
+        src=["127.0.0.1"] * n, sport=[40000] * n, dst=["127.79.0.9"] * n, dport=[3333] * n, vlan=[0] * n,
+        end_reason=[p[0] for p in pieces], sni=[p[1] for p in pieces], is_tls=[bool(p[1]) for p in pieces],
+    )  # fmt: skip
+    for name in ("tls_version", "alpn", "ja4", "ja3", "http_host", "ws_path", "dns_names", "stage0"):
+        values[name] = [""] * n
+    table = FlowTable.empty()
+    table.summary = pl.DataFrame(values, schema=FLOW_SUMMARY_SCHEMA)
+    table.payload_prefixes = [(p[2], b"") for p in pieces]
+    return table
+
+
+def test_later_windows_inherit_the_first_windows_cleartext() -> None:
+    conversations = _Conversations()
+    # the first window closed after the TCP handshake alone: nothing to lend yet
+    first = conversations.carry(_pieces(("active", "", b"")))
+    assert first.summary["sni"].to_list() == [""]
+    hello = b"\x16\x03\x01 ClientHello for pool.example"
+    second = conversations.carry(_pieces(("active", "pool.example", hello)))
+    assert second.payload_prefixes == [(hello, b"")]  # its own bytes, not the empty first ones
+    third = conversations.carry(_pieces(("fin", "", b"\x17\x03\x03 mid-stream")))
+    assert third.summary["sni"].to_list() == ["pool.example"] and third.summary["is_tls"].to_list() == [True]
+    assert third.payload_prefixes == [(hello, b"")]
+    # the conversation ended (fin): a new one on the same 5-tuple inherits nothing
+    fourth = conversations.carry(_pieces(("active", "", b"GET / HTTP/1.1\r\n")))
+    assert fourth.summary["sni"].to_list() == [""]
+    assert fourth.payload_prefixes == [(b"GET / HTTP/1.1\r\n", b"")]

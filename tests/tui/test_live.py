@@ -1,0 +1,66 @@
+"""``minerscope live --tui``: the workstation fed by a live capture on the loopback interface.
+
+A real TLS pool emulator and a real miner talk on 127.78.0.2 while the app's loader is
+:func:`minerscope.live.iter_live`; the Pilot checks that the session's flows reach the
+table with their SNI and scores while the capture runs, and that quitting stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from pathlib import Path
+
+import pytest
+from textual.message import Message
+
+from minerscope.emulate.pool import start_pool
+from minerscope.emulate.server import ThreadedServers
+from minerscope.live import LiveOptions, iter_live
+from minerscope.triage import TriageOptions
+from minerscope.tui.app import MinerscopeApp
+from minerscope.tui.messages import FlowsArrived, LoadFinished, LoadProgress
+from tests.cli.test_live import SNI, MinersInBackground, needs_capture
+from tests.conftest import MS
+from tests.tui.test_app import until
+
+
+@pytest.mark.slow
+@needs_capture
+async def test_live_capture_fills_the_workstation_while_it_runs(tmp_path: Path) -> None:
+    messages: list[Message] = []
+    with ThreadedServers() as lab:
+        pool = lab.start(start_pool("xmrig", host="127.78.0.2", port=0, tls=True, job_interval=0.5))
+        loader = partial(iter_live, live=LiveOptions("lo", bpf="host 127.78.0.2"))
+        app = MinerscopeApp(
+            [Path("lo")],
+            db_path=tmp_path / "case.sqlite",
+            options=TriageOptions(window_s=1.0, idle_timeout=1.0),
+            loader=loader,
+        )
+        async with app.run_test(size=(160, 40), message_hook=messages.append) as pilot:
+            # the first update says the capture is open
+            await until(pilot, lambda: any(isinstance(m, LoadProgress) for m in messages), 60_000 * MS)
+            assert "capturing" in app.flows_screen.progress and app.flows_screen.progress.endswith("lo")
+            miner = MinersInBackground([(*pool.target, True)])
+            try:
+                # windows close every second: rows arrive while the miner is still mining
+                await until(pilot, lambda: app.flows_screen.table.row_count >= 2, 60_000 * MS)
+                assert miner.running
+            finally:
+                stats = await asyncio.to_thread(miner.stop)
+            assert stats[0].logged_in and stats[0].accepted >= 3
+            # x stops the capture (the app's "cancel loading"); the rows stay
+            await pilot.press("x")
+            await until(pilot, lambda: any(isinstance(m, LoadFinished) for m in messages), 10_000 * MS)
+            assert "cancelled" in app.flows_screen.progress
+            await pilot.press("q")
+            await pilot.pause()
+    assert any(isinstance(m, FlowsArrived) for m in messages)
+    # every row is a window of the one miner session, with its SNI and a score
+    rows = app.session.rows
+    assert rows.height >= 1 and set(rows["dst"]) == {pool.host} and set(rows["dport"]) == {pool.port}
+    assert set(rows["capture"]) == {"lo"}
+    # (on a starved machine the first window may close before the ClientHello: it has no payload)
+    assert set(rows.filter(rows["c2s_payload_bytes"] > 0)["sni"]) == {SNI}
+    assert all(0.0 <= p <= 1.0 for p in rows["p_mining"])
