@@ -1,19 +1,31 @@
-"""Benchmark: packets/s from PacketBatch rows to the flow table (reading excluded).
+"""Benchmark: pcap file -> flow table, packets/s and peak RSS at two file sizes, against other tools.
 
-Run ``.venv/bin/python -m bench.bench_flows [--packets N] [--flows F] [--batch B] [--capture FILE]``.
-Without ``--capture`` it synthesises batches in memory (TCP flows with handshake, payload
-and FIN, 1 in 8 of them TLS-looking so the record walk runs too); with ``--capture`` the
-file is streamed (see below). Prints
-packets/s, flows, and peak memory (tracemalloc of the assembly, and the process max RSS).
-With ``--capture`` (e.g. the file ``bench.bench_reader`` generates under ``bench/out``) the
-file is streamed twice, reading only and reading + assembling, and the difference in CPU
-time is the assembly's.
+Run ``.venv/bin/python -m bench.bench_flows`` (default sizes 1,000,000 and 4,000,000 packets).
+
+The captures come from :func:`bench.bench_reader.generate` in *segmented* layout: the file
+is consecutive 1M-packet segments, each with its own flows of the same heavy-tailed mix
+(three elephants of 150k/100k/50k packets, Pareto mice), so the 4M file has four times
+the flows of the 1M file, not longer ones. Every tool runs in its own subprocess on the
+same file in the same run; its peak RSS is its own (VmHWM). CPU time is the figure to
+compare (the machine is shared). Rows:
+
+* minerscope reader: the file to PacketBatch rows only;
+* minerscope reader+flows: the file to the complete flow table (records, TLS records,
+  prefixes, metadata), flows handed out as they end and dropped, as a streaming caller would;
+* nfstream: ``NFStreamer(statistical_analysis=False, n_dissections=0, n_meters=1)`` over the
+  whole file (CPU time includes its meter process);
+* dpkt (parse only, no flows) and scapy ``PcapReader`` on a prefix, extrapolated.
+
+``--synthetic`` keeps the older in-memory mode: batches synthesised in memory, reading excluded.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import resource
+import subprocess
 import time
 import tracemalloc
 
@@ -111,43 +123,7 @@ def run(batches: list[PacketBatch], trace: bool = False) -> tuple[float, float, 
     return elapsed, cpu, len(table), int(table.pkt_offsets[-1]), peak
 
 
-def capture_bench(path: str) -> None:
-    """Stream a real file twice (read only, then read + assemble); assembly = the difference."""
-    from minerscope.capture.pcap import iter_batches
-
-    c0 = time.process_time()
-    n = sum(b.packets.shape[0] for b in iter_batches(path))
-    read_cpu = time.process_time() - c0
-    c0 = time.process_time()
-    asm = FlowAssembler()
-    flows = sum(len(asm.feed(b)) for b in iter_batches(path)) + len(asm.finish())
-    both_cpu = time.process_time() - c0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{path}: {n} packets -> {flows} flows")
-    print(f"  read {read_cpu:.2f} s CPU; read + assemble {both_cpu:.2f} s CPU")
-    print(
-        f"  {n / max(both_cpu - read_cpu, 1e-9) / 1e6:.2f} M packets/s to the flow table (reading excluded)"
-    )
-    print(f"  process max RSS {rss:.0f} MiB (streaming: bounded by live flows, not file size)")
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--flows", type=int, default=20_000)
-    ap.add_argument("--batch", type=int, default=250_000)
-    ap.add_argument("--repeat", type=int, default=3, help="runs; the one with least CPU time is shown")
-    ap.add_argument(
-        "--long-lived", action="store_true", help="worst case: every flow spans the whole capture"
-    )
-    ap.add_argument(
-        "--capture", default=None, help="stream a capture (e.g. bench_reader's bench/out file) instead"
-    )
-    args = ap.parse_args()
-    if args.capture:
-        run(synth_batches(20_000, 200, 5_000))
-        capture_bench(args.capture)
-        return
+def synthetic_main(args: argparse.Namespace) -> None:
     batches = synth_batches(args.packets, args.flows, args.batch, long_lived=args.long_lived)
     label = f"synthetic {args.packets} packets, {args.flows} flows, batches of {args.batch}"
     label += ", all flows live throughout" if args.long_lived else ", flows with finite lifetimes"
@@ -163,6 +139,95 @@ def main() -> None:
         f"  {n / cpu / 1e6:.2f} M packets/s of CPU time ({n / elapsed / 1e6:.2f} M/s wall; reading excluded)"
     )
     print(f"  peak traced memory during assembly {peak / 2**20:.0f} MiB; process max RSS {rss:.0f} MiB")
+
+
+def file_main(args: argparse.Namespace) -> None:
+    from bench.bench_reader import capture_for, run_isolated
+
+    results: dict[int, dict[str, dict[str, float]]] = {}
+    for size in args.sizes:
+        path = capture_for(size, segment=args.segment)
+        print(
+            f"capture {path.name}: {size:,} packets, {path.stat().st_size / 1e6:.0f} MB; load avg {os.getloadavg()[0]:.1f}"
+        )
+        tools: list[tuple[str, str, int]] = [
+            ("minerscope reader", "minerscope:read", size),
+            ("minerscope reader+flows", "minerscope:flows", size),
+        ]
+        if importlib.util.find_spec("nfstream") is None:
+            print("  nfstream: not installed")
+        elif size <= args.nfstream_max:
+            tools.append(("nfstream (statistics off)", "nfstream", size))
+        for name, tool, prefix in (
+            ("dpkt (parse only)", "dpkt", args.dpkt_prefix),
+            ("scapy PcapReader", "scapy", args.scapy_prefix),
+        ):
+            if importlib.util.find_spec(tool) is None:
+                print(f"  {tool}: not installed")
+            else:
+                tools.append((name, tool, prefix))
+        results[size] = {}
+        print(
+            f"  {'tool':27} {'packets':>10} {'cpu s':>7} {'Mpps':>6} {'ours x':>7} {'peak RSS MB':>12}  note"
+        )
+        for name, tool, limit in tools:
+            try:
+                r = run_isolated(tool, path, limit)
+            except subprocess.CalledProcessError as exc:  # a tool that breaks does not stop the others
+                print(f"  {name:27} failed: {exc.stderr.strip().splitlines()[-1:] or exc}")
+                continue
+            results[size][tool] = r
+            mpps = r["packets"] / r["cpu"] / 1e6
+            ours = results[size].get("minerscope:flows")
+            ratio = (
+                (ours["packets"] / ours["cpu"] / 1e6) / mpps
+                if ours and tool != "minerscope:read"
+                else float("nan")
+            )
+            note = "full file" if limit >= size else f"prefix {limit:,}, extrapolated"
+            rss = r["rss_mb"] if "child_rss_mb" not in r else max(r["rss_mb"], r["child_rss_mb"])
+            print(
+                f"  {name:27} {int(r['packets']):>10,} {r['cpu']:>7.2f} {mpps:>6.2f} {ratio:>7.1f} {rss:>12.0f}  {note}"
+            )
+    if len(results) >= 2:
+        small, big = min(results), max(results)
+        a, b = results[small].get("minerscope:flows"), results[big].get("minerscope:flows")
+        if a and b:
+            print(
+                f"minerscope reader+flows peak RSS: {a['rss_mb']:.0f} MB at {small:,} packets, "
+                f"{b['rss_mb']:.0f} MB at {big:,} packets (x{b['rss_mb'] / a['rss_mb']:.2f} for x{big / small:.0f} the file)"
+            )
+    print(
+        "'ours x' = minerscope reader+flows packets/s of CPU time over that tool's; RSS = peak of the tool's own process"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000], help="capture sizes (packets)"
+    )
+    ap.add_argument("--segment", type=int, default=1_000_000, help="packets per segment of the flow mix")
+    ap.add_argument("--nfstream-max", type=int, default=10_000_000, help="skip nfstream above this size")
+    ap.add_argument("--dpkt-prefix", type=int, default=200_000)
+    ap.add_argument("--scapy-prefix", type=int, default=20_000)
+    ap.add_argument(
+        "--synthetic", action="store_true", help="in-memory synthetic batches instead (reading excluded)"
+    )
+    ap.add_argument("--packets", type=int, default=1_000_000, help="--synthetic: packets")
+    ap.add_argument("--flows", type=int, default=20_000, help="--synthetic: flows")
+    ap.add_argument("--batch", type=int, default=250_000, help="--synthetic: rows per batch")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="--synthetic: runs; the one with least CPU time is shown"
+    )
+    ap.add_argument(
+        "--long-lived", action="store_true", help="--synthetic: every flow spans the whole capture"
+    )
+    args = ap.parse_args()
+    if args.synthetic:
+        synthetic_main(args)
+    else:
+        file_main(args)
 
 
 if __name__ == "__main__":

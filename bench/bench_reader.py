@@ -56,14 +56,24 @@ def flow_sizes(n_packets: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(elephants + mice, dtype=np.int64)
 
 
-def generate(path: Path, n_packets: int, seed: int = 7) -> None:
-    """Write the benchmark capture (classic pcap, nanosecond) with the project's writer."""
+def generate(path: Path, n_packets: int, seed: int = 7, segment: int = 0) -> None:
+    """Write the benchmark capture (classic pcap, nanosecond) with the project's writer.
+
+    ``segment`` > 0: the capture is consecutive segments of that many packets, each with
+    its own flows of the same heavy-tailed mix (so a longer file has more flows, not
+    longer ones: the flow mix is the same whatever the file size). 0: one segment.
+    """
     from minerscope.capture.writer import LINKTYPE_ETHERNET, PcapWriter
 
     rng = np.random.default_rng(seed)
-    sizes = flow_sizes(n_packets, rng)
-    n_flows = sizes.shape[0]
-    order = rng.permutation(np.repeat(np.arange(n_flows), sizes))
+    seg = segment if segment > 0 else n_packets
+    parts = []
+    n_flows = 0
+    for start in range(0, n_packets, seg):
+        sizes_k = flow_sizes(min(seg, n_packets - start), rng)
+        parts.append(n_flows + rng.permutation(np.repeat(np.arange(sizes_k.shape[0]), sizes_k)))
+        n_flows += sizes_k.shape[0]
+    order = np.concatenate(parts)
     choice = rng.choice(4, n_packets, p=[0.4, 0.35, 0.15, 0.10])
     lo = np.array([0, 40, 300, 1448])[choice]
     hi = np.array([1, 300, 1400, 1449])[choice]
@@ -129,14 +139,15 @@ def generate(path: Path, n_packets: int, seed: int = 7) -> None:
             w.write_packet(int(ts[i]), bytes(head) + filler[:plen])
 
 
-def capture_for(n_packets: int) -> Path:
-    """The cached benchmark capture for ``n_packets`` (generated on first use)."""
+def capture_for(n_packets: int, segment: int = 0) -> Path:
+    """The cached benchmark capture for ``n_packets`` (generated on first use; see :func:`generate`)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"reader_{n_packets}_v{GEN_VERSION}.pcap"
+    layout = f"_seg{segment}" if segment else ""
+    path = OUT / f"reader_{n_packets}{layout}_v{GEN_VERSION}.pcap"
     if not path.exists():
         t0 = time.perf_counter()
         tmp = path.with_suffix(".tmp")
-        generate(tmp, n_packets)
+        generate(tmp, n_packets, segment=segment)
         tmp.rename(path)
         print(
             f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s",
@@ -231,6 +242,25 @@ def measure(tool: str, path: Path, limit: int) -> dict[str, float]:
             "wall": time.perf_counter() - t0,
             "cpu": time.process_time() - c0,
             "base_mb": base,
+        }
+    if tool == "nfstream":
+        from nfstream import NFStreamer
+
+        base = _rss_mb()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        c0, t0 = time.process_time(), time.perf_counter()
+        n = 0
+        # statistics off, one meter process (one core), no application dissection
+        for flow in NFStreamer(source=str(path), statistical_analysis=False, n_dissections=0, n_meters=1):
+            n += flow.bidirectional_packets
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child_cpu = (kids.ru_utime - kids0.ru_utime) + (kids.ru_stime - kids0.ru_stime)
+        return {
+            "packets": n,
+            "wall": time.perf_counter() - t0,
+            "cpu": time.process_time() - c0 + child_cpu,
+            "base_mb": base,
+            "child_rss_mb": kids.ru_maxrss / 1024,
         }
     if tool == "scapy":
         from scapy.utils import PcapReader

@@ -5,9 +5,13 @@ A *sample* is a whole flow or one time window of a flow (see
 the index of its sample in a non-decreasing ``seg`` array, so a statistic over "each
 sample's series" is one ``np.bincount``/``reduceat`` pass over the concatenated arrays,
 whatever the number of flows. There is no Python loop over flows or packets: the only
-loops run over the ~280 feature definitions. The hottest per-segment passes (moments,
-lagged products, first strong peak) are compiled kernels in :mod:`._kernels` that add in
-the same order as the numpy originals, so every value is unchanged.
+loops run over the ~280 feature definitions. The per-segment work (every statistic of a
+series in one walk, the binned series, the direction split, the spectral and
+autocorrelation peak search) runs in compiled kernels in :mod:`._kernels`; numpy keeps
+what it does best (one SIMD sort of packed keys for the quantiles, the batched FFTs).
+The kernels add in the same order as the numpy formulations they replaced, so every
+value is bit-for-bit unchanged (``tests/features/test_kernels.py`` holds those
+formulations as references).
 
 Why these series (PROTOCOLS.md 5.4): a pool connection is one long TCP/TLS flow of small
 messages; the server pushes jobs at block/refresh cadence without being asked, the client
@@ -29,7 +33,25 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft as scipy_fft  # float32-native and ~2x numpy's FFT on many short rows
 
-from minerscope.features._kernels import first_strong_peak, lagged_products, moments
+from minerscope.features import _kernels
+from minerscope.features._kernels import (
+    SERIES_FIXED,
+    SHARE_OPS,
+    acf_peaks,
+    binned_kernel,
+    burst_stats,
+    centred_bins,
+    diffs_within,
+    first_values,
+    key_values,
+    message_runs,
+    packet_sums,
+    series_kernel,
+    sort_keys,
+    spectrum_peaks,
+    split_messages,
+    split_packets,
+)
 from minerscope.features.schema import (
     DIRECTIONS,
     FEATURE_NAMES,
@@ -40,10 +62,10 @@ from minerscope.features.schema import (
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-BoolArr = npt.NDArray[np.bool_]
 
-BINS = 128
+BINS = _kernels.BINS
 """Time bins per sample for the binned series and the periodicity search."""
+
 MIN_BIN_S = 1.0
 """Bins are never narrower than this (a short sample uses fewer than :data:`BINS`)."""
 BURST_GAP_S = 0.5
@@ -97,6 +119,15 @@ def counts_starts(seg: I64, n: int) -> tuple[I64, I64]:
     return counts, starts
 
 
+def _minus_one(counts: I64) -> tuple[I64, I64]:
+    """Counts and starts of the consecutive differences inside each segment."""
+    c = np.maximum(counts - 1, 0)
+    starts = np.zeros(c.shape[0], np.int64)
+    if c.shape[0] > 1:
+        np.cumsum(c[:-1], out=starts[1:])
+    return c, starts
+
+
 def _div(a: F64, b: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> F64:
     """``a / b`` with NaN where ``b`` is 0."""
     out = np.full(np.broadcast(a, b).shape, np.nan)
@@ -121,25 +152,6 @@ def seg_diff(ts: F64, seg: I64) -> tuple[F64, I64]:
     return (ts[1:] - ts[:-1])[same], seg[1:][same]
 
 
-def run_max(values: npt.NDArray[np.generic], seg: I64, n: int, select: BoolArr | None = None) -> F64:
-    """Longest run of equal consecutive ``values`` per segment (runs where ``select`` only)."""
-    out = np.zeros(n)
-    m = values.shape[0]
-    if m == 0:
-        return out
-    change = np.ones(m, np.bool_)
-    change[1:] = (values[1:] != values[:-1]) | (seg[1:] != seg[:-1])
-    run_id = np.cumsum(change) - 1
-    run_len = np.bincount(run_id).astype(np.float64)
-    run_seg = seg[change]
-    if select is not None:
-        keep = select[change]
-        run_len, run_seg = run_len[keep], run_seg[keep]
-    if run_len.shape[0]:
-        np.maximum.at(out, run_seg, run_len)
-    return out
-
-
 def series_stats(
     x: F64,
     seg: I64,
@@ -148,6 +160,7 @@ def series_stats(
     *,
     edges: F64 | None = None,
     shares: dict[str, tuple[str, float]] | None = None,
+    cs: tuple[I64, I64] | None = None,
 ) -> dict[str, F64]:
     """Statistics of each segment's series.
 
@@ -163,20 +176,42 @@ def series_stats(
         edges: histogram edges for ``entropy``.
         shares: name -> (op, threshold): the share of values ``op`` threshold, op one of
             ``le``, ``lt``, ``ge``, ``gt``.
+        cs: ``counts_starts(seg, n)`` when the caller has it already.
 
     Returns:
         name -> float64 array of length ``n``.
     """
     wanted = list(stats)
     shares = shares or {}
-    counts, starts = counts_starts(seg, n)
+    counts, starts = counts_starts(seg, n) if cs is None else cs
     cf = counts.astype(np.float64)
-    total, mean, s2, s3, s4, xmin, xmax = moments(x, counts, starts)
+    qnames = [s for s in wanted if s in _QUANTILES]
+    lags = [int(s[3:]) for s in wanted if s.startswith("acf") and s[3:].isdigit()]
+    max_lag = max([lag for lag in lags if lag >= 1], default=0)
+    share_names = [s for s in wanted if s in shares]
+    if "entropy" in wanted:
+        assert edges is not None, "entropy needs histogram edges"
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    table = series_kernel(
+        x,
+        counts,
+        starts,
+        np.array([_QUANTILES[q] for q in qnames], np.float64),
+        edges if edges is not None and "entropy" in wanted else _NO_EDGES,
+        "entropy" in wanted,
+        "trend" in wanted,
+        max_lag,
+        np.array([SHARE_OPS[shares[name][0]] for name in share_names], np.int64),
+        np.array([shares[name][1] for name in share_names], np.float64),
+        sort_within(x, seg) if qnames else _NO_EDGES,
+    )
+    total, mean, s2, s3, s4, xmin, xmax, entropy, trend = table[:SERIES_FIXED]
+    row = {name: SERIES_FIXED + k for k, name in enumerate(qnames)}
+    lag_row = SERIES_FIXED + len(qnames) - 1
+    share_row = {name: SERIES_FIXED + len(qnames) + max_lag + k for k, name in enumerate(share_names)}
     m2 = _div(s2, cf)
     std = np.sqrt(m2)
     out: dict[str, F64] = {}
-    sorted_x: F64 | None = None
-    ok: tuple[BoolArr, I64, I64, I64] | None = None
     for stat in wanted:
         if stat == "sum":
             out[stat] = total
@@ -189,10 +224,7 @@ def series_stats(
         elif stat == "max":
             out[stat] = xmax
         elif stat in _QUANTILES:
-            if sorted_x is None:
-                sorted_x = sort_within(x, seg)
-                ok = _nonempty(counts, starts)
-            out[stat] = _quantile(sorted_x, counts, starts, _QUANTILES[stat], ok)
+            out[stat] = table[row[stat]]
         elif stat == "skew":
             m3 = _div(s3, cf)
             out[stat] = _div(m3, np.where(m2 > 1e-18, m2**1.5, 0.0))
@@ -202,92 +234,41 @@ def series_stats(
         elif stat == "cv":
             out[stat] = _div(std, np.where(mean > 0, mean, 0.0))
         elif stat == "entropy":
-            assert edges is not None, "entropy needs histogram edges"
-            out[stat] = _entropy(x, seg, n, cf, edges)
+            out[stat] = entropy
         elif stat == "trend":
-            out[stat] = _trend(x, seg, n, counts, starts, mean)
+            out[stat] = trend
         elif stat.startswith("acf") and stat[3:].isdigit():
             lag = int(stat[3:])
             acf = np.full(n, np.nan)
             if lag >= 1:
                 ss = m2 * cf
                 ok_acf = (counts > lag + 1) & (ss > 1e-18)
-                num = lagged_products(x, mean, counts, starts, lag)
+                num = table[lag_row + lag]
                 acf[ok_acf] = num[ok_acf] / ss[ok_acf]
             out[stat] = acf
         elif stat in shares:
-            op, threshold = shares[stat]
-            hit = _COMPARE[op](x, threshold)
-            out[stat] = _div(wsum(seg, hit.astype(np.float64), n), cf)
+            out[stat] = _div(table[share_row[stat]], cf)
         else:
             raise ValueError(f"unknown statistic {stat!r}")
     return out
+
+
+_NO_EDGES: F64 = np.zeros(0, np.float64)
 
 
 def sort_within(x: F64, seg: I64) -> F64:
     """``x`` sorted inside each segment (segments stay in order).
 
     Quantile series are non-negative (sizes, times), and the bit pattern of a
-    non-negative float32 orders like the float, so one ``np.sort`` of
-    ``seg << 32 | float32 bits`` replaces a 10x slower ``lexsort``; float32 precision
-    is what the feature columns keep anyway.
+    non-negative float32 orders like the float, so one (SIMD) ``np.sort`` of
+    ``seg << 32 | float32 bits`` replaces a 10x slower ``lexsort`` and per-segment
+    sorts; float32 precision is what the feature columns keep anyway.
     """
     if x.shape[0] == 0 or float(x.min()) < 0 or int(seg.max()) >= 2**31:
         return x[np.lexsort((x, seg))]
-    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
-    key = np.sort((seg.astype(np.uint64) << np.uint64(32)) | bits)
-    return (key & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32).astype(np.float64)
-
-
-def _quantile(
-    sorted_x: F64, counts: I64, starts: I64, q: float, ok: tuple[BoolArr, I64, I64, I64] | None = None
-) -> F64:
-    """Linear-interpolation quantile per segment; ``ok`` (non-empty mask, their starts,
-    counts and last indices) may be shared between the quantiles of one series."""
-    if ok is None:
-        ok = _nonempty(counts, starts)
-    mask, s_ok, c_ok, last = ok
-    out = np.full(counts.shape[0], np.nan)
-    if s_ok.shape[0] == 0:
-        return out
-    pos = s_ok + q * (c_ok - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, last)
-    frac = pos - lo
-    out[mask] = sorted_x[lo] * (1.0 - frac) + sorted_x[hi] * frac
-    return out
-
-
-def _nonempty(counts: I64, starts: I64) -> tuple[BoolArr, I64, I64, I64]:
-    mask = counts > 0
-    s_ok, c_ok = starts[mask], counts[mask]
-    return mask, s_ok, c_ok, s_ok + c_ok - 1
-
-
-def _entropy(x: F64, seg: I64, n: int, cf: F64, edges: F64) -> F64:
-    nb = edges.shape[0] + 1
-    bins = np.searchsorted(edges, x, side="right")
-    hist = np.bincount(seg * nb + bins, minlength=n * nb)
-    full = np.flatnonzero(hist)  # only the occupied (sample, bin) cells
-    owner = full // nb
-    p = hist[full] / cf[owner]
-    ent = wsum(owner, -p * np.log2(p), n).astype(np.float64)
-    ent[cf == 0] = np.nan
-    return ent
-
-
-def _trend(x: F64, seg: I64, n: int, counts: I64, starts: I64, mean: F64) -> F64:
-    if x.shape[0] == 0:
-        return np.full(n, np.nan)
-    pos = (np.arange(x.shape[0]) - starts[seg]).astype(np.float64)
-    r = pos / np.maximum(counts[seg] - 1, 1)
-    rbar = _div(wsum(seg, r, n), counts.astype(np.float64))
-    dr = r - rbar[seg]
-    num = wsum(seg, dr * (x - mean[seg]), n)
-    den = wsum(seg, dr * dr, n)
-    out = _div(num, den)
-    out[counts < 3] = np.nan
-    return out
+    key = sort_keys(x, seg)
+    key.sort()
+    return key_values(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,62 +317,59 @@ def binned(ts: F64, seg: I64, bins: Bins, weights: F64 | None = None, rows: I64 
 
 
 def binned_stats(ts: F64, seg: I64, bins: Bins, weights: F64 | None = None) -> dict[str, F64]:
-    """mean, std, max, cv, share_empty, acf1 of each sample's per-bin sums over its used bins.
+    """mean, std, max, cv, share_empty, acf1 of each sample's per-bin sums over its used bins
+    (per-bin event counts when ``weights`` is None)."""
+    pkts, weighted = binned_pair(ts, seg, bins, np.ones(ts.shape[0]) if weights is None else weights)
+    return pkts if weights is None else weighted
+
+
+def binned_pair(
+    ts: F64, seg: I64, bins: Bins, weights: F64, cs: tuple[I64, I64] | None = None
+) -> tuple[dict[str, F64], dict[str, F64]]:
+    """:func:`binned_stats` of the event counts and of ``weights``, from one pass.
 
     Computed from the non-empty bins only (the events are time-ordered inside each
-    sample, so ``sample * BINS + bin`` is already sorted and its runs are the non-empty
-    bins): the cost follows the number of events, not ``samples x BINS``.
+    sample, so a bin is a run of equal bin indices): the cost follows the number of
+    events, not ``samples x BINS``.
     """
     n = bins.t0.shape[0]
+    counts, starts = counts_starts(seg, n) if cs is None else cs
+    sums = binned_kernel(
+        np.ascontiguousarray(ts, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        counts,
+        starts,
+        bins.t0,
+        bins.width,
+        bins.used,
+    )
     k = bins.used.astype(np.float64)
-    if ts.shape[0] == 0:
-        zero = np.zeros(n)
-        return {
-            "mean": zero,
-            "std": zero.copy(),
-            "max": zero.copy(),
-            "cv": np.full(n, np.nan),
-            "share_empty": np.ones(n),
-            "acf1": np.full(n, np.nan),
-        }
-    flat = seg * BINS + _bin_index(ts, seg, bins)
-    start = np.ones(flat.shape[0], np.bool_)
-    start[1:] = flat[1:] != flat[:-1]
-    first = np.flatnonzero(start)
-    values = np.add.reduceat(np.ones(flat.shape[0]) if weights is None else weights, first)
-    b_flat = flat[first]
-    b_seg = b_flat // BINS
-    total = wsum(b_seg, values, n)
-    sq = wsum(b_seg, values * values, n)
-    nonempty = np.bincount(b_seg, minlength=n).astype(np.float64)
-    mu = total / k
-    ss = np.maximum(sq - k * mu * mu, 0.0)  # sum over used bins of (m - mu)^2
-    std = np.sqrt(ss / k)
-    b_counts, b_starts = counts_starts(b_seg, n)
-    vmax = seg_reduce(np.maximum, values, b_counts, b_starts, empty=0.0)
-    # lag-1: sum_t (m_t - mu)(m_t+1 - mu) over used bins t, t+1
-    adjacent = (b_flat[1:] == b_flat[:-1] + 1) & (b_seg[1:] == b_seg[:-1])
-    prod = wsum(b_seg[1:][adjacent], (values[1:] * values[:-1])[adjacent], n)
-    b_idx = b_flat - b_seg * BINS
-    m_first = wsum(b_seg[b_idx == 0], values[b_idx == 0], n)
-    last_used = bins.used[b_seg] - 1
-    at_last = b_idx == last_used
-    m_last = wsum(b_seg[at_last], values[at_last], n)
-    lagged = prod - mu * ((total - m_last) + (total - m_first)) + (k - 1) * mu * mu
-    acf1 = np.full(n, np.nan)
-    ok = (bins.used > 2) & (ss > 1e-12)
-    acf1[ok] = lagged[ok] / ss[ok]
-    return {
-        "mean": mu,
-        "std": std,
-        "max": vmax,
-        "cv": _div(std, np.where(mu > 0, mu, 0.0)),
-        "share_empty": (k - nonempty) / k,
-        "acf1": acf1,
-    }
+    out = []
+    for total, sq, nonempty, vmax, prod, m_first, m_last in sums:
+        mu = total / k
+        ss = np.maximum(sq - k * mu * mu, 0.0)  # sum over used bins of (m - mu)^2
+        std = np.sqrt(ss / k)
+        # lag-1: sum_t (m_t - mu)(m_t+1 - mu) over used bins t, t+1
+        lagged = prod - mu * ((total - m_last) + (total - m_first)) + (k - 1) * mu * mu
+        acf1 = np.full(n, np.nan)
+        ok = (bins.used > 2) & (ss > 1e-12)
+        acf1[ok] = lagged[ok] / ss[ok]
+        out.append(
+            {
+                "mean": mu,
+                "std": std,
+                "max": vmax,
+                "cv": _div(std, np.where(mu > 0, mu, 0.0)),
+                "share_empty": (k - nonempty) / k,
+                "acf1": acf1,
+            }
+        )
+    return out[0], out[1]
 
 
-def periodicity(ts: F64, seg: I64, bins: Bins, events: F64) -> dict[str, F64]:
+def periodicity(
+    ts: F64, seg: I64, bins: Bins, events: F64, cs: tuple[I64, I64] | None = None
+) -> dict[str, F64]:
     """Dominant period of each sample's binned event counts, by FFT and by autocorrelation.
 
     ``period``: the period (s) of the first strong spectral line among periods the
@@ -407,48 +385,28 @@ def periodicity(ts: F64, seg: I64, bins: Bins, events: F64) -> dict[str, F64]:
     """
     n = bins.t0.shape[0]
     out = {name: np.full(n, np.nan) for name in ("period", "period_strength", "acf_peak_lag", "acf_peak")}
-    rows = np.flatnonzero(events >= 4)
+    # fewer than 4 used bins leave no allowed spectral line (a period must fit twice) and
+    # no lag in 2..used/2: every output stays NaN, so those rows skip the FFTs
+    rows = np.flatnonzero((events >= 4) & (bins.used >= 4))
     if rows.shape[0] == 0:
         return out
-    m = binned(ts, seg, bins, rows=rows)
+    counts, starts = counts_starts(seg, n) if cs is None else cs
     used = bins.used[rows]
     width = bins.width[rows]
-    r = rows.shape[0]
-    used_mask = np.arange(BINS)[None, :] < used[:, None]
-    mu = m.sum(axis=1) / used
-    xc = np.where(used_mask, m - mu[:, None].astype(np.float32), np.float32(0.0))
-    padded = scipy_fft.rfft(xc, n=2 * BINS, axis=1)
-    power2 = (padded.real**2 + padded.imag**2).astype(np.float32)  # (r, BINS + 1)
-    power = power2[:, ::2]  # the BINS-point spectrum: (r, BINS/2 + 1)
-    freq_idx = np.arange(power.shape[1])[None, :]
-    kmin = np.ceil(2.0 * BINS / used.astype(np.float64))[:, None]  # a period must fit twice
-    allowed = (freq_idx >= np.maximum(kmin, 1)) & (freq_idx >= 1)
-    p_allowed = np.where(allowed, power, np.float32(-1.0))
-    best = _first_strong_peak(p_allowed)
-    idx = np.arange(r)
-    nondc = power[:, 1:].sum(axis=1)
-    valid = (nondc > 1e-12) & (p_allowed[idx, best] > 0)
-    harmonics = (freq_idx >= 1) & (freq_idx % np.maximum(best, 1)[:, None] == 0)
-    harmonic_power = np.where(harmonics, power, np.float32(0.0)).sum(axis=1)
-    period = np.full(r, np.nan)
-    strength = np.full(r, np.nan)
+    xc = centred_bins(
+        np.ascontiguousarray(ts, dtype=np.float64), counts, starts, rows, bins.t0, bins.width, bins.used
+    )
+    spectrum = scipy_fft.rfft(xc, axis=1, overwrite_x=True)
+    power2, best, nondc, harmonic_power, valid = spectrum_peaks(spectrum, used, PEAK_SHARE)
+    period = np.full(rows.shape[0], np.nan)
+    strength = np.full(rows.shape[0], np.nan)
     period[valid] = BINS * width[valid] / best[valid]
     strength[valid] = harmonic_power[valid] / nondc[valid]
 
-    acov = scipy_fft.irfft(power2, n=2 * BINS, axis=1)[:, :BINS]
-    raw = acov / np.where(acov[:, :1] > 1e-12, acov[:, :1], np.inf)
-    # an event train whose period is not a whole number of bins splits its peak over two
-    # adjacent lags: sum +-1 lag so the first period is not lost to the second
-    smooth = raw.copy()
-    smooth[:, 1:-1] = raw[:, :-2] + raw[:, 1:-1] + raw[:, 2:]
-    lag_idx = np.arange(BINS)[None, :]
-    lag_ok = (lag_idx >= 2) & (lag_idx <= (used // 2)[:, None])
-    acf = np.where(lag_ok, np.clip(smooth, -1.0, 1.0), -np.inf)
-    peak = _first_strong_peak(acf)
-    peak_val = acf[idx, peak]
-    avalid = np.isfinite(peak_val) & (acov[:, 0] > 1e-12)
-    lag_s = np.full(r, np.nan)
-    acf_peak = np.full(r, np.nan)
+    acov = scipy_fft.irfft(power2, n=2 * BINS, axis=1, overwrite_x=True)
+    peak, peak_val, avalid = acf_peaks(acov, used, PEAK_SHARE)
+    lag_s = np.full(rows.shape[0], np.nan)
+    acf_peak = np.full(rows.shape[0], np.nan)
     lag_s[avalid] = peak[avalid] * width[avalid]
     acf_peak[avalid] = peak_val[avalid]
     out["period"][rows] = period
@@ -462,29 +420,12 @@ PEAK_SHARE = 0.8
 """A local maximum within this share of the highest one counts as the dominant peak."""
 
 
-def _first_strong_peak(values: F64) -> npt.NDArray[np.intp]:
-    """Per row, the first local maximum reaching :data:`PEAK_SHARE` of the row's maximum.
-
-    A periodic series has peaks at every multiple of its period (autocorrelation) or
-    harmonic (spectrum) of nearly equal height; bin alignment decides which is highest,
-    so the first strong one is the period, not the highest one.
-    """
-    return first_strong_peak(values, PEAK_SHARE)
-
-
 def first_messages(
     msg_len: F64, msg_dir: npt.NDArray[np.uint8], msg_flow: I64, n_flows: int
 ) -> tuple[F64, F64]:
     """``(n_flows, FIRST_N_MESSAGES)`` sizes and directions of each flow's first messages (NaN pad)."""
-    sizes = np.full((n_flows, FIRST_N_MESSAGES), np.nan)
-    dirs = np.full((n_flows, FIRST_N_MESSAGES), np.nan)
-    if msg_len.shape[0]:
-        _, starts = counts_starts(msg_flow, n_flows)
-        rank = np.arange(msg_len.shape[0]) - starts[msg_flow]
-        keep = rank < FIRST_N_MESSAGES
-        sizes[msg_flow[keep], rank[keep]] = msg_len[keep]
-        dirs[msg_flow[keep], rank[keep]] = msg_dir[keep]
-    return sizes, dirs
+    counts, starts = counts_starts(msg_flow, n_flows)
+    return first_values(msg_len, msg_dir, counts, starts, FIRST_N_MESSAGES)
 
 
 _SERIES_STATS = {
@@ -544,32 +485,35 @@ def compute(
     per_dir: dict[str, dict[str, F64]] = {}
     for direction in DIRECTIONS:
         if direction == "bidir":
-            pm: BoolArr | slice = slice(None)
-            mm: BoolArr | slice = slice(None)
+            p_ts, p_seg, p_wire, p_pay, p_flags = pkt_ts, pseg, pkt_wire, pkt_payload, pkt_flags
+            m_ts, m_seg, m_len = msg_ts, mseg, msg_len
         else:
             want = 0 if direction == "c2s" else 1
-            pm = pkt_dir == want
-            mm = msg_dir == want
-        p_ts, p_seg, p_wire = pkt_ts[pm], pseg[pm], pkt_wire[pm]
-        p_pay, p_flags = pkt_payload[pm], pkt_flags[pm]
-        m_ts, m_seg, m_len = msg_ts[mm], mseg[mm], msg_len[mm]
-        m_iat, m_iat_seg = seg_diff(m_ts, m_seg)
-        p_iat, p_iat_seg = seg_diff(p_ts, p_seg)
+            p_ts, p_seg, p_wire, p_pay, p_flags = split_packets(
+                pkt_dir, want, pkt_ts, pseg, pkt_wire, pkt_payload, pkt_flags
+            )
+            m_ts, m_seg, m_len = split_messages(msg_dir, want, msg_ts, mseg, msg_len)
+        # one bincount per series: the inter-arrival series have one value less per sample
+        p_cs, m_cs = counts_starts(p_seg, n), counts_starts(m_seg, n)
+        p_iat_cs, m_iat_cs = _minus_one(p_cs[0]), _minus_one(m_cs[0])
+        m_iat, m_iat_seg = diffs_within(m_ts, m_seg, *m_cs)
+        p_iat, p_iat_seg = diffs_within(p_ts, p_seg, *p_cs)
         groups = {
             "msg_size": series_stats(
-                m_len, m_seg, n, _SERIES_STATS["msg_size"], edges=SIZE_EDGES, shares=_SHARES
+                m_len, m_seg, n, _SERIES_STATS["msg_size"], edges=SIZE_EDGES, shares=_SHARES, cs=m_cs
             ),
             "msg_iat": series_stats(
-                m_iat, m_iat_seg, n, _SERIES_STATS["msg_iat"], edges=IAT_EDGES, shares=_SHARES
+                m_iat, m_iat_seg, n, _SERIES_STATS["msg_iat"], edges=IAT_EDGES, shares=_SHARES, cs=m_iat_cs
             ),
-            "pkt_size": series_stats(p_wire, p_seg, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES),
-            "pkt_iat": series_stats(p_iat, p_iat_seg, n, _SERIES_STATS["pkt_iat"], edges=IAT_EDGES),
+            "pkt_size": series_stats(p_wire, p_seg, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES, cs=p_cs),
+            "pkt_iat": series_stats(
+                p_iat, p_iat_seg, n, _SERIES_STATS["pkt_iat"], edges=IAT_EDGES, cs=p_iat_cs
+            ),
         }
-        groups["bin_bytes"] = binned_stats(p_ts, p_seg, bins, p_wire)
-        pkts_stats = binned_stats(p_ts, p_seg, bins)
+        pkts_stats, groups["bin_bytes"] = binned_pair(p_ts, p_seg, bins, p_wire, cs=p_cs)
         groups["bin_pkts"] = {k: pkts_stats[k] for k in ("mean", "std", "max", "cv")}
-        msg_count = np.bincount(m_seg, minlength=n).astype(np.float64)
-        groups["iat"] = periodicity(m_ts, m_seg, bins, msg_count)
+        msg_count = m_cs[0].astype(np.float64)
+        groups["iat"] = periodicity(m_ts, m_seg, bins, msg_count, cs=m_cs)
         for series, unit in (
             ("msg_size", "bytes"),
             ("msg_iat", "s"),
@@ -582,10 +526,7 @@ def compute(
             for stat, values in groups[series].items():
                 f[f"{direction}_{series}_{stat}_{_unit(stat, unit)}"] = values
 
-        pkt_count = np.bincount(p_seg, minlength=n).astype(np.float64)
-        wire_bytes = wsum(p_seg, p_wire, n)
-        psh = wsum(p_seg, ((p_flags & PSH) != 0).astype(np.float64), n)
-        ackonly = wsum(p_seg, ((p_flags == ACK) & (p_pay == 0)).astype(np.float64), n)
+        pkt_count, wire_bytes, payload, psh, ackonly = packet_sums(p_wire, p_pay, p_flags, *p_cs)
         f[f"{direction}_msg_count"] = msg_count
         f[f"{direction}_pkt_count"] = pkt_count
         f[f"{direction}_msg_rate_per_min"] = _div(msg_count, minutes)
@@ -596,7 +537,7 @@ def compute(
         per_dir[direction] = {
             "pkts": pkt_count,
             "bytes": wire_bytes,
-            "payload": wsum(p_seg, p_pay, n),
+            "payload": payload,
             "msgs": msg_count,
             "msg_bytes": wsum(m_seg, m_len, n),
         }
@@ -606,7 +547,7 @@ def compute(
         f[f"bidir_{name}_count"] = wsum(pseg, hit, n)
 
     f.update(_message_structure(msg_ts, msg_len, msg_dir, mseg, n, per_dir))
-    f.update(_bursts(pkt_ts, pkt_wire, pseg, n, minutes))
+    f.update(_bursts(pkt_ts, pkt_wire, pcounts, pstarts, minutes))
     both, c2s = per_dir["bidir"], per_dir["c2s"]
     f["bidir_byte_symmetry_ratio"] = _div(c2s["bytes"], both["bytes"])
     f["bidir_pkt_symmetry_ratio"] = _div(c2s["pkts"], both["pkts"])
@@ -664,10 +605,10 @@ def _message_structure(
     msgs = per_dir["bidir"]["msgs"]
     f["bidir_dir_changes_count"] = changes
     f["bidir_dir_change_rate_ratio"] = _div(changes, np.maximum(msgs - 1, 0))
-    f["c2s_run_max_count"] = run_max(direction, seg, n, select=direction == 0)
-    f["s2c_run_max_count"] = run_max(direction, seg, n, select=direction == 1)
-    small = length <= SMALL_MSG_BYTES
-    f["bidir_msg_small_run_max_count"] = run_max(small, seg, n, select=small)
+    runs = message_runs(direction, length <= SMALL_MSG_BYTES, *counts_starts(seg, n))
+    f["c2s_run_max_count"] = runs[0]
+    f["s2c_run_max_count"] = runs[1]
+    f["bidir_msg_small_run_max_count"] = runs[2]
 
     if seg.shape[0] > 1:
         gap = ts[1:] - ts[:-1]
@@ -705,41 +646,16 @@ def _message_structure(
     return f
 
 
-def _bursts(ts: F64, wire: F64, seg: I64, n: int, minutes: F64) -> dict[str, F64]:
+def _bursts(ts: F64, wire: F64, counts: I64, starts: I64, minutes: F64) -> dict[str, F64]:
     """Bursts: runs of packets (both directions) separated by less than :data:`BURST_GAP_S`."""
-    m = ts.shape[0]
-    if m == 0:
-        nan = np.full(n, np.nan)
-        zero = np.zeros(n)
-        return {
-            "bidir_burst_count": zero,
-            "bidir_burst_pkts_mean_count": nan,
-            "bidir_burst_pkts_max_count": nan,
-            "bidir_burst_bytes_mean_bytes": nan,
-            "bidir_burst_bytes_max_bytes": nan,
-            "bidir_burst_duration_mean_s": nan,
-            "bidir_burst_duration_max_s": nan,
-            "bidir_burst_rate_per_min": nan,
-        }
-    new = np.ones(m, np.bool_)
-    new[1:] = (seg[1:] != seg[:-1]) | ((ts[1:] - ts[:-1]) > BURST_GAP_S)
-    burst_id = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
-    b_pkts = np.bincount(burst_id).astype(np.float64)
-    b_bytes = np.bincount(burst_id, weights=wire).astype(np.float64)
-    b_dur = np.maximum.reduceat(ts, starts) - ts[starts]
-    b_seg = seg[starts]
-    pk = series_stats(b_pkts, b_seg, n, ["sum", "mean", "max"])
-    by = series_stats(b_bytes, b_seg, n, ["mean", "max"])
-    du = series_stats(b_dur, b_seg, n, ["mean", "max"])
-    count = np.bincount(b_seg, minlength=n).astype(np.float64)
+    b = burst_stats(ts, wire, counts, starts, BURST_GAP_S)
     return {
-        "bidir_burst_count": count,
-        "bidir_burst_pkts_mean_count": pk["mean"],
-        "bidir_burst_pkts_max_count": pk["max"],
-        "bidir_burst_bytes_mean_bytes": by["mean"],
-        "bidir_burst_bytes_max_bytes": by["max"],
-        "bidir_burst_duration_mean_s": du["mean"],
-        "bidir_burst_duration_max_s": du["max"],
-        "bidir_burst_rate_per_min": _div(count, minutes),
+        "bidir_burst_count": b[0],
+        "bidir_burst_pkts_mean_count": b[1],
+        "bidir_burst_pkts_max_count": b[2],
+        "bidir_burst_bytes_mean_bytes": b[3],
+        "bidir_burst_bytes_max_bytes": b[4],
+        "bidir_burst_duration_mean_s": b[5],
+        "bidir_burst_duration_max_s": b[6],
+        "bidir_burst_rate_per_min": _div(b[0], minutes),
     }

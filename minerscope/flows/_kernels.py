@@ -1,10 +1,31 @@
 # mypy: disable-error-code="no-untyped-def"
 """Compiled inner loops of the flow assembler (numba ``@njit(cache=True)``).
 
-Grouping packets into flows is sorting (numpy); what remains is inherently sequential
-per 5-tuple: idle/active timeouts, the TCP close state machine, following each
-direction's byte stream by sequence number to find TLS record boundaries. Those walks
-live here, as plain loops over arrays, so the assembler never runs Python per packet.
+One pass per packet, in capture order, against a table of live flows. The packet's
+canonical 5-tuple (+VLAN) is looked up in an open-addressing hash table; the flow's
+state (idle/active timeouts, TCP close, who is the client) advances exactly as a sort of
+the whole capture by (5-tuple, time) would make it; the packet's compact record goes to
+an append-only *packet log*; and the two things that need payload bytes are done right
+away, while the batch's bytes are at hand, so no payload is ever kept:
+
+* each side's first ``prefix_bytes`` (TCP in sequence order) go to that side's region of a
+  *prefix arena* (a region moves to the end of the arena when it must grow; the arena is
+  compacted when half of it is garbage);
+* each side's TCP byte stream is followed by sequence number and every TLS record is
+  written to a *record log* (speculatively: whether the flow is TLS is decided from its
+  prefix when it ends; then these records replace the one-message-per-packet default).
+
+State is indexed by *side* (0: sent by the canonically lower endpoint "a"), not by
+direction, because a late SYN may still change which side is the client. When flows end,
+:func:`take_packets` and :func:`take_records` group their log entries by flow (a counting
+sort) and compact what stays, so memory follows the live flows: 23 bytes per packet of
+a live flow, its TLS records, and its prefixes.
+
+Flow slot states: ``FREE`` (unused), ``LIVE``, ``EXPIRED`` (silent longer than the idle
+timeout, waiting to be emitted), ``DONE`` (cut by a later packet of the same 5-tuple,
+waiting to be emitted), ``GHOST`` (emitted after expiring; its 5-tuple, client side and
+last time are remembered for ``ghost_ns`` so the conversation's next flow keeps its
+client, as if the capture had been assembled in one piece).
 """
 
 from __future__ import annotations
@@ -27,152 +48,31 @@ _ACK = 0x10
 TLS_MAX_RECORD = 16384 + 2048
 """Largest plausible TLS record body (RFC 8446 allows 2^14 + 256; TLS 1.2 ciphertext 2^14 + 2048)."""
 
+ST_FREE, ST_LIVE, ST_GHOST, ST_DONE, ST_EXPIRED = 0, 1, 2, 3, 4
 
-@njit(cache=True)
-def canonical_keys(src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto):
-    """Return (from_a, hash): whether the source is the lower endpoint, and a 64-bit key hash."""
-    n = src_hi.shape[0]
-    from_a = np.empty(n, np.bool_)
-    out = np.empty(n, np.uint64)
-    for i in range(n):
-        s_hi = src_hi[i]
-        s_lo = src_lo[i]
-        d_hi = dst_hi[i]
-        d_lo = dst_lo[i]
-        sp = np.uint64(sport[i])
-        dp = np.uint64(dport[i])
-        if s_hi < d_hi or (s_hi == d_hi and (s_lo < d_lo or (s_lo == d_lo and sp <= dp))):
-            a_hi, a_lo, ap, b_hi, b_lo, bp = s_hi, s_lo, sp, d_hi, d_lo, dp
-            from_a[i] = True
-        else:
-            a_hi, a_lo, ap, b_hi, b_lo, bp = d_hi, d_lo, dp, s_hi, s_lo, sp
-            from_a[i] = False
-        h = np.uint64(0x9E3779B97F4A7C15)
-        for v in (
-            a_hi,
-            a_lo,
-            b_hi,
-            b_lo,
-            (ap << np.uint64(16))
-            | bp
-            | (np.uint64(vlan[i]) << np.uint64(32))
-            | (np.uint64(proto[i]) << np.uint64(48)),
-        ):
-            h ^= v
-            h *= np.uint64(0xBF58476D1CE4E5B9)
-            h ^= h >> np.uint64(31)
-            h *= np.uint64(0x94D049BB133111EB)
-            h ^= h >> np.uint64(29)
-        out[i] = h
-    return from_a, out
+# flow key columns (uint64): endpoint a, endpoint b, ports|vlan|proto, hash
+KEY_COLS = 6
+# flow state columns (int64)
+C_ST, C_FIRST, C_LAST, C_REASON, C_CLIENT_A, C_SYN, C_FIN_A, C_FIN_B, C_CLOSED, C_NPK, C_IPV = range(11)
+C_SIDE = 11  # first per-side column; side s uses C_SIDE + s * SIDE_COLS + W_*/P_*
+W_STATE, W_NEXT, W_REM, W_HAVE, W_TYPE, W_LEN, W_HDR, W_FB = range(8)
+P_STARTED, P_STOPPED, P_NPK, P_NEXT, P_LEN, P_OFF, P_CAP = range(8, 15)
+SIDE_COLS = 15
+STATE_COLS = C_SIDE + 2 * SIDE_COLS
+
+# counters (int64 array shared with Python)
+K_PLOG, K_MLOG, K_PBYTES, K_GARBAGE, K_FREE, K_CLOCK, K_IP = range(7)
+N_COUNTERS = 7
 
 
 @njit(cache=True, inline="always")
-def _same_key(i, j, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a):
-    if vlan[i] != vlan[j] or proto[i] != proto[j]:
-        return False
-    if from_a[i] == from_a[j]:
-        return (
-            src_hi[i] == src_hi[j]
-            and src_lo[i] == src_lo[j]
-            and sport[i] == sport[j]
-            and dst_hi[i] == dst_hi[j]
-            and dst_lo[i] == dst_lo[j]
-            and dport[i] == dport[j]
-        )
-    return (
-        src_hi[i] == dst_hi[j]
-        and src_lo[i] == dst_lo[j]
-        and sport[i] == dport[j]
-        and dst_hi[i] == src_hi[j]
-        and dst_lo[i] == src_lo[j]
-        and dport[i] == sport[j]
-    )
-
-
-@njit(cache=True)
-def segment_flows(
-    h, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a, ts, flags, idle_ns, active_ns
-):
-    """Split packets sorted by (key hash, time) into flows.
-
-    Returns per-flow arrays: start index, end reason (REASON_*), whether endpoint "a"
-    is the client, whether a SYN was seen, and whether a later flow of the same
-    5-tuple follows (so this one can no longer grow).
-    """
-    n = ts.shape[0]
-    starts = np.empty(n + 1, np.int64)
-    reason = np.zeros(n + 1, np.uint8)
-    client_a = np.zeros(n + 1, np.bool_)
-    syn_seen = np.zeros(n + 1, np.bool_)
-    followed = np.zeros(n + 1, np.bool_)
-    nf = 0
-    first_ts = np.int64(0)
-    last_ts = np.int64(0)
-    fin_a = False
-    fin_b = False
-    closed = False
-    for i in range(n):
-        f = flags[i]
-        is_tcp = proto[i] == 6
-        syn_only = is_tcp and (f & _SYN) != 0 and (f & _ACK) == 0
-        new = False
-        cut = REASON_OPEN
-        if (
-            i == 0
-            or h[i] != h[i - 1]
-            or not _same_key(i, i - 1, src_hi, src_lo, sport, dst_hi, dst_lo, dport, vlan, proto, from_a)
-        ):
-            new = True
-        else:
-            if ts[i] - last_ts > idle_ns:
-                new = True
-                cut = REASON_IDLE
-            elif active_ns > 0 and ts[i] - first_ts > active_ns:
-                new = True
-                cut = REASON_ACTIVE
-            elif closed and syn_only:
-                new = True
-            if new:
-                followed[nf - 1] = True
-                if reason[nf - 1] == REASON_OPEN:
-                    reason[nf - 1] = cut
-        if new:
-            starts[nf] = i
-            first_ts = ts[i]
-            fin_a = False
-            fin_b = False
-            closed = False
-            if syn_only:
-                client_a[nf] = from_a[i]
-                syn_seen[nf] = True
-            elif cut == REASON_IDLE or cut == REASON_ACTIVE:
-                client_a[nf] = client_a[nf - 1]  # a timeout split continues the same conversation
-            elif is_tcp and (f & _SYN) != 0:
-                client_a[nf] = not from_a[i]  # a SYN/ACK comes from the server
-            else:
-                client_a[nf] = from_a[i]
-            nf += 1
-        elif syn_only and not syn_seen[nf - 1]:
-            client_a[nf - 1] = from_a[i]
-            syn_seen[nf - 1] = True
-        last_ts = ts[i]
-        if is_tcp:
-            if f & _RST:
-                closed = True
-                if reason[nf - 1] == REASON_OPEN:
-                    reason[nf - 1] = REASON_RST
-            if f & _FIN:
-                if from_a[i]:
-                    fin_a = True
-                else:
-                    fin_b = True
-                if fin_a and fin_b and not closed:
-                    closed = True
-                    if reason[nf - 1] == REASON_OPEN:
-                        reason[nf - 1] = REASON_FIN
-    starts[nf] = n
-    return starts[: nf + 1], reason[:nf], client_a[:nf], syn_seen[:nf], followed[:nf]
+def _mix(h, v):
+    h ^= v
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(29)
+    return h
 
 
 @njit(cache=True, inline="always")
@@ -187,246 +87,512 @@ def _plausible_header(data, p, end):
 
 
 @njit(cache=True)
-def _grow(out_ts, out_len, out_dir, out_type, out_flow, k):
-    """Double the message buffers (rare: only when a flow has more records than packets)."""
-    if True:
-        cap = out_ts.shape[0] * 2 + 16
-        n_ts = np.empty(cap, out_ts.dtype)
-        n_len = np.empty(cap, out_len.dtype)
-        n_dir = np.empty(cap, out_dir.dtype)
-        n_type = np.empty(cap, out_type.dtype)
-        n_flow = np.empty(cap, out_flow.dtype)
-        n_ts[:k] = out_ts[:k]
-        n_len[:k] = out_len[:k]
-        n_dir[:k] = out_dir[:k]
-        n_type[:k] = out_type[:k]
-        n_flow[:k] = out_flow[:k]
-        out_ts, out_len, out_dir, out_type, out_flow = n_ts, n_len, n_dir, n_type, n_flow
-    return out_ts, out_len, out_dir, out_type, out_flow
+def track(
+    rows, order, start, data, fkey, fst, htab, free, cnt,
+    lg_slot, lg_ts, lg_wire, lg_plen, lg_side, lg_flags, lg_frag,
+    m_slot, m_ord, m_ts, m_len, m_side, m_type, pbytes,
+    idle_ns, active_ns, ghost_ns, max_bytes, max_packets,
+):  # fmt: skip
+    """Advance the flow table by the packets ``rows[order[start:]]`` (all rows when ``order`` is empty).
+
+    Returns the position reached: less than the row count when a log or the free slot
+    list ran short (the caller grows them and calls again from there).
+    """
+    n = order.shape[0] if order.shape[0] > 0 else rows.shape[0]
+    hmask = htab.shape[0] - 1
+    for j in range(start, n):
+        i = order[j] if order.shape[0] > 0 else j
+        if rows[i].ip_version == 0:
+            continue
+        plen = np.int64(rows[i].payload_len)
+        if (
+            cnt[K_PLOG] >= lg_slot.shape[0]
+            or cnt[K_FREE] < 1
+            or cnt[K_MLOG] + plen // 5 + 2 > m_slot.shape[0]
+            or cnt[K_PBYTES] + max_bytes > pbytes.shape[0]
+        ):
+            return j
+        ts = rows[i].ts_ns
+        cnt[K_IP] += 1
+        if ts > cnt[K_CLOCK]:
+            cnt[K_CLOCK] = ts
+        # canonical key: endpoint a is the lower (address, port)
+        s_hi = rows[i].src_hi
+        s_lo = rows[i].src_lo
+        d_hi = rows[i].dst_hi
+        d_lo = rows[i].dst_lo
+        sp = np.uint64(rows[i].sport)
+        dp = np.uint64(rows[i].dport)
+        if s_hi < d_hi or (s_hi == d_hi and (s_lo < d_lo or (s_lo == d_lo and sp <= dp))):
+            from_a = True
+            a_hi, a_lo, ap, b_hi, b_lo, bp = s_hi, s_lo, sp, d_hi, d_lo, dp
+        else:
+            from_a = False
+            a_hi, a_lo, ap, b_hi, b_lo, bp = d_hi, d_lo, dp, s_hi, s_lo, sp
+        proto = rows[i].proto
+        misc = (ap << np.uint64(16)) | bp | (np.uint64(rows[i].vlan) << np.uint64(32))
+        misc |= np.uint64(proto) << np.uint64(48)
+        h = np.uint64(0x9E3779B97F4A7C15)
+        h = _mix(h, a_hi)
+        h = _mix(h, a_lo)
+        h = _mix(h, b_hi)
+        h = _mix(h, b_lo)
+        h = _mix(h, misc)
+        pos = np.int64(h & np.uint64(hmask))
+        found = -1
+        while True:
+            s = htab[pos]
+            if s < 0:
+                break
+            if (
+                fkey[s, 5] == h
+                and fkey[s, 4] == misc
+                and fkey[s, 1] == a_lo
+                and fkey[s, 3] == b_lo
+                and fkey[s, 0] == a_hi
+                and fkey[s, 2] == b_hi
+            ):
+                found = s
+                break
+            pos = (pos + 1) & hmask
+        # --- flow boundaries (as a sort by (5-tuple, time) followed by one walk would find) ---
+        f = np.int64(rows[i].tcp_flags)
+        is_tcp = proto == 6
+        syn_only = is_tcp and (f & _SYN) != 0 and (f & _ACK) == 0
+        new = False
+        inherit = -1
+        reuse = False
+        if found < 0:
+            new = True
+        else:
+            st = fst[found, C_ST]
+            if st == ST_LIVE:
+                cut = REASON_OPEN
+                if ts - fst[found, C_LAST] > idle_ns:
+                    new = True
+                    cut = REASON_IDLE
+                elif active_ns > 0 and ts - fst[found, C_FIRST] > active_ns:
+                    new = True
+                    cut = REASON_ACTIVE
+                elif fst[found, C_CLOSED] != 0 and syn_only:
+                    new = True
+                if new:
+                    if fst[found, C_REASON] == REASON_OPEN:
+                        fst[found, C_REASON] = cut
+                    fst[found, C_ST] = ST_DONE
+                    if cut != REASON_OPEN:
+                        inherit = fst[found, C_CLIENT_A]
+            elif st == ST_EXPIRED:
+                new = True
+                fst[found, C_ST] = ST_DONE
+                inherit = fst[found, C_CLIENT_A]
+            else:  # ghost of an expired flow
+                new = True
+                reuse = True
+                if ts - fst[found, C_LAST] <= ghost_ns:
+                    inherit = fst[found, C_CLIENT_A]
+        if new:
+            if reuse:
+                s = found
+            else:
+                cnt[K_FREE] -= 1
+                s = free[cnt[K_FREE]]
+                htab[pos] = s
+                fkey[s, 0] = a_hi
+                fkey[s, 1] = a_lo
+                fkey[s, 2] = b_hi
+                fkey[s, 3] = b_lo
+                fkey[s, 4] = misc
+                fkey[s, 5] = h
+            fst[s, :] = 0
+            fst[s, C_ST] = ST_LIVE
+            fst[s, C_FIRST] = ts
+            fst[s, C_IPV] = rows[i].ip_version
+            fst[s, C_SIDE + W_FB] = -1
+            fst[s, C_SIDE + SIDE_COLS + W_FB] = -1
+            if syn_only:
+                fst[s, C_CLIENT_A] = from_a
+                fst[s, C_SYN] = 1
+            elif inherit >= 0:
+                fst[s, C_CLIENT_A] = inherit  # a timeout split continues the same conversation
+            elif is_tcp and (f & _SYN) != 0:
+                fst[s, C_CLIENT_A] = not from_a  # a SYN/ACK comes from the server
+            else:
+                fst[s, C_CLIENT_A] = from_a
+        else:
+            s = found
+            if syn_only and fst[s, C_SYN] == 0:
+                fst[s, C_CLIENT_A] = from_a
+                fst[s, C_SYN] = 1
+        fst[s, C_LAST] = ts
+        if is_tcp:
+            if f & _RST:
+                fst[s, C_CLOSED] = 1
+                if fst[s, C_REASON] == REASON_OPEN:
+                    fst[s, C_REASON] = REASON_RST
+            if f & _FIN:
+                if from_a:
+                    fst[s, C_FIN_A] = 1
+                else:
+                    fst[s, C_FIN_B] = 1
+                if fst[s, C_FIN_A] != 0 and fst[s, C_FIN_B] != 0 and fst[s, C_CLOSED] == 0:
+                    fst[s, C_CLOSED] = 1
+                    if fst[s, C_REASON] == REASON_OPEN:
+                        fst[s, C_REASON] = REASON_FIN
+        # --- the packet log ---
+        sd = 0 if from_a else 1
+        k = cnt[K_PLOG]
+        lg_slot[k] = s
+        lg_ts[k] = ts
+        lg_wire[k] = rows[i].wire_len
+        lg_plen[k] = rows[i].payload_len
+        lg_side[k] = sd
+        lg_flags[k] = f
+        lg_frag[k] = rows[i].frag
+        cnt[K_PLOG] = k + 1
+        ordinal = fst[s, C_NPK]
+        fst[s, C_NPK] = ordinal + 1
+        if plen == 0:
+            continue
+        b = C_SIDE + sd * SIDE_COLS
+        poff = rows[i].payload_off
+        avail = min(np.int64(rows[i].payload_cap), plen)
+        seq = np.uint32(rows[i].seq)
+        # --- payload prefix of this side ---
+        if fst[s, b + P_STOPPED] == 0:
+            ok = True
+            skip = np.int64(0)
+            if is_tcp:
+                if fst[s, b + P_STARTED] != 0:
+                    rel = np.int64(np.int32(np.uint32(seq - np.uint32(fst[s, b + P_NEXT]))))
+                    if rel > 0:
+                        fst[s, b + P_STOPPED] = 1
+                        ok = False
+                    else:
+                        skip = -rel
+                        if skip >= plen:
+                            ok = False
+                if ok:
+                    fst[s, b + P_STARTED] = 1
+                    fst[s, b + P_NEXT] = np.int64(np.uint32(seq + np.uint32(plen)))
+            if ok:
+                take = min(avail - skip, max_bytes - fst[s, b + P_LEN])
+                if take > 0:
+                    have = fst[s, b + P_LEN]
+                    if have + take > fst[s, b + P_CAP]:  # move to a larger region at the end of the arena
+                        cap = min(max(2 * fst[s, b + P_CAP], have + take, 256), max_bytes)
+                        o = cnt[K_PBYTES]
+                        src = fst[s, b + P_OFF]
+                        pbytes[o : o + have] = pbytes[src : src + have]
+                        cnt[K_GARBAGE] += fst[s, b + P_CAP]
+                        cnt[K_PBYTES] = o + cap
+                        fst[s, b + P_OFF] = o
+                        fst[s, b + P_CAP] = cap
+                    o = fst[s, b + P_OFF] + have
+                    pbytes[o : o + take] = data[poff + skip : poff + skip + take]
+                    fst[s, b + P_LEN] = have + take
+                if avail < plen:
+                    fst[s, b + P_STOPPED] = 1  # snap length cut this packet: later bytes would not follow
+                fst[s, b + P_NPK] += 1
+                if fst[s, b + P_LEN] >= max_bytes or fst[s, b + P_NPK] >= max_packets:
+                    fst[s, b + P_STOPPED] = 1
+        # --- TLS records of this side's byte stream (kept if the flow turns out to be TLS) ---
+        if not is_tcp or fst[s, b + W_STATE] == 2:
+            continue
+        avail = np.int64(rows[i].payload_cap)
+        skip = np.int64(0)
+        if fst[s, b + W_STATE] == 0:
+            fst[s, b + W_STATE] = 1
+        else:
+            rel = np.int64(np.int32(np.uint32(seq - np.uint32(fst[s, b + W_NEXT]))))
+            if rel < 0:
+                skip = -rel
+                if skip >= plen:
+                    continue  # a pure retransmission
+            elif rel > 0:
+                # bytes are missing: resynchronise on a plausible header in this packet
+                fst[s, b + W_REM] = 0
+                fst[s, b + W_HAVE] = 0
+                fst[s, b + W_HDR] = 0
+                found_at = -1
+                for q in range(0, min(avail, plen) - 4):
+                    if _plausible_header(data, poff + q, poff + avail):
+                        found_at = q
+                        break
+                if found_at < 0:
+                    fst[s, b + W_NEXT] = np.int64(np.uint32(seq + np.uint32(plen)))
+                    fst[s, b + W_STATE] = 2
+                    fst[s, b + W_FB] = ordinal  # this packet and later ones: one message each
+                    continue
+                skip = np.int64(found_at)
+        fst[s, b + W_NEXT] = np.int64(np.uint32(seq + np.uint32(plen)))
+        p = skip
+        while p < plen:
+            rem = fst[s, b + W_REM]
+            if rem > 0:
+                take = min(rem, plen - p)
+                rem -= take
+                p += take
+                fst[s, b + W_REM] = rem
+                if rem == 0:
+                    k = cnt[K_MLOG]
+                    m_slot[k] = s
+                    m_ord[k] = ordinal
+                    m_ts[k] = ts
+                    m_len[k] = fst[s, b + W_LEN]
+                    m_side[k] = sd
+                    m_type[k] = fst[s, b + W_TYPE]
+                    cnt[K_MLOG] = k + 1
+                continue
+            if p >= avail:
+                fst[s, b + W_STATE] = 2  # header bytes not captured (snap length): cannot follow
+                fst[s, b + W_FB] = ordinal + 1
+                break
+            have = fst[s, b + W_HAVE]
+            hdr = fst[s, b + W_HDR] | (np.int64(data[poff + p]) << (8 * have))
+            have += 1
+            p += 1
+            if have < 5:
+                fst[s, b + W_HAVE] = have
+                fst[s, b + W_HDR] = hdr
+                continue
+            fst[s, b + W_HAVE] = 0
+            fst[s, b + W_HDR] = 0
+            t = hdr & 0xFF
+            ln = (((hdr >> 24) & 0xFF) << 8) | ((hdr >> 32) & 0xFF)
+            if (
+                t < 20
+                or t > 24
+                or ((hdr >> 8) & 0xFF) != 3
+                or ((hdr >> 16) & 0xFF) > 4
+                or ln > TLS_MAX_RECORD
+            ):
+                fst[s, b + W_STATE] = 2
+                fst[s, b + W_FB] = ordinal + 1
+                break
+            fst[s, b + W_TYPE] = t
+            fst[s, b + W_LEN] = ln
+            fst[s, b + W_REM] = ln
+            if ln == 0:
+                k = cnt[K_MLOG]
+                m_slot[k] = s
+                m_ord[k] = ordinal
+                m_ts[k] = ts
+                m_len[k] = 0
+                m_side[k] = sd
+                m_type[k] = t
+                cnt[K_MLOG] = k + 1
+    return n
 
 
 @njit(cache=True)
-def walk_messages(starts, is_tls, is_tcp, pkt_dir, pkt_ts, pkt_seq, pkt_plen, pkt_pcap, pkt_poff, data):
-    """Turn each flow's packets into messages.
+def rebuild_hash(fkey, fst, htab):
+    """Re-insert every slot that owns its 5-tuple (live, expired, ghost) into an empty ``htab``."""
+    htab[:] = -1
+    hmask = htab.shape[0] - 1
+    for s in range(fst.shape[0]):
+        st = fst[s, C_ST]
+        if st == ST_LIVE or st == ST_EXPIRED or st == ST_GHOST:
+            pos = np.int64(fkey[s, 5] & np.uint64(hmask))
+            while htab[pos] >= 0:
+                pos = (pos + 1) & hmask
+            htab[pos] = s
 
-    TLS flows: each direction's TCP byte stream is followed by sequence number
-    (retransmitted bytes skipped), and every TLS record is emitted with the time of the
-    packet that completed it. A gap or an implausible header makes the walk look for a
-    plausible record header in the next bytes; failing that, the direction falls back
-    to one message per payload packet. Other flows: one message per payload packet.
+
+@njit(cache=True)
+def _group(slot, n, rank, nranks):
+    """CSR offsets per rank of the log entries ``[0, n)`` whose slot is emitted (``rank >= 0``)."""
+    offs = np.zeros(nranks + 1, np.int64)
+    for i in range(n):
+        r = rank[slot[i]]
+        if r >= 0:
+            offs[r + 1] += 1
+    for r in range(nranks):
+        offs[r + 1] += offs[r]
+    return offs
+
+
+@njit(cache=True)
+def take_packets(lg_slot, lg_ts, lg_wire, lg_plen, lg_side, lg_flags, lg_frag, n, rank, nranks, client_side):
+    """Move the packet records of emitted slots out, grouped by rank in arrival order; compact the rest.
+
+    ``client_side[r]`` is the side of flow ``r``'s client, so each record's direction is
+    known here. Returns (CSR offsets, ts, wire length, payload length, direction, flags,
+    per-flow sums ``(nranks, 6)``: c2s packets, c2s bytes, bytes, c2s payload, payload,
+    fragments; records kept).
+    """
+    offs = _group(lg_slot, n, rank, nranks)
+    fill = offs[:-1].copy()
+    m = offs[nranks]
+    o_ts = np.empty(m, np.int64)
+    o_wire = np.empty(m, np.uint32)
+    o_plen = np.empty(m, np.uint32)
+    o_dir = np.empty(m, np.uint8)
+    o_flags = np.empty(m, np.uint8)
+    sums = np.zeros((nranks, 6), np.int64)
+    k = 0
+    for i in range(n):
+        r = rank[lg_slot[i]]
+        if r >= 0:
+            j = fill[r]
+            fill[r] = j + 1
+            wire = np.int64(lg_wire[i])
+            plen = np.int64(lg_plen[i])
+            c2s = lg_side[i] == client_side[r]
+            o_ts[j] = lg_ts[i]
+            o_wire[j] = lg_wire[i]
+            o_plen[j] = lg_plen[i]
+            o_dir[j] = 0 if c2s else 1
+            o_flags[j] = lg_flags[i]
+            if c2s:
+                sums[r, 0] += 1
+                sums[r, 1] += wire
+                sums[r, 3] += plen
+            sums[r, 2] += wire
+            sums[r, 4] += plen
+            sums[r, 5] += lg_frag[i]
+        else:
+            lg_slot[k] = lg_slot[i]
+            lg_ts[k] = lg_ts[i]
+            lg_wire[k] = lg_wire[i]
+            lg_plen[k] = lg_plen[i]
+            lg_side[k] = lg_side[i]
+            lg_flags[k] = lg_flags[i]
+            lg_frag[k] = lg_frag[i]
+            k += 1
+    return offs, o_ts, o_wire, o_plen, o_dir, o_flags, sums, k
+
+
+@njit(cache=True)
+def take_records(m_slot, m_ord, m_ts, m_len, m_side, m_type, n, rank, nranks):
+    """:func:`take_packets` for the TLS record log: (offsets, ordinal, ts, length, side, type, kept)."""
+    offs = _group(m_slot, n, rank, nranks)
+    fill = offs[:-1].copy()
+    m = offs[nranks]
+    o_ord = np.empty(m, np.int64)
+    o_ts = np.empty(m, np.int64)
+    o_len = np.empty(m, np.uint32)
+    o_side = np.empty(m, np.uint8)
+    o_type = np.empty(m, np.uint8)
+    k = 0
+    for i in range(n):
+        r = rank[m_slot[i]]
+        if r >= 0:
+            j = fill[r]
+            fill[r] = j + 1
+            o_ord[j] = m_ord[i]
+            o_ts[j] = m_ts[i]
+            o_len[j] = m_len[i]
+            o_side[j] = m_side[i]
+            o_type[j] = m_type[i]
+        else:
+            m_slot[k] = m_slot[i]
+            m_ord[k] = m_ord[i]
+            m_ts[k] = m_ts[i]
+            m_len[k] = m_len[i]
+            m_side[k] = m_side[i]
+            m_type[k] = m_type[i]
+            k += 1
+    return offs, o_ord, o_ts, o_len, o_side, o_type, k
+
+
+@njit(cache=True)
+def prefix_spans(fst, slots, pbytes):
+    """Where the prefixes of ``slots`` lie in the arena: (offset, length) per flow and direction.
+
+    Returns an int64 array ``(len(slots), 4)``: client->server offset and length, then
+    server->client; and whether the client->server prefix starts like a handshake (a TLS
+    record type or an upper-case letter, as HTTP methods do); ``16 03`` inside is left to the caller.
+    """
+    nf = slots.shape[0]
+    spans = np.zeros((nf, 4), np.int64)
+    starts_like = np.zeros(nf, np.bool_)
+    for i in range(nf):
+        s = slots[i]
+        for d in range(2):
+            side = d if fst[s, C_CLIENT_A] != 0 else 1 - d
+            b = C_SIDE + side * SIDE_COLS
+            spans[i, 2 * d] = fst[s, b + P_OFF]
+            spans[i, 2 * d + 1] = fst[s, b + P_LEN]
+        if spans[i, 1] > 0:
+            c0 = pbytes[spans[i, 0]]
+            starts_like[i] = (20 <= c0 <= 23) or (65 <= c0 <= 90)
+    return spans, starts_like
+
+
+@njit(cache=True)
+def compact_prefixes(fst, pbytes, used):
+    """Move every live prefix region to the front of the arena (in offset order); return bytes used."""
+    n = 0
+    for s in range(fst.shape[0]):
+        for side in range(2):
+            if fst[s, C_SIDE + side * SIDE_COLS + P_CAP] > 0:
+                n += 1
+    key = np.empty(n, np.int64)
+    who = np.empty(n, np.int64)
+    n = 0
+    for s in range(fst.shape[0]):
+        for side in range(2):
+            b = C_SIDE + side * SIDE_COLS
+            if fst[s, b + P_CAP] > 0:
+                key[n] = fst[s, b + P_OFF]
+                who[n] = s * 2 + side
+                n += 1
+    order = np.argsort(key)
+    o = 0
+    for j in range(n):
+        s = who[order[j]] // 2
+        b = C_SIDE + (who[order[j]] % 2) * SIDE_COLS
+        src = fst[s, b + P_OFF]
+        ln = fst[s, b + P_LEN]
+        for q in range(ln):  # regions only move down, in order: a forward copy is safe
+            pbytes[o + q] = pbytes[src + q]
+        fst[s, b + P_OFF] = o
+        fst[s, b + P_CAP] = ln
+        o += ln
+    return o
+
+
+@njit(cache=True)
+def build_messages(pkt_offs, use_records, pkt_dir, pkt_ts, pkt_plen, rec_offs, rec_ord, rec_ts, rec_len,
+                   rec_dir, rec_type, fallback):  # fmt: skip
+    """Messages of emitted flows: TLS records for TLS flows, one per payload packet otherwise.
+
+    For a TLS flow, direction ``d`` switches to one message per packet from its packet
+    number ``fallback[f, d]`` on (``-1``: never), where the record walk lost the stream.
     Returns (flow index, ts_ns, length, dir, content type) arrays.
     """
-    nflows = starts.shape[0] - 1
-    cap = pkt_ts.shape[0] + 16
+    nflows = pkt_offs.shape[0] - 1
+    cap = pkt_ts.shape[0] + rec_ts.shape[0]
+    o_flow = np.empty(cap, np.int64)
     o_ts = np.empty(cap, np.int64)
     o_len = np.empty(cap, np.uint32)
     o_dir = np.empty(cap, np.uint8)
     o_type = np.empty(cap, np.uint8)
-    o_flow = np.empty(cap, np.int64)
     k = 0
-    hdr = np.zeros((2, 5), np.uint8)
     for fl in range(nflows):
-        tls = is_tls[fl]
-        # per-direction state: 0 = not started, 1 = walking, 2 = fallback (one msg per packet)
-        state = np.zeros(2, np.int64)
-        next_seq = np.zeros(2, np.uint32)
-        remaining = np.zeros(2, np.int64)  # body bytes still owed by the current record
-        hdr_have = np.zeros(2, np.int64)
-        rec_type = np.zeros(2, np.uint8)
-        rec_len = np.zeros(2, np.int64)
-        for i in range(starts[fl], starts[fl + 1]):
-            plen = np.int64(pkt_plen[i])
-            if plen == 0:
-                continue
-            d = pkt_dir[i]
-            if not (tls and is_tcp[fl]) or state[d] == 2:
-                if k >= o_ts.shape[0]:
-                    o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
-                o_ts[k] = pkt_ts[i]
-                o_len[k] = plen
-                o_dir[k] = d
-                o_type[k] = 0
-                o_flow[k] = fl
-                k += 1
-                continue
-            base = pkt_poff[i]
-            avail = np.int64(pkt_pcap[i])
-            seq = pkt_seq[i]
-            skip = np.int64(0)
-            if state[d] == 0:
-                state[d] = 1
-                next_seq[d] = seq
-            else:
-                rel = np.int64(np.int32(np.uint32(seq - next_seq[d])))
-                if rel < 0:
-                    skip = -rel
-                    if skip >= plen:
-                        continue  # a pure retransmission
-                elif rel > 0:
-                    # bytes are missing: resynchronise on a plausible header in this packet
-                    remaining[d] = 0
-                    hdr_have[d] = 0
-                    found = -1
-                    for q in range(0, min(avail, plen) - 4):
-                        if _plausible_header(data, base + q, base + avail):
-                            found = q
-                            break
-                    next_seq[d] = seq + np.uint32(plen)
-                    if found < 0:
-                        state[d] = 2
-                        if k >= o_ts.shape[0]:
-                            o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
-                        o_ts[k] = pkt_ts[i]
-                        o_len[k] = plen
-                        o_dir[k] = d
-                        o_type[k] = 0
-                        o_flow[k] = fl
-                        k += 1
-                        continue
-                    skip = np.int64(found)
-                    next_seq[d] = seq
-            next_seq[d] = seq + np.uint32(plen)
-            p = skip
-            while p < plen and state[d] == 1:
-                if remaining[d] > 0:
-                    take = min(remaining[d], plen - p)
-                    remaining[d] -= take
-                    p += take
-                    if remaining[d] == 0:
-                        if k >= o_ts.shape[0]:
-                            o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
-                        o_ts[k] = pkt_ts[i]
-                        o_len[k] = rec_len[d]
-                        o_dir[k] = d
-                        o_type[k] = rec_type[d]
-                        o_flow[k] = fl
-                        k += 1
-                    continue
-                if p >= avail:
-                    state[d] = 2  # header bytes not captured (snap length): cannot follow
-                    break
-                hdr[d, hdr_have[d]] = data[base + p]
-                hdr_have[d] += 1
-                p += 1
-                if hdr_have[d] == 5:
-                    hdr_have[d] = 0
-                    t = hdr[d, 0]
-                    ln = (np.int64(hdr[d, 3]) << 8) | np.int64(hdr[d, 4])
-                    if t < 20 or t > 24 or hdr[d, 1] != 3 or hdr[d, 2] > 4 or ln > TLS_MAX_RECORD:
-                        state[d] = 2
-                        break
-                    rec_type[d] = t
-                    rec_len[d] = ln
-                    remaining[d] = ln
-                    if ln == 0:
-                        if k >= o_ts.shape[0]:
-                            o_ts, o_len, o_dir, o_type, o_flow = _grow(o_ts, o_len, o_dir, o_type, o_flow, k)
-                        o_ts[k] = pkt_ts[i]
-                        o_len[k] = 0
-                        o_dir[k] = d
-                        o_type[k] = t
-                        o_flow[k] = fl
-                        k += 1
-    return o_flow[:k], o_ts[:k], o_len[:k], o_dir[:k], o_type[:k]
-
-
-@njit(cache=True)
-def collect_prefixes(
-    starts, is_tcp, pkt_dir, pkt_seq, pkt_plen, pkt_pcap, pkt_poff, data, max_bytes, max_packets
-):
-    """Copy the first ``max_bytes`` of each flow's payload per direction (TCP in sequence order).
-
-    Returns (buffer, offsets) with offsets of length ``2 * nflows + 1``; slot ``2*f + d``
-    holds flow ``f`` direction ``d``. Retransmitted bytes are skipped; a gap ends the prefix.
-    """
-    nflows = starts.shape[0] - 1
-    lens = np.zeros(2 * nflows, np.int64)
-    # pass 1: lengths
-    for pass_no in range(2):
-        if pass_no == 1:
-            offs = np.zeros(2 * nflows + 1, np.int64)
-            for j in range(2 * nflows):
-                offs[j + 1] = offs[j] + lens[j]
-            buf = np.empty(offs[-1], np.uint8)
-            lens[:] = 0
-        for fl in range(nflows):
-            started = np.zeros(2, np.bool_)
-            stopped = np.zeros(2, np.bool_)
-            npk = np.zeros(2, np.int64)
-            next_seq = np.zeros(2, np.uint32)
-            for i in range(starts[fl], starts[fl + 1]):
-                plen = np.int64(pkt_plen[i])
-                if plen == 0:
-                    continue
+        r = rec_offs[fl]
+        r_end = rec_offs[fl + 1]
+        for i in range(pkt_offs[fl], pkt_offs[fl + 1]):
+            j = i - pkt_offs[fl]
+            if use_records[fl]:
+                while r < r_end and rec_ord[r] == j:
+                    o_flow[k] = fl
+                    o_ts[k] = rec_ts[r]
+                    o_len[k] = rec_len[r]
+                    o_dir[k] = rec_dir[r]
+                    o_type[k] = rec_type[r]
+                    k += 1
+                    r += 1
                 d = pkt_dir[i]
-                slot = 2 * fl + d
-                if stopped[d]:
+                if fallback[fl, d] < 0 or j < fallback[fl, d]:
                     continue
-                avail = min(np.int64(pkt_pcap[i]), plen)
-                skip = np.int64(0)
-                if is_tcp[fl]:
-                    seq = pkt_seq[i]
-                    if started[d]:
-                        rel = np.int64(np.int32(np.uint32(seq - next_seq[d])))
-                        if rel > 0:
-                            stopped[d] = True
-                            continue
-                        skip = -rel
-                        if skip >= plen:
-                            continue
-                    started[d] = True
-                    next_seq[d] = seq + np.uint32(plen)
-                take = min(avail - skip, max_bytes - lens[slot])
-                if take > 0:
-                    if pass_no == 1:
-                        dst = offs[slot] + lens[slot]
-                        buf[dst : dst + take] = data[pkt_poff[i] + skip : pkt_poff[i] + skip + take]
-                    lens[slot] += take
-                if avail < plen:
-                    stopped[d] = True  # snap length cut this packet: later bytes would not follow
-                npk[d] += 1
-                if lens[slot] >= max_bytes or npk[d] >= max_packets:
-                    stopped[d] = True
-    return buf, offs
-
-
-@njit(cache=True)
-def gather_bytes(offs, lens, data):
-    """Copy ``data[offs[i]:offs[i]+lens[i]]`` for every i into one buffer; return it and new offsets."""
-    n = offs.shape[0]
-    new = np.empty(n, np.int64)
-    total = np.int64(0)
-    for i in range(n):
-        new[i] = total
-        total += lens[i]
-    buf = np.empty(total, np.uint8)
-    for i in range(n):
-        ln = lens[i]
-        if ln > 0:
-            buf[new[i] : new[i] + ln] = data[offs[i] : offs[i] + ln]
-    return buf, new
-
-
-@njit(cache=True)
-def carry_lengths(starts, from_a, client_a, plen, pcap, poff, data, max_bytes):
-    """Payload bytes worth keeping for each packet of a live flow.
-
-    A flow whose first client payload looks like a TLS record (or that has no client
-    payload yet) keeps everything: its records are cut later. Other flows keep only the
-    packets that can still contribute to the first ``max_bytes`` of a direction.
-    """
-    keep = np.zeros(plen.shape[0], np.int64)
-    for fl in range(starts.shape[0] - 1):
-        tls_like = True
-        for i in range(starts[fl], starts[fl + 1]):
-            if plen[i] > 0 and pcap[i] > 0 and from_a[i] == client_a[fl]:
-                b = data[poff[i]]
-                tls_like = 20 <= b <= 23
-                break
-        seen = np.zeros(2, np.int64)
-        for i in range(starts[fl], starts[fl + 1]):
-            d = 0 if from_a[i] == client_a[fl] else 1
-            if tls_like or seen[d] < max_bytes:
-                keep[i] = pcap[i]
-            seen[d] += plen[i]
-    return keep
+            if pkt_plen[i] == 0:
+                continue
+            o_flow[k] = fl
+            o_ts[k] = pkt_ts[i]
+            o_len[k] = pkt_plen[i]
+            o_dir[k] = pkt_dir[i]
+            o_type[k] = 0
+            k += 1
+    return o_flow[:k], o_ts[:k], o_len[:k], o_dir[:k], o_type[:k]

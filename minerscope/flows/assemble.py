@@ -3,19 +3,24 @@
 Why this shape. Captures are large and mining flows are long, so the assembler is a
 stream: :class:`FlowAssembler` takes :class:`~minerscope.capture.packets.PacketBatch`
 blocks one at a time and returns every flow that can no longer grow as a
-:class:`~minerscope.flows.records.FlowTable` chunk. Only packets of *live* flows are
-kept between blocks (their rows and payload bytes), so memory follows the live flows,
-not the file. Per block, grouping is numpy work: a canonical 5-tuple (+VLAN) hash, one
-``lexsort`` by (key, time), ``reduceat`` sums; the parts that are sequential by nature —
-idle/active timeouts, the TCP FIN/RST state, following TCP byte streams to cut TLS
-records — run in numba kernels (:mod:`minerscope.flows._kernels`). Python runs per
-*flow* only where a flow has a cleartext handshake worth parsing.
+:class:`~minerscope.flows.records.FlowTable` chunk. One compiled pass per batch
+(:func:`minerscope.flows._kernels.track`) looks each packet's 5-tuple (+VLAN) up in a hash
+table of live flows, advances that flow's state, appends a compact record (time, lengths,
+side, flags: 23 bytes) to a packet log, and reads the payload bytes it needs *now*: the
+prefix of each side and the TLS record boundaries of each TCP byte stream. No payload is
+kept after its batch, so memory follows the live flows (their records and prefixes), not
+the file. When flows end, their records are grouped by flow in one counting sort and the
+summary is numpy work; Python runs per *flow* only to cut the prefix bytes and where a
+flow has a cleartext handshake worth parsing. The flows do not depend on how the capture
+is cut into batches (for a capture in time order).
 
 Rules. The client is the sender of the SYN without ACK; failing that the receiver of a
 SYN/ACK; failing that the first sender. A flow ends after ``idle_timeout`` seconds of
 silence, when it has run ``active_timeout`` seconds (off by default), or when TCP closed
 it (FIN from both sides, or RST); packets after a close stay with the closed flow until a
-new SYN opens the next one.
+new SYN opens the next one. The flow after a timeout split keeps the client of the flow
+before it (its 5-tuple is remembered :data:`GHOST_SECONDS` past the idle timeout); a flow
+that went silent for ``idle_timeout`` ends ``idle`` even when the capture ends later.
 
 Metadata. The first :attr:`FlowAssembler.prefix_bytes` of each direction (TCP in
 sequence order) are kept per flow as ``FlowTable.payload_prefixes``; from them the
@@ -28,6 +33,7 @@ in the capture, a streaming caller gets the answers seen so far.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +44,7 @@ import numpy.typing as npt
 import polars as pl
 
 from minerscope.capture import handshake
-from minerscope.capture.packets import PACKET_DTYPE, PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
+from minerscope.capture.packets import PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
 from minerscope.flows import _kernels as k
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 
@@ -56,46 +62,6 @@ DNS_PORTS = (53, 5353)
 
 _REASONS = np.array(["", "fin", "rst", "idle", "active", "eof"], dtype=object)
 _NS = 1_000_000_000
-
-
-_COLUMNS = (
-    "ts_ns", "wire_len", "ip_version", "proto", "frag", "tcp_flags", "vlan", "src_hi", "src_lo",
-    "dst_hi", "dst_lo", "sport", "dport", "seq", "payload_off", "payload_len", "payload_cap",
-)  # fmt: skip
-
-
-class _Cols:
-    """Packet rows as contiguous columns: gathers and numba loops on a 90-byte structured
-    dtype are several times slower than on plain arrays."""
-
-    __slots__ = ("cols",)
-
-    def __init__(self, cols: dict[str, npt.NDArray[Any]]) -> None:
-        self.cols = cols
-
-    @classmethod
-    def from_rows(cls, rows: npt.NDArray[np.void]) -> _Cols:
-        return cls({name: np.ascontiguousarray(rows[name]) for name in _COLUMNS})
-
-    @classmethod
-    def empty(cls) -> _Cols:
-        return cls.from_rows(np.zeros(0, dtype=PACKET_DTYPE))
-
-    def __len__(self) -> int:
-        return int(self.cols["ts_ns"].shape[0])
-
-    def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        return self.cols[name]
-
-    def __setitem__(self, name: str, value: npt.NDArray[Any]) -> None:
-        self.cols[name] = value
-
-    def take(self, index: npt.NDArray[Any]) -> _Cols:
-        return _Cols({name: col[index] for name, col in self.cols.items()})
-
-    @staticmethod
-    def cat(a: _Cols, b: _Cols) -> _Cols:
-        return _Cols({name: np.concatenate([a.cols[name], b.cols[name]]) for name in a.cols})
 
 
 @dataclass(slots=True)
@@ -118,6 +84,7 @@ def looks_like_tls(data: bytes) -> bool:
 
 
 _HTTP_PREFIXES = tuple(m + b" " for m in handshake.HTTP_METHODS)
+_TLS_HEADER_RE = re.compile(b"\x16\x03")  # faster than ``in`` for this needle
 _CLIENT_HELLO_RE = re.compile(rb"\x16\x03[\x00-\x04]..\x01", re.DOTALL)
 
 
@@ -183,9 +150,150 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
     }
 
 
+_I64_MIN = int(np.iinfo(np.int64).min)
+_track: Any = k.track  # (numba's dispatcher stub does not type many arguments)
+_META_NAMES = ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
+GHOST_SECONDS = 3600.0
+"""How long an idle-expired flow's 5-tuple is remembered (beyond the idle timeout) so the
+conversation's next flow keeps its client side; a bound on memory, not a rule of flows."""
+_MIN_SLOTS = 1024
+_MIN_LOG = 1 << 16
+
+
+class _Logs:
+    """The growable arrays the tracking kernel writes: flow slots, hash, and three logs."""
+
+    __slots__ = (
+        "fkey", "fst", "htab", "free", "cnt",
+        "lg_slot", "lg_ts", "lg_wire", "lg_plen", "lg_side", "lg_flags", "lg_frag",
+        "m_slot", "m_ord", "m_ts", "m_len", "m_side", "m_type", "pbytes",
+    )  # fmt: skip
+
+    _PLOG = {"lg_slot": np.int32, "lg_ts": np.int64, "lg_wire": np.uint32, "lg_plen": np.uint32,
+             "lg_side": np.uint8, "lg_flags": np.uint8, "lg_frag": np.uint8}  # fmt: skip
+    _MLOG = {"m_slot": np.int32, "m_ord": np.int64, "m_ts": np.int64, "m_len": np.uint32,
+             "m_side": np.uint8, "m_type": np.uint8}  # fmt: skip
+
+    fkey: npt.NDArray[np.uint64]
+    fst: npt.NDArray[np.int64]
+    htab: npt.NDArray[np.int32]
+    free: npt.NDArray[np.int32]
+    cnt: npt.NDArray[np.int64]
+    lg_slot: npt.NDArray[np.int32]
+    lg_ts: npt.NDArray[np.int64]
+    lg_wire: npt.NDArray[np.uint32]
+    lg_plen: npt.NDArray[np.uint32]
+    lg_side: npt.NDArray[np.uint8]
+    lg_flags: npt.NDArray[np.uint8]
+    lg_frag: npt.NDArray[np.uint8]
+    m_slot: npt.NDArray[np.int32]
+    m_ord: npt.NDArray[np.int64]
+    m_ts: npt.NDArray[np.int64]
+    m_len: npt.NDArray[np.uint32]
+    m_side: npt.NDArray[np.uint8]
+    m_type: npt.NDArray[np.uint8]
+    pbytes: npt.NDArray[np.uint8]
+
+    def __init__(self) -> None:
+        self.fkey = np.zeros((_MIN_SLOTS, k.KEY_COLS), np.uint64)
+        self.fst = np.zeros((_MIN_SLOTS, k.STATE_COLS), np.int64)
+        self.htab = np.full(2 * _MIN_SLOTS, -1, np.int32)
+        self.free = np.arange(_MIN_SLOTS - 1, -1, -1, dtype=np.int32)
+        self.cnt = np.zeros(k.N_COUNTERS, np.int64)
+        self.cnt[k.K_FREE] = _MIN_SLOTS
+        self.cnt[k.K_CLOCK] = _I64_MIN
+        for group in (self._PLOG, self._MLOG):
+            for name, dtype in group.items():
+                setattr(self, name, np.zeros(_MIN_LOG, dtype))
+        self.pbytes = np.zeros(_MIN_LOG, np.uint8)
+
+    def args(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def grow(self, need_bytes: int, prefix_bytes: int, clock: int, ghost_ns: int) -> None:
+        """Make room for at least one more packet of ``need_bytes`` payload."""
+        cnt = self.cnt
+        for group, used, extra in (
+            (self._PLOG, k.K_PLOG, 1),
+            (self._MLOG, k.K_MLOG, need_bytes // 5 + 2),
+        ):
+            size = next(iter(group))
+            cap = getattr(self, size).shape[0]
+            if cnt[used] + extra > cap:
+                new_cap = max(2 * cap, int(cnt[used]) + extra)
+                for name in group:
+                    old = getattr(self, name)
+                    arr = np.empty(new_cap, old.dtype)  # nothing past the used part is read
+                    arr[: cnt[used]] = old[: cnt[used]]
+                    setattr(self, name, arr)
+        if cnt[k.K_PBYTES] + prefix_bytes > self.pbytes.shape[0]:
+            if 4 * cnt[k.K_GARBAGE] >= cnt[k.K_PBYTES]:
+                self.compact_prefixes()
+            need = int(cnt[k.K_PBYTES]) + prefix_bytes
+            if 4 * need > 3 * self.pbytes.shape[0]:  # grow by half: the arena is the largest live state
+                arr = np.empty(max(3 * self.pbytes.shape[0] // 2, 2 * need), np.uint8)
+                arr[: cnt[k.K_PBYTES]] = self.pbytes[: cnt[k.K_PBYTES]]
+                self.pbytes = arr
+        if cnt[k.K_FREE] < 1:
+            self._more_slots(clock, ghost_ns)
+
+    def _more_slots(self, clock: int, ghost_ns: int) -> None:
+        """Forget ghosts older than ``ghost_ns``; when that frees too little, double the slots."""
+        fst = self.fst
+        n = fst.shape[0]
+        ghosts = (fst[:, k.C_ST] == k.ST_GHOST) & (fst[:, k.C_LAST] < clock - ghost_ns)
+        if np.count_nonzero(ghosts) >= n // 4:
+            fst[ghosts, k.C_ST] = k.ST_FREE
+        else:
+            self.fkey = np.concatenate([self.fkey, np.zeros_like(self.fkey)])
+            self.fst = np.concatenate([fst, np.zeros_like(fst)])
+            self.htab = np.full(4 * n, -1, np.int32)
+        free = np.flatnonzero(self.fst[:, k.C_ST] == k.ST_FREE)[::-1].astype(np.int32)
+        self.free = np.zeros(self.fst.shape[0], np.int32)
+        self.free[: free.shape[0]] = free
+        self.cnt[k.K_FREE] = free.shape[0]
+        k.rebuild_hash(self.fkey, self.fst, self.htab)
+
+    def compact_prefixes(self) -> None:
+        """Drop the arena's garbage (regions of emitted flows, regions that moved on growing)."""
+        self.cnt[k.K_PBYTES] = k.compact_prefixes(self.fst, self.pbytes, int(self.cnt[k.K_PBYTES]))
+        self.cnt[k.K_GARBAGE] = 0
+
+    def shrink(self) -> None:
+        """Give back log capacity far above what the live flows use (after many flows ended)."""
+        cnt = self.cnt
+        for group, used in ((self._PLOG, k.K_PLOG), (self._MLOG, k.K_MLOG)):
+            cap = getattr(self, next(iter(group))).shape[0]
+            n = int(cnt[used])
+            if cap > _MIN_LOG and cap > 4 * n:
+                for name in group:
+                    arr = np.empty(max(_MIN_LOG, 2 * n), getattr(self, name).dtype)
+                    arr[:n] = getattr(self, name)[:n]
+                    setattr(self, name, arr)
+        used_bytes = int(cnt[k.K_PBYTES])
+        if self.pbytes.shape[0] > _MIN_LOG and self.pbytes.shape[0] > 4 * used_bytes:
+            self.compact_prefixes()
+            arr = np.empty(max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), np.uint8)
+            arr[: cnt[k.K_PBYTES]] = self.pbytes[: cnt[k.K_PBYTES]]
+            self.pbytes = arr
+
+    def release(self, slots: npt.NDArray[np.int64]) -> None:
+        """Put emitted slots that no longer own their 5-tuple back on the free stack."""
+        top = int(self.cnt[k.K_FREE])
+        self.fst[slots, k.C_ST] = k.ST_FREE
+        self.free[top : top + slots.shape[0]] = slots[::-1]
+        self.cnt[k.K_FREE] = top + slots.shape[0]
+
+
 @dataclass(slots=True)
 class FlowAssembler:
     """Streaming flow assembly: ``feed`` batches, collect finished flows, ``finish`` at the end.
+
+    The result does not depend on how the capture is cut into batches: a flow ends when
+    its 5-tuple has been silent for ``idle_timeout`` (``end_reason`` ``idle``, decided by
+    capture time, whether the next packet of that 5-tuple or of any other flow shows it),
+    after ``active_timeout``, or when TCP closed it and a new SYN follows; ``finish``
+    ends the rest (``eof``, or ``idle`` when the capture went on past their timeout).
 
     Attributes:
         idle_timeout: seconds of silence that end a flow.
@@ -202,12 +310,8 @@ class FlowAssembler:
     capture: str | None = None
     packets_seen: int = 0
     non_ip_packets: int = 0
-    _carry: _Cols = field(default_factory=_Cols.empty)
-    _carry_data: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
-    _clock: int = np.iinfo(np.int64).min
-    _last_run_clock: int = np.iinfo(np.int64).min
-    _pending: list[tuple[_Cols, npt.NDArray[np.uint8]]] = field(default_factory=list)
-    _pending_n: int = 0
+    _logs: _Logs = field(default_factory=_Logs)
+    _last_emit_clock: int = _I64_MIN
     _dns: dict[str, set[str]] = field(default_factory=dict)
     _source: str = ""
 
@@ -219,84 +323,66 @@ class FlowAssembler:
 
     @property
     def live_packets(self) -> int:
-        """Packets of flows still open (held until their flow ends)."""
-        return len(self._carry) + self._pending_n
+        """Packets of flows still open (their compact records are held until their flow ends)."""
+        return int(self._logs.cnt[k.K_PLOG])
 
     @property
     def dns_names(self) -> dict[str, set[str]]:
         """Address text -> names, from every DNS answer seen so far."""
         return self._dns
 
+    @property
+    def _idle_ns(self) -> int:
+        return int(self.idle_timeout * _NS)
+
     def feed(self, batch: PacketBatch) -> FlowTable:
         """Add one block of packets; return the flows that ended (possibly none)."""
         if batch.source and not self._source:
             self._source = batch.source
         rows = batch.packets
-        self.packets_seen += int(rows.shape[0])
-        ip = rows["ip_version"] != 0
-        n_ip = int(np.count_nonzero(ip))
-        self.non_ip_packets += int(rows.shape[0]) - n_ip
-        if n_ip == 0:
+        n = int(rows.shape[0])
+        self.packets_seen += n
+        if n == 0:
             return FlowTable.empty()
-        pkts = _Cols.from_rows(rows)
-        if n_ip != rows.shape[0]:
-            pkts = pkts.take(ip)
-        self._learn_dns(pkts, batch.data)
-        self._clock = max(self._clock, int(pkts["ts_ns"].max()))
-        # a batch's payloads lie in one range of the buffer: keep just that range
-        offs = pkts["payload_off"]
-        lo = int(offs.min())
-        hi = int((offs + pkts["payload_cap"]).max())
-        pkts["payload_off"] = offs - lo
-        self._pending.append((pkts, batch.data[lo:hi].copy()))
-        self._pending_n += len(pkts)
-        # Live packets are walked again whenever new ones join them, so wait until the new
-        # packets outnumber them (total work stays linear) or until capture time has moved
-        # an idle timeout on (so ended flows still come out promptly).
-        idle_ns = int(self.idle_timeout * _NS)
-        if self._pending_n < len(self._carry) and self._clock - self._last_run_clock <= idle_ns:
-            return FlowTable.empty()
-        combined, data = self._take_pending()
-        self._last_run_clock = self._clock
-        return self._process(combined, data, final=False)
+        logs = self._logs
+        ip_before = int(logs.cnt[k.K_IP])
+        self._learn_dns(rows, batch.data)
+        ts = rows["ts_ns"]
+        # a capture in time order (the usual case) is walked as it is; otherwise each
+        # flow's packets must still be met in time order
+        order = np.zeros(0, np.int64) if bool(np.all(ts[1:] >= ts[:-1])) else np.argsort(ts, kind="stable")
+        active_ns = int(self.active_timeout * _NS) if self.active_timeout else 0
+        ghost_ns = self._idle_ns + int(GHOST_SECONDS * _NS)
+        pos = 0
+        while True:
+            pos = _track(
+                rows, order, pos, batch.data, *logs.args(), self._idle_ns, active_ns, ghost_ns,
+                self.prefix_bytes, self.prefix_packets,
+            )  # fmt: skip
+            if pos >= n:
+                break
+            i = int(order[pos]) if order.shape[0] else pos
+            logs.grow(int(rows[i]["payload_len"]), self.prefix_bytes, int(logs.cnt[k.K_CLOCK]), ghost_ns)
+        self.non_ip_packets += n - (int(logs.cnt[k.K_IP]) - ip_before)
+        return self._emit(final=False)
 
     def finish(self) -> FlowTable:
-        """Close every live flow (``end_reason`` ``eof`` unless TCP closed it) and return them."""
-        combined, data = self._take_pending()
-        if len(combined) == 0:
-            return FlowTable.empty()
-        return self._process(combined, data, final=True)
-
-    def _take_pending(self) -> tuple[_Cols, npt.NDArray[np.uint8]]:
-        """Live packets plus pending batches, as one column set over one byte buffer."""
-        parts = [(self._carry, self._carry_data), *self._pending]
-        self._carry, self._carry_data = _Cols.empty(), np.zeros(0, np.uint8)
-        self._pending, self._pending_n = [], 0
-        parts = [p for p in parts if len(p[0])]
-        if not parts:
-            return _Cols.empty(), np.zeros(0, np.uint8)
-        if len(parts) == 1:
-            return parts[0]
-        base = 0
-        for cols, data in parts:
-            cols["payload_off"] = cols["payload_off"] + base
-            base += data.shape[0]
-        merged = _Cols({name: np.concatenate([c[name] for c, _ in parts]) for name in _COLUMNS})
-        return merged, np.concatenate([d for _, d in parts])
+        """Close every live flow (``end_reason`` ``eof`` unless TCP closed it or it had gone idle)."""
+        return self._emit(final=True)
 
     # -- internals ------------------------------------------------------------------
 
-    def _learn_dns(self, pkts: _Cols, data: npt.NDArray[np.uint8]) -> None:
-        proto = pkts["proto"]
-        sport = pkts["sport"]
-        cand = (
-            ((proto == PROTO_UDP) | (proto == PROTO_TCP))
-            & np.isin(sport, DNS_PORTS)
-            & (pkts["payload_cap"] > 12)
-        )
+    def _learn_dns(self, rows: npt.NDArray[np.void], data: npt.NDArray[np.uint8]) -> None:
+        sport = rows["sport"]
+        cand = (sport == DNS_PORTS[0]) | (sport == DNS_PORTS[1])
+        if not cand.any():
+            return
+        proto = rows["proto"]
+        cand &= ((proto == PROTO_UDP) | (proto == PROTO_TCP)) & (rows["payload_cap"] > 12)
+        cand &= rows["ip_version"] != 0
         for i in np.flatnonzero(cand):
-            off = int(pkts["payload_off"][i])
-            raw = data[off : off + int(pkts["payload_cap"][i])].tobytes()
+            off = int(rows["payload_off"][i])
+            raw = data[off : off + int(rows["payload_cap"][i])].tobytes()
             if proto[i] == PROTO_TCP:
                 raw = raw[2:]
             try:
@@ -315,169 +401,127 @@ class FlowAssembler:
                     if len(known) < MAX_DNS_NAMES_PER_IP:
                         known.add(name)
 
-    def _process(self, pkts: _Cols, data: npt.NDArray[np.uint8], final: bool) -> FlowTable:
-        from_a, h = k.canonical_keys(
-            pkts["src_hi"], pkts["src_lo"], pkts["sport"], pkts["dst_hi"], pkts["dst_lo"], pkts["dport"],
-            pkts["vlan"], pkts["proto"],
-        )  # fmt: skip
-        order = np.lexsort((pkts["ts_ns"], h))
-        s = pkts.take(order)
-        h = h[order]
-        from_a = from_a[order]
-        ts = s["ts_ns"]
-        idle_ns = int(self.idle_timeout * _NS)
-        active_ns = int(self.active_timeout * _NS) if self.active_timeout else 0
-        starts, reason, client_a, syn_seen, followed = k.segment_flows(
-            h, s["src_hi"], s["src_lo"], s["sport"], s["dst_hi"], s["dst_lo"], s["dport"], s["vlan"],
-            s["proto"], from_a, ts, s["tcp_flags"], idle_ns, active_ns,
-        )  # fmt: skip
-        nflows = starts.shape[0] - 1
-        last_ts = ts[starts[1:] - 1]
+    def _emit(self, final: bool) -> FlowTable:
+        """Hand out the flows that ended; compact the logs to what live flows still need."""
+        logs = self._logs
+        fst = logs.fst
+        st = fst[:, k.C_ST]
+        clock = int(logs.cnt[k.K_CLOCK])
+        live = st == k.ST_LIVE
+        expired = live & (fst[:, k.C_LAST] < clock - self._idle_ns)
+        open_ = fst[:, k.C_REASON] == k.REASON_OPEN
+        fst[expired & open_, k.C_REASON] = k.REASON_IDLE
         if final:
-            done = np.ones(nflows, np.bool_)
+            fst[live & ~expired & open_, k.C_REASON] = k.REASON_EOF
+            out = live | (st == k.ST_DONE) | (st == k.ST_EXPIRED)
         else:
-            done = followed | (last_ts + idle_ns < self._clock)
-        reason = reason.copy()
-        open_done = done & (reason == k.REASON_OPEN)
-        reason[open_done] = k.REASON_EOF if final else k.REASON_IDLE
-        if final:
-            pass
-        elif not done.all():
-            keep_rows = np.repeat(~done, np.diff(starts))
-            keep_len = k.carry_lengths(
-                starts,
-                from_a,
-                client_a,
-                s["payload_len"],
-                s["payload_cap"],
-                s["payload_off"],
-                data,
-                self.prefix_bytes,
-            )
-            kept = s.take(keep_rows)
-            keep_len = keep_len[keep_rows]
-            buf, new_off = k.gather_bytes(kept["payload_off"], keep_len, data)
-            kept["payload_off"] = new_off
-            kept["payload_cap"] = keep_len.astype(np.uint32)
-            self._carry, self._carry_data = kept, buf
-        else:
-            self._carry, self._carry_data = _Cols.empty(), np.zeros(0, np.uint8)
-        if not done.any():
+            fst[expired, k.C_ST] = k.ST_EXPIRED
+            st = fst[:, k.C_ST]
+            out = (st == k.ST_DONE) | (st == k.ST_EXPIRED)
+            # Emitting walks every live packet record (to compact the logs), so wait until
+            # the ended flows hold a fair share of them or capture time moved on by an idle timeout.
+            ended = int(fst[out, k.C_NPK].sum())
+            if not ended or (
+                4 * ended < logs.cnt[k.K_PLOG] and clock - self._last_emit_clock <= self._idle_ns
+            ):
+                return FlowTable.empty()
+        self._last_emit_clock = clock
+        slots = np.flatnonzero(out)
+        if slots.shape[0] == 0:
             return FlowTable.empty()
-        return self._build(s, data, starts, done, reason, client_a, syn_seen, from_a)
+        slots = slots[np.lexsort((logs.fkey[slots, 5], fst[slots, k.C_FIRST]))]
+        table = self._build(slots)
+        if final:
+            self._logs = _Logs()
+        else:
+            became_ghost = fst[slots, k.C_ST] == k.ST_EXPIRED
+            fst[slots[became_ghost], k.C_ST] = k.ST_GHOST
+            logs.release(slots[~became_ghost])
+            logs.shrink()
+        return table
 
-    def _build(
-        self,
-        s: _Cols,
-        data: npt.NDArray[np.uint8],
-        starts: npt.NDArray[np.int64],
-        done: npt.NDArray[np.bool_],
-        reason: npt.NDArray[np.uint8],
-        client_a: npt.NDArray[np.bool_],
-        syn_seen: npt.NDArray[np.bool_],
-        from_a: npt.NDArray[np.bool_],
-    ) -> FlowTable:
-        idx = np.flatnonzero(done)
-        f_start = starts[idx]
-        f_len = starts[idx + 1] - f_start
-        first = s["ts_ns"][f_start]
-        order = np.argsort(first, kind="stable")
-        idx, f_start, f_len = idx[order], f_start[order], f_len[order]
-        offsets = np.zeros(idx.shape[0] + 1, np.int64)
-        np.cumsum(f_len, out=offsets[1:])
-        total = int(offsets[-1])
-        perm = np.repeat(f_start - offsets[:-1], f_len) + np.arange(total, dtype=np.int64)
-        p = s.take(perm)
-        flow_of = np.repeat(np.arange(idx.shape[0]), f_len)
-        is_client = from_a[perm] == np.repeat(client_a[idx], f_len)
-        pkt_dir = np.where(is_client, 0, 1).astype(np.uint8)
-        ts_ns = p["ts_ns"]
-        wire = p["wire_len"].astype(np.int64)
-        plen = p["payload_len"].astype(np.int64)
-        c2s = pkt_dir == 0
-        heads = offsets[:-1]
+    def _build(self, slots: npt.NDArray[np.int64]) -> FlowTable:
+        logs = self._logs
+        cnt = logs.cnt
+        nflows = slots.shape[0]
+        rank = np.full(logs.fst.shape[0], -1, np.int64)
+        rank[slots] = np.arange(nflows)
+        fst = logs.fst[slots]
+        key = logs.fkey[slots]
+        client_a = fst[:, k.C_CLIENT_A] != 0
+        client_side = np.where(client_a, 0, 1).astype(np.uint8)
 
-        def per_flow(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-            return np.add.reduceat(values, heads).astype(np.int64)
+        # packets
+        n_log = int(cnt[k.K_PLOG])
+        offsets, ts_ns, wire_u32, plen_u32, pkt_dir, flags, sums, kept = k.take_packets(
+            logs.lg_slot, logs.lg_ts, logs.lg_wire, logs.lg_plen, logs.lg_side, logs.lg_flags, logs.lg_frag,
+            n_log, rank, nflows, client_side,
+        )  # fmt: skip
+        cnt[k.K_PLOG] = kept
+        packets = np.diff(offsets)
+        c2s_packets, c2s_bytes, all_bytes, c2s_pl, all_pl, frags = sums.T
+        first_ts = fst[:, k.C_FIRST]
+        last_ts = fst[:, k.C_LAST]
 
-        c2s_i = c2s.astype(np.int64)
-        c2s_packets = per_flow(c2s_i)
-        packets = f_len.astype(np.int64)
-        c2s_bytes = per_flow(wire * c2s_i)
-        all_bytes = per_flow(wire)
-        c2s_pl = per_flow(plen * c2s_i)
-        all_pl = per_flow(plen)
-        frags = per_flow(p["frag"].astype(np.int64))
-        first_ts = ts_ns[heads]
-        last_ts = ts_ns[offsets[1:] - 1]
-
-        # endpoints of the client (src) and server (dst)
-        head_rows = p.take(heads)
-        head_client = is_client[heads]
-        src_hi = np.where(head_client, head_rows["src_hi"], head_rows["dst_hi"])
-        src_lo = np.where(head_client, head_rows["src_lo"], head_rows["dst_lo"])
-        dst_hi = np.where(head_client, head_rows["dst_hi"], head_rows["src_hi"])
-        dst_lo = np.where(head_client, head_rows["dst_lo"], head_rows["src_lo"])
-        sport = np.where(head_client, head_rows["sport"], head_rows["dport"])
-        dport = np.where(head_client, head_rows["dport"], head_rows["sport"])
-        proto = head_rows["proto"]
+        # endpoints: the client is src
+        src_hi = np.where(client_a, key[:, 0], key[:, 2])
+        src_lo = np.where(client_a, key[:, 1], key[:, 3])
+        dst_hi = np.where(client_a, key[:, 2], key[:, 0])
+        dst_lo = np.where(client_a, key[:, 3], key[:, 1])
+        misc = key[:, 4]
+        a_port = ((misc >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.uint16)
+        b_port = (misc & np.uint64(0xFFFF)).astype(np.uint16)
+        sport = np.where(client_a, a_port, b_port)
+        dport = np.where(client_a, b_port, a_port)
+        vlan = ((misc >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16)
+        proto = ((misc >> np.uint64(48)) & np.uint64(0xFF)).astype(np.uint8)
         src_txt, dst_txt = _format_addresses(src_hi, src_lo, dst_hi, dst_lo)
 
+        # payload prefixes and handshake metadata
+        spans, starts_like = k.prefix_spans(logs.fst, slots, logs.pbytes)
+        arena = memoryview(logs.pbytes)  # type: ignore[arg-type]
+        prefixes = [(bytes(arena[a : a + la]), bytes(arena[b : b + lb])) for a, la, b, lb in spans.tolist()]
+        cap_cols = np.array([k.C_SIDE + sd * k.SIDE_COLS + c for sd in (0, 1) for c in (k.P_CAP, k.P_LEN)])
+        cnt[k.K_GARBAGE] += int(logs.fst[slots][:, cap_cols[0]].sum() + logs.fst[slots][:, cap_cols[2]].sum())
+        logs.fst[np.ix_(slots, cap_cols)] = 0
+        if 2 * cnt[k.K_GARBAGE] > cnt[k.K_PBYTES]:
+            logs.compact_prefixes()
         is_tcp = proto == PROTO_TCP
-        pbuf, poffs = k.collect_prefixes(
-            offsets, is_tcp, pkt_dir, p["seq"], p["payload_len"], p["payload_cap"], p["payload_off"], data,
-            self.prefix_bytes, self.prefix_packets,
-        )  # fmt: skip
-        nflows = idx.shape[0]
-        raw = pbuf.tobytes()
-        prefixes = [
-            (raw[poffs[2 * i] : poffs[2 * i + 1]], raw[poffs[2 * i + 1] : poffs[2 * i + 2]])
-            for i in range(nflows)
-        ]
-        meta_cols: dict[str, list[object]] = {
-            name: []
-            for name in ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
-        }
-        blank = handshake_metadata(b"", b"", 0)
-        tcp_flows = is_tcp.tolist()
-        for i, (c, sv) in enumerate(prefixes):
-            # cheap byte tests first: most flows carry neither TLS nor an HTTP request
-            promising = (
-                tcp_flows[i] and c and (20 <= c[0] <= 23 or b"\x16\x03" in c or c.startswith(_HTTP_PREFIXES))
-            )
-            meta = handshake_metadata(c, sv, int(proto[i])) if promising else blank
-            for name, col in meta_cols.items():
-                col.append(meta[name])
-        is_tls = np.array(meta_cols["is_tls"], dtype=np.bool_)
+        meta_cols = _metadata_columns(prefixes, np.flatnonzero(is_tcp & (spans[:, 1] > 0)), starts_like)
+        is_tls = np.asarray(meta_cols["is_tls"], dtype=np.bool_)
 
-        m_flow, m_ts, m_len, m_dir, m_type = k.walk_messages(
-            offsets,
-            is_tls,
-            is_tcp,
-            pkt_dir,
-            ts_ns,
-            p["seq"],
-            p["payload_len"],
-            p["payload_cap"],
-            p["payload_off"],
-            data,
-        )
+        # messages: TLS records (for TLS flows) or one per payload packet
+        m_offs, r_ord, r_ts, r_len, r_side, r_type, kept = k.take_records(
+            logs.m_slot, logs.m_ord, logs.m_ts, logs.m_len, logs.m_side, logs.m_type, int(cnt[k.K_MLOG]), rank,
+            nflows,
+        )  # fmt: skip
+        cnt[k.K_MLOG] = kept
+        rec_dir = (r_side != np.repeat(client_side, np.diff(m_offs))).astype(np.uint8)
+        side_fb = fst[:, [k.C_SIDE + k.W_FB, k.C_SIDE + k.SIDE_COLS + k.W_FB]]
+        fallback = np.where(client_a[:, None], side_fb, side_fb[:, ::-1])
+        m_flow, m_ts, m_len, m_dir, m_type = k.build_messages(
+            offsets, is_tls & is_tcp, pkt_dir, ts_ns, plen_u32, m_offs, r_ord, r_ts, r_len, rec_dir, r_type,
+            fallback,
+        )  # fmt: skip
         msg_offsets = np.zeros(nflows + 1, np.int64)
         np.cumsum(np.bincount(m_flow, minlength=nflows), out=msg_offsets[1:])
 
-        dns = [",".join(sorted(self._dns.get(d, ()))) for d in dst_txt]
+        if self._dns:
+            dns = [",".join(sorted(self._dns.get(d, ()))) for d in dst_txt.to_list()]
+        else:
+            dns = [""] * nflows
         source = self.capture if self.capture is not None else self._source
         summary = pl.DataFrame(
             {
                 "flow_id": np.arange(nflows, dtype=np.int64),
                 "capture": [source] * nflows,
                 "proto": proto,
-                "ip_version": head_rows["ip_version"],
+                "ip_version": fst[:, k.C_IPV].astype(np.uint8),
                 "src": src_txt,
-                "sport": sport.astype(np.uint16),
+                "sport": sport,
                 "dst": dst_txt,
-                "dport": dport.astype(np.uint16),
-                "vlan": head_rows["vlan"],
+                "dport": dport,
+                "vlan": vlan,
                 "first_seen": first_ts / _NS,
                 "last_seen": last_ts / _NS,
                 "duration": (last_ts - first_ts) / _NS,
@@ -490,23 +534,22 @@ class FlowAssembler:
                 "c2s_payload_bytes": c2s_pl,
                 "s2c_payload_bytes": all_pl - c2s_pl,
                 "fragments": frags,
-                "end_reason": _REASONS[reason[idx]].tolist(),
-                "syn_seen": syn_seen[idx],
+                "end_reason": _REASONS[fst[:, k.C_REASON]].tolist(),
+                "syn_seen": fst[:, k.C_SYN] != 0,
                 **meta_cols,
                 "dns_names": dns,
                 "stage0": [""] * nflows,
             },
             schema=FLOW_SUMMARY_SCHEMA,
         )
-        del flow_of
         return FlowTable(
             summary=summary,
             pkt_offsets=offsets,
             pkt_ts=ts_ns / _NS,
-            pkt_wire_len=p["wire_len"].astype(np.uint32),
-            pkt_payload_len=p["payload_len"].astype(np.uint32),
+            pkt_wire_len=wire_u32,
+            pkt_payload_len=plen_u32,
             pkt_dir=pkt_dir,
-            pkt_flags=p["tcp_flags"].astype(np.uint8),
+            pkt_flags=flags,
             msg_offsets=msg_offsets,
             msg_ts=m_ts / _NS,
             msg_len=m_len,
@@ -516,11 +559,32 @@ class FlowAssembler:
         )
 
 
+def _metadata_columns(
+    prefixes: list[tuple[bytes, bytes]], candidates: npt.NDArray[np.int64], starts_like: npt.NDArray[np.bool_]
+) -> dict[str, list[object]]:
+    """Handshake metadata columns; only ``candidates`` (TCP flows with client bytes) whose bytes
+    could hold a handshake are parsed (``starts_like``: a TLS record type or HTTP method first)."""
+    n = len(prefixes)
+    blank = handshake_metadata(b"", b"", 0)
+    cols: dict[str, list[object]] = {name: [blank[name]] * n for name in _META_NAMES}
+    for i in candidates.tolist():
+        c, sv = prefixes[i]
+        # cheap byte tests first: most flows carry neither TLS nor an HTTP request
+        if (starts_like[i] and (20 <= c[0] <= 23 or c.startswith(_HTTP_PREFIXES))) or _TLS_HEADER_RE.search(
+            c
+        ):
+            meta = handshake_metadata(c, sv, PROTO_TCP)
+            for name in _META_NAMES:
+                cols[name][i] = meta[name]
+    return cols
+
+
 def _ip_text(hi: int, lo: int) -> str:
-    """:func:`format_ip` with a fast path for IPv4 (most addresses; ``ipaddress`` is slow)."""
+    """:func:`format_ip` with fast paths (``ipaddress`` is slow); same text."""
     if hi == 0 and (lo >> 32) == 0xFFFF:
         return f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
-    return format_ip(hi, lo)
+    text = socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
+    return text if "." not in text else format_ip(hi, lo)  # embedded-IPv4 forms: ipaddress's spelling
 
 
 def _format_addresses(
@@ -528,17 +592,22 @@ def _format_addresses(
     src_lo: npt.NDArray[np.uint64],
     dst_hi: npt.NDArray[np.uint64],
     dst_lo: npt.NDArray[np.uint64],
-) -> tuple[list[str], list[str]]:
-    """Text of every address, formatting each distinct address once."""
+) -> tuple[pl.Series, pl.Series]:
+    """Text of every address: IPv4 vectorised in polars, each distinct IPv6 address once in Python."""
     n = src_hi.shape[0]
-    pairs = np.empty((2 * n, 2), np.uint64)
-    pairs[:n, 0], pairs[:n, 1] = src_hi, src_lo
-    pairs[n:, 0], pairs[n:, 1] = dst_hi, dst_lo
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    texts = [_ip_text(int(a), int(b)) for a, b in uniq]
-    inv = inverse.reshape(-1)
-    out = [texts[j] for j in inv]
-    return out[:n], out[n:]
+    hi = np.concatenate([src_hi, dst_hi])
+    lo = np.concatenate([src_lo, dst_lo])
+    v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
+    quad = (lo & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    octets = {f"o{j}": ((quad >> np.uint32(24 - 8 * j)) & np.uint32(255)).astype(np.uint8) for j in range(4)}
+    text = pl.DataFrame(octets).select(pl.concat_str(list(octets), separator=".").alias("ip")).to_series()
+    other = np.flatnonzero(~v4)
+    if other.shape[0]:
+        pairs = np.stack([hi[other], lo[other]], axis=1)
+        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        texts = [_ip_text(int(a), int(b)) for a, b in uniq]
+        text = text.scatter(other, [texts[j] for j in inverse.reshape(-1)])
+    return text[:n], text[n:]
 
 
 def reorder_flows(table: FlowTable, order: npt.NDArray[np.int64]) -> FlowTable:

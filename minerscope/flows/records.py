@@ -62,6 +62,8 @@ FLOW_SUMMARY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 """Columns of :attr:`FlowTable.summary`, in order."""
 
+_EMPTY_SUMMARY = pl.DataFrame(schema=FLOW_SUMMARY_SCHEMA)
+
 
 @dataclass(slots=True)
 class FlowTable:
@@ -109,7 +111,7 @@ class FlowTable:
         """A table with no flows (valid offsets of length 1)."""
         zero = np.zeros(1, dtype=np.int64)
         return cls(
-            summary=pl.DataFrame(schema=FLOW_SUMMARY_SCHEMA),
+            summary=_EMPTY_SUMMARY,  # polars frames are immutable: one shared empty frame
             pkt_offsets=zero.copy(),
             pkt_ts=np.zeros(0, np.float64),
             pkt_wire_len=np.zeros(0, np.uint32),
