@@ -20,6 +20,28 @@ DATA_HELP = (
 )
 
 
+HOLDOUT_HELP = (
+    "Held-out data (same shapes as --data): measured per source, never trained on, never used "
+    "for the threshold or early stopping (e.g. ../shared/datasets/real). Repeatable."
+)
+
+
+def _load(specs: list[str], holdout: list[str]) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """Load ``--data`` and ``--holdout`` items; a flow in both gets one (held-out) group."""
+    from minerscope.model import data as data_mod
+
+    datasets, recipe = data_mod.load_data(specs)
+    held: list[Any] = []
+    if holdout:
+        held, hrecipe = data_mod.load_data(holdout)
+        recipe["holdout"] = hrecipe["data"]
+        recipe["holdout_flows_per_source"] = hrecipe["flows_per_source"]
+        recipe["skipped"] = [*recipe["skipped"], *hrecipe["skipped"]]
+        merged = data_mod.merge_duplicate_groups([*datasets, *held])
+        datasets, held = merged[: len(datasets)], merged[len(datasets) :]
+    return datasets, held, recipe
+
+
 def _progress(message: str) -> None:
     click.echo(f"minerscope: {message}", err=True)
 
@@ -41,6 +63,7 @@ def _progress(message: str) -> None:
 )
 @click.option("--alpha", default=0.01, show_default=True, help="FDR level of the feature selection.")
 @click.option("--note", default="", help="Free text stored in the sidecar's recipe (how the data was made).")
+@click.option("--holdout", "holdout", multiple=True, type=click.Path(exists=True), help=HOLDOUT_HELP)
 def train(
     data: tuple[str, ...],
     more_data: tuple[str, ...],
@@ -50,17 +73,17 @@ def train(
     rounds: int,
     alpha: float,
     note: str,
+    holdout: tuple[str, ...],
 ) -> None:
     """Train the mining and coin models from labelled captures and write a model folder."""
-    from minerscope.model import data as data_mod
     from minerscope.model import train as train_mod
 
     specs = [*data, *more_data]
     if not specs:
         raise click.UsageError("give at least one --data path")
     try:
-        _progress(f"reading {len(specs)} data item(s)")
-        datasets, recipe = data_mod.load_data(specs)
+        _progress(f"reading {len(specs) + len(holdout)} data item(s)")
+        datasets, held, recipe = _load(specs, list(holdout))
         for item in recipe["skipped"]:
             warn(f"skipped {item}")
         recipe["window_s"] = window_s
@@ -68,7 +91,14 @@ def train(
             recipe["note"] = note
         _progress(f"{sum(len(d.table) for d in datasets)} flows from {len(datasets)} capture(s); training")
         result = train_mod.train(
-            datasets, out, seed=seed, rounds=rounds, window_s=window_s, alpha=alpha, recipe=recipe
+            datasets,
+            out,
+            seed=seed,
+            rounds=rounds,
+            window_s=window_s,
+            alpha=alpha,
+            recipe=recipe,
+            holdout=held,
         )
     except errors.MinerscopeError as exc:
         fail(exc)
@@ -84,13 +114,24 @@ def train(
 @click.option(
     "--model", "model_name", default=None, help="Model folder or shipped name (default: the shipped model)."
 )
-def evaluate(data: tuple[str, ...], more_data: tuple[str, ...], model_name: str | None) -> None:
+@click.option(
+    "--holdout",
+    "holdout",
+    multiple=True,
+    type=click.Path(exists=True),
+    help=HOLDOUT_HELP
+    + " If the model was trained on any of it, a fresh model is trained with the model's recipe "
+    "on --data alone and measured instead.",
+)
+def evaluate(
+    data: tuple[str, ...], more_data: tuple[str, ...], model_name: str | None, holdout: tuple[str, ...]
+) -> None:
     """Compare seven classifiers on the model's split and report per-source and coin metrics."""
     specs = [*data, *more_data]
     if not specs:
         raise click.UsageError("give at least one --data path")
     try:
-        report = run_evaluation(specs, model_name)
+        report = run_evaluation(specs, model_name, list(holdout))
     except errors.MinerscopeError as exc:
         fail(exc)
         return
@@ -100,40 +141,79 @@ def evaluate(data: tuple[str, ...], more_data: tuple[str, ...], model_name: str 
     click.echo(report)
 
 
-def run_evaluation(specs: list[str], model_name: str | None) -> str:
-    """Rebuild the model's split on ``specs`` and return the evaluation report text."""
+def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] | None = None) -> str:
+    """Rebuild the model's split on ``specs`` and return the evaluation report text.
+
+    ``holdout`` items go to the test split whole. When the model trained (or chose its
+    threshold) on any held-out group, its figures there would be flattering, so a fresh
+    model is trained with the model's recipe (seed, window, rounds, selection level,
+    threshold rule) on ``specs`` alone, and the report measures that model instead.
+    """
     import numpy as np
     import polars as pl
 
-    from minerscope.model import data as data_mod
     from minerscope.model import evaluate as ev
     from minerscope.model import train as train_mod
-    from minerscope.model.artifact import load_model
+    from minerscope.model.artifact import Model, load_model
 
     model = load_model(model_name)
     meta = model.metadata
-    _progress(f"model {model.name}: reading {len(specs)} data item(s)")
-    datasets, _ = data_mod.load_data(specs)
-    samples = train_mod.build_samples(datasets, window_s=model.window_s)
+    _progress(f"model {model.name}: reading {len(specs) + len(holdout or [])} data item(s)")
+    datasets, held_data, _ = _load(specs, list(holdout or []))
+    held = {g for ds in held_data for g in ds.labels["group"].unique().to_list()}
+    samples = train_mod.build_samples([*datasets, *held_data], window_s=model.window_s)
     known = {g: s for s, groups in meta.get("data", {}).get("groups", {}).items() for g in groups}
-    unseen = sorted(set(samples["group"].unique().to_list()) - known.keys())
     seed = int(meta.get("data", {}).get("seed", 0))
-    split = (
-        {**train_mod.split_groups(samples.filter(pl.col("group").is_in(unseen)), seed=seed), **known}
-        if unseen
-        else known
-    )
-    if not known:
-        split = train_mod.split_groups(samples, seed=seed)
-    samples = samples.with_columns(pl.col("group").replace_strict(split, default="test").alias("split"))
+    seen_held = sorted(g for g in held if known.get(g) in ("train", "val"))
+    if seen_held:
+        _progress(
+            f"the model trained on {len(seen_held)} held-out group(s); training a fresh one without them"
+        )
+        binfo = meta.get("binary", {})
+        result = train_mod.train_models(
+            samples,
+            seed=seed,
+            rounds=max(int(binfo.get("rounds", 300)), 300),
+            alpha=float(binfo.get("selection", {}).get("alpha", 0.01)),
+            window_s=model.window_s,
+            split=train_mod.holdout_split(samples, held, seed=seed),
+        )
+        samples = result.samples
+        cmeta = result.metadata.get("coin") or {}
+        model = Model(
+            name=f"{model.name}, retrained without the held-out data",
+            path=model.path,
+            metadata=result.metadata,
+            binary=result.binary,
+            binary_features=tuple(result.metadata["binary"]["features"]),
+            threshold=float(result.metadata["binary"]["threshold"]),
+            window_s=model.window_s,
+            coin=result.coin,
+            coin_features=tuple(cmeta.get("features", ())),
+            coin_classes=tuple(cmeta.get("classes", ())),
+        )
+        meta = model.metadata
+        unseen = []
+    else:
+        unseen = sorted(set(samples["group"].unique().to_list()) - known.keys() - held)
+        split = dict(known)
+        if unseen or not known:
+            rest = samples.filter(~pl.col("group").is_in(list(held)))
+            if not known:
+                unseen = rest["group"].unique().to_list()
+            split.update(train_mod.split_groups(rest.filter(pl.col("group").is_in(unseen)), seed=seed))
+        split.update({g: "test" for g in held})
+        samples = samples.with_columns(pl.col("group").replace_strict(split, default="test").alias("split"))
+        unseen = [g for g in unseen if g not in held]
     train_part = samples.filter(pl.col("split") == "train")
-    test_part = samples.filter(pl.col("split") == "test")
+    test_all = samples.filter(pl.col("split") == "test")
+    test_part = test_all.filter(~pl.col("group").is_in(list(held)))
+    held_part = test_all.filter(pl.col("group").is_in(list(held)))
     if test_part.height == 0 or train_part.height == 0 or test_part["label"].n_unique() < 2:
         raise errors.InputError(
             "the data gives no train split or no test split with both classes for this model"
         )
     feats = list(model.binary_features)
-    xgb_scores = train_mod.predict(model.binary, test_part, feats)
     lines: list[str] = []
     lines.append(
         f"model {model.name} ({len(feats)} binary features, threshold {model.threshold:.4f}, window {model.window_s:g} s)"
@@ -142,65 +222,97 @@ def run_evaluation(specs: list[str], model_name: str | None) -> str:
         f"split: train {train_part.height} windows / {train_part['group'].n_unique()} groups, "
         f"test {test_part.height} windows / {test_part['group'].n_unique()} groups"
         + (f" ({len(unseen)} groups unseen by the model, dealt by seed {seed})" if unseen else "")
+        + (
+            f"; held out {held_part.height} windows / {held_part['group'].n_unique()} groups (never trained on)"
+            if held
+            else ""
+        )
     )
-    rows = ev.compare_classifiers(
-        train_mod.matrix(train_part, feats),
-        train_part["label"].to_numpy(),
-        train_mod.group_weights(train_part),
-        train_mod.matrix(test_part, feats),
-        test_part["label"].to_numpy(),
-        seed=seed,
-        xgb_scores=xgb_scores,
-        threshold=model.threshold,
-    )
-    cols = ["classifier", "threshold", "auc", "recall", "fpr", "precision", "f1", "tp", "fp", "fn", "tn"]
-    lines += ["", "Classifier comparison (test windows):", ev.format_table(rows, cols)]
+    x_train = train_mod.matrix(train_part, feats)
+    y_train = train_part["label"].to_numpy()
+    w_train = train_mod.group_weights(train_part)
+    parts = [("test windows", test_part)]
+    if held_part.height and held_part["label"].n_unique() == 2:
+        parts.append(("held-out windows", held_part))
+    for title, part in parts:
+        rows = ev.compare_classifiers(
+            x_train,
+            y_train,
+            w_train,
+            train_mod.matrix(part, feats),
+            part["label"].to_numpy(),
+            seed=seed,
+            xgb_scores=train_mod.predict(model.binary, part, feats),
+            threshold=model.threshold,
+        )
+        cols = ["classifier", "threshold", "auc", "recall", "fpr", "precision", "f1", "tp", "fp", "fn", "tn"]
+        lines += ["", f"Classifier comparison ({title}):", ev.format_table(rows, cols)]
 
-    scored = test_part.select("flow_key", "label", "source").with_columns(pl.Series("p", xgb_scores))
+    scored = test_all.select("flow_key", "label", "source", "group").with_columns(
+        pl.Series("p", train_mod.predict(model.binary, test_all, feats))
+    )
     per_source = []
     for source in sorted(scored["source"].unique().to_list()):
         part = scored.filter(pl.col("source") == source)
         flows = part.group_by("flow_key").agg(pl.col("label").first(), pl.col("p").max())
         w = ev.binary_metrics(part["label"].to_numpy(), part["p"].to_numpy(), model.threshold)
         f = ev.binary_metrics(flows["label"].to_numpy(), flows["p"].to_numpy(), model.threshold)
+        is_held = bool(part["group"].is_in(list(held)).any())
         per_source.append(
             {
-                "source": source,
+                "source": source + (" *" if is_held else ""),
                 "windows": w["n"],
                 "mining": w["n_mining"],
                 "benign": w["n_benign"],
                 "recall": w["recall"],
                 "fpr": w["fpr"],
+                "f1": w["f1"],
                 "flows": f["n"],
                 "flow_recall": f["recall"],
+                "flow_fp": f["fp"],
                 "flow_fpr": f["fpr"],
             }
         )
     lines += [
         "",
-        "XGBoost at the shipped threshold, per source (test):",
+        f"XGBoost at the {'retrained model' if seen_held else 'shipped'} threshold, per source (test"
+        + ("; * = held out, never trained on" if held else "")
+        + "):",
         ev.format_table(
             per_source,
-            ["source", "windows", "mining", "benign", "recall", "fpr", "flows", "flow_recall", "flow_fpr"],
+            ["source", "windows", "mining", "benign", "recall", "fpr", "f1", "flows", "flow_recall"]
+            + ["flow_fp", "flow_fpr"],
         ),
     ]
 
     if model.coin is not None:
         classes = list(model.coin_classes)
-        ctest = test_part.filter((pl.col("label") == 1) & pl.col("coin").is_in(classes))
         lines += ["", f"Coin model ({', '.join(classes)}), test mining windows:"]
-        if ctest.height:
+        for title, part in (("test", test_part), ("held out", held_part)):
+            ctest = part.filter((pl.col("label") == 1) & pl.col("coin").is_in(classes))
+            if not ctest.height:
+                if title == "test":
+                    lines.append("no test windows of a trained coin (the split is by capture)")
+                continue
             probs = train_mod.predict(model.coin, ctest, list(model.coin_features)).reshape(
                 ctest.height, len(classes)
             )
             pred = [classes[i] for i in np.argmax(probs, axis=1)]
-            cm = ev.coin_metrics(ctest["coin"].to_list(), pred, classes)
+            truth = ctest["coin"].to_list()
+            cm = ev.coin_metrics(truth, pred, classes)
+            fam = ev.family_accuracy(truth, pred)
             lines.append(
-                f"accuracy {_fmt(cm['accuracy'])}, macro-F1 {_fmt(cm['macro_f1'])}, {cm['n']} windows"
+                f"{title}: accuracy {_fmt(cm['accuracy'])}, macro-F1 {_fmt(cm['macro_f1'])}, "
+                f"{cm['n']} windows; with {ev.family_note()}: accuracy {_fmt(fam)}"
             )
-            lines.append(ev.format_confusion(cm["confusion"], classes))
-        else:
-            lines.append("no test windows of a trained coin (the split is by capture)")
+            if title == "test":
+                lines.append(ev.format_confusion(cm["confusion"], classes))
+            else:
+                sources = ctest["source"].to_list()
+                for src in sorted(set(sources)):
+                    keep = [i for i, s_ in enumerate(sources) if s_ == src]
+                    sm = ev.coin_metrics([truth[i] for i in keep], [pred[i] for i in keep], classes)
+                    lines.append(f"  {src}: accuracy {_fmt(sm['accuracy'])} over {sm['n']} windows")
         mlog = (meta.get("coin") or {}).get("mlogloss_per_round", {})
         lines += ["", "Coin mlogloss per boosting round (from training):", _per_round(mlog)]
     blog = meta.get("binary", {}).get("logloss_per_round", {})

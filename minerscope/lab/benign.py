@@ -3,7 +3,9 @@
 Mining flows are long-lived, small-message and periodic; so are WebSocket tickers, MQTT
 telemetry with keepalives, IMAP IDLE, push channels, SSH keepalives and VPN keepalives.
 Those are the negatives a detector must learn to tell apart, so they get most of the
-weight; web bursts, bulk downloads, video streaming and calls add the easy bulk.
+weight; web bursts, API calls, downloads, uploads, video streaming and calls add the
+short flows that dominate real captures (their sizes follow how servers cut responses into
+TLS records, :data:`_RECORD_SIZES`).
 
 Each generator returns a :class:`BenignPlan`: the application messages of a TCP
 connection (played over real TLS where the real application uses it) or UDP datagrams,
@@ -347,15 +349,36 @@ def dot_doh(rng: random.Random, rtt: float, start: float, end: float) -> BenignP
     return BenignPlan("dot", _tls(rng), _port(rng, 853, (443,)), name, conn)
 
 
+_RECORD_SIZES = (16384, 16384, 4096, 1369)
+"""How servers cut a response into TLS records: 16 KB (OpenSSL's maximum), 4 KB (nginx
+``ssl_buffer_size 4k``, advised for time-to-first-byte) or one MSS (dynamic record sizing
+as Google's and Cloudflare's front ends do, so each record fits one segment). Each record
+is one application message on the wire, so this sets the response's message sizes and
+the near-zero gaps between them."""
+
+
+def _respond(conn: Conn, rng: random.Random, t: float, size: int, record: int, direction: int = 1) -> float:
+    """Send ``size`` bytes as ``record``-sized writes at a drawn line rate; return the end time."""
+    rate = rng.uniform(5e6, 200e6)  # bits/s
+    while size > 0:
+        n = min(record, size)
+        conn.msgs.append((t, direction, rng.randbytes(n)))
+        size -= n
+        t += n * 8 / rate
+    return t
+
+
 def video_stream(rng: random.Random, rtt: float, start: float, end: float) -> BenignPlan:
     """Adaptive streaming: a segment request every 2-10 s, each answered by 30-600 KB."""
     conn = Conn(start=start)
     seg = rng.choice((2.0, 4.0, 6.0, 10.0))
     size = rng.choice(((30_000, 90_000), (80_000, 250_000), (200_000, 600_000)))
+    record = rng.choice(_RECORD_SIZES)
+    req = rng.randint(300, 700)  # one client, one request template: near-constant request sizes
     s = start + rtt * 1.2
     while s < end:
-        conn.msgs.append((s, 0, rng.randbytes(rng.randint(350, 700))))
-        conn.msgs.append((s + rtt / 2 + rng.uniform(0.005, 0.05), 1, rng.randbytes(rng.randint(*size))))
+        conn.msgs.append((s, 0, rng.randbytes(req + rng.randint(-8, 8))))
+        _respond(conn, rng, s + rtt / 2 + rng.uniform(0.005, 0.05), rng.randint(*size), record)
         s += seg * rng.uniform(0.9, 1.1)
     conn.end = end
     return BenignPlan(
@@ -364,7 +387,12 @@ def video_stream(rng: random.Random, rtt: float, start: float, end: float) -> Be
 
 
 def video_call(rng: random.Random, rtt: float, start: float, end: float) -> BenignPlan:
-    """SRTP-like call over UDP: 20 ms audio both ways plus video frames."""
+    """SRTP-like call over UDP: 20 ms audio both ways plus video frames.
+
+    About a third of calls run over TLS on 443 instead: WebRTC clients (Teams, Zoom, Meet)
+    fall back to a TURN relay over TCP/TLS 443 where UDP is blocked, which puts the same
+    media cadence inside one long TLS connection.
+    """
     msgs: list[tuple[float, int, bytes]] = []
     fps = rng.choice((0, 10, 15, 24))
     t = start
@@ -379,6 +407,10 @@ def video_call(rng: random.Random, rtt: float, start: float, end: float) -> Beni
                 for _ in range(rng.choice((1, 1, 2, 3))):
                     msgs.append((t + d * 0.005, d, rng.randbytes(rng.randint(400, 1180))))
             t += 1 / fps
+    if rng.random() < 0.35:
+        conn = Conn(start=start, msgs=sorted(msgs, key=lambda m: m[0]), end=end)
+        host = rng.choice(("turn.relay.example", "media.meet.example", "worldaz.relay.example"))
+        return BenignPlan("video-call-tls", _tls(rng), 443, host, conn)
     port = _port(rng, rng.choice((3478, 8801, 19302)), (443, 3333))
     return BenignPlan("video-call", "udp", port, "", udp=msgs)
 
@@ -387,6 +419,7 @@ def web_burst(rng: random.Random, rtt: float, start: float, end: float) -> Benig
     """A page load: a handful of request/response exchanges, then idle, then close."""
     conn = Conn(start=start)
     s = start + rtt * 1.2
+    record = rng.choice(_RECORD_SIZES)
     for _ in range(rng.randint(1, 12)):
         conn.msgs.append((s, 0, rng.randbytes(rng.randint(200, 1200))))
         resp_at = s + rtt / 2 + rng.uniform(0.01, 0.3)
@@ -397,8 +430,8 @@ def web_burst(rng: random.Random, rtt: float, start: float, end: float) -> Benig
             if rng.random() < 0.8
             else rng.randint(12000, 90000)
         )
-        conn.msgs.append((resp_at, 1, rng.randbytes(size)))
-        s = resp_at + rng.uniform(0.01, 2.0)
+        done = _respond(conn, rng, resp_at, size, record)
+        s = done + rng.uniform(0.01, 2.0)
     conn.end = min(end, s + rng.uniform(1, 120))
     return BenignPlan(
         "web",
@@ -448,6 +481,36 @@ def bulk_download(rng: random.Random, rtt: float, start: float, end: float) -> B
     )
 
 
+def upload(rng: random.Random, rtt: float, start: float, end: float) -> BenignPlan:
+    """An upload (video, backup, photo sync): large client writes, small server replies.
+
+    The server side is HTTP/2 flow control (WINDOW_UPDATE frames, 13 bytes + TLS) every
+    few client records and a short status at the end: the reverse of a download, and a
+    flow whose client messages are never small.
+    """
+    conn = Conn(start=start)
+    s = start + rtt * 1.2
+    record = rng.choice((16384, 16384, 4096, 8192))
+    rate = rng.uniform(1e6, 50e6)
+    conn.msgs.append((s, 0, rng.randbytes(rng.randint(300, 1200))))
+    s += rtt + 0.01
+    total = rng.randint(200_000, 30_000_000)
+    every = rng.randint(1, 8)
+    n = 0
+    while total > 0 and s < end:
+        k = min(record, total)
+        conn.msgs.append((s, 0, rng.randbytes(k)))
+        total -= k
+        n += 1
+        if n % every == 0:
+            conn.msgs.append((s + rtt / 2 + rng.uniform(0.0005, 0.01), 1, rng.randbytes(rng.randint(13, 40))))
+        s += k * 8 / rate
+    conn.msgs.append((s + rtt / 2 + rng.uniform(0.01, 0.3), 1, rng.randbytes(rng.randint(80, 600))))
+    conn.end = min(end, s + rtt + rng.uniform(0.5, 30))
+    host = rng.choice(("upload.video.example", "backup.example", "photos-sync.example"))
+    return BenignPlan("upload", _tls(rng), 443, host, conn, alpn=("h2", "http/1.1"))
+
+
 Generator = Callable[[random.Random, float, float, float], BenignPlan]
 
 BENIGN_KINDS: dict[str, tuple[float, Generator, tuple[float, float]]] = {
@@ -459,9 +522,10 @@ BENIGN_KINDS: dict[str, tuple[float, Generator, tuple[float, float]]] = {
     "ssh": (2.0, ssh, (120.0, 7200.0)),
     "vpn": (1.0, vpn, (300.0, 3600.0)),
     "dot-doh": (1.0, dot_doh, (300.0, 3600.0)),
-    "video-stream": (0.5, video_stream, (60.0, 900.0)),
-    "video-call": (0.4, video_call, (30.0, 300.0)),
-    "web": (2.0, web_burst, (5.0, 120.0)),
-    "api": (1.5, api_poll, (5.0, 90.0)),
-    "bulk": (0.3, bulk_download, (5.0, 60.0)),
+    "video-stream": (1.0, video_stream, (60.0, 900.0)),
+    "video-call": (0.6, video_call, (30.0, 300.0)),
+    "web": (4.0, web_burst, (5.0, 120.0)),
+    "api": (3.0, api_poll, (5.0, 90.0)),
+    "bulk": (0.5, bulk_download, (5.0, 60.0)),
+    "upload": (0.5, upload, (10.0, 300.0)),
 }

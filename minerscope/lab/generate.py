@@ -25,7 +25,7 @@ from minerscope.lab import dns
 from minerscope.lab.benign import BENIGN_KINDS, BenignPlan
 from minerscope.lab.coins import Coin, load_coins
 from minerscope.lab.labels import LABEL_BENIGN, LABEL_MINER, LabelRow, write_labels
-from minerscope.lab.mining import MiningScript, Pool, draw_miner, make_pool
+from minerscope.lab.mining import MinerConfig, MiningScript, Pool, draw_miner, make_pool
 from minerscope.lab.mining_alt import browser_script, solo_script
 from minerscope.lab.netsim import NetProfile, Packet, TcpFlow, random_profile
 from minerscope.lab.session import Conn, FlowLabel, Realized, realize_tcp, realize_udp
@@ -417,7 +417,62 @@ def render_session(world: World, spec: SessionSpec, index: int) -> list[Realized
             net,
             miner.miner_class,
         )
+        if miner.agent.startswith("XMRig/") and not miner.bad_login:
+            flows.extend(_donations(world, rng, spec, sid, client, net, miner, transport, t))
     return flows
+
+
+DONATE_HOST = "donate.v2.xmrig-lab.example"
+DONATE_LEVEL = 1
+"""XMRig's default ``donate-level``: 1 minute in every 100 minutes of mining goes to the
+developers' pool over a *separate* connection (xmrig/xmrig README, ``--donate-level``).
+Each is a short, complete pool session (login, a job or two, a few shares, close), the
+kind of brief mining flow that otherwise only reconnects produce."""
+
+
+def _donations(
+    world: World,
+    rng: random.Random,
+    spec: SessionSpec,
+    sid: str,
+    client: str,
+    net: NetProfile,
+    miner: MinerConfig,
+    transport: str,
+    t: float,
+) -> list[Realized]:
+    """XMRig's donation connections during ``[t, spec.end]`` (first after 0.5-1.5 idle periods)."""
+    idle = (100 - DONATE_LEVEL) * 60.0
+    donate = DONATE_LEVEL * 60.0
+    tls = transport not in ("tcp", "ws")
+    dpool = world.pool("xmr", rng, DONATE_HOST)
+    port = 443 if tls else 3333
+    dpool = dataclasses.replace(dpool, port=port, ip=world.server_ip(DONATE_HOST, ":" in client))
+    dminer = dataclasses.replace(miner, reconnect_rate=0.0, keepalive=None, bad_login=False)
+    out: list[Realized] = []
+    at = t + idle * rng.uniform(0.5, 1.5)
+    while at + donate < spec.end:
+        for conn in MiningScript(dpool, dminer, rng, net.rtt).connections(
+            at, at + donate * rng.uniform(0.98, 1.05)
+        ):
+            meta = FlowLabel(
+                LABEL_MINER, "xmr", "monero", transport, "donate", sid, DONATE_HOST, miner.miner_class
+            )
+            out.append(
+                realize_tcp(
+                    conn,
+                    transport,
+                    rng=rng,
+                    net=net,
+                    client=(client, world.ephemeral_port(client, rng)),
+                    server=(dpool.ip, port),
+                    meta=meta,
+                    certs=world.certs,
+                    sni=DONATE_HOST if tls else "",
+                )
+            )
+        at += donate + idle
+    return out
 
 
 def _proxy_agent(coin: Coin, rng: random.Random) -> str:

@@ -13,18 +13,24 @@ code when read (a pickle can); the sidecar is what ties a booster to the exact f
 columns it was trained on. Loading refuses a model whose schema hash differs from this
 build's :data:`~minerscope.features.schema.SCHEMA_HASH` (a clear :class:`ModelError`,
 not silently shifted columns), and a booster whose bytes differ from the sha256 recorded
-in the sidecar (a half-copied or edited model). Every file is written to a temporary name
-in the same folder and moved into place with ``os.replace``; the sidecar goes last, so a
-crash mid-save leaves either the old model or a folder that fails to load, never a
-mixture that loads.
+in the sidecar (a half-copied or edited model). A save writes the complete new folder
+next to the old one (``.<name>.saving-*``) and swaps the two in one ``renameat2``
+``RENAME_EXCHANGE`` (Linux; elsewhere two renames), so a crash at any point leaves the
+old model or the new one, whole (found by killing a saving process in a loop:
+``tests/hostile/test_durability.py``). A folder holds one model: other files in it do
+not survive a save, and one process at a time saves a given folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +109,7 @@ def save_model(
     metadata: dict[str, Any],
     coin: xgboost.Booster | None = None,
 ) -> Path:
-    """Write a model folder atomically (boosters first, sidecar last).
+    """Write a model folder atomically (complete new folder, then one swap).
 
     ``metadata`` must hold ``binary.features``, ``binary.threshold``, ``window_s``,
     ``schema_hash``/``schema_version``, and, when ``coin`` is given,
@@ -117,24 +123,66 @@ def save_model(
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
     meta["name"] = out.name
-    blob = booster_bytes(binary)
-    atomic_write_bytes(out / BINARY_FILE, blob)
-    meta.setdefault("binary", {})
-    meta["binary"]["file"] = BINARY_FILE
-    meta["binary"]["sha256"] = _sha256(blob)
-    if coin is not None:
-        cblob = booster_bytes(coin)
-        atomic_write_bytes(out / COIN_FILE, cblob)
-        meta.setdefault("coin", {})
-        meta["coin"]["file"] = COIN_FILE
-        meta["coin"]["sha256"] = _sha256(cblob)
-    else:
-        meta["coin"] = None
-        with contextlib.suppress(FileNotFoundError):
-            (out / COIN_FILE).unlink()
-    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    atomic_write_bytes(out / METADATA_FILE, text.encode())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.saving-*"):  # left by a save that crashed
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.saving-", dir=out.parent))
+    try:
+        blob = booster_bytes(binary)
+        atomic_write_bytes(staging / BINARY_FILE, blob)
+        meta.setdefault("binary", {})
+        meta["binary"]["file"] = BINARY_FILE
+        meta["binary"]["sha256"] = _sha256(blob)
+        if coin is not None:
+            cblob = booster_bytes(coin)
+            atomic_write_bytes(staging / COIN_FILE, cblob)
+            meta.setdefault("coin", {})
+            meta["coin"]["file"] = COIN_FILE
+            meta["coin"]["sha256"] = _sha256(cblob)
+        else:
+            meta["coin"] = None
+        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(staging / METADATA_FILE, text.encode())
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shipped model from others
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # after a swap: the old model
     return out
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put the folder ``new`` at ``out`` in one step; ``new`` then holds the old folder."""
+    if not out.exists():
+        os.rename(new, out)
+        new.mkdir()  # the caller removes it, as it would the old model
+    elif not _exchange(new, out):  # no atomic exchange here: two renames, a short window
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.saving-", dir=out.parent))
+        os.rename(out, old / out.name)
+        os.rename(new, out)
+        os.rename(old, new)
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        fd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # glibc < 2.28, musl
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # kernel or filesystem without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def resolve_model_path(path_or_name: str | Path | None) -> Path:

@@ -8,7 +8,8 @@ The recipe, in the order it runs (all of it recorded in the sidecar):
 2. The split is by *group* (a capture file, or a lab session), never by window: every
    window of a flow, and every flow of a capture, lands in the same part. Groups are
    shuffled with the seed inside two strata (groups with mining / without) and dealt
-   60/20/20 into train/validation/test.
+   60/20/20 into train/validation/test. *Held-out* data (``--holdout``: real captures)
+   goes to test whole (:func:`holdout_split`): measured per source, never trained on.
 3. Features are selected on the training part only (Mann-Whitney U for mining vs
    benign, Kruskal-Wallis across coins, Benjamini-Hochberg FDR 0.01).
 4. Sample weights make every group count about the same whatever its length
@@ -16,7 +17,9 @@ The recipe, in the order it runs (all of it recorded in the sidecar):
    must not outvote fifty short ones.
 5. XGBoost (``binary:logistic``; ``multi:softprob`` over the coins, trained on mining
    windows only) with early stopping on the validation part; the operating threshold
-   is chosen on validation windows for a benign false-positive rate <= 0.1 %.
+   is chosen on validation windows for a benign false-positive rate <= 0.1 %, then
+   raised while validation recall stays within :data:`DEFAULT_RECALL_SLACK` (margin for
+   benign traffic unlike anything in the lab).
 6. Metrics on the test part, per window and per flow (a flow's score is its most
    suspicious window), overall and per data source.
 """
@@ -62,6 +65,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "tree_method": "hist",
     "nthread": 1,  # the machine is shared; training is small
 }
+
+DEFAULT_RECALL_SLACK = 0.005
+"""Validation recall (window level) the threshold gives up for margin above the lowest
+admissible threshold; see :func:`~minerscope.model.evaluate.choose_threshold`."""
 
 COIN_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS}
 """Coin model parameters (depth 6 measured no better than 4 on the lab test split)."""
@@ -154,6 +161,18 @@ def split_groups(
     return out
 
 
+def holdout_split(samples: pl.DataFrame, held: set[str] | frozenset[str], *, seed: int) -> dict[str, str]:
+    """:func:`split_groups` over the groups not in ``held``; every ``held`` group goes to test.
+
+    Held-out groups (real captures, say) are never trained on and never choose the
+    threshold or stop the boosting: they are measured only, which is the honest figure
+    for data the lab did not make.
+    """
+    split = split_groups(samples.filter(~pl.col("group").is_in(list(held))), seed=seed)
+    split.update({g: "test" for g in held})
+    return split
+
+
 def group_weights(samples: pl.DataFrame, target: str = "label") -> npt.NDArray[np.float64]:
     """``1/sqrt(windows in group)``, rescaled so every class of ``target`` has equal total weight."""
     if samples.height == 0:
@@ -199,6 +218,7 @@ def train_models(
     split: dict[str, str] | None = None,
     coin_exclude: Sequence[str] = COIN_EXCLUDE,
     coin_rounds: int | None = None,
+    recall_slack: float = DEFAULT_RECALL_SLACK,
 ) -> TrainResult:
     """Select features, train both boosters, choose the threshold, measure on test.
 
@@ -214,6 +234,8 @@ def train_models(
         split: a precomputed group -> split assignment (default: :func:`split_groups`).
         coin_exclude: coins that are not coin-model classes (see :data:`COIN_EXCLUDE`).
         coin_rounds: maximum coin-model rounds (default: ``rounds``).
+        recall_slack: validation recall the threshold may spend for margin above the
+            lowest admissible one (:func:`~minerscope.model.evaluate.choose_threshold`).
 
     Raises:
         InputError: the data lacks a class or a split lacks the samples needed.
@@ -267,7 +289,7 @@ def train_models(
     )
     binary = _trim(binary)
     val_scores = predict(binary, val, bfeat)
-    thr = ev.choose_threshold(val["label"].to_numpy(), val_scores, max_fpr=max_fpr)
+    thr = ev.choose_threshold(val["label"].to_numpy(), val_scores, max_fpr=max_fpr, recall_slack=recall_slack)
 
     # -- coin task (mining windows with a known coin)
     coin_booster = None
@@ -343,7 +365,10 @@ def train_models(
             "features": bfeat,
             "classes": ["benign", "mining"],
             "threshold": thr.value,
-            "threshold_rule": f"lowest threshold >= {ev.MIN_THRESHOLD} with validation benign FPR <= {max_fpr:g}",
+            "threshold_rule": (
+                f"lowest threshold >= {ev.MIN_THRESHOLD} with validation benign FPR <= {max_fpr:g}, "
+                f"raised while validation recall stays within {recall_slack:g} of its recall"
+            ),
             "threshold_validation": {
                 "fpr": thr.fpr,
                 "recall": thr.recall,
@@ -429,10 +454,16 @@ def measure(
         }
     test = scored.filter(pl.col("split") == "test")
     per_source: dict[str, Any] = {}
+    per_source_flows: dict[str, Any] = {}
     for source in sorted(test["source"].unique().to_list()):
         part = test.filter(pl.col("source") == source)
         per_source[source] = ev.binary_metrics(part["label"].to_numpy(), part["p"].to_numpy(), threshold)
+        flows = part.group_by("flow_key").agg(pl.col("label").first(), pl.col("p").max())
+        per_source_flows[source] = ev.binary_metrics(
+            flows["label"].to_numpy(), flows["p"].to_numpy(), threshold
+        )
     out["test_per_source"] = per_source
+    out["test_per_source_flows"] = per_source_flows
     if coin is not None and coin_meta is not None:
         classes = list(coin_meta["classes"])
         cfeat = list(coin_meta["features"])
@@ -442,7 +473,22 @@ def measure(
         if ctest.height:
             probs = predict(coin, ctest, cfeat).reshape(ctest.height, len(classes))
             pred = [classes[i] for i in probs.argmax(axis=1)]
-            out["coin"] = {"test": ev.coin_metrics(ctest["coin"].to_list(), pred, classes)}
+            truth = ctest["coin"].to_list()
+            sources = ctest["source"].to_list()
+            out["coin"] = {
+                "test": {
+                    **ev.coin_metrics(truth, pred, classes),
+                    "family_accuracy": ev.family_accuracy(truth, pred),
+                },
+                "test_per_source": {
+                    src: ev.coin_metrics(
+                        [t for t, s in zip(truth, sources, strict=True) if s == src],
+                        [p for p, s in zip(pred, sources, strict=True) if s == src],
+                        classes,
+                    )
+                    for src in sorted(set(sources))
+                },
+            }
         else:
             out["coin"] = {"test": None, "note": "no test windows of a trained coin (split is by capture)"}
     return out
@@ -478,16 +524,27 @@ def train(
     window_s: float = DEFAULT_WINDOW_S,
     alpha: float = DEFAULT_ALPHA,
     recipe: dict[str, Any] | None = None,
+    holdout: Sequence[LabelledFlows] = (),
 ) -> TrainResult:
     """Build samples, train, and save the model folder ``out`` (atomic writes).
+
+    ``holdout`` data is measured only (its groups all go to the test split, see
+    :func:`holdout_split`); its per-source metrics land in the sidecar.
 
     Raises:
         InputError: unusable training data.
     """
     from minerscope.model.artifact import save_model
 
-    samples = build_samples(datasets, window_s=window_s)
-    result = train_models(samples, seed=seed, rounds=rounds, alpha=alpha, window_s=window_s, recipe=recipe)
+    samples = build_samples([*datasets, *holdout], window_s=window_s)
+    split = None
+    if holdout:
+        held = {g for ds in holdout for g in ds.labels["group"].unique().to_list()}
+        split = holdout_split(samples, held, seed=seed)
+        recipe = {**(recipe or {}), "heldout_groups": len(held)}
+    result = train_models(
+        samples, seed=seed, rounds=rounds, alpha=alpha, window_s=window_s, recipe=recipe, split=split
+    )
     save_model(out, result.binary, result.metadata, coin=result.coin)
     return result
 

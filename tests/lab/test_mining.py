@@ -15,7 +15,9 @@ from minerscope.probe.dialects import bitcoin, monero
 HOURS = 6.0
 
 
-def _xmr_session(seed: int) -> tuple[list[tuple[float, int, dict[str, object]]], float, float, float]:
+def _xmr_session(
+    seed: int, rate_cap: float | None = None
+) -> tuple[list[tuple[float, int, dict[str, object]]], float, float, float]:
     coins = load_coins()
     rng = random.Random(seed)
     pool = make_pool(
@@ -25,6 +27,7 @@ def _xmr_session(seed: int) -> tuple[list[tuple[float, int, dict[str, object]]],
     miner.reconnect_rate = 0.0
     miner.bad_login = False
     miner.keepalive = None
+    miner.rate_cap = rate_cap
     pool.kick_rate = 0.0
     script = MiningScript(pool, miner, rng, rtt=0.05)
     (conn,) = script.connections(0.0, HOURS * 3600)
@@ -85,3 +88,45 @@ def test_btc_notify_merkle_branches_follow_tx_count() -> None:
         )
         > 500
     )
+
+
+def _job_target(msg: dict[str, object]) -> object:
+    params = msg["params"]
+    assert isinstance(params, dict)
+    return params["target"]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_vardiff_rides_on_the_next_job_not_an_extra_push(seed: int) -> None:
+    # node-stratum-pool queues a new difficulty (enqueueNextDifficulty) and sends it right
+    # before the next mining.notify; XMR pools put the new target inside the next job
+    coins = load_coins()
+    rng = random.Random(seed)
+    pool = make_pool(coins["ltc"], rng, host="ltc.lab.example", ip="127.20.0.3", port=3333, duration=7200)
+    miner = draw_miner(coins["ltc"], rng, "asic")  # starts far off the target: vardiff must step
+    miner.bad_login, miner.reconnect_rate, pool.kick_rate = False, 0.0, 0.0
+    (conn,) = MiningScript(pool, miner, rng, rtt=0.02).connections(0.0, 7200)
+    server = [json.loads(d) for _, direction, d in sorted(conn.msgs, key=lambda m: m[0]) if direction == 1]
+    methods = [m.get("method") for m in server]
+    diffs = [i for i, m in enumerate(methods) if m == "mining.set_difficulty"]
+    assert len(diffs) > 1  # the login's, and at least one retarget
+    assert all(methods[i + 1] == "mining.notify" for i in diffs)
+    notifies = sum(1 for m in methods if m == "mining.notify")
+    jobs = sum(1 for j in pool.jobs if 0 < j.t < 7200)
+    assert notifies == jobs + 1  # the login's job plus one per pool job: no extra pushes
+
+    xmsgs, _, _, _ = _xmr_session(seed)
+    pushes = [m for _, d, m in xmsgs if d == 1 and m.get("method") == "job"]
+    targets = {_job_target(m) for m in pushes}
+    assert len(targets) > 1  # retargets happened, carried by the jobs
+
+
+def test_a_miner_below_the_pools_minimum_difficulty_shares_slower_than_the_target() -> None:
+    msgs, share_target, _, _ = _xmr_session(7, rate_cap=0.2)
+    submits = [t for t, d, m in msgs if d == 0 and m.get("method") == "submit"]
+    mean_gap = (submits[-1] - submits[0]) / (len(submits) - 1)
+    assert share_target / 0.2 * 0.7 < mean_gap < share_target / 0.2 * 1.4
+    # at the floor the pool stops lowering the difficulty: the job target rarely changes
+    late = [_job_target(m) for t, d, m in msgs if d == 1 and m.get("method") == "job" and t > 3600]
+    changes = sum(a != b for a, b in zip(late, late[1:], strict=False))
+    assert len(late) > 50 and changes <= len(late) / 10

@@ -84,3 +84,25 @@ def test_seven_classifiers_on_separable_data() -> None:
         assert row["auc"] > 0.9, row["classifier"]
     table = ev.format_table(rows, ["classifier", "auc", "recall"])
     assert "random-forest" in table and len(table.splitlines()) == 2 + len(rows)
+
+
+def test_family_accuracy_counts_etc_and_ethw_as_one_answer() -> None:
+    truth = ["etc", "ethw", "xmr", "btc"]
+    pred = ["ethw", "ethw", "xmr", "ltc"]
+    assert ev.coin_metrics(truth, pred, ["btc", "etc", "ethw", "ltc", "xmr"])["accuracy"] == 0.5
+    assert ev.family_accuracy(truth, pred) == 0.75
+    assert "etc/ethw as one" in ev.family_note()
+    assert math.isnan(ev.family_accuracy([], []))
+
+
+def test_recall_slack_raises_the_threshold_without_adding_false_positives() -> None:
+    benign = np.linspace(0.0, 0.3, 500)
+    mining = np.linspace(0.6, 1.0, 1000)  # evenly spread: 1 % of recall = 10 samples
+    y = np.array([0] * 500 + [1] * 1000)
+    score = np.concatenate([benign, mining])
+    low = ev.choose_threshold(y, score)
+    assert low.value == ev.MIN_THRESHOLD and low.recall == 1.0
+    raised = ev.choose_threshold(y, score, recall_slack=0.01)
+    assert raised.value > low.value
+    assert raised.recall == pytest.approx(0.99) and raised.fpr == 0.0
+    assert raised.value == pytest.approx(mining[10])  # 990 mining samples stay at or above it

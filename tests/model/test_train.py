@@ -104,3 +104,30 @@ def test_excluded_coins_train_the_binary_model_but_are_no_coin_class() -> None:
     assert (train["coin"] == "eth").any()  # its windows were in the binary training data
     kept = train_models(samples, seed=1, rounds=3, coin_exclude=())
     assert kept.metadata["coin"] is not None and kept.metadata["coin"]["classes"] == ["eth", "ltc", "xmr"]
+
+
+def test_held_out_groups_are_only_measured(tmp_path: Path) -> None:
+    from minerscope.model.train import holdout_split, train
+
+    data = labelled_groups(n_groups=8, per_class=3, seed=4)
+    held = labelled_groups(n_groups=2, per_class=3, seed=9)
+    for ds in held:  # a different source and group names, as a real-capture folder would have
+        ds.labels = ds.labels.with_columns(
+            pl.lit("held-source").alias("source"), (pl.lit("held/") + pl.col("group")).alias("group")
+        )
+    samples = build_samples([*data, *held])
+    held_groups = {"held/capture0", "held/capture1"}
+    split = holdout_split(samples, held_groups, seed=2)
+    assert {split[g] for g in held_groups} == {"test"}
+    # the other groups are dealt exactly as without the held-out data
+    rest = split_groups(samples.filter(~pl.col("group").is_in(list(held_groups))), seed=2)
+    assert {g: v for g, v in split.items() if g not in held_groups} == rest
+
+    result = train(data, tmp_path / "m", seed=2, rounds=5, holdout=held)
+    tagged = result.samples.filter(pl.col("source") == "held-source")
+    assert tagged.height and set(tagged["split"].unique().to_list()) == {"test"}
+    metrics = result.metadata["metrics"]
+    assert "held-source" in metrics["test_per_source"]
+    flows = metrics["test_per_source_flows"]["held-source"]
+    assert flows["n"] == tagged["flow_key"].n_unique()
+    assert result.metadata["data"]["heldout_groups"] == 2
