@@ -1,17 +1,31 @@
-"""End-to-end benchmark: capture -> flows -> stage 0 -> features -> scored flows.
+"""End-to-end benchmark: capture -> flows -> stage 0 -> features -> scored flows -> JSONL.
 
-Usage: ``.venv/bin/python -m bench.bench_pipeline [--packets N] [--dir-copies K]``
+Usage: ``.venv/bin/python -m bench.bench_pipeline [--packets N] [--scale-captures K]
+[--scale-packets M] [--skip-others]``
 
-Prints packets/s, flows/s and peak RSS for :func:`minerscope.triage.triage_capture` on
-bench_reader's generated heavy-tailed capture, the same file through tshark's
-conversation table (when tshark is installed), and the speed-up of ``minerscope scan``
-over a directory of K copies of the bundled sample with one worker vs one per core.
-Each measurement runs in its own process so peak RSS belongs to that stage alone.
+On bench_reader's generated heavy-tailed capture (N packets, default 2,000,000) it prints:
+
+* ``minerscope scan FILE -j1 --no-store --format jsonl`` (the whole command, output
+  included, one worker): wall and CPU seconds, packets/s and flows/s by CPU time, peak
+  RSS, and the same rates with the fixed start-up cost (imports, model load, measured by
+  scanning an empty capture) taken out;
+* where that CPU time goes, stage by stage (reader, assembler, stage 0, features,
+  scoring and its SHAP explanations, rows glue, JSONL output, store writes);
+* nfstream (flow statistics, one meter) and tshark (``-q -z conv,tcp``, the conversation
+  table, with TCP sequence analysis and reassembly off as the table needs neither) on the
+  same file, when installed (``not installed`` otherwise);
+* ``scan -j1`` vs ``scan -j2`` (or ``-jCORES``) over a directory of K distinct generated
+  captures: the speed-up and whether both outputs are byte-identical.
+
+Every measurement runs in its own process; CPU time and peak RSS come from ``wait4`` on
+that process (children included), so a busy machine changes wall times but hardly the
+CPU figures, which are the ones to compare.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -20,108 +34,267 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.bench_reader import capture_for
+from bench.bench_reader import OUT, capture_for, generate
 
-_CHILD = """
-import json, sys, time, resource
-from minerscope.triage import triage_capture
-t0 = time.perf_counter(); c0 = time.process_time()
-result = triage_capture(sys.argv[1])
-wall = time.perf_counter() - t0; cpu = time.process_time() - c0
-peak = 0.0
-for line in open('/proc/self/status'):
-    if line.startswith('VmHWM:'):
-        peak = int(line.split()[1]) / 1024
-print(json.dumps({"packets": result.report.packets, "flows": result.rows.height, "wall": wall,
-                  "cpu": cpu, "rss_mb": peak}))
+
+def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, float]:
+    """Run ``cmd``; wall seconds, CPU seconds (user+sys, reaped children included), peak RSS MB."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0, 3):  # 3: a damaged capture, still measured
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err[-2000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def scan_cmd(target: Path, jobs: int) -> list[str]:
+    return [sys.executable, "-m", "minerscope", "scan", str(target), "-j", str(jobs), "--no-store", "-q"] + [
+        "--format",
+        "jsonl",
+    ]
+
+
+def scan_figures(path: Path) -> dict[str, float]:
+    """``scan FILE -j1`` measured, plus the flow count (JSONL lines)."""
+    with tempfile.TemporaryFile("w+b") as out:
+        fig = run_measured(scan_cmd(path, 1), stdout=out)
+        out.seek(0)
+        fig["flows"] = sum(1 for _ in out)
+    return fig
+
+
+_BREAKDOWN = r"""
+import io, json, sys, tempfile, time, os
+from collections import defaultdict
+T = defaultdict(float)
+clock = time.process_time
+start = clock()
+
+def wrap(owner, name, key):
+    f = getattr(owner, name)
+    def timed(*a, **k):
+        t = clock()
+        try:
+            return f(*a, **k)
+        finally:
+            T[key] += clock() - t
+    setattr(owner, name, timed)
+
+import minerscope._pipeline as P
+import minerscope.model.classify as C
+import minerscope.flows.assemble as A
+import minerscope.capture.pcap as R
+T["imports (polars, numba, pipeline)"] = clock() - start
+wrap(P, "cached_model", "model load (+ xgboost import)")
+wrap(P, "build_blacklist", "stage 0: blacklist load")
+wrap(P, "apply_stage0", "stage 0: evidence")
+wrap(P, "fill_dns_names", "flows: DNS names")
+wrap(C, "extract_features", "features")
+wrap(C, "_top_features", "scoring: SHAP top features")
+wrap(C, "_coin_columns", "scoring: coin model")
+wrap(P, "score", "scoring (all)")
+wrap(P, "score_rows", "rows (all)")
+wrap(A.FlowAssembler, "feed", "flows: assembler")
+wrap(A.FlowAssembler, "finish", "flows: assembler")
+from minerscope.triage import triage_rows
+t = clock()
+rows, report = triage_rows(sys.argv[1])
+T["triage (all)"] = clock() - t
+from minerscope.cli.output import SCAN_FIELDS, frame_to_records, write_jsonl
+t = clock()
+records = frame_to_records(rows, SCAN_FIELDS)
+write_jsonl(records, io.StringIO())
+T["output: JSONL"] = clock() - t
+from minerscope.store import open_store
+with tempfile.TemporaryDirectory() as tmp:
+    t = clock()
+    with open_store(os.path.join(tmp, "case.sqlite")) as store:
+        cid = store.add_capture(sys.argv[1], packets=report.packets)
+        store.record_flows(cid, rows)
+        store.mark_dismissed(rows)
+    T["store: record flows + scores"] = clock() - t
+print(json.dumps({"packets": report.packets, "flows": rows.height, "stages": T}))
 """
 
 
-def triage_figures(path: Path) -> dict[str, float]:
-    """Run the whole pipeline over ``path`` in a fresh process (after a warm-up for numba's cache)."""
+def breakdown(path: Path) -> dict[str, Any]:
+    """CPU seconds per stage of one in-process triage (+ output and store) of ``path``."""
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", _BREAKDOWN, str(path)], check=True, capture_output=True, text=True
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def tshark_seconds(path: Path) -> float | None:
-    """Wall seconds for ``tshark -q -z conv,tcp -z conv,udp`` on ``path`` (None without tshark)."""
+def print_breakdown(data: dict[str, Any]) -> None:
+    s: dict[str, float] = data["stages"]
+    score_all = s.get("scoring (all)", 0.0)
+    rows_all = s.get("rows (all)", 0.0)
+    feats = s.get("features", 0.0)
+    shap = s.get("scoring: SHAP top features", 0.0)
+    coin = s.get("scoring: coin model", 0.0)
+    stage0 = s.get("stage 0: evidence", 0.0)
+    assembler = s.get("flows: assembler", 0.0)
+    model = s.get("model load (+ xgboost import)", 0.0)
+    blacklist = s.get("stage 0: blacklist load", 0.0)
+    reader = s["triage (all)"] - model - blacklist - assembler - s.get("flows: DNS names", 0.0) - rows_all
+    lines = [
+        ("imports (polars, numba, pipeline)", s.get("imports (polars, numba, pipeline)", 0.0)),
+        ("model load (+ xgboost import)", model),
+        ("capture reader (+ loop)", reader),
+        ("flow assembler", assembler + s.get("flows: DNS names", 0.0)),
+        ("stage 0 (blacklist + Stratum)", stage0 + blacklist),
+        ("features", feats),
+        ("scoring: binary model + glue", score_all - feats - shap - coin),
+        ("scoring: coin model", coin),
+        ("scoring: SHAP top features", shap),
+        ("rows glue (JSON columns, join)", rows_all - score_all - stage0),
+        ("output: records + JSONL", s.get("output: JSONL", 0.0)),
+        ("store: flows + scores (not in --no-store)", s.get("store: record flows + scores", 0.0)),
+    ]
+    total = sum(v for _, v in lines)
+    print(
+        f"\nwhere the CPU time goes ({data['packets']:,} packets, {data['flows']:,} flows; in-process, CPU s):"
+    )
+    for name, value in lines:
+        print(f"  {name:<44}{value:>8.2f}{100 * value / total:>7.1f} %")
+    print(f"  {'total':<44}{total:>8.2f}")
+
+
+_NFSTREAM = r"""
+import sys
+from nfstream import NFStreamer
+n = 0
+for _ in NFStreamer(source=sys.argv[1], statistical_analysis=True, n_meters=1, n_dissections=0):
+    n += 1
+print(n)
+"""
+
+
+def nfstream_figures(path: Path) -> dict[str, float] | None:
+    """nfstream with its statistical features, one meter; None when it is not installed."""
+    try:
+        import nfstream  # noqa: F401
+    except ImportError:
+        return None
+    with tempfile.TemporaryFile("w+b") as out:
+        fig = run_measured([sys.executable, "-c", _NFSTREAM, str(path)], stdout=out)
+        out.seek(0)
+        fig["flows"] = float(out.read().decode().strip().splitlines()[-1])
+    return fig
+
+
+TSHARK_CONV = ["-o", "tcp.analyze_sequence_numbers:FALSE", "-o", "tcp.desegment_tcp_streams:FALSE"]
+"""A conversation table needs neither: with them on (the default) tshark is ~7x slower here."""
+
+
+def tshark_figures(path: Path) -> dict[str, float] | None:
+    """``tshark -n -q -r FILE -z conv,tcp`` (+ TSHARK_CONV); None when tshark is not installed."""
     if shutil.which("tshark") is None:
         return None
-    t0 = time.perf_counter()
-    subprocess.run(
-        ["tshark", "-n", "-q", "-r", str(path), "-z", "conv,tcp", "-z", "conv,udp"],
-        check=True,
-        capture_output=True,
-    )
-    return time.perf_counter() - t0
+    with tempfile.TemporaryFile("w+b") as out:
+        cmd = ["tshark", "-n", "-q", "-r", str(path), "-z", "conv,tcp", *TSHARK_CONV]
+        fig = run_measured(cmd, stdout=out)
+        out.seek(0)
+        fig["flows"] = float(sum(1 for line in out if b"<->" in line))
+    return fig
 
 
-def scan_seconds(folder: Path, jobs: int) -> float:
-    """Wall seconds for ``minerscope scan DIR -j JOBS --no-store`` (JSONL to /dev/null)."""
-    t0 = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "minerscope",
-            "scan",
-            str(folder),
-            "-j",
-            str(jobs),
-            "--no-store",
-            "-q",
-            "--format",
-            "jsonl",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
+def scale_dir(k: int, packets: int) -> Path:
+    """K distinct generated captures of ``packets`` each (cached under bench/out)."""
+    folder = OUT / f"scale_{k}x{packets}_v1"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(k):
+        path = folder / f"capture{i}.pcap"
+        if not path.is_file():
+            tmp = path.with_suffix(".part")
+            generate(tmp, packets, seed=100 + i)
+            tmp.rename(path)
+    return folder
+
+
+def scaling(folder: Path, jobs: int) -> tuple[dict[str, float], str]:
+    """``scan DIR -jJOBS`` measured, and the SHA-256 of its JSONL output."""
+    with tempfile.TemporaryFile("w+b") as out:
+        fig = run_measured(scan_cmd(folder, jobs), stdout=out)
+        out.seek(0)
+        digest = hashlib.sha256(out.read()).hexdigest()
+    return fig, digest
+
+
+def row(name: str, fig: dict[str, float] | None, packets: float, note: str = "") -> None:
+    if fig is None:
+        print(f"{name:<34}  not installed")
+        return
+    print(
+        f"{name:<34}{fig['wall']:>8.1f}{fig['cpu']:>8.1f}{packets / fig['cpu']:>13,.0f}"
+        f"{fig['flows'] / fig['cpu']:>10,.0f}{fig['rss_mb']:>10.0f}  {note}"
     )
-    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=2_000_000, help="packets in the generated capture")
-    parser.add_argument("--dir-copies", type=int, default=4, help="sample copies for the scaling run")
+    parser.add_argument("--scale-captures", type=int, default=4, help="captures in the scaling directory")
+    parser.add_argument("--scale-packets", type=int, default=250_000, help="packets per scaling capture")
+    parser.add_argument("--skip-others", action="store_true", help="skip nfstream and tshark")
     args = parser.parse_args(argv)
 
-    from minerscope import resources
-
-    sample = resources.sample_capture()
-    triage_figures(sample)  # warm numba's on-disk cache so compile time is not measured
     path = capture_for(args.packets)
-    size_mb = path.stat().st_size / 1e6
-    fig = triage_figures(path)
-    print(f"capture: {path.name} ({size_mb:.0f} MB, {fig['packets']:.0f} packets, {fig['flows']:.0f} flows)")
-    print(f"{'tool':<28}{'wall s':>9}{'cpu s':>9}{'packets/s':>14}{'flows/s':>11}{'peak RSS MB':>13}")
+    empty = OUT / "warmup.pcap"  # a header-only capture: start-up cost alone
+    if not empty.is_file():
+        generate(empty, 0)
+    run_measured(scan_cmd(empty, 1))  # warm numba's on-disk cache so compile time is not measured
+    startup = run_measured(scan_cmd(empty, 1))
+    fig = scan_figures(path)
+    packets = float(args.packets)
+    print(f"capture: {path.name} ({path.stat().st_size / 1e6:.0f} MB, {packets:,.0f} packets)")
     print(
-        f"{'minerscope triage':<28}{fig['wall']:>9.1f}{fig['cpu']:>9.1f}"
-        f"{fig['packets'] / fig['cpu']:>14,.0f}{fig['flows'] / fig['cpu']:>11,.0f}{fig['rss_mb']:>13.0f}"
+        f"{'tool':<34}{'wall s':>8}{'cpu s':>8}{'packets/s':>13}{'flows/s':>10}{'RSS MB':>10}  (rates per CPU s)"
     )
-    ts = tshark_seconds(path)
-    if ts is None:
-        print(f"{'tshark conv,tcp+udp':<28}  not installed")
-    else:
-        print(f"{'tshark conv,tcp+udp':<28}{ts:>9.1f}{'':>9}{fig['packets'] / ts:>14,.0f}")
-    try:
-        import nfstream  # noqa: F401
-    except ImportError:
-        print(f"{'nfstream':<28}  not installed (pip install '.[bench]')")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        for i in range(args.dir_copies):
-            shutil.copy(sample, folder / f"copy{i}.pcapng")
-        cores = os.cpu_count() or 1
-        one = scan_seconds(folder, 1)
-        many = scan_seconds(folder, cores)
-        print(
-            f"scan of {args.dir_copies} sample copies: -j1 {one:.1f} s, -j{cores} {many:.1f} s, "
-            f"speed-up {one / many:.2f}x"
+    row("minerscope scan -j1 (JSONL)", fig, packets, f"{fig['flows']:,.0f} flows")
+    steady = dict(fig, cpu=max(fig["cpu"] - startup["cpu"], 1e-9))
+    row(
+        "  without start-up",
+        steady,
+        packets,
+        f"start-up {startup['cpu']:.1f} CPU s ({startup['rss_mb']:.0f} MB)",
+    )
+    if not args.skip_others:
+        nf = nfstream_figures(path)
+        row("nfstream (statistics, 1 meter)", nf, packets, f"{nf['flows']:,.0f} flows" if nf else "")
+        ts = tshark_figures(path)
+        row(
+            "tshark -q -z conv,tcp (no seq anal.)",
+            ts,
+            packets,
+            f"{ts['flows']:,.0f} TCP conversations" if ts else "",
         )
+        if nf is not None:
+            print(f"minerscope / nfstream packets per CPU s: {nf['cpu'] / fig['cpu']:.2f}x")
+    print_breakdown(breakdown(path))
+
+    folder = scale_dir(args.scale_captures, args.scale_packets)
+    cores = os.cpu_count() or 1
+    many = max(2, cores)
+    one_fig, one_sha = scaling(folder, 1)
+    many_fig, many_sha = scaling(folder, many)
+    total = args.scale_captures * args.scale_packets
+    print(
+        f"\nscan of {args.scale_captures} captures x {args.scale_packets:,} packets ({cores} cores): "
+        f"-j1 {one_fig['wall']:.1f} s wall ({total / one_fig['wall']:,.0f} packets/s), "
+        f"-j{many} {many_fig['wall']:.1f} s wall ({total / many_fig['wall']:,.0f} packets/s), "
+        f"speed-up {one_fig['wall'] / many_fig['wall']:.2f}x; "
+        f"CPU {one_fig['cpu']:.1f} s vs {many_fig['cpu']:.1f} s; "
+        f"outputs {'identical' if one_sha == many_sha else 'DIFFERENT'}"
+    )
+    load = os.getloadavg()[0]
+    if load > cores:
+        print(f"note: load average {load:.1f} on {cores} cores while measuring: wall times are inflated")
 
 
 if __name__ == "__main__":

@@ -4,22 +4,27 @@ Per block of the capture: the assembler returns the flows that ended, those get 
 names learned so far, stage-0 evidence, and stage-1 scores, and leave as one
 :class:`~minerscope.triage.TriageUpdate`. Flows still open stay in the assembler, so
 memory follows live flows, not file size.
+
+The glue here is columnar on purpose: at a million packets per second a Python loop per
+flow (JSON-encoding its coin probabilities and top features, say) costs as much as the
+model, so the JSON columns are encoded by polars in one pass per block.
 """
 
 from __future__ import annotations
 
-import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from minerscope.capture.pcap import CaptureReader
 from minerscope.flows.assemble import FlowAssembler, fill_dns_names
 from minerscope.flows.records import FlowTable
-from minerscope.model.artifact import Model, load_model
+from minerscope.model.artifact import METADATA_FILE, Model, load_model, resolve_model_path
 from minerscope.model.classify import score
 from minerscope.prefilter.blacklist import Blacklist
 from minerscope.prefilter.stage0 import apply_stage0
@@ -38,6 +43,67 @@ ROW_EXTRA_SCHEMA: dict[str, Any] = {
     "model": pl.Utf8,
 }
 """Columns triage adds to the flow summary (JSON objects are JSON text)."""
+
+
+MAX_BLOCK_FLOWS = 8_192
+"""Flows scored together at most: bounds the feature and explanation matrices."""
+MAX_BLOCK_PACKETS = 1 << 18
+"""Packets of the flows scored together at most (one larger flow is scored alone)."""
+
+_MODEL_CACHE: OrderedDict[tuple[object, ...], Model] = OrderedDict()
+_MODEL_CACHE_SIZE = 4
+_MODEL_LOCK = threading.Lock()
+
+
+def cached_model(name: str | Path | None) -> Model:
+    """:func:`load_model`, once per process per model version.
+
+    A worker scanning a directory triages capture after capture; loading and verifying
+    the boosters each time costs about as much as triaging a small capture. The key
+    includes the folder's and sidecar's inode, size and mtime, so a retrained model
+    (``save_model`` swaps the folder in atomically) is loaded afresh.
+    """
+    folder = resolve_model_path(name)
+    try:
+        fst = folder.stat()
+        mst = (folder / METADATA_FILE).stat()
+        key: tuple[object, ...] = (str(folder), fst.st_ino, mst.st_ino, mst.st_size, mst.st_mtime_ns)
+    except OSError:
+        return load_model(name)  # let the loader say what is missing
+    with _MODEL_LOCK:
+        model = _MODEL_CACHE.get(key)
+        if model is not None:
+            _MODEL_CACHE.move_to_end(key)
+            return model
+    model = load_model(folder)
+    with _MODEL_LOCK:
+        _MODEL_CACHE[key] = model
+        while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
+    return model
+
+
+def _json_columns(scores: pl.DataFrame) -> list[pl.Expr]:
+    """``coin_probs`` (JSON object, ``{}`` when absent) and ``top_features`` (JSON list) as text.
+
+    Encoded by polars, one pass per column: non-finite numbers become ``null`` (the
+    output is strict JSON, which has no NaN).
+    """
+    probs_dtype = scores.schema["coin_probs"]
+    if isinstance(probs_dtype, pl.Struct) and probs_dtype.fields:
+        coin = (
+            pl.when(pl.col("coin_probs").is_null())
+            .then(pl.lit("{}"))
+            .otherwise(pl.col("coin_probs").struct.json_encode())
+        )
+    else:
+        coin = pl.lit("{}", pl.Utf8)
+    top = pl.concat_str(
+        pl.lit("["),
+        pl.col("top_features").list.eval(pl.element().struct.json_encode()).list.join(",").fill_null(""),
+        pl.lit("]"),
+    )
+    return [coin.alias("coin_probs"), top.alias("top_features")]
 
 
 def build_blacklist(options: TriageOptions) -> Blacklist:
@@ -61,13 +127,15 @@ def score_rows(
     """
     apply_stage0(table, blacklist)
     scores = score(table, model)
-    coin_json = [json.dumps(c, separators=(",", ":")) if c else "{}" for c in scores["coin_probs"].to_list()]
-    top_json = [json.dumps(t or [], separators=(",", ":")) for t in scores["top_features"].to_list()]
     extra = scores.select(
-        "flow_id", "p_mining", "stage1", "coin", "window", "window_start", "window_end"
-    ).with_columns(
-        pl.Series("coin_probs", coin_json, pl.Utf8),
-        pl.Series("top_features", top_json, pl.Utf8),
+        "flow_id",
+        "p_mining",
+        "stage1",
+        "coin",
+        "window",
+        "window_start",
+        "window_end",
+        *_json_columns(scores),
         pl.lit(model.name).alias("model"),
     )
     rows = table.summary.join(extra, on="flow_id", how="left")
@@ -83,9 +151,60 @@ def score_rows(
     return rows.select(*table.summary.columns, *ROW_EXTRA_SCHEMA)
 
 
+def split_table(
+    table: FlowTable, max_packets: int | None = None, max_flows: int | None = None
+) -> Iterator[FlowTable]:
+    """``table`` as consecutive blocks of at most ``max_flows`` flows and ``max_packets``
+    packets (defaults :data:`MAX_BLOCK_FLOWS`, :data:`MAX_BLOCK_PACKETS`; a single larger
+    flow is a block of its own); ``flow_id`` restarts at 0 in each.
+
+    Flows that never go idle all end at once when the capture ends, so the last block
+    of a long capture can hold most of its flows; scoring it whole would make peak memory
+    follow the capture's size. The arrays are sliced as views, not copied.
+    """
+    max_packets = MAX_BLOCK_PACKETS if max_packets is None else max_packets
+    max_flows = MAX_BLOCK_FLOWS if max_flows is None else max_flows
+    n = len(table)
+    offs = table.pkt_offsets
+    if n <= max_flows and int(offs[-1]) <= max_packets:
+        yield table
+        return
+    start = 0
+    while start < n:
+        end = int(np.searchsorted(offs, offs[start] + max_packets, side="right")) - 1
+        end = min(max(end, start + 1), start + max_flows, n)
+        yield _slice(table, start, end)
+        start = end
+
+
+def _slice(table: FlowTable, start: int, end: int) -> FlowTable:
+    p0, p1 = int(table.pkt_offsets[start]), int(table.pkt_offsets[end])
+    m0, m1 = int(table.msg_offsets[start]), int(table.msg_offsets[end])
+    summary = table.summary.slice(start, end - start)
+    return FlowTable(
+        summary=summary.with_columns(pl.int_range(0, summary.height, dtype=pl.Int64).alias("flow_id")),
+        pkt_offsets=table.pkt_offsets[start : end + 1] - p0,
+        pkt_ts=table.pkt_ts[p0:p1],
+        pkt_wire_len=table.pkt_wire_len[p0:p1],
+        pkt_payload_len=table.pkt_payload_len[p0:p1],
+        pkt_dir=table.pkt_dir[p0:p1],
+        pkt_flags=table.pkt_flags[p0:p1],
+        msg_offsets=table.msg_offsets[start : end + 1] - m0,
+        msg_ts=table.msg_ts[m0:m1],
+        msg_len=table.msg_len[m0:m1],
+        msg_dir=table.msg_dir[m0:m1],
+        msg_type=table.msg_type[m0:m1],
+        payload_prefixes=None if table.payload_prefixes is None else table.payload_prefixes[start:end],
+    )
+
+
 def run(path: Path, options: TriageOptions, cancel: threading.Event | None) -> Iterator[TriageUpdate]:
-    """Yield triage updates for one capture (see :func:`minerscope.triage.iter_triage`)."""
-    model = load_model(options.model)
+    """Yield triage updates for one capture (see :func:`minerscope.triage.iter_triage`).
+
+    One update per block read (with the flows that ended in it, if any), more when a
+    block's finished flows are scored in several parts (see :func:`split_table`).
+    """
+    model = cached_model(options.model)
     blacklist = build_blacklist(options)
     total = path.stat().st_size if path.is_file() else 0
     reader = CaptureReader(path)
@@ -93,42 +212,43 @@ def run(path: Path, options: TriageOptions, cancel: threading.Event | None) -> I
         idle_timeout=options.idle_timeout, active_timeout=options.active_timeout, capture=path.name
     )
     scored = 0
+
+    def progress(**extra: Any) -> TriageUpdate:
+        return TriageUpdate(
+            path=str(path),
+            bytes_read=reader.report.bytes_read,
+            bytes_total=total,
+            packets=reader.report.packets,
+            flows_scored=scored,
+            **extra,
+        )
+
     try:
         for batch in reader.batches():
             if cancel is not None and cancel.is_set():
                 break
             finished = assembler.feed(batch)
-            update = TriageUpdate(
-                path=str(path),
-                bytes_read=reader.report.bytes_read,
-                bytes_total=total,
-                packets=reader.report.packets,
-                flows_scored=scored,
-            )
-            if len(finished):
-                fill_dns_names(finished, assembler.dns_names)
-                update.rows = score_rows(finished, model, blacklist, scored)
-                update.table = finished
-                scored += len(finished)
-                update.flows_scored = scored
-            yield update
+            if not len(finished):
+                yield progress()
+                continue
+            fill_dns_names(finished, assembler.dns_names)
+            for part in split_table(finished):
+                rows = score_rows(part, model, blacklist, scored)
+                scored += len(part)
+                yield progress(rows=rows, table=part)
         finished = assembler.finish()
     finally:
         reader.close()
-    last = TriageUpdate(
-        path=str(path),
-        bytes_read=reader.report.bytes_read,
-        bytes_total=total,
-        packets=reader.report.packets,
-        flows_scored=scored,
-        done=True,
-        report=reader.report,
-    )
-    if len(finished):
-        fill_dns_names(finished, assembler.dns_names)
-        last.rows = score_rows(finished, model, blacklist, scored)
-        last.table = finished
-        last.flows_scored = scored + len(finished)
+    parts = list(split_table(fill_dns_names(finished, assembler.dns_names))) if len(finished) else []
+    for i, part in enumerate(parts):
+        rows = score_rows(part, model, blacklist, scored)
+        scored += len(part)
+        if i < len(parts) - 1:
+            yield progress(rows=rows, table=part)
+        else:
+            last = progress(rows=rows, table=part, done=True, report=reader.report)
+    if not parts:
+        last = progress(done=True, report=reader.report)
     if cancel is not None and cancel.is_set():
         reader.report.complete = False
         reader.report.warning = reader.report.warning or f"{path}: cancelled before the end"

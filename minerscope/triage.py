@@ -130,3 +130,30 @@ def triage_capture(
         joined = joined.with_columns(pl.int_range(0, joined.height, dtype=pl.Int64).alias("flow_id"))
     warnings = [last.report.warning] if last.report.warning else []
     return TriageResult(path=str(path), table=table, rows=joined, report=last.report, warnings=warnings)
+
+
+def triage_rows(
+    path: str | Path,
+    options: TriageOptions | None = None,
+    *,
+    cancel: threading.Event | None = None,
+) -> tuple[pl.DataFrame, ReadReport]:
+    """The scored rows of one capture and its read report, without the flow table.
+
+    Same rows as :func:`triage_capture`; for batch callers (``scan``, the distributed
+    adapter) that never look at per-packet arrays: each block's flow table is dropped as
+    soon as it is scored, so a worker's memory follows the live flows, not the capture.
+    """
+    import polars as pl
+
+    rows: list[pl.DataFrame] = []
+    last: TriageUpdate | None = None
+    for update in iter_triage(path, options, cancel=cancel):
+        if update.rows is not None:
+            rows.append(update.rows)
+        last = update
+    assert last is not None and last.report is not None
+    joined = pl.concat(rows, how="vertical", rechunk=True) if rows else pl.DataFrame()
+    if joined.height:
+        joined = joined.with_columns(pl.int_range(0, joined.height, dtype=pl.Int64).alias("flow_id"))
+    return joined, last.report

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from minerscope.untrusted import clean, csv_cell
+
+if TYPE_CHECKING:  # polars only for the frame -> records conversion
+    import polars as pl
 
 RECORD_FIELDS: tuple[str, ...] = (
     "capture",
@@ -40,7 +44,48 @@ RECORD_FIELDS: tuple[str, ...] = (
 )
 """Fields of a per-flow record, in output order (JSONL keys, CSV columns)."""
 
+SCAN_FIELDS: tuple[str, ...] = (*RECORD_FIELDS[: RECORD_FIELDS.index("probe")], "analyst", "probe")
+"""Fields of a ``scan`` record: the per-flow record plus the analyst's decision on its endpoint
+(``confirmed``, ``dismissed`` or "")."""
+
 _JSON_COLUMNS = ("stage0", "coin_probs", "top_features", "probe")
+
+
+def _json_cell(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return json.loads(value) if value else ([] if name == "stage0" else None)
+    if value is None and name == "stage0":
+        return []
+    return value
+
+
+def _column_values(name: str, values: list[Any]) -> list[Any]:
+    """One output field for a whole column (what :func:`row_to_record` does per cell)."""
+    if name in _JSON_COLUMNS:
+        return [_json_cell(name, v) for v in values]
+    if name == "dns_names":
+        return [[n for n in v.split(",") if n] if v else [] for v in values]
+    if name == "p_mining":
+        return [None if v is None else round(float(v), 6) for v in values]
+    return values
+
+
+def frame_to_records(rows: pl.DataFrame, fields: Sequence[str] = RECORD_FIELDS) -> list[dict[str, Any]]:
+    """Every row of a rows frame as a JSON-ready record (same values as :func:`row_to_record`).
+
+    Column by column: only ``fields`` are converted, each with one list comprehension,
+    instead of a dict of every frame column per row; on a million-packet capture the
+    per-row path cost as much as feature extraction. Fields the frame lacks are None.
+    """
+    if rows.height == 0:
+        return []
+    none = [None] * rows.height
+    columns = [
+        _column_values(name, rows.get_column(name).to_list()) if name in rows.columns else none
+        for name in fields
+    ]
+    names = tuple(fields)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,21 +106,61 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_STRICT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has no spelling for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """One record as strict JSON text (non-finite numbers as ``null``), no newline."""
+    try:
+        return _STRICT(record)
+    except ValueError:  # a NaN somewhere: rare, so only then walk the record
+        return _ENCODE(_finite(dict(record)))
+
+
 def write_jsonl(records: Iterable[Mapping[str, Any]], out: IO[str] | None = None) -> None:
-    """One JSON object per line; strings are left exact (JSON escaping makes them inert)."""
+    """One JSON object per line; strings are left exact (JSON escaping makes them inert).
+
+    The output is strict JSON: NaN or infinity (a feature value of an empty flow) is
+    written as ``null``, so every line parses with any JSON reader, not only Python's.
+    Lines are written in blocks, not one ``write`` each.
+    """
     out = out if out is not None else sys.stdout
+    block: list[str] = []
     for record in records:
-        out.write(json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n")
+        block.append(json_line(record))
+        if len(block) >= 4096:
+            out.write("\n".join(block) + "\n")
+            block.clear()
+    if block:
+        out.write("\n".join(block) + "\n")
     out.flush()
 
 
 def write_csv(
-    records: Iterable[Mapping[str, Any]], out: IO[str] | None = None, fields: Sequence[str] = RECORD_FIELDS
+    records: Iterable[Mapping[str, Any]],
+    out: IO[str] | None = None,
+    fields: Sequence[str] = RECORD_FIELDS,
+    *,
+    header: bool = True,
 ) -> None:
-    """CSV with a header; every cell goes through :func:`minerscope.untrusted.csv_cell`."""
+    """CSV (with a header row unless ``header`` is False, for a continued stream); every
+    cell goes through :func:`minerscope.untrusted.csv_cell`."""
     out = out if out is not None else sys.stdout
     writer = csv.writer(out)
-    writer.writerow(fields)
+    if header:
+        writer.writerow(fields)
     for record in records:
         cells = []
         for name in fields:

@@ -1,9 +1,14 @@
 """``minerscope scan``: the two-stage pipeline over captures, one record per flow.
 
-Library first: the work is :func:`minerscope.triage.triage_capture` per capture; this
+Library first: the work is :func:`minerscope.triage.triage_rows` per capture; this
 module only fans captures out to worker processes, shows progress on stderr, joins probe
 outcomes in, and prints. Without ``--probe`` nothing is sent on the network, so offline
 forensics is safe by default.
+
+Many captures run in worker processes (``-j``, one per core by default), at most two per
+worker in flight, and results are consumed in input order: output is identical to a
+serial run, and the parent holds one capture's rows at a time when it can stream (JSONL
+or CSV without ``--probe``), so memory stays bounded however large the directory.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import click
 
 from minerscope import errors
 from minerscope.cli.common import ExitCode, exit_code_for, warn
-from minerscope.cli.output import row_to_record, write_csv, write_jsonl, write_table
+from minerscope.cli.output import SCAN_FIELDS, frame_to_records, write_csv, write_jsonl, write_table
 
 Outcome = tuple[str, Any, bool, str | None, str | None, int]
 """(path, rows frame or None, complete, warning, error "Class:message", packets)."""
@@ -28,42 +35,40 @@ Outcome = tuple[str, Any, bool, str | None, str | None, int]
 
 def _triage_one(path: str, options: Any) -> Outcome:
     """Worker: triage one capture (runs in a worker process for many captures)."""
-    from minerscope.triage import triage_capture
+    from minerscope.triage import triage_rows
 
     try:
-        result = triage_capture(path, options)
+        rows, report = triage_rows(path, options)
     except errors.MinerscopeError as exc:
         return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
-    return path, result.rows, result.report.complete, result.report.warning, None, result.report.packets
+    return path, rows, report.complete, report.warning, None, report.packets
 
 
-def _record_in_store(db: str | None, outcomes: list[Outcome]) -> dict[str, Any]:
-    """Keep every scanned capture and flow in the case file; mark analyst decisions on rows.
+def _mark_analyst(store: Any, status: dict[tuple[str, int], str], outcome: Outcome) -> Any:
+    """Record one capture and its flows in the case file; add the ``analyst`` column to its rows.
 
-    Returns path -> rows with an ``analyst`` column (``confirmed``, ``dismissed`` or "").
+    ``analyst`` is ``dismissed`` (allowlisted endpoint), ``confirmed`` (a confirmed pool),
+    or "".
     """
     import polars as pl
 
-    from minerscope.store import open_store
-
-    marked: dict[str, Any] = {}
-    with open_store(db) as store:
-        status = {(h, p): s for h, p, s in store.endpoint_status()}
-        for path, rows, _complete, _warning, error, packets in outcomes:
-            if error is not None or rows is None:
-                continue
-            first = rows["first_seen"].min() if rows.height else None
-            last = rows["last_seen"].max() if rows.height else None
-            capture_id = store.add_capture(path, packets=packets, first_ts=first, last_ts=last)
-            if rows.height:
-                store.record_flows(capture_id, rows)
-            rows = store.mark_dismissed(rows)
-            analyst = [
-                "dismissed" if dismissed else status.get((dst, dport), "")
-                for dst, dport, dismissed in rows.select("dst", "dport", "dismissed").iter_rows()
-            ]
-            marked[path] = rows.with_columns(pl.Series("analyst", analyst, pl.Utf8))
-    return marked
+    path, rows, _complete, _warning, _error, packets = outcome
+    first = rows["first_seen"].min() if rows.height else None
+    last = rows["last_seen"].max() if rows.height else None
+    capture_id = store.add_capture(path, packets=packets, first_ts=first, last_ts=last)
+    if rows.height:
+        store.record_flows(capture_id, rows)
+    rows = store.mark_dismissed(rows)
+    column: pl.Series | pl.Expr
+    if status:
+        analyst = [
+            "dismissed" if dismissed else status.get((dst, dport), "")
+            for dst, dport, dismissed in rows.select("dst", "dport", "dismissed").iter_rows()
+        ]
+        column = pl.Series("analyst", analyst, pl.Utf8)
+    else:
+        column = pl.when(pl.col("dismissed")).then(pl.lit("dismissed")).otherwise(pl.lit("")).alias("analyst")
+    return rows.with_columns(column)
 
 
 @click.command(name="scan")
@@ -179,25 +184,49 @@ def scan(
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     workers = min(workers, len(paths))
     show_progress = not quiet and sys.stderr.isatty()
-    results = _run(paths, options, workers, show_progress)
-
-    marked = {} if db_path is None else _record_in_store(str(db_path), results)
+    # JSONL and CSV without probing stream capture by capture; a table is sorted and
+    # probing joins across captures, so those need every record first.
+    streaming = fmt in ("jsonl", "csv") and not do_probe
     status = ExitCode.OK
     records: list[dict[str, Any]] = []
-    for path, rows, complete, warning, error, _packets in results:
-        if error is not None:
-            kind, _, message = error.partition(":")
-            click.echo(f"minerscope: error: {message}", err=True)
-            exc_class = getattr(errors, kind, errors.MinerscopeError)
-            status = max(status, exit_code_for(exc_class(message)))
-            continue
-        if not complete:
-            warn(warning or f"{path}: capture is damaged; results cover what could be read")
-            status = max(status, ExitCode.PARTIAL)
-        rows = marked.get(path, rows)
-        assert rows is not None
-        records.extend(row_to_record(r) for r in rows.iter_rows(named=True))
-    if all(outcome[4] is not None for outcome in results):
+    any_ok = False
+    header_written = False
+    with ExitStack() as stack:
+        store = None
+        endpoint_status: dict[tuple[str, int], str] = {}
+        if db_path is not None:
+            from minerscope.store import open_store
+
+            store = stack.enter_context(open_store(str(db_path)))
+            endpoint_status = {(h, p): st for h, p, st in store.endpoint_status()}
+        for outcome in _run(paths, options, workers, show_progress):
+            path, rows, complete, warning, error, _packets = outcome
+            if error is not None:
+                kind, _, message = error.partition(":")
+                click.echo(f"minerscope: error: {message}", err=True)
+                exc_class = getattr(errors, kind, errors.MinerscopeError)
+                status = max(status, exit_code_for(exc_class(message)))
+                continue
+            any_ok = True
+            if not complete:
+                warn(warning or f"{path}: capture is damaged; results cover what could be read")
+                status = max(status, ExitCode.PARTIAL)
+            if store is not None:
+                rows = _mark_analyst(store, endpoint_status, outcome)
+            batch = frame_to_records(rows, SCAN_FIELDS)
+            for record in batch:
+                if record["analyst"] is None:
+                    record["analyst"] = ""
+            if only_suspicious and streaming:
+                batch = [r for r in batch if r.get("verdict") == "mining"]
+            if not streaming:
+                records.extend(batch)
+            elif fmt == "jsonl":
+                write_jsonl(batch)
+            else:
+                write_csv(batch, fields=SCAN_FIELDS, header=not header_written)
+                header_written = True
+    if not any_ok or streaming:
         ctx.exit(int(status))
     if do_probe:
         _probe_and_join(records, scope_allow, scope_deny, probe_timeout, db_path, show_progress)
@@ -206,29 +235,48 @@ def scan(
     if fmt == "jsonl":
         write_jsonl(records)
     elif fmt == "csv":
-        write_csv(records)
+        write_csv(records, fields=SCAN_FIELDS)
     else:
         records.sort(key=lambda r: -(r.get("p_mining") or 0.0))
         write_table(records, title=", ".join(Path(p).name for p in paths))
     ctx.exit(int(status))
 
 
-def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> list[Outcome]:
-    """Triage every path, in worker processes when there are several; input order is kept."""
+def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> Iterator[Outcome]:
+    """Triage every path, in worker processes when there are several; yields in input order.
+
+    At most ``2 * workers`` captures are in flight, so finished results waiting behind a
+    slow capture cannot pile up in the parent.
+    """
     if workers <= 1 or len(paths) == 1:
-        return [_triage_one(p, options) for p in paths]
-    # spawn, not fork: numba and polars run threads, and forking a threaded process can deadlock.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_triage_one, p, options) for p in paths]
+        for p in paths:
+            yield _triage_one(p, options)
+        return
+    progress = None
+    with ExitStack() as stack:
+        # spawn, not fork: numba and polars run threads, and forking a threaded process can deadlock.
+        pool = stack.enter_context(
+            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        )
         if show_progress:
             from rich.progress import Progress
 
-            with Progress(transient=True, console=_stderr_console()) as progress:
-                task = progress.add_task("captures", total=len(futures))
-                for fut in futures:
-                    fut.add_done_callback(lambda _f: progress.advance(task))
-                return [f.result() for f in futures]
-        return [f.result() for f in futures]
+            progress = stack.enter_context(Progress(transient=True, console=_stderr_console()))
+            task = progress.add_task("captures", total=len(paths))
+        pending: deque[Future[Outcome]] = deque()
+        todo = iter(paths)
+        for p in todo:
+            pending.append(pool.submit(_triage_one, p, options))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            outcome = pending.popleft().result()
+            for p in todo:
+                pending.append(pool.submit(_triage_one, p, options))
+                break
+            if progress is not None:
+                progress.advance(task)
+            yield outcome
 
 
 def _stderr_console() -> Any:

@@ -272,6 +272,34 @@ class Blacklist:
         yield from self._names.values()
         yield from self._suffixes.values()
 
+    @property
+    def has_addresses(self) -> bool:
+        """True when some indicator is an address (``ip`` or ``ip_port``)."""
+        return bool(self._ips or self._ip_ports)
+
+    @property
+    def has_names(self) -> bool:
+        """True when some indicator is a name (``domain`` or ``domain_suffix``)."""
+        return bool(self._names or self._suffixes)
+
+    def listed_addresses(self, addresses: Iterable[str]) -> set[str]:
+        """The members of ``addresses`` some address indicator names (on any port).
+
+        For stage 0 to look only at the flows that can hit: called with the distinct
+        server addresses of a block, far fewer than its flows.
+        """
+        listed = set(self._ips) | {a for a, _ in self._ip_ports}
+        out: set[str] = set()
+        for address in addresses:
+            if not address:
+                continue
+            try:
+                if str(ipaddress.ip_address(address)) in listed:
+                    out.add(address)
+            except ValueError:
+                continue
+        return out
+
     def match_ip(self, address: str, port: int | None = None) -> Indicator | None:
         """The indicator matching ``address`` (and ``address:port``), if any."""
         if not address:

@@ -130,15 +130,13 @@ class FlowOps(StoreBase):
             *[_col(c) for c in FLOW_COLUMNS],
         )
         if scores is None and "p_mining" in summary.columns:
-            score_rows: Sequence[Mapping[str, Any]] = summary.select(
+            score_rows: Sequence[Mapping[str, Any]] | pl.DataFrame = summary.select(
                 [c for c in ("flow_id", "p_mining", "coin", "coin_probs", "model") if c in summary.columns]
-            ).to_dicts()
+            )
         elif scores is None:
             score_rows = []
-        elif isinstance(scores, Sequence):
-            score_rows = scores
         else:
-            score_rows = scores.to_dicts()
+            score_rows = scores
         now = time.time()
         with self.transaction():
             self.conn.executemany(_INSERT_FLOW, values.iter_rows())
@@ -336,8 +334,14 @@ class FlowOps(StoreBase):
 
 
 def _score_values(
-    rows: Sequence[Mapping[str, Any]], mapping: Mapping[int, int], model_version: str | None, now: float
+    rows: Sequence[Mapping[str, Any]] | pl.DataFrame,
+    mapping: Mapping[int, int],
+    model_version: str | None,
+    now: float,
 ) -> Iterable[tuple[Any, ...]]:
+    if not isinstance(rows, Sequence):  # a frame: column lists, JSON checked in one parse
+        yield from _frame_score_values(rows, mapping, model_version, now)
+        return
     for r in rows:
         p = r.get("p_mining")
         key = r.get("flow_id")
@@ -346,11 +350,56 @@ def _score_values(
         probs = r.get("coin_probs")
         if isinstance(probs, str):
             probs_text = probs or "{}"
-            try:
-                json.loads(probs_text)  # refuse malformed JSON rather than store it
-            except ValueError:
-                raise StoreError(f"flow {key}: coin_probs is not JSON: {probs_text[:60]!r}") from None
+            _check_json([probs_text], [key])
         else:
             probs_text = json.dumps(dict(probs or {}), sort_keys=True)
         model = model_version or r.get("model") or "unknown"
         yield (mapping[int(key)], str(model), float(p), r.get("coin"), probs_text, now)
+
+
+def _check_json(texts: Sequence[str], keys: Sequence[Any]) -> None:
+    """Refuse malformed JSON rather than store it; one parse for all texts when they are fine."""
+    try:
+        parsed = json.loads("[" + ",".join(texts) + "]")
+        if isinstance(parsed, list) and len(parsed) == len(texts):
+            return
+    except ValueError:
+        pass
+    for key, text in zip(keys, texts, strict=True):  # find the culprit to name it
+        try:
+            json.loads(text)
+        except ValueError:
+            raise StoreError(f"flow {key}: coin_probs is not JSON: {text[:60]!r}") from None
+    raise StoreError("coin_probs holds more than one JSON value in a cell")
+
+
+def _frame_score_values(
+    frame: pl.DataFrame, mapping: Mapping[int, int], model_version: str | None, now: float
+) -> Iterable[tuple[Any, ...]]:
+    import polars as pl  # deferred with the TYPE_CHECKING import at the top
+
+    n = frame.height
+    if n == 0 or "p_mining" not in frame.columns or "flow_id" not in frame.columns:
+        return
+    none: list[Any] = [None] * n
+    keys = frame.get_column("flow_id").to_list()
+    ps = frame.get_column("p_mining").cast(pl.Float64).to_list()
+    coins = frame.get_column("coin").to_list() if "coin" in frame.columns else none
+    models = frame.get_column("model").to_list() if "model" in frame.columns else none
+    probs: list[Any] = frame.get_column("coin_probs").to_list() if "coin_probs" in frame.columns else none
+    keep = [
+        i
+        for i in range(n)
+        if ps[i] is not None and ps[i] == ps[i] and keys[i] is not None and int(keys[i]) in mapping
+    ]
+    texts: list[str] = []
+    for i in keep:
+        value = probs[i]
+        if isinstance(value, str):
+            texts.append(value or "{}")
+        else:
+            texts.append(json.dumps(dict(value or {}), sort_keys=True))
+    _check_json(texts, [keys[i] for i in keep])
+    for i, text in zip(keep, texts, strict=True):
+        model = model_version or models[i] or "unknown"
+        yield (mapping[int(keys[i])], str(model), float(ps[i]), coins[i], text, now)

@@ -128,3 +128,49 @@ def test_stdout_is_data_and_stderr_is_diagnostics(tmp_path: Path) -> None:
     for line in proc.stdout.splitlines():
         json.loads(line)
     assert "warning" in proc.stderr and "{" not in proc.stderr
+
+
+def test_streamed_csv_and_jsonl_agree_over_captures_with_one_header(tmp_path: Path) -> None:
+    """Capture-by-capture streaming: one CSV header, the same flows as JSONL, strict JSON lines."""
+    from minerscope.cli.output import SCAN_FIELDS
+
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    data = SAMPLE.read_bytes()
+    (folder / "a.pcapng").write_bytes(data[: len(data) // 5])
+    (folder / "b.pcapng").write_bytes(data[: len(data) // 4])
+    runner = CliRunner()
+    base = ["--db", str(tmp_path / "case.sqlite"), "scan", str(folder), "-j", "1", "-q"]
+    as_csv = runner.invoke(main, [*base, "--format", "csv"])
+    as_jsonl = runner.invoke(main, [*base, "--format", "jsonl"])
+    assert as_csv.exit_code == as_jsonl.exit_code == 3  # both cut mid-record
+    table = list(csv.reader(as_csv.stdout.splitlines()))
+    assert table[0] == list(SCAN_FIELDS) and [list(SCAN_FIELDS)] == [r for r in table if r[0] == "capture"]
+
+    def strict(text: str) -> object:
+        raise ValueError(f"not JSON: {text}")
+
+    records = [json.loads(line, parse_constant=strict) for line in as_jsonl.stdout.splitlines()]
+    assert len(records) == len(table) - 1 > 0
+    assert [r["capture"] for r in records] == [row[0] for row in table[1:]]
+    assert {r["capture"] for r in records} == {"a.pcapng", "b.pcapng"}
+    assert all(r["analyst"] == "" for r in records)  # recorded in the store, nothing decided yet
+
+
+def test_analyst_field_reports_dismissed_endpoints(tmp_path: Path) -> None:
+    from minerscope.store import open_store
+
+    db = tmp_path / "case.sqlite"
+    cut = tmp_path / "cut.pcapng"
+    data = SAMPLE.read_bytes()
+    cut.write_bytes(data[: len(data) // 5])
+    _, first, _ = _scan(str(cut), db=db)
+    target = first[0]
+    with open_store(db) as store:
+        store.dismiss_endpoint(str(target["dst"]), int(target["dport"]))  # type: ignore[call-overload]
+    _, second, _ = _scan(str(cut), db=db)
+    same = [r for r in second if (r["dst"], r["dport"]) == (target["dst"], target["dport"])]
+    assert same and all(r["analyst"] == "dismissed" for r in same)
+    assert all(
+        r["analyst"] == "" for r in second if (r["dst"], r["dport"]) != (target["dst"], target["dport"])
+    )

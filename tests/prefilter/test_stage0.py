@@ -86,3 +86,37 @@ def test_real_mining_capture_is_flagged(real_datasets: Path) -> None:
     assert {int(p) for p in flagged["dport"]} >= {3333, 9999}
     benign, _ = assemble_capture(real_datasets / "real" / "zeek-traces" / "tls13-ech.pcap")
     assert set(apply_stage0(benign, None).summary["stage0"]) == {""}
+
+
+def test_only_flows_that_can_hit_are_examined_and_none_is_missed() -> None:
+    """The column-wise candidate filter agrees with examining every flow one by one."""
+    from minerscope.prefilter.stage0 import flow_evidence, stratum_detector
+
+    bl = Blacklist(
+        parse_indicator(t, "test")
+        for t in ("198.51.100.7", "192.0.2.99:9999", "*.minexmr.example", "webminer.example", "pool.example")
+    )
+    cases = [(bl, 4), (None, 1), (Blacklist([parse_indicator("192.0.2.80")]), 2)]
+    for blacklist, flagged in cases:
+        table = flows()
+        prefixes = table.payload_prefixes
+        assert prefixes is not None
+        one_by_one = []
+        for i, row in enumerate(table.summary.iter_rows(named=True)):
+            items = flow_evidence(row, blacklist, prefixes[i], stratum_detector())
+            one_by_one.append(json.dumps(items, separators=(",", ":")) if items else "")
+        assert apply_stage0(table, blacklist).summary["stage0"].to_list() == one_by_one
+        assert sum(1 for v in one_by_one if v) == flagged
+
+
+def test_address_indicators_match_whatever_their_spelling() -> None:
+    """An indicator written non-canonically still matches the assembler's address text."""
+    frames = tcp_session(1.0, ("2001:db8::2", 50000), ("2001:db8::7", 3333), [(0, b"\x00bin")])
+    table = assemble([to_batch(frames)])
+    bl = Blacklist([parse_indicator("2001:DB8:0:0::7", "caps")])
+    assert bl.listed_addresses(["2001:db8::7", "2001:db8::8", "not-an-address", ""]) == {"2001:db8::7"}
+    hits = json.loads(apply_stage0(table, bl).summary["stage0"][0])
+    assert [(h["field"], h["value"], h["source"]) for h in hits] == [("dst", "2001:db8::7", "caps")]
+    assert apply_stage0(assemble([to_batch(frames)]), Blacklist([parse_indicator("2001:db8::8")])).summary[
+        "stage0"
+    ].to_list() == [""]

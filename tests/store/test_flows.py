@@ -111,3 +111,18 @@ def test_nan_score_is_no_score(store: Store, capture_id: int) -> None:
     ]
     store.record_flows(capture_id, summary(rows, scored=True), model_version="m")
     assert sorted((f["flow_key"], f["p_mining"]) for f in store.list_flows()) == [(0, None), (1, 0.5)]
+
+
+def test_one_bad_coin_probs_cell_among_many_is_named_and_rolls_back(store: Store, capture_id: int) -> None:
+    rows = _scored(50)
+    rows[37]["coin_probs"] = '{"monero": 0.9'  # truncated
+    with pytest.raises(StoreError, match="flow 37: coin_probs is not JSON"):
+        store.record_flows(capture_id, summary(rows, scored=True))
+    rows[37]["coin_probs"] = '{"monero": 0.9}, {"bitcoin": 0.1}'  # two values in one cell
+    with pytest.raises(StoreError, match="coin_probs"):
+        store.record_flows(capture_id, summary(rows, scored=True))
+    assert store.scalar("SELECT count(*) FROM flows") == 0
+    rows[37]["coin_probs"] = ""  # empty: stored as an empty object
+    store.record_flows(capture_id, summary(rows, scored=True), model_version="m")
+    stored = {f["flow_key"]: f["coin_probs"] for f in store.list_flows(model="m")}
+    assert len(stored) == 50 and stored[37] == {} and stored[36] == {"bitcoin": 0.1, "monero": 0.9}
