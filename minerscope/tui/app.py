@@ -152,12 +152,12 @@ class MinerscopeApp(App[None]):
             from minerscope.tui.offload import iter_triage_offloaded
 
             loader = iter_triage_offloaded
-        for path in paths:
+        for capture_id, path in enumerate(paths):
             name = clean(path.name, 80)
             try:
                 for update in loader(path, self.options, cancel=self.cancel_event):
                     if update.rows is not None and update.rows.height:
-                        self.post_message(FlowsArrived(name, update.rows, update.table))
+                        self.post_message(FlowsArrived(name, update.rows, update.table, capture_id))
                     self.post_message(
                         LoadProgress(
                             name, update.bytes_read, update.bytes_total, update.packets, update.flows_scored
@@ -178,12 +178,17 @@ class MinerscopeApp(App[None]):
 
     def on_flows_arrived(self, message: FlowsArrived) -> None:
         first = self.session.count == 0
-        self.session.add_chunk(message.rows, message.table)
+        self.session.add_chunk(message.rows, message.table, message.capture_id)
         self._dirty = True
         if first:  # the first rows go on screen at once; later ones batch up per tick
             self._flush_rows()
 
     def on_load_progress(self, message: LoadProgress) -> None:
+        if not message.bytes_total:  # a live interface (minerscope live --tui): no end to measure
+            self.flows_screen.set_progress(
+                f"capturing · {message.packets:,} pkts · {message.flows:,} flows · x stops · {message.path}"
+            )
+            return
         pct = 100.0 * message.bytes_read / message.bytes_total if message.bytes_total else 0.0
         self.flows_screen.set_progress(
             f"loading {pct:.0f}% · {message.packets:,} pkts · x cancels · {message.path}"
@@ -229,7 +234,17 @@ class MinerscopeApp(App[None]):
         row = self.session.row(uid)
         located = self.session.table_for(uid)
         series = flow_series(*located) if located is not None else None
-        self.push_screen(FlowDetailScreen(uid, row, series, self._history(row["dst"], int(row["dport"]))))
+        history = self._history(row["dst"], int(row["dport"]))
+        self.push_screen(FlowDetailScreen(uid, row, series, history, capture=self.capture_label(row)))
+
+    def capture_label(self, row: dict[str, Any]) -> str:
+        """Which opened capture a flow is from: its file, numbered when several are open."""
+        capture_id = int(row.get("capture_id") or 0)
+        name = self.captures[capture_id].name if capture_id < len(self.captures) else str(row.get("capture"))
+        label = clean(name, 80)
+        if len(self.captures) > 1:
+            label += f" (capture {capture_id + 1} of {len(self.captures)})"
+        return f"{label} · flow {row.get('flow_id')}"
 
     def _selected_uid(self) -> int | None:
         if isinstance(self.screen, FlowDetailScreen):
@@ -495,6 +510,9 @@ class MinerscopeApp(App[None]):
             ]
             sections.append((title, keys))
         sections[1][1].append(("enter", "Open the selected flow"))
+        sections[1][1].append(("up/down, j/k", "Move; pgup/pgdn, home/end jump"))
+        sections[1][1].append(("left/right", "Scroll to the columns off screen"))
+        sections[1][1].append(("tab", "Move between the filter bar and the table"))
         sections[1][1].append(("click header", "Sort by that column (again: reverse)"))
         sections[0][1].append(("ctrl+p", "Command palette"))
         return sections

@@ -37,13 +37,14 @@ class LoadProgress(Message):
 
 
 class FlowsArrived(Message):
-    """Newly scored flows of one capture (append them)."""
+    """Newly scored flows of capture number ``capture_id`` (append them)."""
 
-    def __init__(self, path: str, rows: pl.DataFrame, table: FlowTable | None) -> None:
+    def __init__(self, path: str, rows: pl.DataFrame, table: FlowTable | None, capture_id: int = 0) -> None:
         super().__init__()
         self.path = path
         self.rows = rows
         self.table = table
+        self.capture_id = capture_id
 
 
 class LoadFinished(Message):

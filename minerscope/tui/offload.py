@@ -45,8 +45,29 @@ def prepare() -> None:
     resource_tracker.ensure_running()
 
 
+HIDDEN_MODULES = ("sklearn",)
+"""Modules the triage child refuses to import.
+
+xgboost imports scikit-learn at import time for its estimator wrappers; triage only
+loads ``Booster`` objects, and that import alone is 1.5-3 s of the time to first rows.
+Hiding it (``sys.modules[name] = None`` makes ``import`` raise ``ImportError``, which
+xgboost handles as "sklearn not installed") is safe only here: this process runs
+triage and nothing else.
+"""
+
+
+def hide_unused_modules() -> None:
+    """Make :data:`HIDDEN_MODULES` unimportable in this process (call it in the child only)."""
+    import sys
+
+    for name in HIDDEN_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "not importable"
+
+
 def _child(path: str, options: TriageOptions | None, out: Any) -> None:
     import os
+
+    hide_unused_modules()
 
     # The parent's terminal belongs to the UI: library chatter in the child must not
     # paint over it. Failures still reach the app through the queue.
@@ -74,6 +95,32 @@ def _rebuild(name: str, message: str) -> errors.MinerscopeError:
     return error
 
 
+_PRESTARTED: dict[tuple[str, TriageOptions | None], tuple[Any, Any]] = {}
+"""Triage children started by :func:`prestart`, waiting for the app to read them."""
+
+
+def _start(path: str | Path, options: TriageOptions | None) -> tuple[Any, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    out: Any = ctx.Queue(maxsize=QUEUE_UPDATES)
+    proc = ctx.Process(target=_child, args=(str(path), options, out), daemon=True, name="minerscope-triage")
+    proc.start()
+    return proc, out
+
+
+def prestart(path: str | Path, options: TriageOptions | None = None) -> None:
+    """Start triaging ``path`` now; the next :func:`iter_triage_offloaded` of it reads this child.
+
+    ``minerscope open`` calls this before it imports Textual: the child's imports and
+    first block (about two CPU-seconds) then run on the second core while the app's
+    own imports and startup run on the first, instead of after them. A prestarted child
+    that is never read is a daemon: it ends with the app. Like :func:`prepare`, call it
+    before the app runs (while ``sys.stderr`` is the real one).
+    """
+    key = (str(path), options)
+    if key not in _PRESTARTED:
+        _PRESTARTED[key] = _start(path, options)
+
+
 def iter_triage_offloaded(
     path: str | Path,
     options: TriageOptions | None = None,
@@ -86,10 +133,8 @@ def iter_triage_offloaded(
         minerscope.errors.MinerscopeError: whatever the pipeline raised, same class and message.
         minerscope.errors.InternalError: the child died without saying why.
     """
-    ctx = multiprocessing.get_context("spawn")
-    out: Any = ctx.Queue(maxsize=QUEUE_UPDATES)
-    proc = ctx.Process(target=_child, args=(str(path), options, out), daemon=True, name="minerscope-triage")
-    proc.start()
+    started = _PRESTARTED.pop((str(path), options), None)
+    proc, out = started if started is not None else _start(path, options)
     try:
         while True:
             if cancel is not None and cancel.is_set():

@@ -26,6 +26,14 @@ from minerscope.rowfilter import RowFilter, view_rows
 UID = "uid"
 """Session-wide row id column (flow ids restart in every chunk)."""
 
+CAPTURE_ID = "capture_id"
+"""Which opened capture a row came from (0, 1, ... in the order given).
+
+A flow is known by (capture_id, flow_id): two captures can hold the same 5-tuple (a
+capture opened twice, or two files from the same link), and their flows must stay
+separate rows with their own packets, never be joined on the 5-tuple or the file name.
+"""
+
 COIN_PREFIX = "pc_"
 """Prefix of the per-coin probability columns unpacked from ``coin_probs``."""
 
@@ -125,12 +133,15 @@ class Session:
     def count(self) -> int:
         return self._next_uid
 
-    def add_chunk(self, rows: pl.DataFrame, table: FlowTable | None) -> None:
-        """Append one triage update's rows (and their arrays) to the session."""
+    def add_chunk(self, rows: pl.DataFrame, table: FlowTable | None, capture_id: int = 0) -> None:
+        """Append one triage update's rows (and their arrays) from capture ``capture_id``."""
         if rows.height == 0:
             return
         start = self._next_uid
-        rows = rows.with_columns(pl.int_range(start, start + rows.height, dtype=pl.Int64).alias(UID))
+        rows = rows.with_columns(
+            pl.int_range(start, start + rows.height, dtype=pl.Int64).alias(UID),
+            pl.lit(capture_id, dtype=pl.Int32).alias(CAPTURE_ID),
+        )
         rows = self._unpack_coins(rows)
         if table is not None and len(table) == rows.height:
             self.chunks.append(Chunk(start, table))
@@ -234,6 +245,11 @@ class Session:
         if frame.height == 0:
             raise KeyError(uid)
         return frame.row(0, named=True)
+
+    def flow_key(self, uid: int) -> tuple[int, int]:
+        """(capture_id, flow_id) of a row: the flow's identity across every opened capture."""
+        row = self.row(uid)
+        return int(row.get(CAPTURE_ID) or 0), int(row.get("flow_id") or 0)
 
     def table_for(self, uid: int) -> tuple[FlowTable, int] | None:
         """The chunk table holding flow ``uid`` and its index there (None if not kept)."""

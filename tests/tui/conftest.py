@@ -20,6 +20,7 @@ import pytest
 
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 from minerscope.triage import TriageOptions, TriageUpdate
+from minerscope.tui.app import Loader
 
 COINS = ("btc", "etc", "eth", "ltc", "xmr")
 
@@ -114,7 +115,7 @@ def build_table(n: int, seed: int = 7) -> tuple[pl.DataFrame, FlowTable]:
     return rows, table
 
 
-def layout_loader(n: int, chunks: int = 2) -> object:
+def layout_loader(n: int, chunks: int = 2) -> Loader:
     """An ``iter_triage``-shaped generator over ``n`` hand-built flows in ``chunks`` parts."""
 
     def run(
@@ -169,7 +170,7 @@ def sample_updates() -> list[TriageUpdate]:
     return list(iter_triage(sample_capture()))
 
 
-def replay_loader(updates: list[TriageUpdate]) -> object:
+def replay_loader(updates: list[TriageUpdate]) -> Loader:
     """An ``iter_triage``-shaped loader replaying recorded real updates."""
 
     def run(

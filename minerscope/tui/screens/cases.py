@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
@@ -77,7 +77,7 @@ class PoolsScreen(Screen[None]):
         else:
             body = "\n".join(clean(n, 300) for n in self.notes[-8:]) or "no case notes"
             yield Static(Text(body), id="case-notes")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def action_note_pool(self) -> None:
         """Attach a note to the pool under the cursor (the app writes it)."""
@@ -235,8 +235,8 @@ class HelpScreen(ModalScreen[None]):
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90%; max-width: 90; height: 90%; border: thick $accent;
-        background: $surface; padding: 0 1; overflow-y: auto; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 90; height: 90%; border: thick $accent;
+        background: $surface; padding: 0 1; }
     """
 
     def __init__(self, sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> None:
@@ -248,12 +248,17 @@ class HelpScreen(ModalScreen[None]):
         for title, keys in self.sections:
             text.append(f"{title}\n", style="bold underline")
             for key, description in keys:
-                text.append(f"  {key:<12}", style="bold cyan")
+                text.append(f"  {key:<13} ", style="bold cyan")
                 text.append(f"{description}\n")
             text.append("\n")
         text.append("ctrl+p opens the command palette: every action is there too.", style="dim")
-        with Vertical():
+        # Focused and scrollable: at 80x24 most of the list is below the fold, and
+        # up/down/page keys must reach it without a mouse.
+        with VerticalScroll(id="help-body"):
             yield Static(text, id="help-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").focus()
 
 
 class QuitScreen(ModalScreen[bool]):

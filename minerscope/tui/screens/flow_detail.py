@@ -143,10 +143,19 @@ class FlowDetailScreen(Screen[None]):
     FlowDetailScreen VerticalScroll { padding: 0 1; }
     """
 
-    def __init__(self, uid: int, row: dict[str, Any], series: FlowSeries | None, history: list[str] | None):
+    def __init__(
+        self,
+        uid: int,
+        row: dict[str, Any],
+        series: FlowSeries | None,
+        history: list[str] | None,
+        *,
+        capture: str = "",
+    ):
         super().__init__(id="detail")
         self.uid = uid
         self.row = row
+        self.capture = capture
         self.series = series
         self.history = history
 
@@ -154,6 +163,8 @@ class FlowDetailScreen(Screen[None]):
         yield Header(show_clock=False)
         with VerticalScroll(id="detail-body"):
             yield Static(header_text(self.row), id="detail-title")
+            if self.capture:
+                yield Static(Text(self.capture, style="dim"), id="detail-capture")
             yield Static("Score", classes="section")
             yield Static(score_table(self.row), id="score")
             yield Static("Why: top feature contributions", classes="section")
@@ -169,7 +180,7 @@ class FlowDetailScreen(Screen[None]):
                 yield Static(Text("no per-packet arrays kept for this flow", style="dim"))
             yield Static("Probes and notes for this endpoint", classes="section")
             yield Static(history_text(self.history), id="history")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def action_probe(self) -> None:
         from minerscope.tui.app import MinerscopeApp

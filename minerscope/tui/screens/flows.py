@@ -68,7 +68,7 @@ class FlowsScreen(Screen[None]):
         )
         yield FlowTableView(id="table")
         yield Static(id="status")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.query_one(FlowTableView).focus()

@@ -94,7 +94,7 @@ class ProbeScreen(Screen[None]):
         yield Input(value=value, placeholder="host:port, then enter", id="target")
         yield ProbeLog(id="log")
         yield Static(Text("no verdict yet", style="dim"), id="verdict")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         if self.target is not None:

@@ -1,0 +1,129 @@
+"""``minerscope`` with no arguments: the workstation on the sample, shipped model, default case file.
+
+Two views of the same door. The Pilot test resolves the defaults the way the command
+does (``$MINERSCOPE_DB`` through the click group, no captures, no model) and drives the
+app they build. The terminal test starts the installed console script in a real
+pseudo-terminal at 80x24, waits until the sample's flows are drawn, presses ``q`` and
+expects a clean exit with the terminal restored.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from minerscope.cli import main
+from minerscope.cli.tui_cmd import workstation_args
+from minerscope.model.artifact import load_model
+from minerscope.resources import sample_capture
+from minerscope.triage import TriageUpdate
+from minerscope.tui.app import MinerscopeApp
+from tests.conftest import MS
+from tests.tui.test_app import until
+
+pytestmark = pytest.mark.skipif(not sample_capture().is_file(), reason="bundled sample not generated")
+
+LOAD_TIMEOUT = 120_000 * MS  # a cold triage child compiles numba kernels; a loaded CI box is slow
+ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>NOM78c])")
+
+
+def sample_flows(updates: list[TriageUpdate]) -> int:
+    return sum(u.rows.height for u in updates if u.rows is not None)
+
+
+@pytest.mark.slow
+async def test_no_arguments_load_the_sample_with_the_shipped_model_and_env_case_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_updates: list[TriageUpdate]
+) -> None:
+    db = tmp_path / "from-env" / "case.sqlite"
+    monkeypatch.setenv("MINERSCOPE_DB", str(db))
+    ctx = main.make_context("minerscope", [])
+    paths, case_file, options = workstation_args((), db=ctx.params["db"], model=None)
+    assert paths == [sample_capture()]
+    assert case_file == db and db.parent.is_dir()
+    assert options.model is None and options.db_path == db
+
+    app = MinerscopeApp(paths, db_path=case_file, options=options)  # the real offloaded pipeline
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loads_done == 1, LOAD_TIMEOUT)
+        await pilot.pause()
+        assert not app.last_error and app.store is not None
+        assert app.flows_screen.table.row_count == app.session.count == sample_flows(sample_updates)
+        assert set(app.session.rows["model"].to_list()) == {load_model(None).name}
+        assert app.sub_title == sample_capture().name
+    assert db.is_file()  # the case file named by $MINERSCOPE_DB was created and used
+
+
+def _read(fd: int, until_s: float) -> bytes:
+    """Whatever the terminal shows within ``until_s`` seconds ('' once the child closed it)."""
+    ready, _, _ = select.select([fd], [], [], until_s)
+    if not ready:
+        return b""
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the child exited and the pty closed
+        return b""
+
+
+@pytest.mark.slow
+def test_bare_minerscope_in_a_terminal_draws_the_sample_and_quits_on_q(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("minerscope")
+    if not script.is_file():
+        pytest.skip("console script not installed")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TEXTUAL")},
+        "MINERSCOPE_DB": str(tmp_path / "case.sqlite"),
+        "HOME": str(tmp_path),
+        "TERM": "xterm-256color",
+        "COLUMNS": "80",
+        "LINES": "24",
+    }
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [str(script)], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path, start_new_session=True
+    )
+    os.close(slave)
+    screen = b""
+    try:
+        # "N of N flows" on the status line: rows loaded, none filtered out
+        loaded = re.compile(rb"\b([1-9][0-9,]*) of \1 flows")
+        deadline = time.monotonic() + LOAD_TIMEOUT
+        while not loaded.search(ANSI.sub(b"", screen)):
+            assert time.monotonic() < deadline, f"flows never drawn: {ANSI.sub(b'', screen)[-800:]!r}"
+            assert proc.poll() is None, f"exited early: {ANSI.sub(b'', screen)[-800:]!r}"
+            screen += _read(master, 0.2)
+        # q quits; while the load's last moments still run, it asks first: say no, try again
+        deadline = time.monotonic() + 30_000 * MS
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, f"q did not quit: {ANSI.sub(b'', screen)[-800:]!r}"
+            mark = len(screen)
+            os.write(master, b"q")
+            settle = time.monotonic() + 1000 * MS
+            while proc.poll() is None and time.monotonic() < settle:
+                screen += _read(master, 0.1)
+            if b"Quit anyway" in ANSI.sub(b"", screen[mark:]):
+                os.write(master, b"n")
+        screen += _read(master, 0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = ANSI.sub(b"", screen).decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-800:]
+    assert sample_capture().name in text  # the header names the capture
+    # the alternate screen was entered and left again: the terminal is given back restored
+    assert b"\x1b[?1049h" in screen and screen.rfind(b"\x1b[?1049l") > screen.rfind(b"\x1b[?1049h")
+    assert (tmp_path / "case.sqlite").is_file()

@@ -1,0 +1,57 @@
+"""The triage child process: same updates as in-process triage, prestarted or not, errors intact."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from minerscope.errors import CaptureError
+from minerscope.resources import sample_capture
+from minerscope.triage import TriageUpdate
+from minerscope.tui import offload
+
+
+def _summary(updates: list[TriageUpdate]) -> list[tuple[int, list[int], list[float]]]:
+    return [
+        (u.packets, u.rows["flow_id"].to_list(), u.rows["p_mining"].to_list())
+        for u in updates
+        if u.rows is not None
+    ]
+
+
+@pytest.mark.skipif(not sample_capture().is_file(), reason="bundled sample not generated")
+def test_a_prestarted_child_is_the_one_the_load_reads(sample_updates: list[TriageUpdate]) -> None:
+    path = sample_capture()
+    offload.prestart(path, None)
+    proc, _ = offload._PRESTARTED[(str(path), None)]
+    offload.prestart(path, None)  # asking again does not start a second child
+    assert offload._PRESTARTED[(str(path), None)][0] is proc
+    updates = list(offload.iter_triage_offloaded(path, None))
+    assert (str(path), None) not in offload._PRESTARTED
+    assert not proc.is_alive() and proc.exitcode is not None  # that child was read and reaped
+    assert _summary(updates) == _summary(sample_updates)
+    assert updates[-1].done
+
+
+def test_errors_cross_the_process_boundary_as_the_same_class(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("this is not a capture\n")
+    with pytest.raises(CaptureError, match="notes.txt"):
+        list(offload.iter_triage_offloaded(junk, None))
+
+
+def test_the_child_hides_scikit_learn_only_in_itself() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from minerscope.tui.offload import hide_unused_modules\n"
+        "hide_unused_modules()\n"
+        "import xgboost\n"
+        "print('sklearn' in sys.modules and sys.modules['sklearn'] is None, xgboost.compat.SKLEARN_INSTALLED)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]  # xgboost loaded without importing sklearn
+    assert offload.HIDDEN_MODULES == ("sklearn",) and sys.modules.get("sklearn", "absent") is not None
