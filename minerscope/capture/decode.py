@@ -115,6 +115,9 @@ STATE_LAST_TS = 2
 STATE_SIZE = 4
 
 _NS = 1_000_000_000
+_TS_MAX = (1 << 63) - 1
+"""Latest representable timestamp (int64 ns, year 2262): later ones saturate here."""
+_SEC_MAX = _TS_MAX // _NS
 
 
 @njit(cache=True)
@@ -444,26 +447,41 @@ def walk_pcap(
 
 @njit(cache=True)
 def _ts_to_ns(units: Any, res: Any, offset_s: Any) -> Any:
-    """Timestamp units of an interface (``if_tsresol`` byte ``res``) -> ns since the epoch."""
+    """Timestamp units of an interface (``if_tsresol`` byte ``res``) -> ns since the epoch.
+
+    Saturates at :data:`_TS_MAX` instead of wrapping: a broken or hostile ``if_tsresol``
+    or ``if_tsoffset`` must not turn into negative or scrambled time (numba integers wrap
+    silently).
+    """
     if res & 0x80:
         shift = res & 0x7F
         if shift > 63:
             shift = 63
         sec = units >> _u64(shift)
+        if sec > _u64(_SEC_MAX):
+            return _TS_MAX
         frac = units & ((_u64(1) << _u64(shift)) - _u64(1))
         if shift > 34:  # keep frac * 1e9 inside 64 bits
             frac = frac >> _u64(shift - 34)
             shift = 34
         ns = _i64(sec) * _NS + _i64((frac * _u64(_NS)) >> _u64(shift))
     elif res == 9:
+        if units > _u64(_TS_MAX):
+            return _TS_MAX
         ns = _i64(units)
     elif res < 9:
-        ns = _i64(units) * _i64(10 ** (9 - res))
+        mult = _i64(10 ** (9 - res))
+        if units > _u64(_TS_MAX // mult):
+            return _TS_MAX
+        ns = _i64(units) * mult
     elif res - 9 <= 18:
         ns = _i64(units // _u64(10 ** (res - 9)))
     else:
         ns = 0
-    return ns + offset_s * _NS
+    offset = min(max(offset_s, -_SEC_MAX), _SEC_MAX) * _NS
+    if offset > 0 and ns > _TS_MAX - offset:
+        return _TS_MAX
+    return ns + offset
 
 
 @njit(cache=True)

@@ -754,3 +754,18 @@ def test_random_damage_never_raises(tmp_path: Path, data: st.DataObject) -> None
     assert report.complete or report.damage_offset is not None
     caps = batch.packets["payload_off"].astype(np.int64) + batch.packets["payload_cap"]
     assert np.all(caps <= batch.data.shape[0])
+
+
+@pytest.mark.parametrize("tsresol", [0, 6, 9, 0x80])
+def test_pcapng_timestamps_beyond_int64_saturate(tmp_path: Path, tsresol: int) -> None:
+    """A hostile if_tsresol with huge units must not wrap into negative or scrambled time."""
+    path = tmp_path / "far.pcapng"
+    frame = _eth(_ip_packets()[0])
+    with W.PcapngWriter(path) as w:
+        iface = w.add_interface(W.LINKTYPE_ETHERNET, tsresol=tsresol)
+        w.write_packet(iface, TS0, frame)
+        w.write_packet(iface, 2**64 - 1, frame)  # past year 2262 in ns, at every resolution
+    batch, report = read_all(path)
+    stamps = batch.packets["ts_ns"].tolist()
+    assert len(stamps) == 2 and report.complete
+    assert 0 < stamps[0] <= TS0 and stamps[1] == 2**63 - 1
