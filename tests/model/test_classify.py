@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 import xgboost
 
 from minerscope.features.synthetic import synthetic_table
@@ -117,3 +118,29 @@ def test_flows_without_packets_are_kept_unscored(trained: tuple[Path, TrainResul
     assert rows["flow_id"].to_list() == [0, 1]
     assert rows["stage1"].to_list() == ["benign", "benign"] and rows["windows"].to_list() == [0, 0]
     assert rows["window"].null_count() == 2
+
+
+def test_exact_shap_above_the_floor_saabas_below(
+    trained: tuple[Path, TrainResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exact TreeSHAP for every window an analyst may look at; the cheap attribution only below."""
+    from minerscope.model import classify
+
+    # this small model scores synthetic benign flows above the shipped floor: raise it
+    monkeypatch.setattr(classify, "EXACT_FLOOR", 0.5)
+    folder, _ = trained
+    model = load_model(folder)
+    table, _ = synthetic_table(6, 6, seed=80)
+    rows = score(table, model)
+    feats = extract_features(table, window_s=model.window_s, whole_flow=False)
+    names = list(model.binary_features)
+    methods = set()
+    for row in rows.iter_rows(named=True):
+        window = feats.filter((pl.col("flow_id") == row["flow_id"]) & (pl.col("window") == row["window"]))
+        dmat = xgboost.DMatrix(window.select(names).to_numpy().astype(np.float32), feature_names=names)
+        approx = row["p_mining"] < classify.EXACT_FLOOR
+        methods.add(approx)
+        want = model.binary.predict(dmat, pred_contribs=True, approx_contribs=approx)[0]
+        for t in row["top_features"]:
+            assert t["contribution"] == pytest.approx(float(want[names.index(t["name"])]), abs=1e-6)
+    assert methods == {True, False}  # both paths were exercised

@@ -1,0 +1,57 @@
+"""Have every numba kernel compiled before a loop that cannot wait for it.
+
+numba compiles a kernel on its first call and keeps the machine code in an on-disk cache:
+the first run on a machine spends tens of seconds compiling (about 40 kernels: decoder,
+flow assembler, feature series), later runs load them in well under a second. A file
+scan can absorb that. A live capture cannot: the kernel's packet ring holds under two
+seconds of traffic, so the first packets would be dropped while the decoder, the
+assembler and the feature kernels compile on their first call. ``live`` therefore calls
+:func:`compile_kernels` before it opens the ring.
+
+The bundled sample is the workload: it exercises every path (TLS, DNS, WebSocket,
+plaintext Stratum, window cuts) with real bytes, so no kernel is left for later.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from minerscope.capture.decode import LINKTYPE_ETHERNET
+from minerscope.capture.live import walk_blocks
+from minerscope.capture.packets import PACKET_DTYPE
+from minerscope.capture.pcap import iter_batches
+from minerscope.features.windows import extract_features
+from minerscope.flows import _kernels as flow_kernels
+from minerscope.flows.assemble import FlowAssembler
+from minerscope.flows.records import FlowTable
+from minerscope.resources import sample_capture
+
+WARMUP_WINDOW_S = 60.0
+"""Window for the warm-up: short enough that the ten-minute sample's flows get cut."""
+
+
+def compile_kernels() -> float:
+    """Run the sample through decode, assembly and features once; returns seconds taken.
+
+    After it returns, no kernel of the packet path compiles on first use any more in this
+    process (numba keys compiled code by argument types, which the sample shares with
+    every capture).
+    """
+    start = time.monotonic()
+    # Kernels the sample does not reach compile from empty arrays of the right types: the
+    # ring decoder (only the live loop calls it) and the flow table's rehash on growth
+    # (the sample never has 1024 flows open at once; a busy link does).
+    walk_blocks(np.zeros(0, np.uint8), np.zeros(0, np.int64), LINKTYPE_ETHERNET, False, np.zeros(0, PACKET_DTYPE))
+    flow_kernels.rebuild_hash(
+        np.zeros((1, flow_kernels.KEY_COLS), np.uint64),
+        np.zeros((1, flow_kernels.STATE_COLS), np.int64),
+        np.full(2, -1, np.int32),
+    )
+    assembler = FlowAssembler(active_timeout=WARMUP_WINDOW_S, capture="warm-up")
+    tables = [assembler.feed(batch) for batch in iter_batches(sample_capture())]
+    tables.append(assembler.finish())
+    table = FlowTable.concat([t for t in tables if len(t)])
+    extract_features(table, window_s=WARMUP_WINDOW_S)
+    return time.monotonic() - start
