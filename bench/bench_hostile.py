@@ -27,7 +27,6 @@ import asyncio
 import random
 import re
 import sqlite3
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -39,7 +38,7 @@ from minerscope.emulate.hostile import HOSTILE, Blackhole
 from minerscope.probe import transport as io
 from minerscope.probe.runner import ProbeOptions, probe_many, probe_target
 from minerscope.probe.verdict import Verdict
-from tests.hostile.crash_writers import run_and_kill, writer_command
+from tests.hostile.crash_writers import run_and_kill, scan_command, writer_command
 from tests.hostile.farm import Peer, farm, spec
 
 OPTIONS = ProbeOptions(
@@ -325,19 +324,7 @@ def kill_scan(kills: int, rng: random.Random, tmp: Path) -> None:
     db = tmp / "scan.sqlite"
 
     def scan(capture: Path, delay: float) -> bool:
-        cmd = [
-            sys.executable,
-            "-m",
-            "minerscope",
-            "--db",
-            str(db),
-            "scan",
-            "-q",
-            "-j1",
-            "--format",
-            "jsonl",
-            str(capture),
-        ]
+        cmd = scan_command(db, capture)
         return not run_and_kill(cmd, delay).killed
 
     first = _capture(tmp / "cap-5.pcap", 5)

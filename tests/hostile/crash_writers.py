@@ -83,6 +83,23 @@ def run_and_kill(
     return Killed(lines, proc.returncode, delay_s, b"".join(err).decode("utf-8", "replace")[-4000:])
 
 
+def scan_command(db: Path, capture: Path) -> list[str]:
+    """The ``minerscope scan`` run the SIGKILL loops kill: one worker, recording into ``db``."""
+    return [
+        sys.executable,
+        "-m",
+        "minerscope",
+        "--db",
+        str(db),
+        "scan",
+        "-q",
+        "-j1",
+        "--format",
+        "jsonl",
+        str(capture),
+    ]
+
+
 def writer_command(kind: str, path: Path, start: int = 0) -> list[str]:
     return [sys.executable, "-m", "tests.hostile.crash_writers", kind, str(path), str(start)]
 

@@ -23,7 +23,7 @@ from minerscope.model.artifact import load_model
 from minerscope.store import open_store
 from minerscope.store.casefile import verify_case_file
 from tests.capture.test_handshake import _sni_ext, build_client_hello
-from tests.hostile.crash_writers import run_and_kill, writer_command
+from tests.hostile.crash_writers import run_and_kill, scan_command, writer_command
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -128,19 +128,7 @@ def test_scan_store_survives_sigkill_at_random_points(tmp_path: Path) -> None:
     db = tmp_path / "case.sqlite"
 
     def scan(capture: Path, delay: float) -> tuple[bool, float]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "minerscope",
-            "--db",
-            str(db),
-            "scan",
-            "-q",
-            "-j1",
-            "--format",
-            "jsonl",
-            str(capture),
-        ]
+        cmd = scan_command(db, capture)
         began = time.monotonic()
         run = run_and_kill(cmd, delay)
         took = time.monotonic() - began
