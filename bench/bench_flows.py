@@ -185,6 +185,8 @@ def file_main(args: argparse.Namespace) -> None:
                 else float("nan")
             )
             note = "full file" if limit >= size else f"prefix {limit:,}, extrapolated"
+            if "warmup" in r:  # imports and compiled kernels, loaded once per process before the clock
+                note += f"; warm-up {r['warmup']:.2f} s wall, not timed"
             rss = r["rss_mb"] if "child_rss_mb" not in r else max(r["rss_mb"], r["child_rss_mb"])
             print(
                 f"  {name:27} {int(r['packets']):>10,} {r['cpu']:>7.2f} {mpps:>6.2f} {ratio:>7.1f} {rss:>12.0f}  {note}"

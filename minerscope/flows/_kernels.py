@@ -545,8 +545,8 @@ def compact_prefixes(fst, pbytes, used):
         b = C_SIDE + (who[order[j]] % 2) * SIDE_COLS
         src = fst[s, b + P_OFF]
         ln = fst[s, b + P_LEN]
-        for q in range(ln):  # regions only move down, in order: a forward copy is safe
-            pbytes[o + q] = pbytes[src + q]
+        if src != o:  # regions only move down, in order: nothing still needed is overwritten
+            pbytes[o : o + ln] = pbytes[src : src + ln]
         fst[s, b + P_OFF] = o
         fst[s, b + P_CAP] = ln
         o += ln
@@ -596,3 +596,35 @@ def build_messages(pkt_offs, use_records, pkt_dir, pkt_ts, pkt_plen, rec_offs, r
             o_type[k] = 0
             k += 1
     return o_flow[:k], o_ts[:k], o_len[:k], o_dir[:k], o_type[:k]
+
+
+@njit(cache=True)
+def end_flows(fst, expire_before, final):
+    """Mark the flows that ended, in one pass over the slot table (its columns are strided).
+
+    A live flow last seen before ``expire_before`` ends ``idle`` (unless TCP closed it
+    first) and, unless ``final``, becomes ``EXPIRED``; with ``final`` every other open
+    live flow ends ``eof``. Returns whether each slot is out (ended, or live when
+    ``final``) and the packets those slots hold.
+    """
+    n = fst.shape[0]
+    out = np.zeros(n, np.bool_)
+    packets = np.int64(0)
+    for s in range(n):
+        st = fst[s, C_ST]
+        if st == ST_LIVE:
+            if fst[s, C_LAST] < expire_before:
+                if fst[s, C_REASON] == REASON_OPEN:
+                    fst[s, C_REASON] = REASON_IDLE
+                if not final:
+                    fst[s, C_ST] = ST_EXPIRED
+                out[s] = True
+            elif final:
+                if fst[s, C_REASON] == REASON_OPEN:
+                    fst[s, C_REASON] = REASON_EOF
+                out[s] = True
+        elif st == ST_DONE or st == ST_EXPIRED:
+            out[s] = True
+        if out[s]:
+            packets += fst[s, C_NPK]
+    return out, packets

@@ -151,6 +151,7 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
 
 
 _I64_MIN = int(np.iinfo(np.int64).min)
+_I64_MAX = int(np.iinfo(np.int64).max)
 _track: Any = k.track  # (numba's dispatcher stub does not type many arguments)
 _META_NAMES = ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
 GHOST_SECONDS = 3600.0
@@ -332,6 +333,12 @@ class FlowAssembler:
         return self._dns
 
     @property
+    def clock_ns(self) -> int | None:
+        """Capture time: the latest packet's or :meth:`advance`'s nanoseconds (None before either)."""
+        clock = int(self._logs.cnt[k.K_CLOCK])
+        return None if clock == _I64_MIN else clock
+
+    @property
     def _idle_ns(self) -> int:
         return int(self.idle_timeout * _NS)
 
@@ -364,6 +371,49 @@ class FlowAssembler:
             i = int(order[pos]) if order.shape[0] else pos
             logs.grow(int(rows[i]["payload_len"]), self.prefix_bytes, int(logs.cnt[k.K_CLOCK]), ghost_ns)
         self.non_ip_packets += n - (int(logs.cnt[k.K_IP]) - ip_before)
+        return self._emit(final=False)
+
+    def advance(self, now_ns: int) -> FlowTable:
+        """Move capture time on to ``now_ns`` without a packet; return the flows that ended by then.
+
+        Only packets move capture time, so on a quiet link (live capture) a flow that went
+        silent, or whose window ran out, would wait for the next packet. This ends what a
+        later packet would: every flow idle longer than ``idle_timeout`` (as a packet of any
+        flow shows) and every flow older than ``active_timeout`` (as its own next packet
+        shows), with the same records and end reasons, and creates no flow. The flow after
+        such a cut still keeps its client side. One difference from waiting: a flow cut at
+        its window that then stays silent is already out, ended ``active``, where waiting
+        would have ended it ``idle``.
+
+        Args:
+            now_ns: capture time (the packets' clock: Unix nanoseconds for a live capture).
+                The clock never goes back: a value at or before :attr:`clock_ns` leaves it as
+                it is, and only what is due at the current clock ends.
+
+        Returns:
+            The flows that ended (possibly none), like :meth:`feed`.
+        """
+        logs = self._logs
+        clock = int(logs.cnt[k.K_CLOCK])
+        if now_ns > clock:
+            clock = logs.cnt[k.K_CLOCK] = min(int(now_ns), _I64_MAX)
+        if clock == _I64_MIN:  # no packet and no time yet: nothing can end
+            return FlowTable.empty()
+        if self.active_timeout:
+            # a window cut, as the kernel makes it on the flow's next packet (idle takes
+            # precedence there too); the slot turns EXPIRED, not DONE, so that after it is
+            # emitted its 5-tuple stays a ghost and the next piece keeps the client side
+            fst = logs.fst
+            due = (
+                (fst[:, k.C_ST] == k.ST_LIVE)
+                & (clock - fst[:, k.C_FIRST] > int(self.active_timeout * _NS))
+                & (clock - fst[:, k.C_LAST] <= self._idle_ns)
+            )
+            if due.any():
+                slots = np.flatnonzero(due)
+                still_open = fst[slots, k.C_REASON] == k.REASON_OPEN
+                fst[slots[still_open], k.C_REASON] = k.REASON_ACTIVE
+                fst[slots, k.C_ST] = k.ST_EXPIRED
         return self._emit(final=False)
 
     def finish(self) -> FlowTable:
@@ -405,22 +455,12 @@ class FlowAssembler:
         """Hand out the flows that ended; compact the logs to what live flows still need."""
         logs = self._logs
         fst = logs.fst
-        st = fst[:, k.C_ST]
         clock = int(logs.cnt[k.K_CLOCK])
-        live = st == k.ST_LIVE
-        expired = live & (fst[:, k.C_LAST] < clock - self._idle_ns)
-        open_ = fst[:, k.C_REASON] == k.REASON_OPEN
-        fst[expired & open_, k.C_REASON] = k.REASON_IDLE
-        if final:
-            fst[live & ~expired & open_, k.C_REASON] = k.REASON_EOF
-            out = live | (st == k.ST_DONE) | (st == k.ST_EXPIRED)
-        else:
-            fst[expired, k.C_ST] = k.ST_EXPIRED
-            st = fst[:, k.C_ST]
-            out = (st == k.ST_DONE) | (st == k.ST_EXPIRED)
+        # one compiled pass: numpy would walk the strided slot table once per column and mask
+        out, ended = k.end_flows(fst, max(clock - self._idle_ns, _I64_MIN), final)
+        if not final:
             # Emitting walks every live packet record (to compact the logs), so wait until
             # the ended flows hold a fair share of them or capture time moved on by an idle timeout.
-            ended = int(fst[out, k.C_NPK].sum())
             if not ended or (
                 4 * ended < logs.cnt[k.K_PLOG] and clock - self._last_emit_clock <= self._idle_ns
             ):

@@ -4,6 +4,10 @@ The capture is written to a real pcap and read back with the reader at several b
 sizes, so flows span many batches: long TLS sessions whose records straddle packets and
 batches, a long plaintext flow past the prefix limit, timeout splits whose next flow
 starts with a server packet, a closed connection reopened on the same 5-tuple, DNS.
+
+:meth:`FlowAssembler.advance` (capture time moved on without a packet, as a quiet live
+link needs) is held to the same standard: it must end exactly the flows, with exactly the
+records, that a later packet would end, and leave the rest of the stream unchanged.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import numpy as np
 import pytest
 
 from minerscope.capture.pcap import read_capture
-from minerscope.flows.assemble import DEFAULT_PREFIX_PACKETS, assemble
+from minerscope.flows.assemble import DEFAULT_PREFIX_PACKETS, FlowAssembler, assemble
 from minerscope.flows.records import FlowTable
-from tests.flows.frames import Frame, tcp_session, udp, write_pcap
+from tests.flows.frames import Frame, tcp, tcp_session, to_batch, udp, write_pcap
 from tests.flows.tls_pair import records, tls_session
 
 IDLE = 5.0
@@ -118,3 +122,96 @@ def test_tls_records_across_batches_are_the_records_on_the_wire(capture: Path) -
             want = records(b"".join(d for dd, d in flights if dd == direction))
             assert [t for t, _ in got] == [t for t, _ in want]
             assert got[0] == want[0]
+
+
+WINDOW = 10.0
+LATER = 12.0  # seconds: past the window of the long flow, past the idle timeout of two others
+
+
+def quiet_link_frames() -> list[Frame]:
+    """Five flows seen up to t=8 s; at t=12 s each is in a different state."""
+    # the long flow: 1.0 .. 8.0 s; at 12 s its window (10 s) is over but it is not idle
+    frames = tcp_session(1.0, ("10.3.0.1", 40000), ("192.0.2.9", 3333),
+                         [(i % 2, b"x" * 20) for i in range(14)], gap=0.5, close="none")  # fmt: skip
+    # silent since 4.5 s: idle at 12 s
+    frames += [udp(4.0, "10.3.0.2", 6000, "203.0.113.9", 7000, b"ping"),
+               udp(4.5, "203.0.113.9", 7000, "10.3.0.2", 6000, b"pong")]  # fmt: skip
+    # past its window at 12 s but idle too: idle comes first, as for a packet
+    frames += [udp(1.0, "10.3.0.5", 6002, "203.0.113.11", 7002, b"hi"),
+               udp(5.0, "203.0.113.11", 7002, "10.3.0.5", 6002, b"ho")]  # fmt: skip
+    # closed by FIN at about 4 s: comes out when idle, still ``fin``
+    frames += tcp_session(4.0, ("10.3.0.3", 45000), ("192.0.2.80", 80), [(0, b"GET / HTTP/1.1\r\n\r\n")])
+    # neither idle nor past its window at 12 s: stays
+    frames += [udp(6.0, "10.3.0.4", 6001, "203.0.113.10", 7001, b"a"),
+               udp(7.5, "203.0.113.10", 7001, "10.3.0.4", 6001, b"b")]  # fmt: skip
+    return sorted(frames, key=lambda f: f[0])
+
+
+def quiet_link() -> FlowAssembler:
+    asm = FlowAssembler(idle_timeout=IDLE, active_timeout=WINDOW, capture="lo")
+    assert not len(asm.feed(to_batch(quiet_link_frames())))
+    return asm
+
+
+def server_speaks_at(t: float) -> Frame:
+    """The long flow's next packet: the server's, so the next piece must inherit its client."""
+    return tcp(t, "192.0.2.9", 3333, "10.3.0.1", 40000, "PA", 5141, 1141, b"job")
+
+
+def test_advance_ends_what_a_later_packet_would_and_creates_no_flow() -> None:
+    by_packet = quiet_link()
+    ended_by_packet = by_packet.feed(to_batch([server_speaks_at(LATER)]))
+    by_clock = quiet_link()
+    seen, live = by_clock.packets_seen, by_clock.live_packets
+    ended_by_clock = by_clock.advance(round(LATER * 1e9))
+
+    assert_same(ended_by_clock, ended_by_packet, "advance vs a later packet")
+    s = ended_by_clock.summary
+    assert sorted(zip(s["dport"], s["end_reason"], s["packets"], strict=True)) == [
+        (80, "fin", 7), (3333, "active", 17), (7000, "idle", 2), (7002, "idle", 2),
+    ]  # fmt: skip
+    assert by_clock.clock_ns == round(LATER * 1e9)
+    # no flow of its own: nothing counted, and only the flow that did not end is still held
+    assert by_clock.packets_seen == seen and by_clock.live_packets == 2 < live
+
+    # the rest of the stream is what it would have been: the long flow's next piece keeps
+    # 10.3.0.1 as its client although the server speaks first, even after a new flow
+    # took a free slot in between (the cut flow's 5-tuple must still be remembered)
+    newcomer = udp(LATER, "10.3.0.6", 6003, "203.0.113.12", 7003, b"new")
+    after = by_clock.feed(to_batch([newcomer, server_speaks_at(LATER)]))
+    rest_by_clock = FlowTable.concat([after, by_clock.finish()])
+    rest_by_packet = FlowTable.concat([by_packet.feed(to_batch([newcomer])), by_packet.finish()])
+    assert_same(rest_by_clock, rest_by_packet, "after advance vs after a later packet")
+    s = rest_by_clock.summary
+    assert sorted(zip(s["src"], s["dport"], s["packets"], strict=True)) == [
+        ("10.3.0.1", 3333, 1), ("10.3.0.4", 7001, 2), ("10.3.0.6", 7003, 1),
+    ]  # fmt: skip
+
+
+def test_advance_never_moves_the_clock_back() -> None:
+    asm = quiet_link()
+    now = asm.clock_ns
+    assert now == round(8.0 * 1e9)  # the long flow's last packet
+    assert not len(asm.advance(now - round(3 * 1e9)))  # stale: nothing is due at 8 s either
+    assert asm.clock_ns == now
+    assert len(asm.advance(round(LATER * 1e9))) == 4
+    assert not len(asm.advance(round(9.0 * 1e9)))  # 9 s is before the clock: still 12 s
+    assert asm.clock_ns == round(LATER * 1e9)
+
+    reference = quiet_link()
+    reference.advance(round(LATER * 1e9))
+    for a in (asm, reference):  # one second short of the last flow's idle timeout, at 12 s
+        assert not len(a.feed(to_batch([udp(LATER, "10.3.0.4", 6001, "203.0.113.10", 7001, b"c")])))
+    assert_same(asm.finish(), reference.finish(), "after stale advances")
+
+
+def test_advance_without_a_window_only_expires_idle_flows() -> None:
+    asm = FlowAssembler(idle_timeout=IDLE, capture="lo")
+    asm.feed(to_batch(quiet_link_frames()))
+    s = asm.advance(round(LATER * 1e9)).summary
+    assert sorted(zip(s["dport"], s["end_reason"], strict=True)) == [
+        (80, "fin"),
+        (7000, "idle"),
+        (7002, "idle"),
+    ]
+    assert FlowAssembler().advance(round(LATER * 1e9)).summary.height == 0  # no packet yet: nothing
