@@ -7,6 +7,7 @@
     │   ├── CaptureError           a capture cannot be read at all
     │   │   ├── NotACaptureError       the magic bytes match no supported format
     │   │   └── UnsupportedLinkTypeError  a link type we cannot decode (never silently empty)
+    │   ├── CapturePrivilegeError  live capture refused: no root or CAP_NET_RAW
     │   ├── ModelError             a model file is missing, malformed, or of another schema
     │   ├── StoreError             a case file is not SQLite, is corrupt, or is too new
     │   └── ScopeError             a probe target lies outside the allowed scope
@@ -53,6 +54,14 @@ class NotACaptureError(CaptureError):
 
 class UnsupportedLinkTypeError(CaptureError):
     """The capture uses a link type minerscope cannot decode."""
+
+
+class CapturePrivilegeError(InputError):
+    """Opening a packet socket was refused: the process lacks root or ``CAP_NET_RAW``.
+
+    The user's setting, not a bad capture: the message says how to grant the capability
+    (:func:`minerscope.capture.live.privilege_hint`).
+    """
 
 
 class ModelError(InputError):

@@ -9,17 +9,19 @@ like a capture being loaded.
 Windows. A mining connection lasts hours; waiting for it to end is useless to someone
 watching a link. So every flow is cut when its feature window closes (the assembler's
 active timeout set to the window length): each piece is one window, scored on its own
-as soon as the next packet shows the window is over, and printed. A flow's later
-pieces inherit the cleartext its first piece saw (TLS ClientHello fields, HTTP host,
-the first payload bytes stage 0 reads for plaintext Stratum), so a pool's SNI and a
-Stratum login stay attached to every window of the session, not only the first.
+as soon as the next packet (or, on a quiet link, the clock) shows the window is over,
+and printed. A flow's later pieces inherit the cleartext its first piece saw (TLS
+ClientHello fields, HTTP host, the first payload bytes stage 0 reads for plaintext
+Stratum), so a pool's SNI and a Stratum login stay attached to every window of the
+session, not only the first.
 
-Time. The assembler's clock is capture time, which only packets move; on a quiet link
-(or behind a narrow filter) a flow that went idle or closed would wait for the next
-packet. So when nothing arrives for :data:`TICK_S`, a one-packet *clock tick* tells the
-assembler the time; its pseudo-flow (protocol 255, 0.0.0.0 to 0.0.0.0) is never
-reported. The model loads on a thread while the ring is drained; flows that end before
-it is ready are scored, in order, as soon as it is.
+Time. The assembler's clock is capture time, which packets move; on a quiet link (or
+behind a narrow filter) a flow that went idle or closed, or whose window ran out, would
+wait for the next packet. So when the ring is empty, every :data:`ADVANCE_S` the
+assembler is told the wall-clock time (:meth:`~minerscope.flows.assemble.FlowAssembler.advance`,
+a little in the past: see :data:`ADVANCE_LAG_NS`) and hands out what ended by then.
+The model loads on a thread while the ring is drained; flows that end before it is
+ready are scored, in order, as soon as it is.
 
 Stopping. ``duration_s``, ``max_packets`` and the ``cancel`` event end the capture;
 then every flow still open is closed (``end_reason`` ``eof``), scored and returned.
@@ -34,25 +36,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from minerscope.capture.live import LiveCapture
-from minerscope.capture.packets import IPV4_MAPPED_LO_PREFIX, PACKET_DTYPE, PacketBatch, ReadReport
+from minerscope.capture.packets import PacketBatch, ReadReport
 from minerscope.triage import TriageOptions, TriageUpdate
 
 if TYPE_CHECKING:  # the pipeline's heavy imports wait until the capture is open
+    from concurrent.futures import Future
+
     from minerscope.flows.records import FlowTable
+    from minerscope.model.artifact import Model
+    from minerscope.prefilter.blacklist import Blacklist
 
 POLL_S = 0.25
 """Longest wait for packets before the loop checks its stop conditions again."""
 PROGRESS_S = 1.0
 """Seconds between progress-only updates (updates with rows are never held back)."""
-TICK_S = 1.0
-"""On a quiet link, how often a clock tick moves capture time on (so idle and closed flows come out)."""
-TICK_LAG_NS = 200_000_000
-"""A tick is stamped this far in the past: packets in a ring block not yet handed over stay newer."""
-TICK_PROTO = 255
-"""IP protocol of the tick (IANA "Reserved"), from 0.0.0.0 to 0.0.0.0: no real packet looks like it."""
+ADVANCE_S = 1.0
+"""On a quiet link, how often capture time is moved on (so idle flows and ended windows come out)."""
+ADVANCE_LAG_NS = 200_000_000
+"""Capture time is moved to this far before now: packets in a ring block not yet handed over
+(at most ``BLOCK_TIMEOUT_MS`` old) stay newer than the clock."""
 MAX_CONVERSATIONS = 50_000
 """Security limit: conversations whose first-window cleartext is remembered for later windows."""
 CARRY_PREFIX_BYTES = 2048
@@ -161,7 +164,7 @@ def iter_live(
         live: capture settings (filter, duration, packet count).
 
     Raises:
-        minerscope.capture.live.CapturePrivilegeError: no root / CAP_NET_RAW.
+        minerscope.errors.CapturePrivilegeError: no root / CAP_NET_RAW.
         minerscope.errors.CaptureError: no such interface / unsupported link type.
         minerscope.errors.InputError: the capture filter does not compile.
         minerscope.errors.ModelError: the model cannot be loaded.
@@ -170,9 +173,28 @@ def iter_live(
     live = live or LiveOptions(str(source))
     interface = live.interface or str(source)
     capture = LiveCapture(interface, bpf=live.bpf, promisc=live.promisc)
-    capture.open()  # first: a missing privilege is reported before the model loads
+    capture.check()  # first: a missing privilege is reported before the model loads
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    from minerscope._pipeline import build_blacklist
+    from minerscope.model.artifact import load_model
+    from minerscope.warmup import compile_kernels
+
+    # The model takes seconds to load; the ring would fill meanwhile. So it loads on a
+    # thread while the packet kernels compile and, after that, while the loop drains the
+    # ring into the assembler; flows that end before it is ready wait (in order) to be scored.
+    pool = ThreadPoolExecutor(1, thread_name_prefix="minerscope-live-model")
+    ready = pool.submit(lambda: (load_model(options.model), build_blacklist(options)))
+    pool.shutdown(wait=False)  # the one task still runs; nothing else is submitted
+    # Compiled before the ring exists: a kernel compiling on its first packet (tens of
+    # seconds on a machine's first run) would let the ring overflow.
+    compile_kernels()
+    if cancel is not None and cancel.is_set():
+        return
+    capture.open()
     try:
-        yield from _run(capture, interface, options, live, cancel)
+        yield from _run(capture, interface, options, live, cancel, ready)
     finally:
         capture.close()
 
@@ -183,20 +205,12 @@ def _run(
     options: TriageOptions,
     live: LiveOptions,
     cancel: threading.Event | None,
+    ready: Future[tuple[Model, Blacklist]],
 ) -> Iterator[TriageUpdate]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from minerscope._pipeline import build_blacklist, score_rows
+    from minerscope._pipeline import score_rows
     from minerscope.flows.assemble import FlowAssembler, fill_dns_names
     from minerscope.flows.records import FlowTable
-    from minerscope.model.artifact import load_model
 
-    # The model takes seconds to load; the ring fills meanwhile. So it loads on a thread
-    # while this loop drains the ring into the assembler, and flows that end before it is
-    # ready wait (in order) to be scored.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="minerscope-live-model")
-    ready = pool.submit(lambda: (load_model(options.model), build_blacklist(options)))
-    pool.shutdown(wait=False)  # the one task still runs; nothing else is submitted
     assembler = FlowAssembler(
         idle_timeout=options.idle_timeout, active_timeout=options.window_s, capture=interface
     )
@@ -217,9 +231,7 @@ def _run(
             report=report if done else None,
         )
         if finished is not None and len(finished):
-            finished = _without_ticks(finished)
-            if len(finished):
-                waiting.append(finished)
+            waiting.append(finished)
         if not (done or ready.done()):
             return out
         model, blacklist = ready.result()  # raises the loader's ModelError/StoreError here
@@ -237,7 +249,7 @@ def _run(
     yield update(None)
     started = time.monotonic()
     deadline = None if live.duration_s is None else started + live.duration_s
-    last_progress = last_tick = started
+    last_progress = last_advance = started
     while True:
         if cancel is not None and cancel.is_set():
             break
@@ -251,11 +263,11 @@ def _run(
         if live.max_packets is not None and report.packets + len(batch.packets) > live.max_packets:
             batch = PacketBatch(batch.packets[: live.max_packets - report.packets], batch.data, batch.source)
         if not len(batch.packets):
-            if now - last_tick >= TICK_S:
-                # The assembler's clock is capture time, which only packets move. Nothing
-                # arrived: tell it the time, so flows that went quiet or closed end now.
-                last_tick = now
-                finished = assembler.feed(_clock_tick(time.time_ns() - TICK_LAG_NS, interface))
+            if now - last_advance >= ADVANCE_S:
+                # Nothing arrived (the ring is drained): tell the assembler the time, so
+                # flows that went quiet and windows that ran out end now, not at the next packet.
+                last_advance = now
+                finished = assembler.advance(time.time_ns() - ADVANCE_LAG_NS)
                 if len(finished):
                     last_progress = now
                     yield update(finished)
@@ -288,26 +300,3 @@ def _count(report: ReadReport, batch: PacketBatch) -> None:
     report.non_ip_packets += n - ip
     report.fragments += int(rows["frag"].sum())
     report.bytes_read += int(rows["wire_len"].sum())
-
-
-def _clock_tick(ts_ns: int, source: str) -> PacketBatch:
-    """One packet that only carries the time (see :data:`TICK_PROTO`); its flow is never reported."""
-    rows = np.zeros(1, PACKET_DTYPE)
-    rows["ts_ns"] = ts_ns
-    rows["ip_version"] = 4
-    rows["proto"] = TICK_PROTO
-    rows["src_lo"] = rows["dst_lo"] = IPV4_MAPPED_LO_PREFIX  # 0.0.0.0
-    return PacketBatch(rows, np.zeros(0, np.uint8), source)
-
-
-def _without_ticks(table: FlowTable) -> FlowTable:
-    """``table`` without the flow the clock ticks make."""
-    from minerscope.flows.assemble import reorder_flows
-
-    summary = table.summary
-    tick = (
-        (summary["proto"] == TICK_PROTO) & (summary["src"] == "0.0.0.0") & (summary["dst"] == "0.0.0.0")
-    ).to_numpy()
-    if not tick.any():
-        return table
-    return reorder_flows(table, np.flatnonzero(~tick).astype(np.int64))

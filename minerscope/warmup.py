@@ -43,7 +43,9 @@ def compile_kernels() -> float:
     # Kernels the sample does not reach compile from empty arrays of the right types: the
     # ring decoder (only the live loop calls it) and the flow table's rehash on growth
     # (the sample never has 1024 flows open at once; a busy link does).
-    walk_blocks(np.zeros(0, np.uint8), np.zeros(0, np.int64), LINKTYPE_ETHERNET, False, np.zeros(0, PACKET_DTYPE))
+    walk_blocks(
+        np.zeros(0, np.uint8), np.zeros(0, np.int64), LINKTYPE_ETHERNET, False, np.zeros(0, PACKET_DTYPE)
+    )
     flow_kernels.rebuild_hash(
         np.zeros((1, flow_kernels.KEY_COLS), np.uint64),
         np.zeros((1, flow_kernels.STATE_COLS), np.int64),

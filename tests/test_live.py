@@ -2,7 +2,9 @@
 
 A plain TCP exchange on a distinctive loopback address is captured through a BPF
 filter; ``max_packets`` must stop the capture at exactly that many packets and still
-score the flow left open, and ``duration_s`` must end a capture that sees nothing.
+score the flow left open, and ``duration_s`` must end a capture that sees nothing; on a
+quiet link, a flow that ended and a window that ran out must come out while the capture
+runs (the assembler's clock is moved on without packets).
 Without capture privileges those skip; the window-to-window carry of cleartext
 (:class:`~minerscope.live._Conversations`) is checked on hand-built pieces everywhere.
 """
@@ -82,7 +84,7 @@ def test_a_flow_that_ended_on_a_quiet_link_is_reported_before_the_capture_ends()
         with socket.create_connection((HOST, port)) as client, server.accept()[0] as conn:
             client.sendall(b"hello\n")
             conn.recv(16)
-        # nothing else crosses the filter now: only the capture's clock ticks can end the flow
+        # nothing else crosses the filter now: only moving the assembler's clock on can end the flow
         rows = []
         for update in updates:
             if update.rows is not None:
@@ -90,6 +92,28 @@ def test_a_flow_that_ended_on_a_quiet_link_is_reported_before_the_capture_ends()
                 rows = update.rows.to_dicts()
                 cancel.set()
     assert [(r["dport"], r["end_reason"], r["c2s_payload_bytes"]) for r in rows] == [(port, "fin", 6)]
+
+
+@needs_capture
+def test_a_window_that_ran_out_on_a_quiet_link_is_reported_while_its_flow_stays_open() -> None:
+    with socket.create_server((HOST, 0)) as server:
+        port = server.getsockname()[1]
+        live = LiveOptions("lo", bpf=f"host {HOST} and tcp port {port}", duration_s=30)
+        cancel = threading.Event()
+        options = TriageOptions(idle_timeout=60.0, window_s=1.0)
+        updates = iter_live("lo", options, cancel=cancel, live=live)
+        next(updates)
+        rows = []
+        with socket.create_connection((HOST, port)) as client, server.accept()[0] as conn:
+            client.sendall(b"hello\n")
+            conn.recv(16)
+            # the connection stays open and silent (far from idle): only the window can end it
+            for update in updates:
+                if update.rows is not None:
+                    assert not update.done, "the window came out only when the capture stopped"
+                    rows = update.rows.to_dicts()
+                    cancel.set()
+    assert [(r["dport"], r["end_reason"], r["c2s_payload_bytes"]) for r in rows] == [(port, "active", 6)]
 
 
 def _pieces(*pieces: tuple[str, str, bytes]) -> FlowTable:

@@ -14,7 +14,7 @@ On the loopback interface every packet is seen twice by a packet socket (on the 
 out and on the way in); like libpcap, the outgoing copy is dropped.
 
 Opening a packet socket needs root or ``CAP_NET_RAW``; without it
-:class:`CapturePrivilegeError` says exactly that. Linux only.
+:class:`~minerscope.errors.CapturePrivilegeError` says exactly that. Linux only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from numba import njit
 
 from minerscope.capture.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW, _decode_frame
 from minerscope.capture.packets import PACKET_DTYPE, PacketBatch
-from minerscope.errors import CaptureError, InputError
+from minerscope.errors import CaptureError, CapturePrivilegeError, InputError
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -71,10 +71,6 @@ _ARPHRD_LINKTYPES = {
     65534: LINKTYPE_RAW,  # ARPHRD_NONE: tun devices, WireGuard
 }
 _ARPHRD_LOOPBACK = 772
-
-
-class CapturePrivilegeError(InputError):
-    """Opening a packet socket was refused: the process lacks root or ``CAP_NET_RAW``."""
 
 
 def privilege_hint(interface: str) -> str:
@@ -240,8 +236,13 @@ class LiveCapture:
     ) -> None:
         self.close()
 
-    def open(self) -> None:
-        """Create the socket, attach the filter, map the ring, bind to the interface."""
+    def check(self) -> None:
+        """Everything :meth:`open` would refuse, without mapping a ring: platform,
+        interface, filter, privilege. Lets a caller fail fast before slow set-up work
+        that must happen before the ring starts filling."""
+        self._prepare()[0].close()
+
+    def _prepare(self) -> tuple[socket.socket, bytes | None]:
         if not hasattr(socket, "AF_PACKET"):
             raise CaptureError("live capture needs Linux packet sockets (AF_PACKET)")
         self.linktype = interface_linktype(self.interface)
@@ -251,6 +252,11 @@ class LiveCapture:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
             raise CapturePrivilegeError(privilege_hint(self.interface)) from None
+        return sock, program
+
+    def open(self) -> None:
+        """Create the socket, attach the filter, map the ring, bind to the interface."""
+        sock, program = self._prepare()
         self._sock = sock
         try:
             self._setup(sock, program)

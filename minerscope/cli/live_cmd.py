@@ -31,6 +31,8 @@ Endpoint = tuple[str, int]
 
 MAX_REMEMBERED = 10_000
 """Security limit: endpoints whose latest record is kept for reprinting with its probe outcome."""
+SLOW_START_S = 3.0
+"""Seconds before the capture opens after which a line says why it is taking long."""
 
 
 class _Prober:
@@ -230,8 +232,21 @@ def live(
         emit(again)
 
     announced = False
+    # The packet kernels compile before the ring opens; on a machine's first run that takes
+    # tens of seconds, which deserves a word rather than silence.
+    preparing = threading.Timer(
+        SLOW_START_S,
+        lambda: click.echo(
+            "minerscope: preparing the capture (a machine's first run compiles the packet code; up to a minute)",
+            err=True,
+        ),
+    )
+    preparing.daemon = True
+    if not quiet:
+        preparing.start()
     try:
         for update in iter_live(interface, options, cancel=cancel, live=live_options):
+            preparing.cancel()
             if not announced and not quiet:
                 announced = True
                 where = f" (filter: {bpf})" if bpf else ""
@@ -263,6 +278,7 @@ def live(
     except errors.MinerscopeError as exc:
         fail(exc)
     finally:
+        preparing.cancel()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if prober is not None:

@@ -165,7 +165,7 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )  # fmt: skip
         try:
-            _wait_for_line(proc.stderr, "capturing on lo", timeout=60)
+            _wait_for_line(proc.stderr, "capturing on lo", timeout=180)
             lines: list[tuple[float, str]] = []
             out_reader = threading.Thread(
                 target=lambda: lines.extend((time.monotonic(), line) for line in proc.stdout or ()),
