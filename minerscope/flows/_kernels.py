@@ -25,7 +25,8 @@ Flow slot states: ``FREE`` (unused), ``LIVE``, ``EXPIRED`` (silent longer than t
 timeout, waiting to be emitted), ``DONE`` (cut by a later packet of the same 5-tuple,
 waiting to be emitted), ``GHOST`` (emitted after expiring; its 5-tuple, client side and
 last time are remembered for ``ghost_ns`` so the conversation's next flow keeps its
-client, as if the capture had been assembled in one piece).
+client, as if the capture had been assembled in one piece; past a table size the oldest
+ghosts make room for live flows, see ``assemble.GHOST_ROOM``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ STATE_COLS = C_SIDE + 2 * SIDE_COLS
 # counters (int64 array shared with Python)
 K_PLOG, K_MLOG, K_PBYTES, K_GARBAGE, K_FREE, K_CLOCK, K_IP = range(7)
 N_COUNTERS = 7
+
+_NS = 1_000_000_000  # ns -> s: int64 / int is float64 true division, as numpy's ``ts_ns / _NS``
 
 
 @njit(cache=True, inline="always")
@@ -417,14 +420,14 @@ def take_packets(lg_slot, lg_ts, lg_wire, lg_plen, lg_side, lg_flags, lg_frag, n
     """Move the packet records of emitted slots out, grouped by rank in arrival order; compact the rest.
 
     ``client_side[r]`` is the side of flow ``r``'s client, so each record's direction is
-    known here. Returns (CSR offsets, ts, wire length, payload length, direction, flags,
+    known here. Returns (CSR offsets, ts in seconds, wire length, payload length, direction, flags,
     per-flow sums ``(nranks, 6)``: c2s packets, c2s bytes, bytes, c2s payload, payload,
     fragments; records kept).
     """
     offs = _group(lg_slot, n, rank, nranks)
     fill = offs[:-1].copy()
     m = offs[nranks]
-    o_ts = np.empty(m, np.int64)
+    o_ts = np.empty(m, np.float64)  # seconds, as the table wants them (no int64 copy to divide)
     o_wire = np.empty(m, np.uint32)
     o_plen = np.empty(m, np.uint32)
     o_dir = np.empty(m, np.uint8)
@@ -439,7 +442,7 @@ def take_packets(lg_slot, lg_ts, lg_wire, lg_plen, lg_side, lg_flags, lg_frag, n
             wire = np.int64(lg_wire[i])
             plen = np.int64(lg_plen[i])
             c2s = lg_side[i] == client_side[r]
-            o_ts[j] = lg_ts[i]
+            o_ts[j] = lg_ts[i] / _NS
             o_wire[j] = lg_wire[i]
             o_plen[j] = lg_plen[i]
             o_dir[j] = 0 if c2s else 1
@@ -560,42 +563,55 @@ def build_messages(pkt_offs, use_records, pkt_dir, pkt_ts, pkt_plen, rec_offs, r
 
     For a TLS flow, direction ``d`` switches to one message per packet from its packet
     number ``fallback[f, d]`` on (``-1``: never), where the record walk lost the stream.
-    Returns (flow index, ts_ns, length, dir, content type) arrays.
+    ``pkt_ts`` is in seconds, ``rec_ts`` in nanoseconds. Two passes (count, then fill), so
+    the outputs have their exact size: an emission of a million packets allocates no
+    scratch the size of its packets. Returns (CSR offsets per flow, ts seconds, length,
+    dir, content type).
     """
     nflows = pkt_offs.shape[0] - 1
-    cap = pkt_ts.shape[0] + rec_ts.shape[0]
-    o_flow = np.empty(cap, np.int64)
-    o_ts = np.empty(cap, np.int64)
-    o_len = np.empty(cap, np.uint32)
-    o_dir = np.empty(cap, np.uint8)
-    o_type = np.empty(cap, np.uint8)
-    k = 0
-    for fl in range(nflows):
-        r = rec_offs[fl]
-        r_end = rec_offs[fl + 1]
-        for i in range(pkt_offs[fl], pkt_offs[fl + 1]):
-            j = i - pkt_offs[fl]
-            if use_records[fl]:
-                while r < r_end and rec_ord[r] == j:
-                    o_flow[k] = fl
-                    o_ts[k] = rec_ts[r]
-                    o_len[k] = rec_len[r]
-                    o_dir[k] = rec_dir[r]
-                    o_type[k] = rec_type[r]
-                    k += 1
-                    r += 1
-                d = pkt_dir[i]
-                if fallback[fl, d] < 0 or j < fallback[fl, d]:
+    offs = np.zeros(nflows + 1, np.int64)
+    o_ts = np.empty(0, np.float64)
+    o_len = np.empty(0, np.uint32)
+    o_dir = np.empty(0, np.uint8)
+    o_type = np.empty(0, np.uint8)
+    for fill in range(2):
+        if fill == 1:
+            for fl in range(nflows):
+                offs[fl + 1] += offs[fl]
+            m = offs[nflows]
+            o_ts = np.empty(m, np.float64)
+            o_len = np.empty(m, np.uint32)
+            o_dir = np.empty(m, np.uint8)
+            o_type = np.empty(m, np.uint8)
+        for fl in range(nflows):
+            k = offs[fl]
+            r = rec_offs[fl]
+            r_end = rec_offs[fl + 1]
+            for i in range(pkt_offs[fl], pkt_offs[fl + 1]):
+                j = i - pkt_offs[fl]
+                if use_records[fl]:
+                    while r < r_end and rec_ord[r] == j:
+                        if fill == 1:
+                            o_ts[k] = rec_ts[r] / _NS
+                            o_len[k] = rec_len[r]
+                            o_dir[k] = rec_dir[r]
+                            o_type[k] = rec_type[r]
+                        k += 1
+                        r += 1
+                    d = pkt_dir[i]
+                    if fallback[fl, d] < 0 or j < fallback[fl, d]:
+                        continue
+                if pkt_plen[i] == 0:
                     continue
-            if pkt_plen[i] == 0:
-                continue
-            o_flow[k] = fl
-            o_ts[k] = pkt_ts[i]
-            o_len[k] = pkt_plen[i]
-            o_dir[k] = pkt_dir[i]
-            o_type[k] = 0
-            k += 1
-    return o_flow[:k], o_ts[:k], o_len[:k], o_dir[:k], o_type[:k]
+                if fill == 1:
+                    o_ts[k] = pkt_ts[i]
+                    o_len[k] = pkt_plen[i]
+                    o_dir[k] = pkt_dir[i]
+                    o_type[k] = 0
+                k += 1
+            if fill == 0:
+                offs[fl + 1] = k - offs[fl]
+    return offs, o_ts, o_len, o_dir, o_type
 
 
 @njit(cache=True)

@@ -19,8 +19,9 @@ SYN/ACK; failing that the first sender. A flow ends after ``idle_timeout`` secon
 silence, when it has run ``active_timeout`` seconds (off by default), or when TCP closed
 it (FIN from both sides, or RST); packets after a close stay with the closed flow until a
 new SYN opens the next one. The flow after a timeout split keeps the client of the flow
-before it (its 5-tuple is remembered :data:`GHOST_SECONDS` past the idle timeout); a flow
-that went silent for ``idle_timeout`` ends ``idle`` even when the capture ends later.
+before it (its 5-tuple is remembered :data:`GHOST_SECONDS` past the idle timeout, within
+the memory bound :data:`GHOST_ROOM`); a flow that went silent for ``idle_timeout`` ends
+``idle`` even when the capture ends later.
 
 Metadata. The first :attr:`FlowAssembler.prefix_bytes` of each direction (TCP in
 sequence order) are kept per flow as ``FlowTable.payload_prefixes``; from them the
@@ -157,6 +158,16 @@ _META_NAMES = ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host"
 GHOST_SECONDS = 3600.0
 """How long an idle-expired flow's 5-tuple is remembered (beyond the idle timeout) so the
 conversation's next flow keeps its client side; a bound on memory, not a rule of flows."""
+GHOST_ROOM = 1 << 16
+"""Slot-table size (~25 MB) up to which every ghost younger than :data:`GHOST_SECONDS` is kept.
+
+Beyond it the table grows only for flows that still hold records: a full table first
+forgets its oldest ghosts (by last packet) until a quarter of it is free, and doubles
+only when live and not yet emitted flows fill three quarters of it. So the table stays
+under ~2.7 times the peak of live flows (and ``GHOST_ROOM``), whatever the capture's
+length; before, a ghost lived an hour of capture time and a long capture with many short
+flows grew the table with every flow it had seen (97 MB at 8M packets of the benchmark).
+Which ghost is forgotten under that pressure may depend on how the capture is batched."""
 _MIN_SLOTS = 1024
 _MIN_LOG = 1 << 16
 
@@ -220,32 +231,37 @@ class _Logs:
         ):
             size = next(iter(group))
             cap = getattr(self, size).shape[0]
-            if cnt[used] + extra > cap:
-                new_cap = max(2 * cap, int(cnt[used]) + extra)
+            if cnt[used] + extra > cap:  # by half: the packet log is the second-largest live state
+                new_cap = max(3 * cap // 2, int(cnt[used]) + extra)
                 for name in group:
-                    old = getattr(self, name)
-                    arr = np.empty(new_cap, old.dtype)  # nothing past the used part is read
-                    arr[: cnt[used]] = old[: cnt[used]]
-                    setattr(self, name, arr)
+                    self._resize(name, new_cap, int(cnt[used]))
         if cnt[k.K_PBYTES] + prefix_bytes > self.pbytes.shape[0]:
             if 4 * cnt[k.K_GARBAGE] >= cnt[k.K_PBYTES]:
                 self.compact_prefixes()
             need = int(cnt[k.K_PBYTES]) + prefix_bytes
             if 4 * need > 3 * self.pbytes.shape[0]:  # grow by half: the arena is the largest live state
-                arr = np.empty(max(3 * self.pbytes.shape[0] // 2, 2 * need), np.uint8)
-                arr[: cnt[k.K_PBYTES]] = self.pbytes[: cnt[k.K_PBYTES]]
-                self.pbytes = arr
+                size = max(3 * self.pbytes.shape[0] // 2, 2 * need)
+                self._resize("pbytes", size, int(cnt[k.K_PBYTES]))
         if cnt[k.K_FREE] < 1:
             self._more_slots(clock, ghost_ns)
 
     def _more_slots(self, clock: int, ghost_ns: int) -> None:
-        """Forget ghosts older than ``ghost_ns``; when that frees too little, double the slots."""
+        """Make free slots: forget ghosts (aged ones; oldest first past :data:`GHOST_ROOM`), or double."""
         fst = self.fst
         n = fst.shape[0]
-        ghosts = (fst[:, k.C_ST] == k.ST_GHOST) & (fst[:, k.C_LAST] < clock - ghost_ns)
-        if np.count_nonzero(ghosts) >= n // 4:
-            fst[ghosts, k.C_ST] = k.ST_FREE
-        else:
+        st = fst[:, k.C_ST]
+        ghost = st == k.ST_GHOST
+        keep = ghost & (fst[:, k.C_LAST] >= clock - ghost_ns)
+        held = n - int(np.count_nonzero(ghost)) - int(np.count_nonzero(st == k.ST_FREE))
+        room = 3 * n // 4 - held  # ghosts that fit while a quarter of the table stays free
+        fst[ghost & ~keep, k.C_ST] = k.ST_FREE
+        n_keep = int(np.count_nonzero(keep))
+        if n >= GHOST_ROOM and room >= 0:
+            if n_keep > room:  # the table grows for live flows only: the oldest ghosts go
+                young = np.flatnonzero(keep)
+                old = young[np.argpartition(fst[young, k.C_LAST], n_keep - room - 1)[: n_keep - room]]
+                fst[old, k.C_ST] = k.ST_FREE
+        elif n - held - n_keep < n // 4:
             self.fkey = np.concatenate([self.fkey, np.zeros_like(self.fkey)])
             self.fst = np.concatenate([fst, np.zeros_like(fst)])
             self.htab = np.full(4 * n, -1, np.int32)
@@ -268,15 +284,33 @@ class _Logs:
             n = int(cnt[used])
             if cap > _MIN_LOG and cap > 4 * n:
                 for name in group:
-                    arr = np.empty(max(_MIN_LOG, 2 * n), getattr(self, name).dtype)
-                    arr[:n] = getattr(self, name)[:n]
-                    setattr(self, name, arr)
+                    self._resize(name, max(_MIN_LOG, 2 * n), n)
         used_bytes = int(cnt[k.K_PBYTES])
         if self.pbytes.shape[0] > _MIN_LOG and self.pbytes.shape[0] > 4 * used_bytes:
             self.compact_prefixes()
-            arr = np.empty(max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), np.uint8)
-            arr[: cnt[k.K_PBYTES]] = self.pbytes[: cnt[k.K_PBYTES]]
-            self.pbytes = arr
+            self._resize("pbytes", max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), int(cnt[k.K_PBYTES]))
+
+    def _resize(self, name: str, size: int, used: int) -> None:
+        """Give array ``name`` ``size`` entries, keeping its first ``used``.
+
+        Shrinking is in place when nothing else refers to the array (``realloc`` remaps a
+        large block, so the old and the new array never coexist: that was the peak of a
+        large emission). Growing copies the used part into fresh, untouched memory (an
+        in-place resize would zero-fill, and fault in, all of the new capacity at once).
+        """
+        arr = getattr(self, name)
+        if size < arr.shape[0]:
+            setattr(self, name, None)
+            try:
+                arr.resize(size, refcheck=True)
+            except ValueError:  # a view of it is alive somewhere: copy below
+                pass
+            setattr(self, name, arr)
+            if arr.shape[0] == size:
+                return
+        new = np.empty(size, arr.dtype)  # nothing past the used part is read
+        new[:used] = arr[:used]
+        setattr(self, name, new)
 
     def release(self, slots: npt.NDArray[np.int64]) -> None:
         """Put emitted slots that no longer own their 5-tuple back on the free stack."""
@@ -493,7 +527,7 @@ class FlowAssembler:
 
         # packets
         n_log = int(cnt[k.K_PLOG])
-        offsets, ts_ns, wire_u32, plen_u32, pkt_dir, flags, sums, kept = k.take_packets(
+        offsets, pkt_ts, wire_u32, plen_u32, pkt_dir, flags, sums, kept = k.take_packets(
             logs.lg_slot, logs.lg_ts, logs.lg_wire, logs.lg_plen, logs.lg_side, logs.lg_flags, logs.lg_frag,
             n_log, rank, nflows, client_side,
         )  # fmt: skip
@@ -539,12 +573,10 @@ class FlowAssembler:
         rec_dir = (r_side != np.repeat(client_side, np.diff(m_offs))).astype(np.uint8)
         side_fb = fst[:, [k.C_SIDE + k.W_FB, k.C_SIDE + k.SIDE_COLS + k.W_FB]]
         fallback = np.where(client_a[:, None], side_fb, side_fb[:, ::-1])
-        m_flow, m_ts, m_len, m_dir, m_type = k.build_messages(
-            offsets, is_tls & is_tcp, pkt_dir, ts_ns, plen_u32, m_offs, r_ord, r_ts, r_len, rec_dir, r_type,
-            fallback,
+        msg_offsets, msg_ts, m_len, m_dir, m_type = k.build_messages(
+            offsets, is_tls & is_tcp, pkt_dir, pkt_ts, plen_u32, m_offs, r_ord, r_ts, r_len, rec_dir,
+            r_type, fallback,
         )  # fmt: skip
-        msg_offsets = np.zeros(nflows + 1, np.int64)
-        np.cumsum(np.bincount(m_flow, minlength=nflows), out=msg_offsets[1:])
 
         if self._dns:
             dns = [",".join(sorted(self._dns.get(d, ()))) for d in dst_txt.to_list()]
@@ -585,13 +617,13 @@ class FlowAssembler:
         return FlowTable(
             summary=summary,
             pkt_offsets=offsets,
-            pkt_ts=ts_ns / _NS,
+            pkt_ts=pkt_ts,
             pkt_wire_len=wire_u32,
             pkt_payload_len=plen_u32,
             pkt_dir=pkt_dir,
             pkt_flags=flags,
             msg_offsets=msg_offsets,
-            msg_ts=m_ts / _NS,
+            msg_ts=msg_ts,
             msg_len=m_len,
             msg_dir=m_dir,
             msg_type=m_type,
