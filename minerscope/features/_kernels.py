@@ -160,33 +160,39 @@ def _hit(v: float, op: int, thr: float) -> bool:
 
 
 @numba.njit(cache=True, nogil=True)
-def sort_keys(x: F64, seg: I64) -> npt.NDArray[np.uint64]:
-    """``seg << 32 | float32 bits of x``: sorting these sorts ``x`` (as float32) inside
-    each segment, for a non-negative ``x`` and ``seg < 2**31`` (the bit pattern of a
-    non-negative float32 orders like the float)."""
-    m = x.shape[0]
-    x32 = np.empty(m, np.float32)
-    for i in range(m):
-        x32[i] = x[i]
-    bits = x32.view(np.uint32)
-    key = np.empty(m, np.uint64)
-    for i in range(m):
-        key[i] = (np.uint64(seg[i]) << np.uint64(32)) | np.uint64(bits[i])
-    return key
+def put_key_values(key: npt.NDArray[np.uint64], out: F64) -> None:
+    """The float32 values held in the low half of :func:`segment_keys` keys, written into
+    ``out`` as float64."""
+    for i in range(key.shape[0]):
+        out[i] = np.uint32(key[i] & np.uint64(0xFFFFFFFF)).view(np.float32)
 
 
 @numba.njit(cache=True, nogil=True)
-def key_values(key: npt.NDArray[np.uint64]) -> F64:
-    """The float32 values held in the low half of :func:`sort_keys` keys, as float64."""
-    m = key.shape[0]
-    bits = np.empty(m, np.uint32)
-    for i in range(m):
-        bits[i] = np.uint32(key[i] & np.uint64(0xFFFFFFFF))
-    x32 = bits.view(np.float32)
-    out = np.empty(m)
-    for i in range(m):
-        out[i] = x32[i]
-    return out
+def _exponent(v: float) -> int:
+    """``floor(log2(v))`` of a positive float64, exactly, from its exponent bits
+    (subnormals give -1023 or less, ``inf`` 1024)."""
+    bits = np.float64(v).view(np.uint64)
+    return int((bits >> np.uint64(52)) & np.uint64(0x7FF)) - 1023
+
+
+def power_of_two_edges(edges: F64) -> int:
+    """``k`` if ``edges`` are ``2**k, 2**(k+1), ...`` with ``0 < k`` and below ``2**1000``,
+    else 0 (for :func:`series_kernel`'s ``pow2_from``)."""
+    if edges.shape[0] == 0 or not edges[0] > 0:
+        return 0
+    k = int(np.floor(np.log2(edges[0])))
+    want = 2.0 ** np.arange(k, k + edges.shape[0], dtype=np.float64)
+    return k if 0 < k and k + edges.shape[0] < 1000 and np.array_equal(edges, want) else 0
+
+
+TERMS_MAX = 128
+"""Largest segment whose entropy terms :func:`series_kernel` memoises."""
+
+
+def entropy_terms() -> F64:
+    """An empty (NaN) memo of entropy terms for :func:`series_kernel`; filling it from
+    several threads at once is harmless (every writer stores the same value)."""
+    return np.full((TERMS_MAX + 1) * (TERMS_MAX + 1), np.nan)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -202,6 +208,8 @@ def series_kernel(
     share_ops: I64,
     share_thr: F64,
     xs: F64,
+    terms: F64,
+    pow2_from: int,
 ) -> F64:
     """Per segment (``x`` grouped by segment), every statistic of one series at once.
 
@@ -211,6 +219,14 @@ def series_kernel(
     ``qs`` quantiles (linear interpolation on ``xs``, the values sorted inside each
     segment), the lag-1..``max_lag`` sums of ``d[j - lag] * d[j]``, the share counts.
     Undefined values are NaN; sums and counts of nothing are 0.
+
+    ``pow2_from > 0`` says ``edges`` are ``2**pow2_from, 2**(pow2_from + 1), ...``
+    (:func:`power_of_two_edges`): a value's bin then comes from its binary exponent
+    instead of one comparison per edge (the same bin, exactly).
+
+    ``terms`` memoises the entropy terms ``-p * log2(p)``, ``p = h / c``, of segments of
+    up to ``TERMS_MAX`` values (see :func:`entropy_terms`): the same expression, computed
+    once per ``(c, h)`` instead of once per bin of every segment.
     """
     n = counts.shape[0]
     nq = qs.shape[0]
@@ -219,6 +235,8 @@ def series_kernel(
     nan = np.nan
     ne = edges.shape[0]
     hist = np.zeros(ne + 1, np.int64)
+    lag_acc = np.zeros(max(max_lag, 3))
+    hit_acc = np.zeros(ns)
     for i in range(n):
         c = counts[i]
         if c == 0:
@@ -244,54 +262,107 @@ def series_kernel(
         out[1, i] = mu
         out[5, i] = mn
         out[6, i] = mx
+        trend = want_trend and c >= 3
+        den_r = max(c - 1, 1)
+        rbar = 0.0
+        if trend:
+            rs = 0.0
+            for j in range(c):
+                rs += j / den_r
+            rbar = rs / float(c)
+        # one walk for everything that needs the mean: each accumulator still adds in
+        # element order (so its value is unchanged), and the independent chains overlap
         q2 = 0.0
         q3 = 0.0
         q4 = 0.0
-        for j in range(a, a + c):
-            d = x[j] - mu
+        num = 0.0
+        den = 0.0
+        l1 = 0.0
+        l2 = 0.0
+        l3 = 0.0
+        p1 = 0.0  # deviations of the previous three values
+        p2 = 0.0
+        p3 = 0.0
+        for j in range(c):
+            d = x[a + j] - mu
             d2 = d * d
             q2 += d2
             q3 += d2 * d
             q4 += d2 * d2
-        out[2, i] = q2
-        out[3, i] = q3
-        out[4, i] = q4
+            if trend:
+                dr = j / den_r - rbar
+                num += dr * d
+                den += dr * dr
+            if j >= 1:
+                l1 += p1 * d
+            if j >= 2:
+                l2 += p2 * d
+            if j >= 3:
+                l3 += p3 * d
+            p3 = p2
+            p2 = p1
+            p1 = d
+        lag_acc[0] = l1
+        lag_acc[1] = l2
+        lag_acc[2] = l3
+        for lag in range(4, max_lag + 1):  # beyond lag 3 (no caller so far): own walks
+            acc = 0.0
+            for j in range(a + lag, a + c):
+                acc += (x[j - lag] - mu) * (x[j] - mu)
+            lag_acc[lag - 1] = acc
+        for k in range(ns):
+            hits = 0.0
+            op = share_ops[k]
+            thr = share_thr[k]
+            for j in range(a, a + c):
+                if _hit(x[j], op, thr):
+                    hits += 1.0
+            hit_acc[k] = hits
         if want_entropy:
             for j in range(a, a + c):
                 v = x[j]
                 if v != v:  # NaN sorts last, like np.searchsorted
                     b = ne
+                elif pow2_from > 0:  # edges 2**pow2_from.. : the exponent of v counts them
+                    b = 0
+                    if v > 0.0:
+                        b = min(max(_exponent(v) - pow2_from + 1, 0), ne)
                 else:
                     b = 0  # number of edges <= v (searchsorted side="right"), branch-free
                     for e in range(ne):
                         b += edges[e] <= v
                 hist[b] += 1
+        out[2, i] = q2
+        out[3, i] = q3
+        out[4, i] = q4
+        if want_entropy:
             cf = float(c)
             ent = 0.0
             for b in range(ne + 1):
                 h = hist[b]
                 if h > 0:
-                    p = h / cf
-                    ent += -p * np.log2(p)
+                    if c <= TERMS_MAX:
+                        slot = c * (TERMS_MAX + 1) + h
+                        term = terms[slot]
+                        if term != term:  # not yet computed
+                            p = h / cf
+                            term = -p * np.log2(p)
+                            terms[slot] = term
+                    else:
+                        p = h / cf
+                        term = -p * np.log2(p)
+                    ent += term
                     hist[b] = 0
             out[7, i] = ent
         else:
             out[7, i] = nan
         out[8, i] = nan
-        if want_trend and c >= 3:
-            den_r = max(c - 1, 1)
-            rs = 0.0
-            for j in range(c):
-                rs += j / den_r
-            rbar = rs / float(c)
-            num = 0.0
-            den = 0.0
-            for j in range(c):
-                dr = j / den_r - rbar
-                num += dr * (x[a + j] - mu)
-                den += dr * dr
-            if den != 0:
-                out[8, i] = num / den
+        if trend and den != 0:
+            out[8, i] = num / den
+        for lag in range(1, max_lag + 1):
+            out[SERIES_FIXED + nq + lag - 1, i] = lag_acc[lag - 1]
+        for k in range(ns):
+            out[SERIES_FIXED + nq + max_lag + k, i] = hit_acc[k]
         if nq:
             last = a + c - 1
             for k in range(nq):
@@ -300,19 +371,6 @@ def series_kernel(
                 hi = min(lo + 1, last)
                 frac = pos - lo
                 out[SERIES_FIXED + k, i] = xs[lo] * (1.0 - frac) + xs[hi] * frac
-        for lag in range(1, max_lag + 1):
-            acc = 0.0
-            for j in range(a + lag, a + c):
-                acc += (x[j - lag] - mu) * (x[j] - mu)
-            out[SERIES_FIXED + nq + lag - 1, i] = acc
-        for k in range(ns):
-            hits = 0.0
-            op = share_ops[k]
-            thr = share_thr[k]
-            for j in range(a, a + c):
-                if _hit(x[j], op, thr):
-                    hits += 1.0
-            out[SERIES_FIXED + nq + max_lag + k, i] = hits
     return out
 
 
@@ -363,14 +421,16 @@ def binned_kernel(ts: F64, weights: F64, counts: I64, starts: I64, t0: F64, widt
         prev_v0 = 0.0
         prev_v1 = 0.0
         j = a
+        bj = _bin_of(ts[j], t0[i], width[i])
         while j < a + c:
-            b = _bin_of(ts[j], t0[i], width[i])
+            b = bj
             v0 = 0.0
             v1 = 0.0
-            while j < a + c and _bin_of(ts[j], t0[i], width[i]) == b:
+            while bj == b:  # each event's bin computed once
                 v0 += 1.0
                 v1 += weights[j]
                 j += 1
+                bj = _bin_of(ts[j], t0[i], width[i]) if j < a + c else -1
             _bin_add(out[0], i, b, v0, prev_b, prev_v0, last_bin)
             _bin_add(out[1], i, b, v1, prev_b, prev_v1, last_bin)
             prev_b = b
@@ -705,73 +765,90 @@ def split_packets(
     want: int,
     ts: F64,
     seg: I64,
+    n: int,
     wire: F64,
     payload: F64,
     flags: npt.NDArray[np.uint8],
-) -> tuple[F64, I64, F64, F64, npt.NDArray[np.uint8]]:
-    """The packets of one direction (``direction == want``), in order: one pass instead
-    of a boolean index per array."""
+) -> tuple[F64, F64, F64, npt.NDArray[np.uint8], I64]:
+    """The packets of one direction (``direction == want``), in order, and how many of
+    them each of the ``n`` segments holds: one pass instead of a boolean index per array
+    (the counts stand for the segment ids, which the kernels never need)."""
     m = direction.shape[0]
     k = 0
     for i in range(m):
         k += direction[i] == want
     o_ts = np.empty(k)
-    o_seg = np.empty(k, np.int64)
     o_wire = np.empty(k)
     o_pay = np.empty(k)
     o_flags = np.empty(k, np.uint8)
+    counts = np.zeros(n, np.int64)
     j = 0
     for i in range(m):
         if direction[i] == want:
             o_ts[j] = ts[i]
-            o_seg[j] = seg[i]
             o_wire[j] = wire[i]
             o_pay[j] = payload[i]
             o_flags[j] = flags[i]
+            counts[seg[i]] += 1
             j += 1
-    return o_ts, o_seg, o_wire, o_pay, o_flags
+    return o_ts, o_wire, o_pay, o_flags, counts
 
 
 @numba.njit(cache=True, nogil=True)
 def split_messages(
-    direction: npt.NDArray[np.uint8], want: int, ts: F64, seg: I64, length: F64
-) -> tuple[F64, I64, F64]:
-    """The messages of one direction, in order (see :func:`split_packets`)."""
+    direction: npt.NDArray[np.uint8], want: int, ts: F64, seg: I64, n: int, length: F64
+) -> tuple[F64, F64, I64]:
+    """The messages of one direction, in order, and their counts per segment (see
+    :func:`split_packets`)."""
     m = direction.shape[0]
     k = 0
     for i in range(m):
         k += direction[i] == want
     o_ts = np.empty(k)
-    o_seg = np.empty(k, np.int64)
     o_len = np.empty(k)
+    counts = np.zeros(n, np.int64)
     j = 0
     for i in range(m):
         if direction[i] == want:
             o_ts[j] = ts[i]
-            o_seg[j] = seg[i]
             o_len[j] = length[i]
+            counts[seg[i]] += 1
             j += 1
-    return o_ts, o_seg, o_len
+    return o_ts, o_len, counts
 
 
 @numba.njit(cache=True, nogil=True)
-def diffs_within(ts: F64, seg: I64, counts: I64, starts: I64) -> tuple[F64, I64]:
-    """Consecutive differences inside each segment and their segment ids (segment ``i``
-    has ``counts[i] - 1`` of them)."""
+def segment_diffs(ts: F64, counts: I64, starts: I64) -> F64:
+    """Consecutive differences inside each segment (segment ``i`` has ``counts[i] - 1``
+    of them)."""
     n = counts.shape[0]
     total = 0
     for i in range(n):
         total += max(counts[i] - 1, 0)
     out = np.empty(total)
-    out_seg = np.empty(total, np.int64)
     k = 0
     for i in range(n):
         a = starts[i]
         for j in range(a + 1, a + counts[i]):
             out[k] = ts[j] - ts[j - 1]
-            out_seg[k] = seg[j]
             k += 1
-    return out, out_seg
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_keys(x: F64, counts: I64, starts: I64, s0: int, s1: int, key: npt.NDArray[np.uint64]) -> int:
+    """``seg << 32 | float32 bits of x`` for segments ``s0..s1-1`` (numbered from 0),
+    written into ``key``; returns how many. Sorting them sorts ``x`` (as float32) inside
+    each segment, for a non-negative ``x`` (the bit pattern of a non-negative float32
+    orders like the float)."""
+    k = 0
+    for i in range(s0, s1):
+        hi = np.uint64(i - s0) << np.uint64(32)
+        a = starts[i]
+        for j in range(a, a + counts[i]):
+            key[k] = hi | np.uint64(np.float32(x[j]).view(np.uint32))
+            k += 1
+    return k
 
 
 @numba.njit(cache=True, nogil=True)
@@ -839,3 +916,145 @@ def first_values(
             sizes[i, j] = length[a + j]
             dirs[i, j] = direction[a + j]
     return sizes, dirs
+
+
+@numba.njit(cache=True, nogil=True)
+def gap_flag_stats(ts: F64, flags: npt.NDArray[np.uint8], counts: I64, starts: I64, idle_gap: float) -> F64:
+    """Per segment, from one walk: SYN, FIN and RST packets, then over the gaps between
+    consecutive packets the longest (NaN without a gap; a NaN gap wins, as in
+    ``np.maximum``), the gaps > 30 s, > 60 s, and the sum of gaps > ``idle_gap`` (in
+    element order from 0.0, like ``np.bincount``): ``(7, n)``."""
+    n = counts.shape[0]
+    out = np.zeros((7, n))
+    for i in range(n):
+        a = starts[i]
+        c = counts[i]
+        syn = 0.0
+        fin = 0.0
+        rst = 0.0
+        for j in range(a, a + c):
+            fl = flags[j]
+            if fl & 0x02:
+                syn += 1.0
+            if fl & 0x01:
+                fin += 1.0
+            if fl & 0x04:
+                rst += 1.0
+        out[0, i] = syn
+        out[1, i] = fin
+        out[2, i] = rst
+        gmax = np.nan
+        g30 = 0.0
+        g60 = 0.0
+        idle = 0.0
+        for j in range(a + 1, a + c):
+            g = ts[j] - ts[j - 1]
+            if j == a + 1 or g != g or (gmax == gmax and g > gmax):
+                gmax = g
+            if g > 30.0:
+                g30 += 1.0
+            if g > 60.0:
+                g60 += 1.0
+            idle += g if g > idle_gap else 0.0
+        out[3, i] = gmax
+        out[4, i] = g30
+        out[5, i] = g60
+        out[6, i] = idle
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_counts(seg: I64, n: int) -> tuple[bool, I64, I64]:
+    """Elements per segment (``np.bincount(seg, minlength=n)``) and each segment's first
+    index (their exclusive cumulative sum), in one compiled pass; False (and no counts)
+    if an index is outside ``0..n-1``."""
+    counts = np.zeros(n, np.int64)
+    for j in range(seg.shape[0]):
+        s = seg[j]
+        if s < 0 or s >= n:
+            return False, counts, counts
+        counts[s] += 1
+    starts = np.empty(n, np.int64)
+    acc = 0
+    for i in range(n):
+        starts[i] = acc
+        acc += counts[i]
+    return True, counts, starts
+
+
+@numba.njit(cache=True, nogil=True)
+def message_pairs(
+    ts: F64, length: F64, direction: npt.NDArray[np.uint8], counts: I64, starts: I64, window: float
+) -> tuple[F64, I64, F64, I64, F64]:
+    """Per segment of messages: ``(3, n)`` direction changes, request/response pairs (a
+    client message answered by the next, a server one, within ``window`` s) and server
+    messages after silence (first of the segment or more than ``window`` s after the
+    previous one); then each pair's segment and delay, and for the pairs whose size
+    ratio (response / request) is finite, its segment and value."""
+    n = counts.shape[0]
+    m = ts.shape[0]
+    out = np.zeros((3, n))
+    pair_seg = np.empty(m, np.int64)
+    delay = np.empty(m)
+    ratio_seg = np.empty(m, np.int64)
+    ratio = np.empty(m)
+    k = 0
+    r = 0
+    for i in range(n):
+        a = starts[i]
+        c = counts[i]
+        if c == 0:
+            continue
+        if direction[a] == 1:
+            out[2, i] += 1.0
+        for j in range(a + 1, a + c):
+            d0 = direction[j - 1]
+            d1 = direction[j]
+            gap = ts[j] - ts[j - 1]
+            if d1 != d0:
+                out[0, i] += 1.0
+            if d0 == 0 and d1 == 1 and gap <= window:
+                out[1, i] += 1.0
+                pair_seg[k] = i
+                delay[k] = gap
+                k += 1
+                q = length[j] / length[j - 1] if length[j - 1] != 0 else np.nan
+                if np.isfinite(q):
+                    ratio_seg[r] = i
+                    ratio[r] = q
+                    r += 1
+            if d1 == 1 and gap > window:
+                out[2, i] += 1.0
+    return out, pair_seg[:k].copy(), delay[:k].copy(), ratio_seg[:r].copy(), ratio[:r].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_sorted_segments(xa: F64, ca: I64, sa: I64, xb: F64, cb: I64, sb: I64) -> F64:
+    """Two series sorted inside each segment by their float32 bit patterns (as
+    :func:`segment_keys` sorts), merged segment by segment in that same order: what
+    sorting the union would give (equal bit patterns are equal values)."""
+    n = ca.shape[0]
+    out = np.empty(xa.shape[0] + xb.shape[0])
+    k = 0
+    for i in range(n):
+        p = sa[i]
+        pe = p + ca[i]
+        q = sb[i]
+        qe = q + cb[i]
+        while p < pe and q < qe:
+            if np.float32(xa[p]).view(np.uint32) <= np.float32(xb[q]).view(np.uint32):
+                out[k] = xa[p]
+                p += 1
+            else:
+                out[k] = xb[q]
+                q += 1
+            k += 1
+        while p < pe:
+            out[k] = xa[p]
+            p += 1
+            k += 1
+        while q < qe:
+            out[k] = xb[q]
+            q += 1
+            k += 1
+    return out

@@ -41,13 +41,17 @@ from minerscope.features._kernels import (
     binned_kernel,
     burst_stats,
     centred_bins,
-    diffs_within,
     first_values,
-    key_values,
+    gap_flag_stats,
+    merge_sorted_segments,
+    message_pairs,
     message_runs,
     packet_sums,
+    put_key_values,
+    segment_counts,
+    segment_diffs,
+    segment_keys,
     series_kernel,
-    sort_keys,
     spectrum_peaks,
     split_messages,
     split_packets,
@@ -112,20 +116,33 @@ def wsum(seg: I64, weights: npt.NDArray[np.floating], n: int) -> F64:
 
 def counts_starts(seg: I64, n: int) -> tuple[I64, I64]:
     """Per-segment element counts and the index of each segment's first element."""
-    counts = np.bincount(seg, minlength=n).astype(np.int64)
-    starts = np.zeros(n, np.int64)
-    if n > 1:
-        np.cumsum(counts[:-1], out=starts[1:])
+    ok, counts, starts = segment_counts(np.ascontiguousarray(seg, dtype=np.int64), n)
+    if not ok:
+        raise ValueError(f"a segment index is outside 0..{n - 1}")
     return counts, starts
+
+
+def _grouping(seg: I64 | None, n: int, cs: tuple[I64, I64] | None) -> tuple[I64, I64]:
+    """``cs`` if given, else :func:`counts_starts` of ``seg``."""
+    if cs is not None:
+        return cs
+    if seg is None:
+        raise ValueError("segment ids or (counts, starts) are needed")
+    return counts_starts(seg, n)
+
+
+def _starts(counts: I64) -> I64:
+    """Index of each segment's first element, from the counts."""
+    starts = np.zeros(counts.shape[0], np.int64)
+    if counts.shape[0] > 1:
+        np.cumsum(counts[:-1], out=starts[1:])
+    return starts
 
 
 def _minus_one(counts: I64) -> tuple[I64, I64]:
     """Counts and starts of the consecutive differences inside each segment."""
     c = np.maximum(counts - 1, 0)
-    starts = np.zeros(c.shape[0], np.int64)
-    if c.shape[0] > 1:
-        np.cumsum(c[:-1], out=starts[1:])
-    return c, starts
+    return c, _starts(c)
 
 
 def _div(a: F64, b: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> F64:
@@ -154,19 +171,20 @@ def seg_diff(ts: F64, seg: I64) -> tuple[F64, I64]:
 
 def series_stats(
     x: F64,
-    seg: I64,
+    seg: I64 | None,
     n: int,
     stats: Iterable[str],
     *,
     edges: F64 | None = None,
     shares: dict[str, tuple[str, float]] | None = None,
     cs: tuple[I64, I64] | None = None,
+    xs: F64 | None = None,
 ) -> dict[str, F64]:
     """Statistics of each segment's series.
 
     Args:
         x: values, grouped by segment (``seg`` non-decreasing), in time order within one.
-        seg: segment index of each value.
+        seg: segment index of each value (may be None when ``cs`` is given).
         n: number of segments.
         stats: names among sum, mean, std, min, max, p10/p25/p50/p75/p90 (linear
             interpolation, as ``np.quantile``), skew, kurt (excess), entropy (bits, of the
@@ -177,13 +195,14 @@ def series_stats(
         shares: name -> (op, threshold): the share of values ``op`` threshold, op one of
             ``le``, ``lt``, ``ge``, ``gt``.
         cs: ``counts_starts(seg, n)`` when the caller has it already.
+        xs: ``sort_segments(x, *cs)`` when the caller has it already.
 
     Returns:
         name -> float64 array of length ``n``.
     """
     wanted = list(stats)
     shares = shares or {}
-    counts, starts = counts_starts(seg, n) if cs is None else cs
+    counts, starts = _grouping(seg, n, cs)
     cf = counts.astype(np.float64)
     qnames = [s for s in wanted if s in _QUANTILES]
     lags = [int(s[3:]) for s in wanted if s.startswith("acf") and s[3:].isdigit()]
@@ -203,7 +222,9 @@ def series_stats(
         max_lag,
         np.array([SHARE_OPS[shares[name][0]] for name in share_names], np.int64),
         np.array([shares[name][1] for name in share_names], np.float64),
-        sort_within(x, seg) if qnames else _NO_EDGES,
+        _NO_EDGES if not qnames else sort_segments(x, counts, starts) if xs is None else xs,
+        _ENTROPY_TERMS,
+        _kernels.power_of_two_edges(edges) if edges is not None and "entropy" in wanted else 0,
     )
     total, mean, s2, s3, s4, xmin, xmax, entropy, trend = table[:SERIES_FIXED]
     row = {name: SERIES_FIXED + k for k, name in enumerate(qnames)}
@@ -254,21 +275,73 @@ def series_stats(
 
 
 _NO_EDGES: F64 = np.zeros(0, np.float64)
+_ENTROPY_TERMS: F64 = _kernels.entropy_terms()
 
 
 def sort_within(x: F64, seg: I64) -> F64:
-    """``x`` sorted inside each segment (segments stay in order).
+    """``x`` sorted inside each segment (segments stay in order); see :func:`sort_segments`."""
+    n = int(seg.max()) + 1 if seg.shape[0] else 0
+    return sort_segments(x, *counts_starts(seg, n))
+
+
+def sort_segments(x: F64, counts: I64, starts: I64) -> F64:
+    """``x`` (grouped by segment: ``counts``, ``starts``) sorted inside each segment.
 
     Quantile series are non-negative (sizes, times), and the bit pattern of a
-    non-negative float32 orders like the float, so one (SIMD) ``np.sort`` of
+    non-negative float32 orders like the float, so a (SIMD) ``np.sort`` of
     ``seg << 32 | float32 bits`` replaces a 10x slower ``lexsort`` and per-segment
-    sorts; float32 precision is what the feature columns keep anyway.
+    sorts; float32 precision is what the feature columns keep anyway. (A negative value
+    falls back to the ``lexsort`` of the float64 values.)
     """
-    if x.shape[0] == 0 or float(x.min()) < 0 or int(seg.max()) >= 2**31:
+    n = counts.shape[0]
+    m = x.shape[0]
+    if not _key_sortable(x, n):
+        seg = np.repeat(np.arange(n, dtype=np.int64), counts)
         return x[np.lexsort((x, seg))]
-    key = sort_keys(x, seg)
-    key.sort()
-    return key_values(key)
+    # in blocks of whole segments: one block's keys stay in cache in a recycled buffer,
+    # instead of two fresh arrays the size of the series (page faults, memory traffic)
+    out = np.empty(m)
+    key = np.empty(min(m, SORT_BLOCK), np.uint64)
+    s0 = 0
+    while s0 < n:
+        s1 = int(np.searchsorted(starts, starts[s0] + SORT_BLOCK, side="right"))
+        s1 = min(max(s1 - 1, s0 + 1), n)  # the segments that start inside the block
+        lo = int(starts[s0])
+        hi = int(starts[s1 - 1] + counts[s1 - 1])
+        if hi - lo > key.shape[0]:  # one segment longer than a block
+            key = np.empty(hi - lo, np.uint64)
+        k = segment_keys(x, counts, starts, s0, s1, key)
+        block = key[:k]
+        block.sort()
+        put_key_values(block, out[lo:hi])
+        s0 = s1
+    return out
+
+
+def _key_sortable(x: F64, n: int) -> bool:
+    """Whether :func:`sort_segments` sorts ``x`` by float32 keys (else by float64 lexsort):
+    no negative value (a NaN makes ``x.min()`` NaN: keys), at least one value."""
+    return x.shape[0] > 0 and not float(x.min()) < 0 and n <= 2**31
+
+
+def _sorted_union(x: F64, cs: tuple[I64, I64], parts: list[tuple[F64, F64, tuple[I64, I64]]]) -> F64:
+    """:func:`sort_segments` of the bidirectional ``x``, by merging its two sorted
+    direction parts (``(values, sorted, (counts, starts))``) when that is exactly the
+    same: every value in one of them, and all three sorted by float32 keys."""
+    n = cs[0].shape[0]
+    if (
+        len(parts) == 2
+        and parts[0][0].shape[0] + parts[1][0].shape[0] == x.shape[0]
+        and _key_sortable(x, n)
+        and all(_key_sortable(values, n) for values, _, _ in parts)
+    ):
+        (_, xa, (ca, sa)), (_, xb, (cb, sb)) = parts
+        return merge_sorted_segments(xa, ca, sa, xb, cb, sb)
+    return sort_segments(x, *cs)
+
+
+SORT_BLOCK = 1 << 14
+"""Values per sort in :func:`sort_segments` (128 KB of keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +397,7 @@ def binned_stats(ts: F64, seg: I64, bins: Bins, weights: F64 | None = None) -> d
 
 
 def binned_pair(
-    ts: F64, seg: I64, bins: Bins, weights: F64, cs: tuple[I64, I64] | None = None
+    ts: F64, seg: I64 | None, bins: Bins, weights: F64, cs: tuple[I64, I64] | None = None
 ) -> tuple[dict[str, F64], dict[str, F64]]:
     """:func:`binned_stats` of the event counts and of ``weights``, from one pass.
 
@@ -333,7 +406,7 @@ def binned_pair(
     events, not ``samples x BINS``.
     """
     n = bins.t0.shape[0]
-    counts, starts = counts_starts(seg, n) if cs is None else cs
+    counts, starts = _grouping(seg, n, cs)
     sums = binned_kernel(
         np.ascontiguousarray(ts, dtype=np.float64),
         np.ascontiguousarray(weights, dtype=np.float64),
@@ -368,7 +441,7 @@ def binned_pair(
 
 
 def periodicity(
-    ts: F64, seg: I64, bins: Bins, events: F64, cs: tuple[I64, I64] | None = None
+    ts: F64, seg: I64 | None, bins: Bins, events: F64, cs: tuple[I64, I64] | None = None
 ) -> dict[str, F64]:
     """Dominant period of each sample's binned event counts, by FFT and by autocorrelation.
 
@@ -390,34 +463,39 @@ def periodicity(
     rows = np.flatnonzero((events >= 4) & (bins.used >= 4))
     if rows.shape[0] == 0:
         return out
-    counts, starts = counts_starts(seg, n) if cs is None else cs
-    used = bins.used[rows]
-    width = bins.width[rows]
-    xc = centred_bins(
-        np.ascontiguousarray(ts, dtype=np.float64), counts, starts, rows, bins.t0, bins.width, bins.used
-    )
-    spectrum = scipy_fft.rfft(xc, axis=1, overwrite_x=True)
-    power2, best, nondc, harmonic_power, valid = spectrum_peaks(spectrum, used, PEAK_SHARE)
-    period = np.full(rows.shape[0], np.nan)
-    strength = np.full(rows.shape[0], np.nan)
-    period[valid] = BINS * width[valid] / best[valid]
-    strength[valid] = harmonic_power[valid] / nondc[valid]
+    counts, starts = _grouping(seg, n, cs)
+    ts = np.ascontiguousarray(ts, dtype=np.float64)
+    # rows in blocks: four (rows x 2*BINS) temporaries of a few hundred KB stay in cache
+    # and are recycled by the allocator, instead of fresh megabytes (page faults) per call
+    for lo in range(0, rows.shape[0], PERIOD_BLOCK_ROWS):
+        block = rows[lo : lo + PERIOD_BLOCK_ROWS]
+        used = bins.used[block]
+        width = bins.width[block]
+        xc = centred_bins(ts, counts, starts, block, bins.t0, bins.width, bins.used)
+        spectrum = scipy_fft.rfft(xc, axis=1, overwrite_x=True)
+        power2, best, nondc, harmonic_power, valid = spectrum_peaks(spectrum, used, PEAK_SHARE)
+        period = np.full(block.shape[0], np.nan)
+        strength = np.full(block.shape[0], np.nan)
+        period[valid] = BINS * width[valid] / best[valid]
+        strength[valid] = harmonic_power[valid] / nondc[valid]
 
-    acov = scipy_fft.irfft(power2, n=2 * BINS, axis=1, overwrite_x=True)
-    peak, peak_val, avalid = acf_peaks(acov, used, PEAK_SHARE)
-    lag_s = np.full(rows.shape[0], np.nan)
-    acf_peak = np.full(rows.shape[0], np.nan)
-    lag_s[avalid] = peak[avalid] * width[avalid]
-    acf_peak[avalid] = peak_val[avalid]
-    out["period"][rows] = period
-    out["period_strength"][rows] = strength
-    out["acf_peak_lag"][rows] = lag_s
-    out["acf_peak"][rows] = acf_peak
+        acov = scipy_fft.irfft(power2, n=2 * BINS, axis=1, overwrite_x=True)
+        peak, peak_val, avalid = acf_peaks(acov, used, PEAK_SHARE)
+        lag_s = np.full(block.shape[0], np.nan)
+        acf_peak = np.full(block.shape[0], np.nan)
+        lag_s[avalid] = peak[avalid] * width[avalid]
+        acf_peak[avalid] = peak_val[avalid]
+        out["period"][block] = period
+        out["period_strength"][block] = strength
+        out["acf_peak_lag"][block] = lag_s
+        out["acf_peak"][block] = acf_peak
     return out
 
 
 PEAK_SHARE = 0.8
 """A local maximum within this share of the highest one counts as the dominant peak."""
+PERIOD_BLOCK_ROWS = 512
+"""Samples per FFT batch in :func:`periodicity` (each row's result is independent of it)."""
 
 
 def first_messages(
@@ -483,37 +561,56 @@ def compute(
     minutes = np.where(duration > 0, duration / 60.0, 0.0)
 
     per_dir: dict[str, dict[str, F64]] = {}
-    for direction in DIRECTIONS:
+    # the size series of both directions, sorted: the bidirectional ones merge them
+    split_sorted: dict[str, list[tuple[F64, F64, tuple[I64, I64]]]] = {"msg_size": [], "pkt_size": []}
+    for direction in DIRECTIONS:  # c2s, s2c, then bidir
+        # every series is grouped by sample through (counts, starts); the direction
+        # splits carry no per-element sample ids (memory traffic nothing reads)
         if direction == "bidir":
-            p_ts, p_seg, p_wire, p_pay, p_flags = pkt_ts, pseg, pkt_wire, pkt_payload, pkt_flags
-            m_ts, m_seg, m_len = msg_ts, mseg, msg_len
+            p_ts, p_wire, p_pay, p_flags = pkt_ts, pkt_wire, pkt_payload, pkt_flags
+            m_ts, m_len = msg_ts, msg_len
+            p_cs, m_cs = (pcounts, pstarts), counts_starts(mseg, n)
         else:
             want = 0 if direction == "c2s" else 1
-            p_ts, p_seg, p_wire, p_pay, p_flags = split_packets(
-                pkt_dir, want, pkt_ts, pseg, pkt_wire, pkt_payload, pkt_flags
+            p_ts, p_wire, p_pay, p_flags, p_counts = split_packets(
+                pkt_dir, want, pkt_ts, pseg, n, pkt_wire, pkt_payload, pkt_flags
             )
-            m_ts, m_seg, m_len = split_messages(msg_dir, want, msg_ts, mseg, msg_len)
-        # one bincount per series: the inter-arrival series have one value less per sample
-        p_cs, m_cs = counts_starts(p_seg, n), counts_starts(m_seg, n)
+            m_ts, m_len, m_counts = split_messages(msg_dir, want, msg_ts, mseg, n, msg_len)
+            p_cs, m_cs = (p_counts, _starts(p_counts)), (m_counts, _starts(m_counts))
+        # the inter-arrival series have one value less per sample
         p_iat_cs, m_iat_cs = _minus_one(p_cs[0]), _minus_one(m_cs[0])
-        m_iat, m_iat_seg = diffs_within(m_ts, m_seg, *m_cs)
-        p_iat, p_iat_seg = diffs_within(p_ts, p_seg, *p_cs)
+        m_iat = segment_diffs(m_ts, *m_cs)
+        p_iat = segment_diffs(p_ts, *p_cs)
+        size_xs: dict[str, F64] = {}
+        for name, values, cs in (("msg_size", m_len, m_cs), ("pkt_size", p_wire, p_cs)):
+            if direction == "bidir":
+                size_xs[name] = _sorted_union(values, cs, split_sorted[name])
+            else:
+                size_xs[name] = sort_segments(values, *cs)
+                split_sorted[name].append((values, size_xs[name], cs))
         groups = {
             "msg_size": series_stats(
-                m_len, m_seg, n, _SERIES_STATS["msg_size"], edges=SIZE_EDGES, shares=_SHARES, cs=m_cs
+                m_len,
+                None,
+                n,
+                _SERIES_STATS["msg_size"],
+                edges=SIZE_EDGES,
+                shares=_SHARES,
+                cs=m_cs,
+                xs=size_xs["msg_size"],
             ),
             "msg_iat": series_stats(
-                m_iat, m_iat_seg, n, _SERIES_STATS["msg_iat"], edges=IAT_EDGES, shares=_SHARES, cs=m_iat_cs
+                m_iat, None, n, _SERIES_STATS["msg_iat"], edges=IAT_EDGES, shares=_SHARES, cs=m_iat_cs
             ),
-            "pkt_size": series_stats(p_wire, p_seg, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES, cs=p_cs),
-            "pkt_iat": series_stats(
-                p_iat, p_iat_seg, n, _SERIES_STATS["pkt_iat"], edges=IAT_EDGES, cs=p_iat_cs
+            "pkt_size": series_stats(
+                p_wire, None, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES, cs=p_cs, xs=size_xs["pkt_size"]
             ),
+            "pkt_iat": series_stats(p_iat, None, n, _SERIES_STATS["pkt_iat"], edges=IAT_EDGES, cs=p_iat_cs),
         }
-        pkts_stats, groups["bin_bytes"] = binned_pair(p_ts, p_seg, bins, p_wire, cs=p_cs)
+        pkts_stats, groups["bin_bytes"] = binned_pair(p_ts, None, bins, p_wire, cs=p_cs)
         groups["bin_pkts"] = {k: pkts_stats[k] for k in ("mean", "std", "max", "cv")}
         msg_count = m_cs[0].astype(np.float64)
-        groups["iat"] = periodicity(m_ts, m_seg, bins, msg_count, cs=m_cs)
+        groups["iat"] = periodicity(m_ts, None, bins, msg_count, cs=m_cs)
         for series, unit in (
             ("msg_size", "bytes"),
             ("msg_iat", "s"),
@@ -539,12 +636,11 @@ def compute(
             "bytes": wire_bytes,
             "payload": payload,
             "msgs": msg_count,
-            "msg_bytes": wsum(m_seg, m_len, n),
+            "msg_bytes": groups["msg_size"]["sum"],  # element-order sums, as a bincount
         }
 
-    for name, bit in (("syn", SYN), ("fin", FIN), ("rst", RST)):
-        hit = ((pkt_flags & bit) != 0).astype(np.float64)
-        f[f"bidir_{name}_count"] = wsum(pseg, hit, n)
+    gf = gap_flag_stats(pkt_ts, pkt_flags, pcounts, pstarts, IDLE_GAP_S)
+    f["bidir_syn_count"], f["bidir_fin_count"], f["bidir_rst_count"] = gf[0], gf[1], gf[2]
 
     f.update(_message_structure(msg_ts, msg_len, msg_dir, mseg, n, per_dir))
     f.update(_bursts(pkt_ts, pkt_wire, pcounts, pstarts, minutes))
@@ -555,12 +651,10 @@ def compute(
     f["bidir_msg_count_symmetry_ratio"] = _div(c2s["msgs"], both["msgs"])
     f["bidir_payload_share_ratio"] = _div(both["payload"], both["bytes"])
     f["bidir_duration_s"] = np.where(pcounts > 0, duration, np.nan)
-    gaps, gap_seg = seg_diff(pkt_ts, pseg)
-    f["bidir_idle_max_s"] = seg_reduce(np.maximum, gaps, *counts_starts(gap_seg, n))
-    f["bidir_idle_gt30s_count"] = wsum(gap_seg, (gaps > 30.0).astype(np.float64), n)
-    f["bidir_idle_gt60s_count"] = wsum(gap_seg, (gaps > 60.0).astype(np.float64), n)
-    idle = wsum(gap_seg, np.where(gaps > IDLE_GAP_S, gaps, 0.0), n)
-    f["bidir_idle_share_ratio"] = _div(idle, duration)
+    f["bidir_idle_max_s"] = gf[3]
+    f["bidir_idle_gt30s_count"] = gf[4]
+    f["bidir_idle_gt60s_count"] = gf[5]
+    f["bidir_idle_share_ratio"] = _div(gf[6], duration)
     for i in range(FIRST_N_MESSAGES):
         f[f"bidir_msg{i + 1}_size_bytes"] = first_sizes[segs.flow, i]
         f[f"bidir_msg{i + 1}_dir_flag"] = first_dirs[segs.flow, i]
@@ -597,38 +691,19 @@ def _message_structure(
 ) -> dict[str, F64]:
     """Direction changes, same-direction runs, request/response pairs, unsolicited pushes."""
     f: dict[str, F64] = {}
-    same = seg[1:] == seg[:-1] if seg.shape[0] > 1 else np.zeros(0, np.bool_)
-    changed = same & (direction[1:] != direction[:-1])
-    changes = (
-        np.bincount(seg[1:][changed], minlength=n).astype(np.float64) if changed.shape[0] else np.zeros(n)
+    counts, starts = counts_starts(seg, n)
+    # a server message after silence (first of its sample, or > RESPONSE_WINDOW_S after
+    # the previous message either way) was not asked for: a job push, not a response
+    (changes, pairs, unsolicited), pair_seg, delays, ratio_seg, size_ratio = message_pairs(
+        ts, length, direction, counts, starts, RESPONSE_WINDOW_S
     )
     msgs = per_dir["bidir"]["msgs"]
     f["bidir_dir_changes_count"] = changes
     f["bidir_dir_change_rate_ratio"] = _div(changes, np.maximum(msgs - 1, 0))
-    runs = message_runs(direction, length <= SMALL_MSG_BYTES, *counts_starts(seg, n))
+    runs = message_runs(direction, length <= SMALL_MSG_BYTES, counts, starts)
     f["c2s_run_max_count"] = runs[0]
     f["s2c_run_max_count"] = runs[1]
     f["bidir_msg_small_run_max_count"] = runs[2]
-
-    if seg.shape[0] > 1:
-        gap = ts[1:] - ts[:-1]
-        pair = same & (direction[:-1] == 0) & (direction[1:] == 1) & (gap <= RESPONSE_WINDOW_S)
-        pair_seg = seg[1:][pair]
-        delays = gap[pair]
-        size_ratio = _div(length[1:][pair], length[:-1][pair])
-    else:
-        pair_seg, delays, size_ratio = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-    pairs = np.bincount(pair_seg, minlength=n).astype(np.float64)
-    # a server message after silence (first of its sample, or > RESPONSE_WINDOW_S after
-    # the previous message either way) was not asked for: a job push, not a response
-    if seg.shape[0]:
-        after_silence = np.ones(seg.shape[0], np.bool_)
-        if seg.shape[0] > 1:
-            after_silence[1:] = ~same | ((ts[1:] - ts[:-1]) > RESPONSE_WINDOW_S)
-        pushed = after_silence & (direction == 1)
-        unsolicited = np.bincount(seg[pushed], minlength=n).astype(np.float64)
-    else:
-        unsolicited = np.zeros(n)
     d = series_stats(delays, pair_seg, n, ["mean", "p50", "max"])
     c2s_msgs, s2c_msgs = per_dir["c2s"]["msgs"], per_dir["s2c"]["msgs"]
     f["bidir_reqresp_count"] = pairs
@@ -636,10 +711,7 @@ def _message_structure(
     f["bidir_reqresp_delay_mean_s"] = d["mean"]
     f["bidir_reqresp_delay_p50_s"] = d["p50"]
     f["bidir_reqresp_delay_max_s"] = d["max"]
-    finite = np.isfinite(size_ratio)
-    f["bidir_reqresp_size_ratio_mean_ratio"] = series_stats(
-        size_ratio[finite], pair_seg[finite], n, ["mean"]
-    )["mean"]
+    f["bidir_reqresp_size_ratio_mean_ratio"] = series_stats(size_ratio, ratio_seg, n, ["mean"])["mean"]
     f["s2c_unsolicited_count"] = unsolicited
     f["s2c_unsolicited_share_ratio"] = _div(unsolicited, s2c_msgs)
     f["c2s_unanswered_share_ratio"] = _div(c2s_msgs - pairs, c2s_msgs)

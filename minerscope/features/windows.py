@@ -66,7 +66,7 @@ def extract_features(
         raise InputError("nothing to extract: no window length and whole_flow=False")
     n_flows = len(table)
     if n_flows == 0:
-        return _frame([], [], [], [], {})
+        return _frame([], [], [], [], [])
 
     first, last = _flow_span(table)
     est = np.ones(n_flows, np.int64) if whole_flow else np.zeros(n_flows, np.int64)
@@ -76,15 +76,19 @@ def extract_features(
 
     flow_ids = table.summary["flow_id"].to_numpy().astype(np.int64)
     keys: list[list[npt.NDArray[np.generic]]] = [[], [], [], []]
-    cols: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in FEATURE_NAMES}
+    mats: list[npt.NDArray[np.float32]] = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         for chunk_keys, feats in _extract_chunk(table, int(a), int(b), first, last, window_s, whole_flow):
             chunk_keys[0] = flow_ids[chunk_keys[0]]
             for i, k in enumerate(chunk_keys):
                 keys[i].append(k)
-            for name in FEATURE_NAMES:
-                cols[name].append(feats[name].astype(np.float32))
-    return _frame(keys[0], keys[1], keys[2], keys[3], cols)
+            # one (features x samples) float32 block per chunk: every column a contiguous
+            # row that polars takes as it is
+            mat = np.empty((len(FEATURE_NAMES), chunk_keys[0].shape[0]), np.float32)
+            for i, name in enumerate(FEATURE_NAMES):
+                mat[i] = feats[name]
+            mats.append(mat)
+    return _frame(keys[0], keys[1], keys[2], keys[3], mats)
 
 
 def _frame(
@@ -92,7 +96,7 @@ def _frame(
     window: list[npt.NDArray[np.generic]],
     start: list[npt.NDArray[np.generic]],
     end: list[npt.NDArray[np.generic]],
-    cols: dict[str, list[npt.NDArray[np.float32]]],
+    mats: list[npt.NDArray[np.float32]],
 ) -> pl.DataFrame:
     def cat(parts: list[npt.NDArray[np.generic]], dtype: type[np.generic]) -> npt.NDArray[np.generic]:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
@@ -110,17 +114,21 @@ def _frame(
     def put(values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         return values if order is None else values[order]
 
-    data: dict[str, pl.Series] = {
-        "flow_id": pl.Series("flow_id", put(flow_id), pl.Int64),
-        "window": pl.Series("window", put(window_idx), pl.Int32),
-        "window_start": pl.Series("window_start", put(cat(start, np.float64)), pl.Float64),
-        "window_end": pl.Series("window_end", put(cat(end, np.float64)), pl.Float64),
-    }
-    for name in FEATURE_NAMES:
-        parts = cols.get(name, [])
-        values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        data[name] = pl.Series(name, put(values), pl.Float32)
-    return pl.DataFrame(data)
+    keys = pl.DataFrame(
+        [
+            pl.Series("flow_id", put(flow_id), pl.Int64),
+            pl.Series("window", put(window_idx), pl.Int32),
+            pl.Series("window_start", put(cat(start, np.float64)), pl.Float64),
+            pl.Series("window_end", put(cat(end, np.float64)), pl.Float64),
+        ]
+    )
+    schema = dict.fromkeys(FEATURE_NAMES, pl.Float32)
+    if flow_id.shape[0] == 0:
+        return keys.hstack(pl.DataFrame(schema=schema))
+    mat = mats[0] if len(mats) == 1 else np.concatenate(mats, axis=1)
+    if order is not None:
+        mat = mat[:, order]
+    return keys.hstack(pl.from_numpy(mat, schema=schema, orient="col"))
 
 
 def _flow_span(table: FlowTable) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -160,14 +168,15 @@ def _extract_chunk(
     m0, m1 = int(table.msg_offsets[a]), int(table.msg_offsets[b])
     pkt_flow = np.repeat(np.arange(n, dtype=np.int64), np.diff(table.pkt_offsets[a : b + 1]))
     msg_flow_all = np.repeat(np.arange(n, dtype=np.int64), np.diff(table.msg_offsets[a : b + 1]))
-    pkt_ts = table.pkt_ts[p0:p1].astype(np.float64)
+    # float64 already: a view, not a copy (nothing below writes into the table's arrays)
+    pkt_ts = np.asarray(table.pkt_ts[p0:p1], dtype=np.float64)
     pkt_wire = table.pkt_wire_len[p0:p1].astype(np.float64)
     pkt_payload = table.pkt_payload_len[p0:p1].astype(np.float64)
     pkt_dir = table.pkt_dir[p0:p1]
     pkt_flags = table.pkt_flags[p0:p1]
     app = np.isin(table.msg_type[m0:m1], APP_MSG_TYPES)
     msg_flow = msg_flow_all[app]
-    msg_ts = table.msg_ts[m0:m1][app].astype(np.float64)
+    msg_ts = table.msg_ts[m0:m1][app].astype(np.float64, copy=False)
     msg_len = table.msg_len[m0:m1][app].astype(np.float64)
     msg_dir = table.msg_dir[m0:m1][app]
 

@@ -14,6 +14,7 @@ from scipy import fft as scipy_fft
 from minerscope.features import series
 from minerscope.features._kernels import (
     SERIES_FIXED,
+    entropy_terms,
     first_strong_peak,
     lagged_products,
     merge_keys,
@@ -21,6 +22,7 @@ from minerscope.features._kernels import (
     moments,
     nearly_sorted_order,
     packet_sums,
+    power_of_two_edges,
     series_kernel,
     split_messages,
     split_packets,
@@ -172,7 +174,15 @@ def test_series_kernel_matches_the_numpy_statistics() -> None:
     table = series_kernel(
         x, counts, starts, qs, edges, True, True, 3,
         np.array([0, 2], np.int64), np.array([128.0, 1024.0]), series.sort_within(x, seg),
+        entropy_terms(), 0,
     )  # fmt: skip
+    by_exponent = series_kernel(
+        x, counts, starts, qs, edges, True, True, 3,
+        np.array([0, 2], np.int64), np.array([128.0, 1024.0]), series.sort_within(x, seg),
+        entropy_terms(), power_of_two_edges(edges),
+    )  # fmt: skip
+    assert power_of_two_edges(edges) == 3
+    assert np.array_equal(table, by_exponent, equal_nan=True)
     total, mean, s2, s3, s4, lo, hi = moments(x, counts, starts)
     for row, want in enumerate((total, mean, s2, s3, s4, lo, hi)):
         assert np.array_equal(table[row], want, equal_nan=True), row
@@ -200,7 +210,8 @@ def test_inter_arrival_entropy_edges_and_nan_bin() -> None:
     counts, starts = counts_starts(seg, 50)
     empty = np.zeros(0)
     table = series_kernel(x, counts, starts, empty, series.IAT_EDGES, True, False, 0,
-                          np.zeros(0, np.int64), empty, empty)  # fmt: skip
+                          np.zeros(0, np.int64), empty, empty, entropy_terms(), 0)  # fmt: skip
+    assert power_of_two_edges(series.IAT_EDGES) == 0
     assert np.array_equal(table[7], _np_entropy(x, seg, 50, series.IAT_EDGES), equal_nan=True)
 
 
@@ -375,16 +386,17 @@ def test_direction_split_keeps_order() -> None:
     ts, seg = np.cumsum(rng.random(m)), np.sort(rng.integers(0, 20, m)).astype(np.int64)
     wire, pay = rng.random(m), rng.random(m)
     flags = rng.integers(0, 256, m).astype(np.uint8)
+    direction[::50] = 2  # neither client nor server: in no split
     for want in (0, 1):
         mask = direction == want
-        for got, ref in zip(
-            split_packets(direction, want, ts, seg, wire, pay, flags),
-            (ts, seg, wire, pay, flags),
-            strict=True,
-        ):
+        *got_p, p_counts = split_packets(direction, want, ts, seg, 21, wire, pay, flags)
+        for got, ref in zip(got_p, (ts, wire, pay, flags), strict=True):
             assert np.array_equal(got, ref[mask])
-        for got, ref in zip(split_messages(direction, want, ts, seg, wire), (ts, seg, wire), strict=True):
+        assert np.array_equal(p_counts, np.bincount(seg[mask], minlength=21))
+        *got_m, m_counts = split_messages(direction, want, ts, seg, 21, wire)
+        for got, ref in zip(got_m, (ts, wire), strict=True):
             assert np.array_equal(got, ref[mask])
+        assert np.array_equal(m_counts, p_counts) and m_counts[20] == 0
 
 
 def test_merge_keys_is_unique_and_searchsorted() -> None:
