@@ -7,7 +7,8 @@ memory follows live flows, not file size.
 
 The glue here is columnar on purpose: at a million packets per second a Python loop per
 flow (JSON-encoding its coin probabilities and top features, say) costs as much as the
-model, so the JSON columns are encoded by polars in one pass per block.
+model, so the JSON columns are built from the score arrays column-wise, once per block,
+spelled as Python's ``json`` spells them (what lets the JSONL writer copy them through).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ ROW_EXTRA_SCHEMA: dict[str, Any] = {
     "window_end": pl.Float64,
     "model": pl.Utf8,
 }
-"""Columns triage adds to the flow summary (JSON objects are JSON text)."""
+"""Columns triage adds to the flow summary (JSON objects are JSON text: ``coin_probs`` and
+``top_features`` spelled exactly as :func:`minerscope.cli.output.json_line` spells their
+values, see :func:`_json_columns`)."""
 
 
 MAX_BLOCK_FLOWS = 8_192
@@ -83,27 +86,14 @@ def cached_model(name: str | Path | None) -> Model:
     return model
 
 
-def _json_columns(scores: pl.DataFrame) -> list[pl.Expr]:
-    """``coin_probs`` (JSON object, ``{}`` when absent) and ``top_features`` (JSON list) as text.
+def _json_columns() -> list[pl.Expr]:
+    """``coin_probs`` (JSON object, ``{}`` when absent) and ``top_features`` (JSON list).
 
-    Encoded by polars, one pass per column: non-finite numbers become ``null`` (the
-    output is strict JSON, which has no NaN).
+    :func:`score` already wrote them as compact JSON text, as Python's ``json`` spells
+    it (non-finite numbers as ``null``: the output is strict JSON, which has no NaN), so
+    the JSONL writer passes them through without parsing them again.
     """
-    probs_dtype = scores.schema["coin_probs"]
-    if isinstance(probs_dtype, pl.Struct) and probs_dtype.fields:
-        coin = (
-            pl.when(pl.col("coin_probs").is_null())
-            .then(pl.lit("{}"))
-            .otherwise(pl.col("coin_probs").struct.json_encode())
-        )
-    else:
-        coin = pl.lit("{}", pl.Utf8)
-    top = pl.concat_str(
-        pl.lit("["),
-        pl.col("top_features").list.eval(pl.element().struct.json_encode()).list.join(",").fill_null(""),
-        pl.lit("]"),
-    )
-    return [coin.alias("coin_probs"), top.alias("top_features")]
+    return [pl.col("coin_probs").fill_null("{}"), pl.col("top_features").fill_null("[]")]
 
 
 def build_blacklist(options: TriageOptions) -> Blacklist:
@@ -126,7 +116,7 @@ def score_rows(
     ids stay unique across the updates of one capture.
     """
     apply_stage0(table, blacklist)
-    scores = score(table, model)
+    scores = score(table, model, json_text=True)
     extra = scores.select(
         "flow_id",
         "p_mining",
@@ -135,7 +125,7 @@ def score_rows(
         "window",
         "window_start",
         "window_end",
-        *_json_columns(scores),
+        *_json_columns(),
         pl.lit(model.name).alias("model"),
     )
     rows = table.summary.join(extra, on="flow_id", how="left")

@@ -49,6 +49,10 @@ SCAN_FIELDS: tuple[str, ...] = (*RECORD_FIELDS[: RECORD_FIELDS.index("probe")], 
 (``confirmed``, ``dismissed`` or "")."""
 
 _JSON_COLUMNS = ("stage0", "coin_probs", "top_features", "probe")
+RAW_JSON_COLUMNS = ("coin_probs", "top_features")
+"""Text columns that triage writes as compact JSON exactly as :func:`json_line` would
+write their values (see ``minerscope._pipeline.ROW_EXTRA_SCHEMA``): the JSONL writer
+copies them through instead of parsing and re-encoding them."""
 
 
 def _json_cell(name: str, value: Any) -> Any:
@@ -108,6 +112,8 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
 
 _ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _STRICT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
+_ENCODE_STR = json.encoder.encode_basestring_ascii  # the string encoder _STRICT uses
+_float_text = float.__repr__  # the float spelling _STRICT uses
 
 
 def _finite(value: Any) -> Any:
@@ -146,6 +152,80 @@ def write_jsonl(records: Iterable[Mapping[str, Any]], out: IO[str] | None = None
     if block:
         out.write("\n".join(block) + "\n")
     out.flush()
+
+
+JSONL_BLOCK_ROWS = 8_192
+"""Rows turned into JSONL text at a time: bounds the text held besides the frame."""
+
+
+def write_jsonl_frame(
+    rows: pl.DataFrame, fields: Sequence[str] = RECORD_FIELDS, out: IO[str] | None = None
+) -> None:
+    """A rows frame as JSONL, byte for byte what ``write_jsonl(frame_to_records(rows, fields))``
+    writes, built column by column.
+
+    Per-record ``json`` encoding of the coin probabilities and top features, after
+    parsing them back from text, cost as much as the model on busy captures; here each
+    field of a block is encoded once per column (numbers and strings by C-level
+    ``map``), :data:`RAW_JSON_COLUMNS` are copied through, and a line is one ``%``
+    format of its fields.
+    """
+    out = out if out is not None else sys.stdout
+    if not fields:  # no field, no record (as frame_to_records)
+        out.flush()
+        return
+    template = "{" + ",".join(f"{_STRICT(name).replace('%', '%%')}:%s" for name in fields) + "}"
+    for start in range(0, rows.height, JSONL_BLOCK_ROWS):
+        block = rows.slice(start, JSONL_BLOCK_ROWS)
+        null = ["null"] * block.height
+        columns = [_json_column(block, name) if name in block.columns else null for name in fields]
+        out.write("\n".join([template % values for values in zip(*columns, strict=True)]) + "\n")
+    out.flush()
+
+
+def _json_column(rows: pl.DataFrame, name: str) -> list[str]:
+    """One field of every row as JSON text (the column-wise half of :func:`write_jsonl_frame`)."""
+    import polars as pl
+
+    column = rows.get_column(name)
+    dtype = column.dtype
+    text_cells = dtype in (pl.Utf8, pl.Null)
+    if name in RAW_JSON_COLUMNS and text_cells:
+        return [v if v else "null" for v in column.to_list()]
+    if name in _JSON_COLUMNS or name == "dns_names":
+        if not text_cells:
+            return [_json_value(v) for v in _column_values(name, column.to_list())]
+        # mostly empty or repeated: encode each distinct text once
+        seen: dict[str | None, str] = {}
+        out = []
+        for v in column.to_list():
+            text = seen.get(v)
+            if text is None:
+                text = seen[v] = _json_value(_column_values(name, [v])[0])
+            out.append(text)
+        return out
+    if name == "p_mining" and dtype.is_numeric():
+        return _json_floats([None if v is None else round(float(v), 6) for v in column.to_list()])
+    if dtype == pl.Utf8:
+        return ["null" if v is None else _ENCODE_STR(v) for v in column.to_list()]
+    if dtype.is_integer():
+        return column.cast(pl.Utf8).fill_null("null").to_list()
+    if dtype.is_float():
+        return _json_floats(column.to_list())
+    return [_json_value(v) for v in column.to_list()]
+
+
+def _json_floats(values: list[float | None]) -> list[str]:
+    """Floats as ``json`` writes them (``float.__repr__``); None and non-finite as ``null``."""
+    return [_float_text(v) if v is not None and math.isfinite(v) else "null" for v in values]
+
+
+def _json_value(value: Any) -> str:
+    """One JSON-ready value as :func:`json_line` would write it inside a record."""
+    try:
+        return _STRICT(value)
+    except ValueError:  # a NaN somewhere
+        return _ENCODE(_finite(value))
 
 
 def write_csv(

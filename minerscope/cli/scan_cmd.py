@@ -27,15 +27,43 @@ import click
 
 from minerscope import errors
 from minerscope.cli.common import ExitCode, exit_code_for, warn
-from minerscope.cli.output import SCAN_FIELDS, frame_to_records, write_csv, write_jsonl, write_table
+from minerscope.cli.output import (
+    SCAN_FIELDS,
+    frame_to_records,
+    write_csv,
+    write_jsonl,
+    write_jsonl_frame,
+    write_table,
+)
 
 Outcome = tuple[str, Any, bool, str | None, str | None, int]
 """(path, rows frame or None, complete, warning, error "Class:message", packets)."""
 
 
+def _import_xgboost_without_sklearn() -> None:
+    """Import xgboost while scikit-learn is hidden, unless either is imported already.
+
+    xgboost imports scikit-learn at import time for its estimator wrappers (about half a
+    CPU second, a tenth of a 2M-packet scan); scoring only uses ``Booster``. Hiding it
+    (``sys.modules[name] = None``: xgboost sees "not installed") only for the duration of
+    that one import leaves scikit-learn importable afterwards, for code that uses it
+    directly (``evaluate``); only xgboost's own scikit-learn wrappers lose their mixins.
+    """
+    if "xgboost" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]
+    try:
+        import xgboost  # noqa: F401
+    finally:
+        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+            del sys.modules["sklearn"]
+
+
 def _triage_one(path: str, options: Any) -> Outcome:
     """Worker: triage one capture (runs in a worker process for many captures)."""
     from minerscope.triage import triage_rows
+
+    _import_xgboost_without_sklearn()
 
     try:
         rows, report = triage_rows(path, options)
@@ -213,6 +241,9 @@ def scan(
                 status = max(status, ExitCode.PARTIAL)
             if store is not None:
                 rows = _mark_analyst(store, endpoint_status, outcome)
+            if streaming and fmt == "jsonl":  # column-wise, no record dicts
+                write_jsonl_frame(_jsonl_rows(rows, only_suspicious), SCAN_FIELDS)
+                continue
             batch = frame_to_records(rows, SCAN_FIELDS)
             for record in batch:
                 if record["analyst"] is None:
@@ -221,8 +252,6 @@ def scan(
                 batch = [r for r in batch if r.get("verdict") == "mining"]
             if not streaming:
                 records.extend(batch)
-            elif fmt == "jsonl":
-                write_jsonl(batch)
             else:
                 write_csv(batch, fields=SCAN_FIELDS, header=not header_written)
                 header_written = True
@@ -240,6 +269,20 @@ def scan(
         records.sort(key=lambda r: -(r.get("p_mining") or 0.0))
         write_table(records, title=", ".join(Path(p).name for p in paths))
     ctx.exit(int(status))
+
+
+def _jsonl_rows(rows: Any, only_suspicious: bool) -> Any:
+    """``rows`` as the streamed JSONL prints them: ``analyst`` "" when unset, and only
+    mining verdicts with ``--only-suspicious`` (what the record path does per record)."""
+    import polars as pl
+
+    if rows.height == 0:
+        return rows
+    analyst = pl.col("analyst").fill_null("") if "analyst" in rows.columns else pl.lit("")
+    rows = rows.with_columns(analyst.alias("analyst"))
+    if only_suspicious:
+        rows = rows.filter(pl.col("verdict") == "mining") if "verdict" in rows.columns else rows.clear()
+    return rows
 
 
 def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> Iterator[Outcome]:

@@ -11,6 +11,7 @@ bare number.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,10 @@ BENIGN = "benign"
 TOP_FEATURE_DTYPE = pl.List(pl.Struct({"name": pl.Utf8, "contribution": pl.Float64, "value": pl.Float64}))
 
 
-def score_schema(model: Model) -> dict[str, pl.DataType]:
-    """Columns of :func:`score`'s result for ``model``."""
+def score_schema(model: Model, *, json_text: bool = False) -> dict[str, pl.DataType]:
+    """Columns of :func:`score`'s result for ``model`` (see its ``json_text``)."""
+    if json_text:
+        return {**score_schema(model), "coin_probs": pl.Utf8(), "top_features": pl.Utf8()}
     return {
         "flow_id": pl.Int64(),
         "window": pl.Int32(),
@@ -53,12 +56,20 @@ def score_schema(model: Model) -> dict[str, pl.DataType]:
     }
 
 
-def score(table: FlowTable, model: Model | str | Path | None = None) -> pl.DataFrame:
+def score(
+    table: FlowTable, model: Model | str | Path | None = None, *, json_text: bool = False
+) -> pl.DataFrame:
     """Score every flow of ``table``.
 
     Args:
         table: the flows.
         model: a loaded :class:`Model`, a model path/name, or None for the shipped default.
+        json_text: ``coin_probs`` and ``top_features`` as JSON text (a Utf8 column, null
+            for a flow without a window) spelled exactly as
+            ``json.dumps(value, separators=(",", ":"))`` spells the struct values, except
+            that non-finite numbers are ``null`` (strict JSON); built from the arrays
+            directly, which is what the triage rows need, so output can pass the text
+            through without parsing it.
 
     Returns:
         One row per flow, in the table's order: ``flow_id``; ``window``,
@@ -74,19 +85,17 @@ def score(table: FlowTable, model: Model | str | Path | None = None) -> pl.DataF
     Raises:
         minerscope.errors.ModelError: the model cannot be loaded.
     """
-    import xgboost  # heavy; only scoring needs it
-
     if not isinstance(model, Model):
         model = load_model(model)
-    schema = score_schema(model)
+    schema = score_schema(model, json_text=json_text)
     if len(table) == 0:
         return pl.DataFrame(schema=schema)
     feats = extract_features(table, window_s=model.window_s, whole_flow=False)
     if feats.height == 0:
         return _unscored(table, schema)
     x = feats.select(list(model.binary_features)).to_numpy().astype(np.float32)
-    dmat = xgboost.DMatrix(x, feature_names=list(model.binary_features))
-    p = np.asarray(model.binary.predict(dmat), dtype=np.float64)
+    # no DMatrix: inplace prediction gives the same numbers without copying the matrix
+    p = np.asarray(model.binary.inplace_predict(x), dtype=np.float64)
 
     # the most suspicious window of each flow (first one on ties)
     ranked = feats.select("flow_id").with_columns(
@@ -101,13 +110,13 @@ def score(table: FlowTable, model: Model | str | Path | None = None) -> pl.DataF
     chosen = feats[rows]
     p_best = p[rows]
 
-    top = _top_features(model.binary, x[rows], model.binary_features, p[rows])
+    top = _top_features(model.binary, x[rows], model.binary_features, p[rows], json_text=json_text)
     out = chosen.select("flow_id", "window", "window_start", "window_end").with_columns(
         best["windows"].cast(pl.Int32).alias("windows"),
         pl.Series("p_mining", p_best, pl.Float64),
         pl.Series("stage1", np.where(p_best >= model.threshold, MINING, BENIGN), pl.Utf8),
     )
-    out = out.with_columns(*_coin_columns(model, chosen, schema))
+    out = out.with_columns(*_coin_columns(model, chosen, schema, json_text=json_text))
     out = out.with_columns(top)
     # flows without any packet or message get no window: keep them, unscored
     all_ids = table.summary.select("flow_id")
@@ -133,24 +142,94 @@ def _unscored(table: FlowTable, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     )
 
 
-def _coin_columns(model: Model, chosen: pl.DataFrame, schema: dict[str, pl.DataType]) -> list[pl.Series]:
-    import xgboost
-
+def _coin_columns(
+    model: Model, chosen: pl.DataFrame, schema: dict[str, pl.DataType], *, json_text: bool = False
+) -> list[pl.Series]:
     n = chosen.height
     if model.coin is None or not model.coin_classes:
         return [
             pl.Series("coin", [None] * n, pl.Utf8),
-            pl.Series("coin_probs", [{}] * n, schema["coin_probs"]),
+            pl.Series("coin_probs", ["{}"] * n if json_text else [{}] * n, schema["coin_probs"]),
         ]
     cx = chosen.select(list(model.coin_features)).to_numpy().astype(np.float32)
-    probs = np.asarray(
-        model.coin.predict(xgboost.DMatrix(cx, feature_names=list(model.coin_features))), dtype=np.float64
-    ).reshape(n, len(model.coin_classes))
+    distinct, inverse = unique_rows(cx)
+    probs = np.asarray(model.coin.inplace_predict(distinct), dtype=np.float64).reshape(
+        -1, len(model.coin_classes)
+    )
+    probs = probs[inverse]
     classes = list(model.coin_classes)
-    return [
-        pl.Series("coin", [classes[i] for i in probs.argmax(axis=1)], pl.Utf8),
-        pl.DataFrame({c: probs[:, i] for i, c in enumerate(classes)}).to_struct("coin_probs"),
-    ]
+    coin = pl.Series("coin", np.asarray(classes, dtype=object)[probs.argmax(axis=1)], pl.Utf8)
+    if json_text:
+        text: npt.NDArray[np.object_] = np.full(n, "{", dtype=object)
+        for i, c in enumerate(classes):
+            text = text + f"{',' if i else ''}{json.dumps(c)}:" + json_numbers(probs[:, i])
+        return [coin, pl.Series("coin_probs", (text + "}").tolist(), pl.Utf8)]
+    return [coin, pl.DataFrame({c: probs[:, i] for i, c in enumerate(classes)}).to_struct("coin_probs")]
+
+
+def json_numbers(values: npt.NDArray[np.floating]) -> npt.NDArray[np.object_]:
+    """Each number as ``json.dumps`` writes it (``float.__repr__``), non-finite ones as ``null``.
+
+    Each distinct value (bit for bit: ``-0.0`` is not ``0.0``) is spelled once: attributions
+    and feature values repeat a lot (one tree path, one packet size), and ``repr`` is the
+    cost here.
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64)
+    bits, inverse = np.unique(flat.reshape(-1).view(np.int64), return_inverse=True)
+    distinct = bits.view(np.float64)
+    text = np.array(list(map(float.__repr__, distinct.tolist())), dtype=object)
+    text[~np.isfinite(distinct)] = "null"
+    return text[inverse.reshape(flat.shape)]
+
+
+def unique_rows(x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.intp]]:
+    """The distinct rows of ``x`` (bit for bit) and, per row of ``x``, its index among them.
+
+    Windows of small flows can repeat exactly (the same short exchange again): a fifth of
+    the explained windows of bench_pipeline's capture, none of the bundled sample's.
+    Attributions cost 20-110 µs a row and the coin model 5 µs, a row's results depend on
+    that row alone, and finding repeats costs ~0.4 µs a row, so each distinct row is
+    computed once and the result copied.
+    """
+    n = x.shape[0]
+    if n < 2:
+        return x, np.arange(n)
+    rows = np.ascontiguousarray(x)
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if first.size == n:
+        return x, np.arange(n)
+    return rows[first], inverse.ravel()
+
+
+def _contributions(
+    booster: xgboost.Booster,
+    x: npt.NDArray[np.float32],
+    names: tuple[str, ...],
+    p: npt.NDArray[np.float64] | None,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """Per row: the ``TOP_FEATURES`` feature indices largest contribution first, and every
+    feature's contribution (see :func:`_top_features` for which rows are exact)."""
+    import xgboost
+
+    n = x.shape[0]
+    contribs = np.empty((n, len(names)), np.float64)
+    exact = np.ones(n, bool) if p is None else p >= EXACT_FLOOR
+    for rows, approx in ((np.flatnonzero(exact), False), (np.flatnonzero(~exact), True)):
+        if rows.size:
+            distinct, inverse = unique_rows(x[rows])
+            dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
+            got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
+            contribs[rows] = np.asarray(got)[inverse, : len(names)]  # last column: bias
+    k = min(TOP_FEATURES, len(names))
+    magnitude = np.abs(contribs)
+    np.negative(magnitude, out=magnitude)
+    part = (
+        np.argpartition(magnitude, k - 1, axis=1)[:, :k] if k < len(names) else np.tile(np.arange(k), (n, 1))
+    )
+    # largest first; ties keep feature order, as a stable full sort would
+    order = np.take_along_axis(part, np.lexsort((part, np.take_along_axis(magnitude, part, 1)), axis=1), 1)
+    return order, contribs
 
 
 def _top_features(
@@ -158,8 +237,11 @@ def _top_features(
     x: npt.NDArray[np.float32],
     names: tuple[str, ...],
     p: npt.NDArray[np.float64] | None = None,
+    *,
+    json_text: bool = False,
 ) -> pl.Series:
-    """The ``TOP_FEATURES`` largest contributions per row, as a ``TOP_FEATURE_DTYPE`` series.
+    """The ``TOP_FEATURES`` largest contributions per row, as a ``TOP_FEATURE_DTYPE`` series
+    (JSON text with ``json_text``, see :func:`score`).
 
     Exact TreeSHAP costs ~250 µs per row with the shipped model (60x a prediction) and
     dominated ``scan`` on busy captures, so only rows an analyst may look at
@@ -168,32 +250,22 @@ def _top_features(
     as TreeSHAP for 80% of windows, the same top five for 44%). Without ``p`` every row is
     exact.
     """
-    import xgboost
-
     n = x.shape[0]
     if n == 0:
-        return pl.Series("top_features", [], dtype=TOP_FEATURE_DTYPE)
-    contribs = np.empty((n, len(names)), np.float64)
-    exact = np.ones(n, bool) if p is None else p >= EXACT_FLOOR
-    for rows, approx in ((np.flatnonzero(exact), False), (np.flatnonzero(~exact), True)):
-        if rows.size:
-            dmat = xgboost.DMatrix(x[rows], feature_names=list(names))
-            got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
-            contribs[rows] = np.asarray(got, dtype=np.float64)[:, : len(names)]  # last column: bias
-    k = min(TOP_FEATURES, len(names))
-    magnitude = -np.abs(contribs)
-    part = (
-        np.argpartition(magnitude, k - 1, axis=1)[:, :k] if k < len(names) else np.tile(np.arange(k), (n, 1))
-    )
-    # largest first; ties keep feature order, as a stable full sort would
-    order = np.take_along_axis(part, np.lexsort((part, np.take_along_axis(magnitude, part, 1)), axis=1), 1)
+        return pl.Series("top_features", [], dtype=pl.Utf8 if json_text else TOP_FEATURE_DTYPE)
+    order, contribs = _contributions(booster, x, names, p)
+    k = order.shape[1]
+    top_contribs = np.take_along_axis(contribs, order, 1)
+    top_values = np.take_along_axis(x, order, 1).astype(np.float64)
+    if json_text:
+        return pl.Series("top_features", _top_features_json(names, order, top_contribs, top_values), pl.Utf8)
     row = np.repeat(np.arange(n, dtype=np.int64), k)
     flat = pl.DataFrame(
         {
             "row": row,
             "name": np.asarray(names, dtype=object)[order].ravel(),
-            "contribution": np.take_along_axis(contribs, order, 1).ravel(),
-            "value": np.take_along_axis(x, order, 1).astype(np.float64).ravel(),
+            "contribution": top_contribs.ravel(),
+            "value": top_values.ravel(),
         },
         schema={"row": pl.Int64, "name": pl.Utf8, "contribution": pl.Float64, "value": pl.Float64},
     ).filter(pl.col("contribution") != 0.0)  # a feature no tree used explains nothing
@@ -202,3 +274,28 @@ def _top_features(
     )
     full = pl.DataFrame({"row": np.arange(n, dtype=np.int64)}).join(lists, on="row", how="left")
     return full["top_features"].fill_null([]).cast(TOP_FEATURE_DTYPE)
+
+
+def _top_features_json(
+    names: tuple[str, ...],
+    order: npt.NDArray[np.intp],
+    contribs: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+) -> list[str]:
+    """Each row's list of {name, contribution, value} as JSON text, zero contributions left
+    out, built column-wise (object-array concatenation) instead of a dict per entry."""
+    quoted = np.array([json.dumps(name) for name in names], dtype=object)
+    entries = (
+        '{"name":'
+        + quoted[order]
+        + ',"contribution":'
+        + json_numbers(contribs)
+        + ',"value":'
+        + json_numbers(values)
+        + "},"
+    )
+    entries[contribs == 0.0] = ""  # a feature no tree used explains nothing
+    joined = entries[:, 0]
+    for j in range(1, entries.shape[1]):
+        joined = joined + entries[:, j]
+    return [f"[{s[:-1]}]" for s in joined.tolist()]

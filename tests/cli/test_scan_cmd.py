@@ -174,3 +174,17 @@ def test_analyst_field_reports_dismissed_endpoints(tmp_path: Path) -> None:
     assert all(
         r["analyst"] == "" for r in second if (r["dst"], r["dport"]) != (target["dst"], target["dport"])
     )
+
+
+def test_scan_imports_xgboost_without_sklearn_which_stays_importable() -> None:
+    """scan skips xgboost's scikit-learn import (start-up cost) without breaking sklearn users."""
+    code = (
+        "import sys\n"
+        "from minerscope.cli.scan_cmd import _import_xgboost_without_sklearn\n"
+        "_import_xgboost_without_sklearn()\n"
+        "assert 'xgboost' in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import xgboost
 from minerscope.features.synthetic import synthetic_table
 from minerscope.features.windows import extract_features
 from minerscope.flows.records import FlowTable
+from minerscope.model import classify
 from minerscope.model.artifact import load_model
 from minerscope.model.classify import score
 from minerscope.model.train import TrainResult
@@ -124,8 +126,6 @@ def test_exact_shap_above_the_floor_saabas_below(
     trained: tuple[Path, TrainResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exact TreeSHAP for every window an analyst may look at; the cheap attribution only below."""
-    from minerscope.model import classify
-
     # this small model scores synthetic benign flows above the shipped floor: raise it
     monkeypatch.setattr(classify, "EXACT_FLOOR", 0.5)
     folder, _ = trained
@@ -144,3 +144,76 @@ def test_exact_shap_above_the_floor_saabas_below(
         for t in row["top_features"]:
             assert t["contribution"] == pytest.approx(float(want[names.index(t["name"])]), abs=1e-6)
     assert methods == {True, False}  # both paths were exercised
+
+
+def _strict_json(value: object) -> str:
+    """``value`` as compact strict JSON, non-finite numbers as null (what the JSONL writer prints)."""
+
+    def finite(v: object) -> object:
+        if isinstance(v, float):
+            return v if np.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), separators=(",", ":"), allow_nan=False)
+
+
+def test_json_text_spells_the_struct_values_as_json_does(trained: tuple[Path, TrainResult]) -> None:
+    """The text columns triage passes through to JSONL: byte for byte ``json.dumps`` of the structs."""
+    folder, _ = trained
+    model = load_model(folder)
+    table, _ = synthetic_table(8, 8, seed=81)
+    structs = score(table, model)
+    texts = score(table, model, json_text=True)
+    assert texts.drop("coin_probs", "top_features").equals(structs.drop("coin_probs", "top_features"))
+    assert texts.schema["coin_probs"] == pl.Utf8 and texts.schema["top_features"] == pl.Utf8
+    checked = 0
+    for s, t in zip(structs.iter_rows(named=True), texts.iter_rows(named=True), strict=True):
+        assert t["coin_probs"] == _strict_json(s["coin_probs"])
+        assert t["top_features"] == _strict_json(s["top_features"])
+        checked += len(s["top_features"])
+    assert checked > 0
+    # tiny values are where a formatter may spell numbers differently from Python's json
+    small = np.array([1e-05, 3.2e-05, 0.0001, -0.0, 1.5e16, np.nan, np.inf, 0.1], dtype=np.float64)
+    assert classify.json_numbers(small).tolist() == [
+        "1e-05",
+        "3.2e-05",
+        "0.0001",
+        "-0.0",
+        "1.5e+16",
+        "null",
+        "null",
+        "0.1",
+    ]
+
+
+def test_repeated_windows_are_explained_once_with_the_same_result(trained: tuple[Path, TrainResult]) -> None:
+    """Deduplicated rows give the attributions and coin probabilities of scoring every row."""
+    folder, _ = trained
+    model = load_model(folder)
+    table, _ = synthetic_table(4, 4, seed=82)
+    feats = extract_features(table, window_s=model.window_s, whole_flow=False)
+    x = feats.select(list(model.binary_features)).to_numpy().astype(np.float32)
+    x[1] = np.nan  # NaN rows are equal bit for bit
+    x[3] = np.nan
+    repeated = np.concatenate([x, x[::-1], x[:3]])
+    distinct, inverse = classify.unique_rows(repeated)
+    assert distinct.shape[0] == np.unique(np.ascontiguousarray(x).view(np.void(x.shape[1] * 4)).ravel()).size
+    assert np.array_equal(distinct[inverse], repeated, equal_nan=True)
+    names = list(model.binary_features)
+    for approx in (False, True):
+        p = np.full(len(repeated), 0.0 if approx else 1.0)
+        _, got = classify._contributions(model.binary, repeated, model.binary_features, p)
+        whole = model.binary.predict(
+            xgboost.DMatrix(repeated, feature_names=names), pred_contribs=True, approx_contribs=approx
+        )
+        assert np.array_equal(got, whole[:, : len(names)].astype(np.float64))
+    chosen = pl.concat([feats, feats.reverse(), feats.head(3)])
+    coin, coin_probs = classify._coin_columns(model, chosen, classify.score_schema(model))
+    cx = chosen.select(list(model.coin_features)).to_numpy().astype(np.float32)
+    probs = model.coin.predict(xgboost.DMatrix(cx, feature_names=list(model.coin_features)))
+    assert np.array_equal(coin_probs.struct.unnest().to_numpy(), probs.astype(np.float64))
+    assert model.coin_classes and coin.to_list() == [model.coin_classes[i] for i in probs.argmax(axis=1)]
