@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from minerscope.flows.records import FlowTable
-from minerscope.rowfilter import RowFilter, view_rows
+from minerscope.rowfilter import SUSPICION_ORDER, RowFilter, filter_expression, view_rows
 
 UID = "uid"
 """Session-wide row id column (flow ids restart in every chunk)."""
@@ -227,24 +227,62 @@ class Session:
         hide_benign: bool = False,
         hide_confirmed: bool = False,
     ) -> pl.DataFrame:
-        """The filtered, sorted frame the table shows."""
-        if self.count == 0:
-            return self.rows
-        return view_rows(
-            self.rows,
+        """The filtered, sorted frame the table shows (every column; see :meth:`view_order`)."""
+        order = self.view_order(
             flt,
             sort_by=sort_by,
             descending=descending,
             hide_benign=hide_benign,
             hide_confirmed=hide_confirmed,
         )
+        return self.rows[order]
+
+    def view_order(
+        self,
+        flt: RowFilter | None = None,
+        *,
+        sort_by: str | None = None,
+        descending: bool = True,
+        hide_benign: bool = False,
+        hide_confirmed: bool = False,
+    ) -> pl.Series:
+        """Uids of the rows the table shows, in display order.
+
+        Same rows and order as :func:`~minerscope.rowfilter.view_rows` on every column,
+        computed on the few columns the filter, toggles and sort read: sorting moves
+        only those, not the fifty columns of 100,000 rows (several times faster), and
+        the table reads a row's other cells by uid only when it draws it.
+
+        Raises:
+            FilterError: as :func:`~minerscope.rowfilter.view_rows`.
+        """
+        rows = self.rows
+        if self.count == 0:
+            return rows[UID]
+        needed = {UID, "verdict", "analyst_status", *(c for c, _ in SUSPICION_ORDER)}
+        if sort_by is not None:
+            needed.add(sort_by)
+        if flt is not None and not flt.is_empty:
+            needed.update(filter_expression(flt, rows.schema).meta.root_names())
+        narrow = rows.select([c for c in rows.columns if c in needed])
+        return view_rows(
+            narrow,
+            flt,
+            sort_by=sort_by,
+            descending=descending,
+            hide_benign=hide_benign,
+            hide_confirmed=hide_confirmed,
+        )[UID]
 
     def row(self, uid: int) -> dict[str, Any]:
-        """One flow's row as a dict (KeyError when unknown)."""
-        frame = self.rows.filter(pl.col(UID) == uid)
-        if frame.height == 0:
+        """One flow's row as a dict (KeyError when unknown).
+
+        A uid is its row's position in :attr:`rows` (chunks are appended in uid order), so
+        this is a direct index, not a search.
+        """
+        if not 0 <= uid < self.count:
             raise KeyError(uid)
-        return frame.row(0, named=True)
+        return self.rows.row(uid, named=True)
 
     def flow_key(self, uid: int) -> tuple[int, int]:
         """(capture_id, flow_id) of a row: the flow's identity across every opened capture."""

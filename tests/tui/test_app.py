@@ -16,6 +16,7 @@ from minerscope.tui.app import MinerscopeApp
 from minerscope.tui.messages import FlowsArrived, LoadFailed, LoadFinished, LoadProgress
 from minerscope.tui.screens.cases import HelpScreen, QuitScreen
 from minerscope.tui.screens.flow_detail import FlowDetailScreen
+from minerscope.tui.screens.flows import FILTER_PAUSE_S
 from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
 from minerscope.tui.widgets.flow_table import BASE_COLUMNS
 from tests.conftest import MS
@@ -84,6 +85,26 @@ async def test_filter_sort_and_toggles_from_the_keyboard() -> None:
         assert set(column(app, "verdict")) == {"mining"}
         await pilot.press("b")
         assert app.flows_screen.table.row_count == 40
+
+
+async def test_a_typed_filter_applies_when_typing_pauses() -> None:
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(40))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        flows = app.flows_screen
+        await pilot.press("slash", *"coin=xmr")  # no enter
+        await until(pilot, lambda: flows.table.row_count < 40)
+        assert set(column(app, "coin")) == {"xmr"}
+        assert app.focused is flows.query_one("#filter")  # the analyst can keep typing
+        # a field that is not one (yet) leaves the table as it was, without a red line ...
+        await pilot.press(*" nosuch=1")
+        await pilot.pause(FILTER_PAUSE_S + 0.3)
+        assert set(column(app, "coin")) == {"xmr"}
+        assert "nosuch" not in shown(flows.query_one("#status"))
+        # ... until enter asks for it
+        await pilot.press("enter")
+        assert "unknown field 'nosuch'" in shown(flows.query_one("#status"))
 
 
 async def test_clicking_a_header_sorts_by_it() -> None:

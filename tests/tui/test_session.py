@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from minerscope.rowfilter import parse_filter
+from minerscope.rowfilter import parse_filter, view_rows
 from minerscope.tui.session import Session, badges, coin_probs, server_name
 from tests.tui.conftest import _slice, build_table
 
@@ -81,3 +81,23 @@ def test_host_wide_dismissal_applies_to_every_port() -> None:
     assert set(same_host["analyst_status"].to_list()) == {"dismissed"}
     others = session.rows.filter(pl.col("dst") != row["dst"])
     assert set(others["analyst_status"].to_list()) == {""}
+
+
+def test_view_order_is_the_full_frame_view() -> None:
+    """The uids computed on the few needed columns are the rows (and order) of the whole-frame view."""
+    session = loaded(300, chunks=4)
+    session.set_analyst("127.0.3.4", 0, "confirmed")  # port 0: every port of the host
+    cases = [
+        {},
+        {"flt": parse_filter("p>0.5 port=3333")},
+        {"flt": parse_filter("mine")},  # a bare word: searched in every text column
+        {"flt": parse_filter("host~127.0.3 status=confirmed")},
+        {"sort_by": "bytes", "descending": False},
+        {"sort_by": "pc_xmr", "hide_benign": True},
+        {"flt": parse_filter("svc1"), "sort_by": "src", "hide_confirmed": True},
+    ]
+    for kwargs in cases:
+        expected = view_rows(session.rows, **kwargs)["uid"].to_list()  # type: ignore[arg-type]
+        assert session.view_order(**kwargs).to_list() == expected, kwargs  # type: ignore[arg-type]
+        assert expected, kwargs
+    assert session.row(299)["uid"] == 299

@@ -1,11 +1,12 @@
-"""The flow table: a virtual table over an already filtered and sorted polars frame.
+"""The flow table: a virtual table over the session's frame, in an already computed order.
 
-Sorting and filtering happen in polars over every loaded flow (see
-:mod:`minerscope.tui.session`). This widget draws with Textual's line API: it renders
-only the rows on screen, straight from the frame, and caches them; column widths are
-fixed by the column spec instead of measured. Textual's ``DataTable`` measures and
-stores every cell of every row (about 2 ms per row here), which makes re-sorting
-100,000 flows take seconds; this widget's cost is the screenful, whatever the count. Every string that came from the capture (addresses, SNI, DNS names, stage-0
+Sorting and filtering happen in polars over every loaded flow and yield only the uids
+to show, in order (see :mod:`minerscope.tui.session`). This widget draws with Textual's
+line API: it renders only the rows on screen, reading each from the frame by uid, and
+caches them; column widths are fixed by the column spec instead of measured. Textual's
+``DataTable`` measures and stores every cell of every row (about 2 ms per row here),
+which makes re-sorting 100,000 flows take seconds; this widget's cost is the screenful,
+whatever the count. Every string that came from the capture (addresses, SNI, DNS names, stage-0
 evidence) becomes a ``rich.text.Text`` through :func:`minerscope.untrusted.clean`, so a
 hostile SNI such as ``[blink]x`` or one carrying terminal escapes shows as literal text.
 """
@@ -29,7 +30,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from minerscope.tui.session import COIN_PREFIX, UID, badges, server_name
+from minerscope.tui.session import COIN_PREFIX, badges, server_name
 from minerscope.untrusted import clean
 
 PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
@@ -188,13 +189,19 @@ class FlowTableView(ScrollView, can_focus=True):
     def row_count(self) -> int:
         return len(self._uids)
 
-    def show(self, frame: pl.DataFrame, coins: list[str], sorted_column: str | None = None) -> None:
-        """Show every row of ``frame`` (already filtered and sorted), keeping the cursor's flow."""
+    def show(
+        self, rows: pl.DataFrame, order: pl.Series, coins: list[str], sorted_column: str | None = None
+    ) -> None:
+        """Show the rows of ``rows`` whose uids are in ``order``, in that order, keeping the cursor's flow.
+
+        ``rows`` is every loaded flow, row ``uid`` being flow ``uid`` (the session's frame);
+        ``order`` the filtered, sorted uids. Only the rows drawn are ever read from ``rows``.
+        """
         keep = self.selected_uid() if self.cursor_moved else None
         self.columns_spec = [*BASE_COLUMNS, *(coin_column(c) for c in coins)]
         self.sorted_column = sorted_column
-        self._frame = frame.drop(["top_features", "coin_probs"], strict=False)
-        self._uids = frame[UID].to_list() if UID in frame.columns else []
+        self._frame = rows.drop(["top_features", "coin_probs"], strict=False)
+        self._uids = order.to_list()
         self._cache.clear()
         width = sum(c.width + 1 for c in self.columns_spec)
         self.virtual_size = Size(width, len(self._uids) + 1)
@@ -224,7 +231,7 @@ class FlowTableView(ScrollView, can_focus=True):
     def cells(self, index: int) -> list[Text]:
         """The cells of row ``index`` as built (tests read them)."""
         assert self._frame is not None
-        row = self._frame.row(index, named=True)
+        row = self._frame.row(self._uids[index], named=True)
         return [c.cell(row) for c in self.columns_spec]
 
     def sort_column_for(self, column_key: str) -> str | None:
@@ -247,7 +254,7 @@ class FlowTableView(ScrollView, can_focus=True):
         cached = self._cache.get(index)
         if cached is None:
             assert self._frame is not None
-            row = self._frame.row(index, named=True)
+            row = self._frame.row(self._uids[index], named=True)
             cached = [_fit(c.cell(row), c.width) for c in self.columns_spec]
             if len(self._cache) > 4096:
                 self._cache.clear()
