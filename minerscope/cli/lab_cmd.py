@@ -42,14 +42,34 @@ def lab() -> None:
 @click.option(
     "--name", default="lab", show_default=True, help="Base name of the .pcapng and .labels.csv files."
 )
+@click.option(
+    "--web-mix",
+    is_flag=True,
+    help="Web/API sessions also over TLS 1.2 and plain HTTP/1.1 (as real captures are); off keeps old seeds' bytes.",
+)
 def generate_cmd(
-    out: Path, seed: int, hours: float, sessions: int, coins: str, benign_ratio: float, name: str
+    out: Path,
+    seed: int,
+    hours: float,
+    sessions: int,
+    coins: str,
+    benign_ratio: float,
+    name: str,
+    web_mix: bool,
 ) -> None:
     """Write OUT/NAME.pcapng and OUT/NAME.labels.csv (one row per flow)."""
+    from minerscope.lab.benign import WIDE_WEB_MIX
     from minerscope.lab.generate import LabConfig, generate
 
     tickers = tuple(c.strip().lower() for c in coins.split(",") if c.strip())
-    cfg = LabConfig(seed=seed, hours=hours, sessions=sessions, coins=tickers, benign_ratio=benign_ratio)
+    cfg = LabConfig(
+        seed=seed,
+        hours=hours,
+        sessions=sessions,
+        coins=tickers,
+        benign_ratio=benign_ratio,
+        web_mix=WIDE_WEB_MIX if web_mix else None,
+    )
     try:
         result = generate(cfg, out, name)
     except MinerscopeError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from minerscope.errors import InputError
 from minerscope.lab import dns
-from minerscope.lab.benign import BENIGN_KINDS, BenignPlan
+from minerscope.lab.benign import BENIGN_KINDS, BenignPlan, retransport
 from minerscope.lab.coins import Coin, load_coins
 from minerscope.lab.labels import LABEL_BENIGN, LABEL_MINER, LabelRow, write_labels
 from minerscope.lab.mining import MinerConfig, MiningScript, Pool, draw_miner, make_pool
@@ -71,6 +71,10 @@ class LabConfig:
     server_prefix: str = "127.20"
     resolver: str = "127.20.0.53"
     loopback_only: bool = False  # True: every address in 127.0.0.0/8 (no IPv6)
+    web_mix: tuple[float, float, float] | None = None
+    """TLS 1.3 / TLS 1.2 / plain HTTP shares of web and API sessions; None keeps each
+    generator's own draw (so existing seeds give the same bytes). See
+    :data:`minerscope.lab.benign.WIDE_WEB_MIX`."""
 
 
 @dataclass
@@ -237,6 +241,8 @@ def render_session(world: World, spec: SessionSpec, index: int) -> list[Realized
     if spec.kind == "benign":
         gen_weight = BENIGN_KINDS[spec.benign_kind]
         plan: BenignPlan = gen_weight[1](rng, net.rtt, start + 0.05, spec.end)
+        if cfg.web_mix is not None:
+            plan = retransport(plan, random.Random(f"web:{cfg.seed}:{index}"), cfg.web_mix)
         port = spec.port or plan.port
         server = world.server_ip(plan.server_name or f"{plan.scenario}-{index}", v6)
         if plan.server_name and (spec.dns if spec.dns is not None else rng.random() < 0.7):
