@@ -187,6 +187,8 @@ def live(
         interface=interface, bpf=bpf, promisc=promisc, duration_s=duration_s, max_packets=max_packets
     )
     if tui:
+        if do_probe:  # not silently ignored: the workstation probes on the analyst's key
+            raise click.UsageError("--probe is for the headless stream; in the workstation press p on a flow")
         _run_tui(live_options, options, db_path)
         ctx.exit(int(ExitCode.OK))
 

@@ -286,3 +286,11 @@ def test_live_rejects_bad_input_in_one_line(args: list[str], message: str, tmp_p
     result = CliRunner().invoke(main, ["--db", str(tmp_path / "c.sqlite"), "live", *args])
     assert result.exit_code == 4, result.output
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_live_workstation_refuses_probe_flag_instead_of_ignoring_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--db", str(tmp_path / "c.sqlite"), "live", "-i", "lo", "--tui", "--probe"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--probe is for the headless stream" in result.stderr
