@@ -185,13 +185,12 @@ class MinerscopeApp(App[None]):
 
     def on_load_progress(self, message: LoadProgress) -> None:
         if not message.bytes_total:  # a live interface (minerscope live --tui): no end to measure
-            self.flows_screen.set_progress(
-                f"capturing · {message.packets:,} pkts · {message.flows:,} flows · x stops · {message.path}"
-            )
+            self.flows_screen.set_progress(f"capturing · {message.packets:,} pkts · x stops", message.path)
             return
         pct = 100.0 * message.bytes_read / message.bytes_total if message.bytes_total else 0.0
+        # the file's name, last: at 80 columns a full path would push the flow count off the line
         self.flows_screen.set_progress(
-            f"loading {pct:.0f}% · {message.packets:,} pkts · x cancels · {message.path}"
+            f"loading {pct:.0f}% · {message.packets:,} pkts · x cancels", Path(message.path).name
         )
 
     def on_load_finished(self, message: LoadFinished) -> None:

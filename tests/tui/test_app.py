@@ -184,6 +184,22 @@ async def test_quit_asks_while_a_load_runs_and_cancel_keeps_rows() -> None:
     assert app.return_code == 0
 
 
+async def test_at_80_columns_the_flow_count_stays_visible_while_a_long_path_loads() -> None:
+    started = threading.Event()
+    deep = Path("/cases/2026/incident-4711/gateway-captures/monday/eth0-span-port-full.pcapng")
+    app = MinerscopeApp([deep], loader=blocking_loader(started))
+    async with app.run_test(size=(80, 24)) as pilot:
+        started.wait(2000 * MS)
+        await pilot.pause()
+        status = app.flows_screen.query_one("#status")
+        text = shown(status).rstrip()
+        assert text.startswith("loading 1%") and "10 of 10 flows" in text, text
+        assert text.index("10 of 10 flows") + len("10 of 10 flows") <= status.size.width, (text, status.size)
+        assert text.endswith(deep.name) and str(deep.parent) not in text
+        await pilot.press("x")
+        await app.workers.wait_for_complete()
+
+
 async def test_an_unreadable_capture_is_reported_not_empty(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.txt"
     bogus.write_text("this is not a capture\n")

@@ -41,7 +41,9 @@ async def test_live_capture_fills_the_workstation_while_it_runs(tmp_path: Path) 
         async with app.run_test(size=(160, 40), message_hook=messages.append) as pilot:
             # the first update says the capture is open
             await until(pilot, lambda: any(isinstance(m, LoadProgress) for m in messages), 60_000 * MS)
-            assert "capturing" in app.flows_screen.progress and app.flows_screen.progress.endswith("lo")
+            assert "capturing" in app.flows_screen.progress and app.flows_screen.progress_source == "lo"
+            status = str(app.flows_screen.query_one("#status").render())
+            assert status.startswith("capturing") and status.endswith(" · lo"), status
             miner = MinersInBackground([(*pool.target, True)])
             try:
                 # windows close every second: rows arrive while the miner is still mining

@@ -65,6 +65,7 @@ class FlowsScreen(Screen[None]):
         self.hide_benign = False
         self.hide_confirmed = False
         self.progress = ""
+        self.progress_source = ""
         self.matching = 0
         self._typed_timer: Timer | None = None
 
@@ -130,10 +131,14 @@ class FlowsScreen(Screen[None]):
             ]
             if toggles:
                 line.append(" · hiding " + "+".join(toggles))
+            if self.progress and self.progress_source:  # last: a long name may be cut, nothing else
+                line.append(" · " + clean(self.progress_source, 200), style="cyan")
         self.query_one("#status", Static).update(line)
 
-    def set_progress(self, text: str) -> None:
+    def set_progress(self, text: str, source: str = "") -> None:
+        """Show ``text`` first in the status line and ``source`` (the capture) at its end."""
         self.progress = text
+        self.progress_source = source
         self.set_status()
 
     @on(Input.Changed, "#filter")
