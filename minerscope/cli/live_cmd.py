@@ -17,6 +17,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ Endpoint = tuple[str, int]
 
 MAX_REMEMBERED = 10_000
 """Security limit: endpoints whose latest record is kept for reprinting with its probe outcome."""
+STORE_EVERY_S = 2.0
+"""Seconds between writes of finished flows to the case file during a live capture."""
 SLOW_START_S = 3.0
 """Seconds before the capture opens after which a line says why it is taking long."""
 
@@ -132,6 +135,7 @@ class _Prober:
 @click.option(
     "--probe-timeout", default=45.0, show_default=True, help="Seconds for one endpoint's whole dialect sweep."
 )
+@click.option("--no-store", is_flag=True, help="Do not record the session's flows in the case file.")
 @click.option("--tui", is_flag=True, help="Show the live flows in the analyst workstation instead.")
 @click.option("--quiet", "-q", is_flag=True, help="No status lines on stderr.")
 @click.pass_context
@@ -151,6 +155,7 @@ def live(
     scope_allow: Sequence[str],
     scope_deny: Sequence[str],
     probe_timeout: float,
+    no_store: bool,
     tui: bool,
     quiet: bool,
 ) -> None:
@@ -163,9 +168,11 @@ def live(
 
     Needs root or CAP_NET_RAW (e.g. ``sudo setcap cap_net_raw,cap_net_admin+eip
     $(readlink -f .venv/bin/python)``); without it, exits 4 with one line saying so.
-    Exits 3 when the kernel dropped packets. The case file's blacklist feeds stage 0;
-    with --probe, verdicts are recorded there and confirmed pools join the blacklist (the
-    probe's own connections are captured too when they pass the filter).
+    Exits 3 when the kernel dropped packets. The case file's blacklist feeds stage 0, and
+    the session's scored flows are recorded there as capture ``live:IFACE`` (every couple
+    of seconds; not with --no-store); with --probe, verdicts are recorded there too and
+    confirmed pools join the blacklist (the probe's own connections are captured too when
+    they pass the filter).
     """
     from minerscope.live import LiveOptions, iter_live
     from minerscope.store import default_db_path
@@ -213,6 +220,7 @@ def live(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = ExitCode.OK
+    case = None if no_store else _CaseWriter(db_path, interface)
     latest: dict[Endpoint, dict[str, Any]] = {}
     probed: dict[Endpoint, dict[str, Any]] = {}
 
@@ -253,6 +261,8 @@ def live(
                 announced = True
                 where = f" (filter: {bpf})" if bpf else ""
                 click.echo(f"minerscope: capturing on {interface}{where}; Ctrl-C stops", err=True)
+            if case is not None:
+                case.add(update.rows, packets=update.packets, final=update.done)
             records: list[dict[str, Any]] = []
             if update.rows is not None:
                 for row in update.rows.iter_rows(named=True):
@@ -281,6 +291,8 @@ def live(
         fail(exc)
     finally:
         preparing.cancel()
+        if case is not None:
+            case.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if prober is not None:
@@ -295,6 +307,57 @@ def live(
             prober.stop()
     sys.stdout.flush()
     ctx.exit(int(status))
+
+
+class _CaseWriter:
+    """Records a live session's scored flows in the case file, as ``scan`` does for a file.
+
+    The session is one capture (``live:IFACE``); rows are written in batches at most every
+    :data:`STORE_EVERY_S` (and at the end), so a busy link costs a transaction per batch,
+    not per finished flow.
+    """
+
+    def __init__(self, db_path: Path, interface: str) -> None:
+        from minerscope.store import open_store
+
+        self._store = open_store(db_path)
+        self._interface = interface
+        self._started = time.time()
+        self._capture_id: int | None = None
+        self._pending: list[Any] = []
+        self._flushed = time.monotonic()
+        self._packets = 0
+
+    def add(self, rows: Any, *, packets: int, final: bool) -> None:
+        if rows is not None and rows.height:
+            self._pending.append(rows)
+        self._packets = packets
+        if final or time.monotonic() - self._flushed >= STORE_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        import polars as pl
+
+        self._flushed = time.monotonic()
+        if not self._pending:
+            return
+        rows = pl.concat(self._pending, how="diagonal_relaxed")
+        self._pending.clear()
+        if self._capture_id is None:
+            self._capture_id = self._store.add_live_capture(self._interface, started=self._started)
+        self._store.record_flows(self._capture_id, rows)
+        self._store.update_capture(
+            self._capture_id,
+            packets=self._packets,
+            first_ts=rows["first_seen"].min(),
+            last_ts=rows["last_seen"].max(),
+        )
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._store.close()
 
 
 def _run_tui(live_options: Any, options: Any, db_path: Path) -> None:

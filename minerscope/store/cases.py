@@ -145,6 +145,33 @@ class CaseOps(StoreBase):
             )
             return int(cur.lastrowid or 0)
 
+    def add_live_capture(self, interface: str, *, started: float, case_id: int | None = None) -> int:
+        """Register a live capture session (``path`` ``live:IFACE``, size 0).
+
+        A live session has no file to hash, so its identity is the interface and the start
+        time; :meth:`update_capture` fills in packets and time range as it runs.
+        """
+        identity = hashlib.sha256(f"live\0{interface}\0{started!r}".encode()).hexdigest()
+        case = self._case_or_default(case_id)
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at)"
+                " VALUES (?, ?, 0, ?, 0, NULL, NULL, ?)",
+                (case, f"live:{interface}", f"live:{identity}", time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_capture(
+        self, capture_id: int, *, packets: int, first_ts: float | None, last_ts: float | None
+    ) -> None:
+        """Set a capture's packet count and widen its time range (a live session as it runs)."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE captures SET packets = ?, first_ts = min(coalesce(first_ts, ?), coalesce(?, first_ts)),"
+                " last_ts = max(coalesce(last_ts, ?), coalesce(?, last_ts)) WHERE id = ?",
+                (packets, first_ts, first_ts, last_ts, last_ts, capture_id),
+            )
+
     def list_captures(self, case_id: int | None = None) -> list[dict[str, Any]]:
         """Captures (of one case, or all), with their flow counts."""
         sql = "SELECT c.*, (SELECT count(*) FROM flows WHERE capture_id = c.id) AS flows FROM captures c"

@@ -237,7 +237,17 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
         assert probes[-1]["dialect"] == "xmrig" and probes[-1]["transport"] == transport
     with open_store(db) as store:
         confirmed = {(p["host"], p["port"], p["transport"]) for p in store.list_pools()}
+        # the session is a capture of the case file, holding every printed window with its score
+        (capture,) = [c for c in store.list_captures() if c["path"] == "live:lo"]
+        stored = store.rows(
+            "SELECT f.sport, f.first_seen, s.p_mining FROM flows f JOIN flow_scores s ON s.flow_id = f.id"
+            " WHERE f.capture_id = ?",
+            (capture["id"],),
+        )
     assert confirmed == {(*plain.target, "tcp"), (*tls.target, "tls")}
+    assert capture["packets"] > 0 and capture["first_ts"] <= capture["last_ts"]
+    printed = {(r["sport"], round(r["first_seen"], 6), round(r["p_mining"], 4)) for r in records}
+    assert {(r["sport"], round(r["first_seen"], 6), round(r["p_mining"], 4)) for r in stored} == printed
 
 
 def _has_capability(bit: int) -> bool:

@@ -88,3 +88,18 @@ def test_endpoint_notes_have_one_spelling(store: Store) -> None:
     ]
     with pytest.raises(StoreError, match="HOST:PORT"):
         store.add_note("endpoint", "no-port", "x")
+
+
+def test_live_sessions_are_captures_of_their_own_that_grow_as_they_run(store: Store) -> None:
+    first = store.add_live_capture("eth0", started=1_700_000_000.0)
+    second = store.add_live_capture("eth0", started=1_700_000_100.0)  # another session, same interface
+    assert first != second
+    store.record_flows(first, summary([flow_row(1, "127.0.0.9", 3333)]))
+    store.update_capture(first, packets=10, first_ts=5.0, last_ts=7.0)
+    store.update_capture(first, packets=25, first_ts=6.0, last_ts=9.0)  # a later batch widens the range
+    store.update_capture(first, packets=30, first_ts=None, last_ts=None)  # no rows: only the count moves
+    rows = {r["id"]: r for r in store.list_captures()}
+    assert rows[first]["path"] == "live:eth0" and rows[first]["size"] == 0
+    assert (rows[first]["packets"], rows[first]["first_ts"], rows[first]["last_ts"]) == (30, 5.0, 9.0)
+    assert rows[first]["sha256"] != rows[second]["sha256"]
+    assert store.scalar("SELECT count(*) FROM flows WHERE capture_id = ?", (first,)) == 1
