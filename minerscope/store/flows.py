@@ -73,6 +73,9 @@ _INSERT_FLOW = (
     + ") DO UPDATE SET flow_key = excluded.flow_key, "
     + ", ".join(f"{c} = excluded.{c}" for c in FLOW_COLUMNS if c not in _KEY)
 )
+_SELECT_BATCH_IDS = (
+    "SELECT id, " + ", ".join(_KEY) + " FROM flows WHERE capture_id = ? AND flow_key BETWEEN ? AND ?"
+)
 
 DISMISSED_SQL = (
     "EXISTS (SELECT 1 FROM allowlist a WHERE a.enabled = 1"
@@ -141,9 +144,10 @@ class FlowOps(StoreBase):
         with self.transaction():
             self.conn.executemany(_INSERT_FLOW, values.iter_rows())
             ids: dict[tuple[Any, ...], int] = {}
-            for rec in self.conn.execute(
-                "SELECT id, " + ", ".join(_KEY) + " FROM flows WHERE capture_id = ?", (capture_id,)
-            ):
+            # every row just written carries a flow_key of this batch (a conflict updates it), so
+            # only that key range is read back: a live session's batches do not re-read the session
+            keys = values["flow_key"]
+            for rec in self.conn.execute(_SELECT_BATCH_IDS, (capture_id, keys.min(), keys.max())):
                 ids[tuple(rec[1:])] = int(rec[0])
             mapping = {
                 int(row[0]): ids[tuple(row[1:])] for row in values.select(["flow_key", *_KEY]).iter_rows()

@@ -12,6 +12,8 @@ full (not generated) so the schema can be read here in one place:
 
 v1  cases, captures, flows, flow_scores, probes, pools, indicators, notes, audit
 v2  allowlist (endpoints dismissed as false positives, applied at query time) + lookup indexes
+v3  index flows (capture_id, flow_key): storing a batch reads back only its own keys, so a
+    live session's batches cost the same at hour ten as at minute one
 """
 
 from __future__ import annotations
@@ -177,6 +179,8 @@ _V2 = (
     "CREATE INDEX indicators_value ON indicators (value)",
 )
 
+_V3 = ("CREATE INDEX flows_capture_key ON flows (capture_id, flow_key)",)
+
 
 def _ddl(statements: tuple[str, ...]) -> Migration:
     def apply(conn: sqlite3.Connection) -> None:
@@ -189,6 +193,7 @@ def _ddl(statements: tuple[str, ...]) -> Migration:
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("v1_initial_schema", _ddl(_V1)),
     ("v2_allowlist", _ddl(_V2)),
+    ("v3_flow_key_index", _ddl(_V3)),
 )
 """(name, function) in order; migration ``i`` takes the file from version ``i`` to ``i + 1``."""
 

@@ -333,10 +333,7 @@ REVIEWED_DYNAMIC_SQL: dict[tuple[str, str], str] = {
     ("store/db.py", "sql"): "the rows()/scalar() helpers: callers pass SQL text, values are bound",
     ("store/flows.py", "sql"): "constant fragments and constant clauses; values bound",
     ("store/flows.py", "_INSERT_FLOW"): "a module constant",
-    (
-        "store/flows.py",
-        "'SELECT id, ' + ', '.join(_KEY) + ' FROM flows WHERE capture_id = ?'",
-    ): "constant column names",
+    ("store/flows.py", "_SELECT_BATCH_IDS"): "a module constant",
     (
         "store/flows.py",
         "f'SELECT 1 FROM allowlist WHERE enabled = 1 AND port IN (0, ?) AND host IN ({marks}) LIMIT 1'",

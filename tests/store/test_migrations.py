@@ -44,7 +44,12 @@ def test_v1_file_opens_and_is_migrated(tmp_path: Path) -> None:
         st.dismiss_endpoint("198.51.100.7", 443)
         assert [a["host"] for a in st.list_allowlist()] == ["198.51.100.7"]
         migrations = [a["target_ref"] for a in st.list_audit() if a["action"] == "migrate"]
-        assert migrations == ["v2_allowlist", "v1_initial_schema"]
+        assert migrations == ["v3_flow_key_index", "v2_allowlist", "v1_initial_schema"]
+        plan = st.rows(
+            "EXPLAIN QUERY PLAN SELECT id FROM flows WHERE capture_id = ? AND flow_key BETWEEN ? AND ?",
+            (1, 1, 2),
+        )
+        assert any("flows_capture_key" in str(step["detail"]) for step in plan), plan
 
 
 def test_migrations_are_idempotent_on_reopen(tmp_path: Path) -> None:
