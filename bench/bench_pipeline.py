@@ -89,10 +89,10 @@ import minerscope._pipeline as P
 import minerscope.model.classify as C
 import minerscope.flows.assemble as A
 import minerscope.capture.pcap as R
-from minerscope.cli.scan_cmd import _import_xgboost_without_sklearn
+from minerscope.model.lean_import import import_xgboost_without_sklearn
 T["imports (polars, numba, pipeline)"] = clock() - start
 t = clock()
-_import_xgboost_without_sklearn()  # as scan does
+import_xgboost_without_sklearn()  # as scan does
 T["model load (+ xgboost import)"] += clock() - t
 wrap(P, "cached_model", "model load (+ xgboost import)")
 wrap(P, "build_blacklist", "stage 0: blacklist load")

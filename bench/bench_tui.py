@@ -183,9 +183,9 @@ async def bench_first_rows(capture: Path, size_mb: float) -> None:
 _CPU_CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from minerscope.tui.offload import hide_unused_modules
+from minerscope.model.lean_import import import_xgboost_without_sklearn
 if sys.argv[2] == "hide":
-    hide_unused_modules()
+    import_xgboost_without_sklearn()
 from minerscope.triage import iter_triage
 for update in iter_triage(sys.argv[1]):
     if update.rows is not None and update.rows.height:

@@ -40,30 +40,12 @@ Outcome = tuple[str, Any, bool, str | None, str | None, int]
 """(path, rows frame or None, complete, warning, error "Class:message", packets)."""
 
 
-def _import_xgboost_without_sklearn() -> None:
-    """Import xgboost while scikit-learn is hidden, unless either is imported already.
-
-    xgboost imports scikit-learn at import time for its estimator wrappers (about half a
-    CPU second, a tenth of a 2M-packet scan); scoring only uses ``Booster``. Hiding it
-    (``sys.modules[name] = None``: xgboost sees "not installed") only for the duration of
-    that one import leaves scikit-learn importable afterwards, for code that uses it
-    directly (``evaluate``); only xgboost's own scikit-learn wrappers lose their mixins.
-    """
-    if "xgboost" in sys.modules or "sklearn" in sys.modules:
-        return
-    sys.modules["sklearn"] = None  # type: ignore[assignment]
-    try:
-        import xgboost  # noqa: F401
-    finally:
-        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
-            del sys.modules["sklearn"]
-
-
 def _triage_one(path: str, options: Any) -> Outcome:
     """Worker: triage one capture (runs in a worker process for many captures)."""
+    from minerscope.model.lean_import import import_xgboost_without_sklearn
     from minerscope.triage import triage_rows
 
-    _import_xgboost_without_sklearn()
+    import_xgboost_without_sklearn()
 
     try:
         rows, report = triage_rows(path, options)

@@ -45,29 +45,12 @@ def prepare() -> None:
     resource_tracker.ensure_running()
 
 
-HIDDEN_MODULES = ("sklearn",)
-"""Modules the triage child refuses to import.
-
-xgboost imports scikit-learn at import time for its estimator wrappers; triage only
-loads ``Booster`` objects, and that import alone is 1.5-3 s of the time to first rows.
-Hiding it (``sys.modules[name] = None`` makes ``import`` raise ``ImportError``, which
-xgboost handles as "sklearn not installed") is safe only here: this process runs
-triage and nothing else.
-"""
-
-
-def hide_unused_modules() -> None:
-    """Make :data:`HIDDEN_MODULES` unimportable in this process (call it in the child only)."""
-    import sys
-
-    for name in HIDDEN_MODULES:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "not importable"
-
-
 def _child(path: str, options: TriageOptions | None, out: Any) -> None:
     import os
 
-    hide_unused_modules()
+    from minerscope.model.lean_import import import_xgboost_without_sklearn
+
+    import_xgboost_without_sklearn()
 
     # The parent's terminal belongs to the UI: library chatter in the child must not
     # paint over it. Failures still reach the app through the queue.

@@ -180,8 +180,8 @@ def test_scan_imports_xgboost_without_sklearn_which_stays_importable() -> None:
     """scan skips xgboost's scikit-learn import (start-up cost) without breaking sklearn users."""
     code = (
         "import sys\n"
-        "from minerscope.cli.scan_cmd import _import_xgboost_without_sklearn\n"
-        "_import_xgboost_without_sklearn()\n"
+        "from minerscope.model.lean_import import import_xgboost_without_sklearn\n"
+        "import_xgboost_without_sklearn()\n"
         "assert 'xgboost' in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)\n"
         "from sklearn.ensemble import RandomForestClassifier\n"
         "print('ok')\n"
