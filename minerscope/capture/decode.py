@@ -25,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from minerscope.capture.prefetch import prefetch
+
 U8 = npt.NDArray[np.uint8]
 Rows = npt.NDArray[np.void]
 I64 = npt.NDArray[np.int64]
@@ -118,6 +120,12 @@ _NS = 1_000_000_000
 _TS_MAX = (1 << 63) - 1
 """Latest representable timestamp (int64 ns, year 2262): later ones saturate here."""
 _SEC_MAX = _TS_MAX // _NS
+
+PREFETCH_BYTES = 4096
+"""How far ahead of the record being decoded the walkers request cache lines. The walk is a
+chain (each record's length says where the next starts), so without it every record header
+waits on memory: 120 -> 70 ns per packet on the benchmark capture."""
+_LINE = 64
 
 
 @njit(cache=True)
@@ -423,9 +431,14 @@ def walk_pcap(
     n = 0
     cap_out = out.shape[0]
     mult = 1 if nsec else 1000
+    ahead = pos  # first byte whose cache line is not requested yet
     while pos + rec_hdr <= end:
         if n >= cap_out:
             return n, pos, STATUS_FULL, DAMAGE_NONE
+        stop = min(pos + PREFETCH_BYTES, end)
+        while ahead < stop:
+            prefetch(buf, ahead)
+            ahead += _LINE
         sec = _u32(buf, pos, big)
         frac = _u32(buf, pos + 4, big)
         incl = _u32(buf, pos + 8, big)
@@ -505,7 +518,12 @@ def walk_pcapng(
     """
     n = 0
     cap_out = out.shape[0]
+    ahead = pos
     while pos + 12 <= end:
+        stop = min(pos + PREFETCH_BYTES, end)
+        while ahead < stop:
+            prefetch(buf, ahead)
+            ahead += _LINE
         btype_le = _u32(buf, pos, False)
         if btype_le == 0x0A0D0D0A:  # SHB: palindromic type; byte order from its magic
             m = _u32(buf, pos + 8, False)

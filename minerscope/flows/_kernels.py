@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from minerscope.capture.prefetch import prefetch
+
 REASON_OPEN = 0
 REASON_FIN = 1
 REASON_RST = 2
@@ -65,6 +67,12 @@ STATE_COLS = C_SIDE + 2 * SIDE_COLS
 K_PLOG, K_MLOG, K_PBYTES, K_GARBAGE, K_FREE, K_CLOCK, K_IP = range(7)
 N_COUNTERS = 7
 
+LOOKAHEAD = 8
+"""Packets ahead of the one being tracked whose flow state is prefetched (a power of two).
+
+Live flows' state is megabytes, read at addresses the hash decides, so most packets of a
+flow that is not an elephant would otherwise wait on memory two or three times."""
+
 _NS = 1_000_000_000  # ns -> s: int64 / int is float64 true division, as numpy's ``ts_ns / _NS``
 
 
@@ -89,6 +97,38 @@ def _plausible_header(data, p, end):
     return 0 < ln <= TLS_MAX_RECORD
 
 
+@njit(cache=True, inline="always")
+def _canonical_key(rows, i):
+    """Row ``i``'s flow key as ``fkey[:, 0:5]`` holds it, endpoint a being the lower
+    (address, port), and whether the packet comes from a."""
+    s_hi = rows[i].src_hi
+    s_lo = rows[i].src_lo
+    d_hi = rows[i].dst_hi
+    d_lo = rows[i].dst_lo
+    sp = np.uint64(rows[i].sport)
+    dp = np.uint64(rows[i].dport)
+    from_a = s_hi < d_hi or (s_hi == d_hi and (s_lo < d_lo or (s_lo == d_lo and sp <= dp)))
+    if from_a:
+        a_hi, a_lo, ap, b_hi, b_lo, bp = s_hi, s_lo, sp, d_hi, d_lo, dp
+    else:
+        a_hi, a_lo, ap, b_hi, b_lo, bp = d_hi, d_lo, dp, s_hi, s_lo, sp
+    misc = (ap << np.uint64(16)) | bp | (np.uint64(rows[i].vlan) << np.uint64(32))
+    misc |= np.uint64(rows[i].proto) << np.uint64(48)
+    return from_a, a_hi, a_lo, b_hi, b_lo, misc
+
+
+@njit(cache=True, inline="always")
+def _key_hash(rows, i):
+    """Hash of row ``i``'s canonical key, as ``fkey[:, 5]``."""
+    _, a_hi, a_lo, b_hi, b_lo, misc = _canonical_key(rows, i)
+    h = np.uint64(0x9E3779B97F4A7C15)
+    h = _mix(h, a_hi)
+    h = _mix(h, a_lo)
+    h = _mix(h, b_hi)
+    h = _mix(h, b_lo)
+    return _mix(h, misc)
+
+
 @njit(cache=True)
 def track(
     rows, order, start, data, fkey, fst, htab, free, cnt,
@@ -103,8 +143,27 @@ def track(
     """
     n = order.shape[0] if order.shape[0] > 0 else rows.shape[0]
     hmask = htab.shape[0] - 1
+    fflat = fst.reshape(-1)
+    kflat = fkey.reshape(-1)
+    ring = np.zeros(LOOKAHEAD, np.uint64)  # hashes of the packets ahead, by position
+    for j in range(start, min(start + LOOKAHEAD, n)):
+        ring[j & (LOOKAHEAD - 1)] = _key_hash(rows, order[j] if order.shape[0] > 0 else j)
     for j in range(start, n):
         i = order[j] if order.shape[0] > 0 else j
+        h = ring[j & (LOOKAHEAD - 1)]
+        if j + LOOKAHEAD < n:  # the flow a few packets ahead: hash it now, fetch its state
+            ia = order[j + LOOKAHEAD] if order.shape[0] > 0 else j + LOOKAHEAD
+            ha = _key_hash(rows, ia)
+            ring[(j + LOOKAHEAD) & (LOOKAHEAD - 1)] = ha
+            sa = htab[np.int64(ha & np.uint64(hmask))]
+            if sa >= 0:
+                prefetch(kflat, sa * KEY_COLS)
+                prefetch(fflat, sa * STATE_COLS)
+                prefetch(fflat, sa * STATE_COLS + 8)
+                prefetch(fflat, sa * STATE_COLS + C_SIDE + W_STATE)
+                prefetch(fflat, sa * STATE_COLS + C_SIDE + P_STOPPED)
+                prefetch(fflat, sa * STATE_COLS + C_SIDE + SIDE_COLS + W_STATE)
+                prefetch(fflat, sa * STATE_COLS + C_SIDE + SIDE_COLS + P_STOPPED)
         if rows[i].ip_version == 0:
             continue
         plen = np.int64(rows[i].payload_len)
@@ -119,28 +178,8 @@ def track(
         cnt[K_IP] += 1
         if ts > cnt[K_CLOCK]:
             cnt[K_CLOCK] = ts
-        # canonical key: endpoint a is the lower (address, port)
-        s_hi = rows[i].src_hi
-        s_lo = rows[i].src_lo
-        d_hi = rows[i].dst_hi
-        d_lo = rows[i].dst_lo
-        sp = np.uint64(rows[i].sport)
-        dp = np.uint64(rows[i].dport)
-        if s_hi < d_hi or (s_hi == d_hi and (s_lo < d_lo or (s_lo == d_lo and sp <= dp))):
-            from_a = True
-            a_hi, a_lo, ap, b_hi, b_lo, bp = s_hi, s_lo, sp, d_hi, d_lo, dp
-        else:
-            from_a = False
-            a_hi, a_lo, ap, b_hi, b_lo, bp = d_hi, d_lo, dp, s_hi, s_lo, sp
+        from_a, a_hi, a_lo, b_hi, b_lo, misc = _canonical_key(rows, i)
         proto = rows[i].proto
-        misc = (ap << np.uint64(16)) | bp | (np.uint64(rows[i].vlan) << np.uint64(32))
-        misc |= np.uint64(proto) << np.uint64(48)
-        h = np.uint64(0x9E3779B97F4A7C15)
-        h = _mix(h, a_hi)
-        h = _mix(h, a_lo)
-        h = _mix(h, b_hi)
-        h = _mix(h, b_lo)
-        h = _mix(h, misc)
         pos = np.int64(h & np.uint64(hmask))
         found = -1
         while True:

@@ -557,9 +557,7 @@ class FlowAssembler:
         prefixes = [(bytes(arena[a : a + la]), bytes(arena[b : b + lb])) for a, la, b, lb in spans.tolist()]
         cap_cols = np.array([k.C_SIDE + sd * k.SIDE_COLS + c for sd in (0, 1) for c in (k.P_CAP, k.P_LEN)])
         cnt[k.K_GARBAGE] += int(logs.fst[slots][:, cap_cols[0]].sum() + logs.fst[slots][:, cap_cols[2]].sum())
-        logs.fst[np.ix_(slots, cap_cols)] = 0
-        if 2 * cnt[k.K_GARBAGE] > cnt[k.K_PBYTES]:
-            logs.compact_prefixes()
+        logs.fst[np.ix_(slots, cap_cols)] = 0  # their regions are garbage, dropped when the arena is full
         is_tcp = proto == PROTO_TCP
         meta_cols = _metadata_columns(prefixes, np.flatnonzero(is_tcp & (spans[:, 1] > 0)), starts_like)
         is_tls = np.asarray(meta_cols["is_tls"], dtype=np.bool_)
