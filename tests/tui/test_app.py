@@ -24,10 +24,11 @@ from tests.tui.conftest import _slice, build_table, layout_loader
 
 
 def shown(widget: Any) -> str:
-    """The plain text of a Static's content (rich renderables rendered at 200 columns)."""
+    """The plain text of a Static's content, unwrapped (rendered 2000 columns wide: a
+    long temporary path in a message must not split it across lines)."""
     from rich.console import Console
 
-    console = Console(width=200, record=True, file=io.StringIO())
+    console = Console(width=2000, record=True, file=io.StringIO())
     console.print(widget.content)
     return console.export_text()
 
