@@ -16,13 +16,16 @@ handshake records (certificate sizes are a property of the lab's self-signed
 certificates, not of mining), and the transport flag (``is_tls``/UDP): each would let a
 model learn where the training captures came from instead of what mining looks like.
 Bump :data:`SCHEMA_VERSION` whenever a definition changes, even if the names do not.
+Version 2: TLS 1.3's encrypted handshake records (type 23 on the wire) are no longer
+application messages (:mod:`minerscope.flows.tls13`), so the handshake stays out of the
+message series under TLS 1.3 as it always did under TLS 1.2.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DIRECTIONS = ("c2s", "s2c", "bidir")
 

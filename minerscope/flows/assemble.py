@@ -48,6 +48,7 @@ from minerscope.capture import handshake
 from minerscope.capture.packets import PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
 from minerscope.flows import _kernels as k
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
+from minerscope.flows.tls13 import relabel_encrypted_handshake
 
 DEFAULT_IDLE_TIMEOUT = 120.0
 """Seconds of silence after which a flow ends (nfstream and CICFlowMeter use 120 s too)."""
@@ -575,6 +576,7 @@ class FlowAssembler:
             offsets, is_tls & is_tcp, pkt_dir, pkt_ts, plen_u32, m_offs, r_ord, r_ts, r_len, rec_dir,
             r_type, fallback,
         )  # fmt: skip
+        relabel_encrypted_handshake(msg_offsets, m_dir, m_type)
 
         if self._dns:
             dns = [",".join(sorted(self._dns.get(d, ()))) for d in dst_txt.to_list()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import struct
 
 import numpy as np
@@ -142,9 +143,15 @@ def test_streaming_keeps_only_live_flows() -> None:
     assert len(final) == 1 and final.summary["end_reason"][0] == "eof"
 
 
+def app_writes(flights: list[tuple[int, bytes]], messages: list[tuple[int, bytes]], direction: int) -> int:
+    """Application writes of one direction (each a single TLS record: all are small)."""
+    return sum(1 for d, _ in messages if d == direction)
+
+
 @pytest.mark.parametrize("mss", [1400, 97, 31])
 def test_tls_records_found_across_segmentation(mss: int) -> None:
-    flights = tls_session(alpn=["h2"], messages=[(0, b'{"id":1}\n' * 3), (1, b"job" * 700), (0, b"x")])
+    messages = [(0, b'{"id":1}\n' * 3), (1, b"job" * 700), (0, b"x")]
+    flights = tls_session(alpn=["h2"], messages=messages, tickets=0)
     frames = tcp_session(1.0, C, ("192.0.2.10", 443), flights, mss=mss, gap=0.001)
     t = one_table(frames)
     row = t.summary.row(0, named=True)
@@ -153,9 +160,41 @@ def test_tls_records_found_across_segmentation(mss: int) -> None:
     for direction in (0, 1):
         stream = b"".join(d for dd, d in flights if dd == direction)
         sel = t.msg_dir == direction
-        got = list(zip(t.msg_type[sel].tolist(), t.msg_len[sel].tolist(), strict=True))
-        assert got == records(stream)
+        wire = records(stream)
+        # every record on the wire, same lengths; TLS 1.3's encrypted handshake records
+        # (type 23 on the wire) are typed as the handshake they carry
+        assert t.msg_len[sel].tolist() == [n for _, n in wire]
+        got_types = t.msg_type[sel].tolist()
+        assert [g for g, (w, _) in zip(got_types, wire, strict=True) if g != w] == [22] * (
+            sum(w == 23 for w, _ in wire) - app_writes(flights, messages, direction)
+        )
+        assert got_types.count(23) == app_writes(flights, messages, direction)
     assert np.all(np.diff(t.msg_ts) >= 0)
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_application_messages_are_the_same_under_tls_1_2_and_1_3(version: ssl.TLSVersion) -> None:
+    """A Stratum-like exchange has one application message per write whatever the TLS
+    version: TLS 1.3's encrypted handshake (server EncryptedExtensions..Finished, client
+    Finished) must not count, TLS 1.2's records are left as they are on the wire. The
+    client offers 1.3 both times (the server decides)."""
+    messages = [(0, b'{"id":1,"method":"login"}\n'), (1, b'{"id":1,"result":{}}\n'), (1, b"j" * 300)]
+    messages += [(0, b'{"id":%d,"method":"submit"}\n' % i) for i in range(2, 6)]
+    flights = tls_session(messages=messages, server_max_version=version, tickets=0)
+    t = one_table(tcp_session(1.0, C, ("192.0.2.10", 443), flights, gap=0.001))
+    assert t.summary["tls_version"][0] == ("1.3" if version == ssl.TLSVersion.TLSv1_3 else "1.2")
+    for direction in (0, 1):
+        sel = t.msg_dir == direction
+        app = t.msg_type[sel] == 23
+        assert int(app.sum()) == app_writes(flights, messages, direction)
+        wire = records(b"".join(d for dd, d in flights if dd == direction))
+        if version == ssl.TLSVersion.TLSv1_2:
+            assert list(zip(t.msg_type[sel].tolist(), t.msg_len[sel].tolist(), strict=True)) == wire
+    # the server's NewSessionTickets (OpenSSL sends 2) stay messages: nothing tells them apart
+    flights = tls_session(messages=messages, server_max_version=version)
+    t = one_table(tcp_session(1.0, C, ("192.0.2.10", 443), flights, gap=0.001))
+    extra = 2 if version == ssl.TLSVersion.TLSv1_3 else 0
+    assert int((t.msg_type[t.msg_dir == 1] == 23).sum()) == app_writes(flights, messages, 1) + extra
 
 
 def test_tls_walk_skips_retransmissions_and_resyncs_after_a_gap() -> None:
@@ -168,12 +207,13 @@ def test_tls_walk_skips_retransmissions_and_resyncs_after_a_gap() -> None:
     t = one_table(frames)
     s2c = b"".join(d for dd, d in flights if dd == 1)
     sel = t.msg_dir == 1
-    assert list(zip(t.msg_type[sel].tolist(), t.msg_len[sel].tolist(), strict=True)) == records(s2c)
+    assert t.msg_len[sel].tolist() == [n for _, n in records(s2c)]
     # drop the segment holding the first application-data record: the walk resyncs
     gapped = [f for i, f in enumerate(frames) if i != server_data[-2]]
     t = one_table(gapped)
     got = list(zip(t.msg_type[t.msg_dir == 1].tolist(), t.msg_len[t.msg_dir == 1].tolist(), strict=True))
     assert got[-1] == records(s2c)[-1] and len(got) == len(records(s2c)) - 1
+    assert got[-1][0] == 23  # application data after the resync stays application data
 
 
 def test_http_websocket_and_dns_metadata() -> None:

@@ -20,13 +20,23 @@ def tls_session(
     alpn: list[str] | None = None,
     messages: list[tuple[int, bytes]] | None = None,
     max_version: ssl.TLSVersion | None = None,
+    tickets: int | None = None,
+    server_max_version: ssl.TLSVersion | None = None,
 ) -> list[tuple[int, bytes]]:
     """Run a handshake and exchange ``messages`` ((0 client / 1 server, plaintext)).
+
+    ``tickets``: TLS 1.3 NewSessionTicket messages the server sends after the handshake
+    (OpenSSL's default is 2; 0 leaves only application data after the client's Finished).
+    ``server_max_version`` lets the server negotiate down from what the client offers.
 
     Returns (direction, bytes written by that side) flights in order.
     """
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _CERT.configure_cert(server_ctx)
+    if tickets is not None:
+        server_ctx.num_tickets = tickets
+    if server_max_version is not None:
+        server_ctx.maximum_version = server_max_version
     if alpn:
         server_ctx.set_alpn_protocols(alpn)
     client_ctx = ssl.create_default_context()
