@@ -65,11 +65,8 @@ def wrap_real(real: Path, work: Path) -> Path:
     """TLS 1.3 re-encryption of the real plaintext pool captures, as a manifest folder."""
     out = work / "real-tls"
     rows = list(csv.DictReader((real / "MANIFEST.csv").open()))
-    keep = [
-        r
-        for r in rows
-        if r["path"].startswith("cj-sniffer/") or r["path"] in {f"ndpi/{n}" for n in NDPI_POOLS}
-    ]
+    ndpi_pools = {f"ndpi/{n}" for n in NDPI_POOLS}
+    keep = [r for r in rows if r["path"].startswith("cj-sniffer/") or r["path"] in ndpi_pools]
     wrapped = []
     for row in keep:
         top, name = row["path"].split("/", 1)
@@ -96,7 +93,12 @@ def wrap_real(real: Path, work: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", type=Path, required=True, help="scratch folder for the corpus (~4 GB)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        required=True,
+        help="scratch folder for the corpus (~11 GB; reused when run again)",
+    )
     ap.add_argument("--out", type=Path, default=Path("models/minerscope-default"))
     ap.add_argument("--seed", type=int, default=0, help="seed of the split and the boosters")
     ap.add_argument("--shared", type=Path, default=SHARED, help="../shared/datasets")

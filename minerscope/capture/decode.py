@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from minerscope.capture.prefetch import prefetch
+from minerscope.capture.prefetch import prefetch_until
 
 U8 = npt.NDArray[np.uint8]
 Rows = npt.NDArray[np.void]
@@ -125,7 +125,6 @@ PREFETCH_BYTES = 4096
 """How far ahead of the record being decoded the walkers request cache lines. The walk is a
 chain (each record's length says where the next starts), so without it every record header
 waits on memory: 120 -> 70 ns per packet on the benchmark capture."""
-_LINE = 64
 
 
 @njit(cache=True)
@@ -435,10 +434,7 @@ def walk_pcap(
     while pos + rec_hdr <= end:
         if n >= cap_out:
             return n, pos, STATUS_FULL, DAMAGE_NONE
-        stop = min(pos + PREFETCH_BYTES, end)
-        while ahead < stop:
-            prefetch(buf, ahead)
-            ahead += _LINE
+        ahead = prefetch_until(buf, ahead, min(pos + PREFETCH_BYTES, end))
         sec = _u32(buf, pos, big)
         frac = _u32(buf, pos + 4, big)
         incl = _u32(buf, pos + 8, big)
@@ -520,10 +516,7 @@ def walk_pcapng(
     cap_out = out.shape[0]
     ahead = pos
     while pos + 12 <= end:
-        stop = min(pos + PREFETCH_BYTES, end)
-        while ahead < stop:
-            prefetch(buf, ahead)
-            ahead += _LINE
+        ahead = prefetch_until(buf, ahead, min(pos + PREFETCH_BYTES, end))
         btype_le = _u32(buf, pos, False)
         if btype_le == 0x0A0D0D0A:  # SHB: palindromic type; byte order from its magic
             m = _u32(buf, pos + 8, False)

@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from llvmlite import ir  # type: ignore[import-untyped]
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+CACHE_LINE = 64
 
 
 @intrinsic
@@ -46,3 +48,14 @@ def _prefetch(typingctx, arr, index):
 
 
 prefetch: Any = _prefetch  # (numba's intrinsic stub types the typing context as an argument)
+
+
+@njit(cache=True, inline="always")
+def prefetch_until(buf, ahead, stop):  # pragma: no cover - compiled
+    """Request the cache lines of ``buf[ahead:stop]`` (one hint per line); returns the
+    position reached, where the next call carries on, so a sequential walk asks for
+    each line once."""
+    while ahead < stop:
+        prefetch(buf, ahead)
+        ahead += CACHE_LINE
+    return ahead

@@ -22,13 +22,13 @@ from minerscope.errors import InputError
 from minerscope.features import series
 from minerscope.features._kernels import backwards_in_flow, merge_keys, nearly_sorted_order
 from minerscope.features.schema import FEATURE_NAMES
-from minerscope.flows.records import FlowTable
+from minerscope.flows.records import MSG_PLAIN, TLS_APPLICATION_DATA, FlowTable
 
 DEFAULT_WINDOW_S = 300.0
 WHOLE_FLOW = -1
 """``window`` value of a whole-flow sample."""
 
-APP_MSG_TYPES = (0, 23)
+APP_MSG_TYPES = (MSG_PLAIN, TLS_APPLICATION_DATA)
 """Message types that are application data: non-TLS payload packets and TLS application_data."""
 
 CHUNK_SAMPLES = 16_384

@@ -25,6 +25,13 @@ import polars as pl
 DIR_C2S = 0
 DIR_S2C = 1
 
+# ``msg_type`` values: TLS content types of records, 0 for a non-TLS message
+MSG_PLAIN = 0
+TLS_CHANGE_CIPHER_SPEC = 20
+TLS_ALERT = 21
+TLS_HANDSHAKE = 22
+TLS_APPLICATION_DATA = 23
+
 FLOW_SUMMARY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "flow_id": pl.Int64,  # index into the offsets arrays of this table
     "capture": pl.Utf8,  # source file (or interface) name

@@ -7,7 +7,7 @@ the client answers with its Finished in one more. On the wire they look like the
 application messages of the flow, so a pool connection under TLS 1.3 would start with a
 few kilobytes of "messages" that carry no Stratum at all (PROTOCOLS.md: TLS adds a
 near-constant overhead per record, not extra records). Features read only application
-messages, so these records are relabelled :data:`HANDSHAKE` (22, what they carry).
+messages, so these records are relabelled ``TLS_HANDSHAKE`` (22, what they carry).
 
 Which flows: a server whose first application-data record follows its handshake records
 with no handshake record after a ChangeCipherSpec. TLS 1.2 sends its Finished as a
@@ -29,10 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-CHANGE_CIPHER_SPEC = 20
-HANDSHAKE = 22
-APPLICATION_DATA = 23
-_SERVER = 1  # message direction: 0 client -> server, 1 server -> client
+from minerscope.flows.records import DIR_S2C, TLS_APPLICATION_DATA, TLS_CHANGE_CIPHER_SPEC, TLS_HANDSHAKE
 
 
 @njit(cache=True)
@@ -44,29 +41,29 @@ def _relabel(offsets, direction, content_type) -> int:  # pragma: no cover - com
         server_ccs = False
         tls13 = False
         for i in range(a, b):
-            if direction[i] != _SERVER:
+            if direction[i] != DIR_S2C:
                 continue
             t = content_type[i]
-            if t == HANDSHAKE:
+            if t == TLS_HANDSHAKE:
                 if server_ccs:
                     break  # TLS 1.2: Finished as a handshake record after ChangeCipherSpec
                 if hello < 0:
                     hello = i
-            elif t == CHANGE_CIPHER_SPEC:
+            elif t == TLS_CHANGE_CIPHER_SPEC:
                 server_ccs = True
-            elif t == APPLICATION_DATA:
+            elif t == TLS_APPLICATION_DATA:
                 tls13 = hello >= 0
                 break
         if not tls13:
             continue
         for i in range(hello, b):  # 0-RTT early data before the ServerHello is application data
-            if content_type[i] != APPLICATION_DATA:
+            if content_type[i] != TLS_APPLICATION_DATA:
                 continue
-            if direction[i] != _SERVER:
-                content_type[i] = HANDSHAKE  # the client's Finished
+            if direction[i] != DIR_S2C:
+                content_type[i] = TLS_HANDSHAKE  # the client's Finished
                 changed += 1
                 break
-            content_type[i] = HANDSHAKE  # EncryptedExtensions .. server Finished
+            content_type[i] = TLS_HANDSHAKE  # EncryptedExtensions .. server Finished
             changed += 1
     return changed
 
