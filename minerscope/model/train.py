@@ -18,7 +18,7 @@ The recipe, in the order it runs (all of it recorded in the sidecar):
 5. XGBoost (``binary:logistic``; ``multi:softprob`` over the coins, trained on mining
    windows only) with early stopping on the validation part; the operating threshold
    is the lowest one that keeps the benign false-positive rate on validation windows
-   <= 0.1 % (:data:`DEFAULT_RECALL_SLACK` is 0: no recall is traded for extra margin).
+   <= 0.1 %.
 6. Metrics on the test part, per window and per flow (a flow's score is its most
    suspicious window), overall and per data source.
 """
@@ -64,14 +64,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "tree_method": "hist",
     "nthread": 1,  # the machine is shared; training is small
 }
-
-DEFAULT_RECALL_SLACK = 0.0
-"""Validation recall (window level) the threshold may give up for margin above the lowest
-admissible threshold; see :func:`~minerscope.model.evaluate.choose_threshold`.
-
-0 since schema 2: with TLS 1.3 handshakes no longer read as application data, the
-lowest admissible threshold keeps 0.1-0.8 % false positives on the held-out real benign
-captures (three holdout seeds) while a slack of 0.005 cost 5 points of real recall."""
 
 COIN_PARAMS: dict[str, Any] = {**DEFAULT_PARAMS}
 """Coin model parameters (depth 6 measured no better than 4 on the lab test split)."""
@@ -221,7 +213,6 @@ def train_models(
     split: dict[str, str] | None = None,
     coin_exclude: Sequence[str] = COIN_EXCLUDE,
     coin_rounds: int | None = None,
-    recall_slack: float = DEFAULT_RECALL_SLACK,
 ) -> TrainResult:
     """Select features, train both boosters, choose the threshold, measure on test.
 
@@ -237,8 +228,6 @@ def train_models(
         split: a precomputed group -> split assignment (default: :func:`split_groups`).
         coin_exclude: coins that are not coin-model classes (see :data:`COIN_EXCLUDE`).
         coin_rounds: maximum coin-model rounds (default: ``rounds``).
-        recall_slack: validation recall the threshold may spend for margin above the
-            lowest admissible one (:func:`~minerscope.model.evaluate.choose_threshold`).
 
     Raises:
         InputError: the data lacks a class or a split lacks the samples needed.
@@ -292,7 +281,7 @@ def train_models(
     )
     binary = _trim(binary)
     val_scores = predict(binary, val, bfeat)
-    thr = ev.choose_threshold(val["label"].to_numpy(), val_scores, max_fpr=max_fpr, recall_slack=recall_slack)
+    thr = ev.choose_threshold(val["label"].to_numpy(), val_scores, max_fpr=max_fpr)
 
     # -- coin task (mining windows with a known coin)
     coin_booster = None
@@ -368,14 +357,7 @@ def train_models(
             "features": bfeat,
             "classes": ["benign", "mining"],
             "threshold": thr.value,
-            "threshold_rule": (
-                f"lowest threshold >= {ev.MIN_THRESHOLD} with validation benign FPR <= {max_fpr:g}"
-                + (
-                    f", raised while validation recall stays within {recall_slack:g} of its recall"
-                    if recall_slack > 0
-                    else ""
-                )
-            ),
+            "threshold_rule": f"lowest threshold >= {ev.MIN_THRESHOLD} with validation benign FPR <= {max_fpr:g}",
             "threshold_validation": {
                 "fpr": thr.fpr,
                 "recall": thr.recall,
