@@ -137,10 +137,10 @@ async def test_each_hostile_server_is_bounded(peers: dict[str, Peer], trick: str
     if trick != "immediate_reset":  # (that one may reset the liveness connect itself)
         assert len(verdict.attempts) >= 2, detail  # it was alive: the sweep really ran
     if trick == "ws_flood":
-        # a flood of browser-mining frames *is* that protocol: the coinhive judge sees
-        # hash_accepted answering the control too and rates it 0.7 ("control answered
-        # alike"), under the confidence that ends a sweep; never more
-        assert verdict.dialect == "coinhive" and verdict.confidence <= 0.7, detail
+        # a flood of browser-mining frames *is* that protocol (see the test below); under
+        # these tight deadlines on a loaded box the WebSocket attempt may time out first,
+        # so only the ceiling is asserted here: never above "control answered alike"
+        assert verdict.confidence <= 0.7, detail
     else:
         assert not verdict.is_pool, (trick, detail)
         assert verdict.outcome in (Outcome.NONE, Outcome.ERROR) or verdict.dialect == "sv2", (trick, detail)
@@ -149,6 +149,18 @@ async def test_each_hostile_server_is_bounded(peers: dict[str, Peer], trick: str
     read, took, end = await _exchange_in_own_transport(peer)
     assert read <= MAX_BYTES, (trick, read, end)
     assert took < OPTIONS.attempt_deadline + SLACK, (trick, took, end)
+
+
+async def test_a_flood_of_browser_mining_frames_is_rated_as_that_protocol_but_not_confirmed(
+    peers: dict[str, Peer],
+) -> None:
+    """The coinhive judge sees hash_accepted answering the control too: 0.7, "control answered
+    alike", under the confidence that ends a sweep. Deadlines generous (this is about the
+    judgement, the bounded test above is about time and memory)."""
+    verdict = await probe_target(*_peer(peers, "hostile", "ws_flood").target, options=BATCH_OPTIONS)
+    detail = [a.to_json() for a in verdict.attempts]
+    assert verdict.dialect == "coinhive", detail
+    assert 0.5 <= verdict.confidence <= 0.7, detail
 
 
 async def test_pools_among_every_hostile_server_take_the_slowest_deadline_not_the_sum(
