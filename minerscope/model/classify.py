@@ -21,8 +21,9 @@ import polars as pl
 
 from minerscope.features.windows import extract_features
 from minerscope.flows.records import FlowTable
-from minerscope.model import saabas
+from minerscope.model import saabas, trees
 from minerscope.model.artifact import Model, load_model
+from minerscope.model.dedupe import unique_rows
 
 if TYPE_CHECKING:
     import xgboost
@@ -183,58 +184,47 @@ def json_numbers(values: npt.NDArray[np.floating]) -> npt.NDArray[np.object_]:
     return text[inverse.reshape(flat.shape)]
 
 
-def unique_rows(x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.intp]]:
-    """The distinct rows of ``x`` (bit for bit) and, per row of ``x``, its index among them.
-
-    Windows of small flows can repeat exactly (the same short exchange again): a fifth of
-    the explained windows of bench_pipeline's capture, none of the bundled sample's.
-    Attributions cost 20-110 µs a row and the coin model 5 µs, a row's results depend on
-    that row alone, and finding repeats costs ~0.4 µs a row, so each distinct row is
-    computed once and the result copied.
-    """
-    n = x.shape[0]
-    if n < 2:
-        return x, np.arange(n)
-    rows = np.ascontiguousarray(x)
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    if first.size == n:
-        return x, np.arange(n)
-    return rows[first], inverse.ravel()
-
-
 def _contributions(
     booster: xgboost.Booster,
     x: npt.NDArray[np.float32],
     names: tuple[str, ...],
     p: npt.NDArray[np.float64] | None,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
-    """Per row: the ``TOP_FEATURES`` feature indices largest contribution first, and every
-    feature's contribution (see :func:`_top_features` for which rows are exact)."""
-    import xgboost
-
+    """Per row: the ``TOP_FEATURES`` feature indices, largest absolute contribution first
+    (ties in feature order), and their contributions (see :func:`_top_features` for which
+    rows are exact); a slot past the features with any contribution holds 0.0."""
     n = x.shape[0]
-    contribs = np.empty((n, len(names)), np.float64)
+    k = min(TOP_FEATURES, len(names))
+    order = np.zeros((n, k), np.intp)
+    top = np.zeros((n, k), np.float64)
     exact = np.ones(n, bool) if p is None else p >= EXACT_FLOOR
     for rows, approx in ((np.flatnonzero(exact), False), (np.flatnonzero(~exact), True)):
-        if rows.size:
-            distinct, inverse = unique_rows(x[rows])
-            trees = saabas.tree_arrays(booster) if approx else None
-            if trees is not None:  # XGBoost's numbers, without its per-tree full-row passes
-                contribs[rows] = saabas.contributions(trees, distinct)[inverse]
-                continue
-            dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
-            got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
-            contribs[rows] = np.asarray(got)[inverse, : len(names)]  # last column: bias
-    k = min(TOP_FEATURES, len(names))
+        if not rows.size:
+            continue
+        distinct, inverse = unique_rows(x[rows])
+        arrays = trees.tree_arrays(booster) if approx else None
+        if arrays is not None and arrays.groups == 1:  # XGBoost's numbers, without its matrix
+            idx, val = saabas.top_contributions(arrays, distinct, k)
+            order[rows], top[rows] = idx[inverse], val[inverse]
+            continue
+        import xgboost
+
+        dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
+        got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
+        contribs = np.asarray(got, np.float64)[inverse, : len(names)]  # last column: bias
+        order[rows] = _largest(contribs, k)
+        top[rows] = np.take_along_axis(contribs, order[rows], 1)
+    return order, top
+
+
+def _largest(contribs: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.intp]:
+    """Per row, the ``k`` columns of largest absolute value, largest first, ties in column
+    order (as a stable full sort would give them)."""
+    n, width = contribs.shape
     magnitude = np.abs(contribs)
     np.negative(magnitude, out=magnitude)
-    part = (
-        np.argpartition(magnitude, k - 1, axis=1)[:, :k] if k < len(names) else np.tile(np.arange(k), (n, 1))
-    )
-    # largest first; ties keep feature order, as a stable full sort would
-    order = np.take_along_axis(part, np.lexsort((part, np.take_along_axis(magnitude, part, 1)), axis=1), 1)
-    return order, contribs
+    part = np.argpartition(magnitude, k - 1, axis=1)[:, :k] if k < width else np.tile(np.arange(k), (n, 1))
+    return np.take_along_axis(part, np.lexsort((part, np.take_along_axis(magnitude, part, 1)), axis=1), 1)
 
 
 def _top_features(
@@ -259,9 +249,8 @@ def _top_features(
     n = x.shape[0]
     if n == 0:
         return pl.Series("top_features", [], dtype=pl.Utf8 if json_text else TOP_FEATURE_DTYPE)
-    order, contribs = _contributions(booster, x, names, p)
+    order, top_contribs = _contributions(booster, x, names, p)
     k = order.shape[1]
-    top_contribs = np.take_along_axis(contribs, order, 1)
     top_values = np.take_along_axis(x, order, 1).astype(np.float64)
     if json_text:
         return pl.Series("top_features", _top_features_json(names, order, top_contribs, top_values), pl.Utf8)

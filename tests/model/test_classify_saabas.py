@@ -11,7 +11,7 @@ import xgboost
 from minerscope import resources
 from minerscope.features.synthetic import synthetic_table
 from minerscope.features.windows import extract_features
-from minerscope.model import saabas
+from minerscope.model import saabas, trees
 from minerscope.model.artifact import Model, load_model
 from minerscope.model.train import TrainResult
 
@@ -29,7 +29,7 @@ def _windows(model: Model, seed: int) -> np.ndarray:
 
 
 def _assert_bit_identical(model: Model, x: np.ndarray) -> None:
-    arrays = saabas.tree_arrays(model.binary)
+    arrays = trees.tree_arrays(model.binary)
     assert arrays is not None
     got = saabas.contributions(arrays, x)
     want = _xgboost_saabas(model, x)
@@ -51,7 +51,7 @@ def test_same_bits_with_missing_values_and_values_on_the_thresholds(
     x = _windows(model, seed=82)
     rng = np.random.default_rng(3)
     x[rng.random(x.shape) < 0.2] = np.nan
-    arrays = saabas.tree_arrays(model.binary)
+    arrays = trees.tree_arrays(model.binary)
     assert arrays is not None
     splits = arrays.left >= 0
     on_threshold = x.copy()
@@ -77,5 +77,8 @@ def test_boosters_the_kernel_does_not_cover_are_left_to_xgboost() -> None:
         {"objective": "multi:softprob", "num_class": 3, "nthread": 1}, xgboost.DMatrix(x, y), 2
     )
     linear = xgboost.train({"booster": "gblinear", "nthread": 1}, xgboost.DMatrix(x, y % 2), 2)
-    assert saabas.tree_arrays(multi) is None
-    assert saabas.tree_arrays(linear) is None
+    arrays = trees.tree_arrays(multi)
+    assert arrays is not None and arrays.groups == 3
+    with pytest.raises(ValueError, match="one output group"):
+        saabas.contributions(arrays, x)
+    assert trees.tree_arrays(linear) is None
