@@ -10,6 +10,14 @@ is a JSON list per flow in the ``stage0`` column, one object per piece of eviden
 
 Stratum recognition lives in :mod:`minerscope.prefilter.stratum`, which reuses the
 probe's dialect parsers, so stage 0 and stage 2 agree on what a dialect looks like.
+
+Cost: a capture has tens of thousands of flows and almost none can yield evidence, so
+:func:`apply_stage0` first picks candidates column-wise (names and addresses only when
+the blacklist has indicators of that kind) and with
+:func:`~minerscope.prefilter.stratum.may_be_stratum` (a C-level byte scan, no parsing),
+and builds a row and runs the full recogniser only for those. :func:`_values_one_by_one`
+is the plain definition (every flow through :func:`flow_evidence`); tests assert both
+give the same column.
 """
 
 from __future__ import annotations
@@ -24,13 +32,17 @@ import polars as pl
 
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter.blacklist import Blacklist
-from minerscope.prefilter.stratum import detect_stratum
+from minerscope.prefilter.stratum import detect_stratum, may_be_stratum
 
 StratumDetector = Callable[[bytes, bytes], Any]
 
 
 def stratum_detector() -> StratumDetector:
-    """The plaintext Stratum recogniser stage 0 applies to non-TLS flows."""
+    """The plaintext Stratum recogniser stage 0 applies to non-TLS flows.
+
+    Only to flows :func:`~minerscope.prefilter.stratum.may_be_stratum` lets through: that
+    prefilter mirrors ``detect_stratum``, so a different recogniser needs it widened.
+    """
     return detect_stratum
 
 
@@ -133,9 +145,12 @@ def _candidates(
 ) -> npt.NDArray[np.int64]:
     """Indices of the flows that can yield evidence; every other flow's ``stage0`` is "".
 
-    Most flows have no name, an unlisted server and no plaintext payload (or are TLS):
-    deciding that per column, instead of building and matching a dict per flow, keeps
-    stage 0 negligible next to the model on captures with millions of flows.
+    Most flows have no name, an unlisted server and no plaintext payload that could be
+    Stratum (or are TLS): deciding that per column and with
+    :func:`~minerscope.prefilter.stratum.may_be_stratum` (empty payloads are never
+    candidates: it needs a frame byte or a ``{``), instead of building and matching a dict
+    and parsing lines per flow, keeps stage 0 negligible next to the model on captures
+    with millions of flows.
     """
     n = summary.height
     mask = np.zeros(n, dtype=bool)
@@ -151,7 +166,28 @@ def _candidates(
                     named = named | (pl.col(name).fill_null("") != "")
             mask |= summary.select(named.alias("named")).get_column("named").to_numpy()
     if prefixes is not None:
-        payload = np.fromiter((bool(c2s or s2c) for c2s, s2c in prefixes), dtype=bool, count=n)
         tls = summary.get_column("is_tls").fill_null(False).to_numpy().astype(bool)
-        mask |= payload & ~tls
+        plain = np.flatnonzero(~tls).tolist()
+        maybe = may_be_stratum
+        hits = [i for i in plain if maybe(*prefixes[i])]
+        if hits:
+            mask[hits] = True
     return np.flatnonzero(mask)
+
+
+def _values_one_by_one(
+    table: FlowTable,
+    blacklist: Blacklist | None,
+    payload_prefixes: Sequence[tuple[bytes, bytes]] | None = None,
+) -> list[str]:
+    """The ``stage0`` column by definition: :func:`flow_evidence` on every flow, no prefilter.
+
+    The reference the candidate selection of :func:`apply_stage0` must agree with (tests).
+    """
+    prefixes = payload_prefixes if payload_prefixes is not None else table.payload_prefixes
+    detector = stratum_detector() if prefixes is not None else None
+    values = []
+    for i, row in enumerate(table.summary.iter_rows(named=True)):
+        items = flow_evidence(row, blacklist, prefixes[i] if prefixes is not None else None, detector)
+        values.append(json.dumps(items, separators=(",", ":")) if items else "")
+    return values

@@ -19,14 +19,22 @@ It does not fire on ordinary JSON-RPC (``{"method": "getinfo"}``), plain HTTP, T
 or binary peer-to-peer protocols: every recogniser requires dialect-specific method names
 *and* parameter shapes. TLS and SSH are rejected up front by their first bytes.
 
+:func:`may_be_stratum` is the cheap *necessary* condition stage 0 checks first on every
+flow (a capture has tens of thousands of non-TLS flows, almost none of them Stratum):
+it is derived from what :func:`detect_stratum` can accept, so it is False only when
+``detect_stratum`` would certainly return None. A change to one must be mirrored in the
+other; tests/prefilter/test_stage0_fast.py compares both paths on real captures.
+
 API::
 
     detect_stratum(c2s: bytes, s2c: bytes, *, max_bytes=4096) -> StratumEvidence | None
+    may_be_stratum(c2s: bytes, s2c: bytes, *, max_bytes=4096) -> bool
     StratumEvidence(dialect, family, methods, framing, confidence, evidence)
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +53,12 @@ DEFAULT_SCAN_BYTES = 4096
 
 _HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"OPTIONS ", b"DELETE ", b"PATCH ")
 _NOT_PLAINTEXT = (b"\x16\x03", b"\x17\x03", b"\x15\x03", b"SSH-")
+# A line that ``bytes.strip()`` (ASCII whitespace) leaves starting with "{": at the start of
+# the data, or after a newline. The second starts with a literal, so ``re`` jumps from
+# newline to newline in C.
+_LEADING_BRACE = re.compile(rb"[ \t\n\r\x0b\x0c]*\{")
+_LINE_BRACE = re.compile(rb"\n[ \t\r\x0b\x0c]*\{")
+_line_brace = _LINE_BRACE.search
 _FAMILY_DIALECT = {
     Family.BITCOIN: "stratum1",
     Family.ZCASH: "stratum1-zcash",
@@ -218,6 +232,48 @@ def detect_stratum(c2s: bytes, s2c: bytes, *, max_bytes: int = DEFAULT_SCAN_BYTE
     if found is None and (_looks_like_bare_ws(c2s) or _looks_like_bare_ws(s2c)):
         found = _match_json(_ws_messages(c2s), _ws_messages(s2c), "ws")
     return found
+
+
+def _may_hold_json_line(data: bytes) -> bool:
+    """Whether :func:`_json_lines` could find an object in ``data`` or in a slice of it that
+    starts at a line start (an HTTP body begins after the blank line ending its head)."""
+    return b"{" in data and (_LEADING_BRACE.match(data) is not None or _LINE_BRACE.search(data) is not None)
+
+
+# First bytes that need the exact checks of ``_may_be_stratum``: WebSocket frame opcodes,
+# "G"ET upgrade / "H"TTP 101, blank or "{" (a JSON first line), TLS records and "S"SH-.
+_CHECK_FIRST = frozenset(bytes([b]) for b in b"\x81\x01GH \t\n\r\x0b\x0c{\x16\x17\x15S")
+
+
+def may_be_stratum(c2s: bytes, s2c: bytes, *, max_bytes: int = DEFAULT_SCAN_BYTES) -> bool:
+    """False only when ``detect_stratum(c2s, s2c, max_bytes=max_bytes)`` is certainly None.
+
+    Every path of :func:`detect_stratum` needs at least one JSON object: WebSocket frames
+    (masked, so invisible in the raw bytes: an upgrade or a frame-like first byte is
+    enough here), or a line whose first non-blank byte is ``{``, in the data itself or in
+    an HTTP body (a raw slice starting after the blank line ending the head). Most flows
+    are settled by their first bytes and one regex scan for newline, blanks, ``{`` in C:
+    no splitting, stripping or decoding.
+    True may be a false alarm (the recogniser then decides); False never is.
+    """
+    if c2s[:1] in _CHECK_FIRST or s2c[:1] in _CHECK_FIRST:
+        return _may_be_stratum(c2s, s2c, max_bytes)
+    # no frame, upgrade or first-line JSON: only a later line (or HTTP body) can hold one;
+    # scanning past max_bytes can only add false alarms
+    return (_line_brace(c2s) or _line_brace(s2c)) is not None
+
+
+def _may_be_stratum(c2s: bytes, s2c: bytes, max_bytes: int) -> bool:
+    """:func:`may_be_stratum`, following :func:`detect_stratum` step by step."""
+    c2s = bytes(c2s[:max_bytes])
+    s2c = bytes(s2c[:max_bytes])
+    if c2s.startswith(_NOT_PLAINTEXT) or s2c.startswith(_NOT_PLAINTEXT):
+        return False
+    if _looks_like_bare_ws(c2s) or _looks_like_bare_ws(s2c):
+        return True
+    if _is_ws_upgrade(c2s, s2c):
+        return True
+    return _may_hold_json_line(c2s) or _may_hold_json_line(s2c)
 
 
 _DAEMON_OF_METHOD = {
