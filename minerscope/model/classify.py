@@ -95,7 +95,11 @@ def score(
     feats = extract_features(table, window_s=model.window_s, whole_flow=False)
     if feats.height == 0:
         return _unscored(table, schema)
-    x = feats.select(list(model.binary_features)).to_numpy().astype(np.float32)
+    # one conversion of the (wide) frame for both boosters, float32 as XGBoost reads it
+    columns = list(dict.fromkeys((*model.binary_features, *model.coin_features)))
+    matrix = feats.select(columns).to_numpy().astype(np.float32)
+    position = {name: i for i, name in enumerate(columns)}
+    x = _columns(matrix, [position[name] for name in model.binary_features])
     # no DMatrix: inplace prediction gives the same numbers without copying the matrix
     p = np.asarray(model.binary.inplace_predict(x), dtype=np.float64)
 
@@ -109,16 +113,16 @@ def score(
         .sort("flow_id")
     )
     rows = best["row"].to_numpy()
-    chosen = feats[rows]
     p_best = p[rows]
 
     top = _top_features(model.binary, x[rows], model.binary_features, p[rows], json_text=json_text)
-    out = chosen.select("flow_id", "window", "window_start", "window_end").with_columns(
+    cx = _columns(matrix[rows], [position[name] for name in model.coin_features])
+    out = feats.select("flow_id", "window", "window_start", "window_end")[rows].with_columns(
         best["windows"].cast(pl.Int32).alias("windows"),
         pl.Series("p_mining", p_best, pl.Float64),
         pl.Series("stage1", np.where(p_best >= model.threshold, MINING, BENIGN), pl.Utf8),
     )
-    out = out.with_columns(*_coin_columns(model, chosen, schema, json_text=json_text))
+    out = out.with_columns(*_coin_columns(model, cx, schema, json_text=json_text))
     out = out.with_columns(top)
     # flows without any packet or message get no window: keep them, unscored
     all_ids = table.summary.select("flow_id")
@@ -144,16 +148,23 @@ def _unscored(table: FlowTable, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     )
 
 
+def _columns(matrix: npt.NDArray[np.float32], index: list[int]) -> npt.NDArray[np.float32]:
+    """Those columns of ``matrix``: a view when they are its leading columns in order."""
+    if index == list(range(len(index))):
+        return matrix[:, : len(index)]
+    return matrix[:, index]
+
+
 def _coin_columns(
-    model: Model, chosen: pl.DataFrame, schema: dict[str, pl.DataType], *, json_text: bool = False
+    model: Model, cx: npt.NDArray[np.float32], schema: dict[str, pl.DataType], *, json_text: bool = False
 ) -> list[pl.Series]:
-    n = chosen.height
+    """``coin`` and ``coin_probs`` for the rows of ``cx`` (the coin model's features)."""
+    n = cx.shape[0]
     if model.coin is None or not model.coin_classes:
         return [
             pl.Series("coin", [None] * n, pl.Utf8),
             pl.Series("coin_probs", ["{}"] * n if json_text else [{}] * n, schema["coin_probs"]),
         ]
-    cx = chosen.select(list(model.coin_features)).to_numpy().astype(np.float32)
     distinct, inverse = unique_rows(cx)
     probs = np.asarray(model.coin.inplace_predict(distinct), dtype=np.float64).reshape(
         -1, len(model.coin_classes)

@@ -216,8 +216,8 @@ def test_repeated_windows_are_explained_once_with_the_same_result(trained: tuple
         assert np.array_equal(np.where(got != 0, order, -1), np.where(got != 0, want, -1))
         assert np.count_nonzero(got) > len(repeated)
     chosen = pl.concat([feats, feats.reverse(), feats.head(3)])
-    coin, coin_probs = classify._coin_columns(model, chosen, classify.score_schema(model))
     cx = chosen.select(list(model.coin_features)).to_numpy().astype(np.float32)
+    coin, coin_probs = classify._coin_columns(model, cx, classify.score_schema(model))
     probs = model.coin.predict(xgboost.DMatrix(cx, feature_names=list(model.coin_features)))
     assert np.array_equal(coin_probs.struct.unnest().to_numpy(), probs.astype(np.float64))
     assert model.coin_classes and coin.to_list() == [model.coin_classes[i] for i in probs.argmax(axis=1)]
