@@ -21,7 +21,7 @@ import polars as pl
 
 from minerscope.features.windows import extract_features
 from minerscope.flows.records import FlowTable
-from minerscope.model import saabas, trees
+from minerscope.model import saabas, trees, treeshap
 from minerscope.model.artifact import Model, load_model
 from minerscope.model.dedupe import unique_rows
 
@@ -213,16 +213,19 @@ def _contributions(
         if not rows.size:
             continue
         distinct, inverse = unique_rows(x[rows])
-        arrays = trees.tree_arrays(booster) if approx else None
-        if arrays is not None and arrays.groups == 1:  # XGBoost's numbers, without its matrix
-            idx, val = saabas.top_contributions(arrays, distinct, k)
-            order[rows], top[rows] = idx[inverse], val[inverse]
-            continue
-        import xgboost
+        arrays = trees.tree_arrays(booster)
+        if arrays is not None and arrays.groups == 1:  # XGBoost's numbers, computed here
+            if approx:  # no rows x features matrix at all
+                idx, val = saabas.top_contributions(arrays, distinct, k)
+                order[rows], top[rows] = idx[inverse], val[inverse]
+                continue
+            contribs = treeshap.contributions(arrays, distinct).astype(np.float64)[inverse]
+        else:
+            import xgboost
 
-        dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
-        got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
-        contribs = np.asarray(got, np.float64)[inverse, : len(names)]  # last column: bias
+            dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
+            got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
+            contribs = np.asarray(got, np.float64)[inverse, : len(names)]  # last column: bias
         order[rows] = _largest(contribs, k)
         top[rows] = np.take_along_axis(contribs, order[rows], 1)
     return order, top
@@ -249,13 +252,13 @@ def _top_features(
     """The ``TOP_FEATURES`` largest contributions per row, as a ``TOP_FEATURE_DTYPE`` series
     (JSON text with ``json_text``, see :func:`score`).
 
-    Exact TreeSHAP costs ~250 µs per row with the shipped model (60x a prediction) and
-    dominated ``scan`` on busy captures, so only rows an analyst may look at
-    (``p >= EXACT_FLOOR``) get it; the rest get Saabas path attributions
+    Exact TreeSHAP (XGBoost's ``pred_contribs``, computed bit for bit by
+    :mod:`minerscope.model.treeshap` at ~25 µs a distinct row with the shipped model,
+    XGBoost's own ~100 µs) still costs 5x a Saabas attribution, so only rows an analyst may
+    look at (``p >= EXACT_FLOOR``) get it; the rest get Saabas path attributions
     (XGBoost's ``approx_contribs``, computed bit for bit by :mod:`minerscope.model.saabas`
-    at ~3.5 µs a row, 30x cheaper than TreeSHAP; on the bundled sample they name the same
-    top feature as TreeSHAP for 80% of windows, the same top five for 44%). Without ``p``
-    every row is exact.
+    at ~4 µs a row; on the bundled sample they name the same top feature as TreeSHAP for
+    80% of windows, the same top five for 44%). Without ``p`` every row is exact.
     """
     n = x.shape[0]
     if n == 0:
