@@ -173,10 +173,11 @@ def _coin_columns(
     classes = list(model.coin_classes)
     coin = pl.Series("coin", np.asarray(classes, dtype=object)[probs.argmax(axis=1)], pl.Utf8)
     if json_text:
-        text: npt.NDArray[np.object_] = np.full(n, "{", dtype=object)
+        numbers = json_numbers(probs)
+        parts: list[pl.Expr | str] = ["{"]
         for i, c in enumerate(classes):
-            text = text + f"{',' if i else ''}{json.dumps(c)}:" + json_numbers(probs[:, i])
-        return [coin, pl.Series("coin_probs", (text + "}").tolist(), pl.Utf8)]
+            parts += [f"{',' if i else ''}{json.dumps(c)}:", _utf8(numbers[:, i])]
+        return [coin, _concat_text(parts + ["}"]).alias("coin_probs")]
     return [coin, pl.DataFrame({c: probs[:, i] for i, c in enumerate(classes)}).to_struct("coin_probs")]
 
 
@@ -267,7 +268,7 @@ def _top_features(
     k = order.shape[1]
     top_values = np.take_along_axis(x, order, 1).astype(np.float64)
     if json_text:
-        return pl.Series("top_features", _top_features_json(names, order, top_contribs, top_values), pl.Utf8)
+        return _top_features_json(names, order, top_contribs, top_values).alias("top_features")
     row = np.repeat(np.arange(n, dtype=np.int64), k)
     flat = pl.DataFrame(
         {
@@ -290,21 +291,35 @@ def _top_features_json(
     order: npt.NDArray[np.intp],
     contribs: npt.NDArray[np.float64],
     values: npt.NDArray[np.float64],
-) -> list[str]:
+) -> pl.Series:
     """Each row's list of {name, contribution, value} as JSON text, zero contributions left
-    out, built column-wise (object-array concatenation) instead of a dict per entry."""
-    quoted = np.array([json.dumps(name) for name in names], dtype=object)
-    entries = (
-        '{"name":'
-        + quoted[order]
-        + ',"contribution":'
-        + json_numbers(contribs)
-        + ',"value":'
-        + json_numbers(values)
-        + "},"
-    )
-    entries[contribs == 0.0] = ""  # a feature no tree used explains nothing
-    joined = entries[:, 0]
-    for j in range(1, entries.shape[1]):
-        joined = joined + entries[:, j]
-    return [f"[{s[:-1]}]" for s in joined.tolist()]
+    out, concatenated column-wise by polars (numpy object-array concatenation cost 3x)."""
+    quoted = np.array([json.dumps(name) for name in names], dtype=object)[order]
+    contrib_text, value_text = json_numbers(contribs), json_numbers(values)
+    entries = [
+        pl.when(pl.lit(pl.Series(contribs[:, j] == 0.0)))  # a feature no tree used explains nothing
+        .then(pl.lit(""))
+        .otherwise(
+            pl.concat_str(
+                pl.lit('{"name":'),
+                _utf8(quoted[:, j]),
+                pl.lit(',"contribution":'),
+                _utf8(contrib_text[:, j]),
+                pl.lit(',"value":'),
+                _utf8(value_text[:, j]),
+                pl.lit("},"),
+            )
+        )
+        for j in range(order.shape[1])
+    ]
+    return _concat_text(["[", pl.concat_str(entries).str.strip_suffix(","), "]"])
+
+
+def _utf8(text: npt.NDArray[np.object_]) -> pl.Expr:
+    return pl.lit(pl.Series(text.tolist(), dtype=pl.Utf8))
+
+
+def _concat_text(parts: list[pl.Expr | str]) -> pl.Series:
+    """The row-wise concatenation of ``parts`` (literal strings or row-aligned Utf8 columns)."""
+    exprs = [pl.lit(p) if isinstance(p, str) else p for p in parts]
+    return pl.select(pl.concat_str(exprs).alias("text")).to_series()
