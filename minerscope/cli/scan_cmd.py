@@ -5,20 +5,19 @@ module only fans captures out to worker processes, shows progress on stderr, joi
 outcomes in, and prints. Without ``--probe`` nothing is sent on the network, so offline
 forensics is safe by default.
 
-Many captures run in worker processes (``-j``, one per core by default), at most two per
-worker in flight, and results are consumed in input order: output is identical to a
-serial run, and the parent holds one capture's rows at a time when it can stream (JSONL
-or CSV without ``--probe``), so memory stays bounded however large the directory.
+Many captures run in ``-j`` processes (one per core by default; the parent is one of
+them, see :mod:`minerscope.cli.workers`), and results are consumed in input order: output
+is identical to a serial run, and the parent holds one capture's rows at a time when it
+can stream (JSONL or CSV without ``--probe``), so memory stays bounded however large the
+directory.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -35,23 +34,7 @@ from minerscope.cli.output import (
     write_jsonl_frame,
     write_table,
 )
-
-Outcome = tuple[str, Any, bool, str | None, str | None, int]
-"""(path, rows frame or None, complete, warning, error "Class:message", packets)."""
-
-
-def _triage_one(path: str, options: Any) -> Outcome:
-    """Worker: triage one capture (runs in a worker process for many captures)."""
-    from minerscope.model.lean_import import import_xgboost_without_sklearn
-    from minerscope.triage import triage_rows
-
-    import_xgboost_without_sklearn()
-
-    try:
-        rows, report = triage_rows(path, options)
-    except errors.MinerscopeError as exc:
-        return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
-    return path, rows, report.complete, report.warning, None, report.packets
+from minerscope.cli.workers import Outcome, triage_in_order
 
 
 def _mark_analyst(
@@ -303,37 +286,16 @@ def _jsonl_rows(rows: Any, only_suspicious: bool) -> Any:
 
 
 def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> Iterator[Outcome]:
-    """Triage every path, in worker processes when there are several; yields in input order.
-
-    At most ``2 * workers`` captures are in flight, so finished results waiting behind a
-    slow capture cannot pile up in the parent.
-    """
-    if workers <= 1 or len(paths) == 1:
-        for p in paths:
-            yield _triage_one(p, options)
-        return
-    progress = None
+    """Triage every path in ``workers`` processes (see :mod:`minerscope.cli.workers`), in
+    input order, with a progress bar on stderr when asked and there are several."""
     with ExitStack() as stack:
-        # spawn, not fork: numba and polars run threads, and forking a threaded process can deadlock.
-        pool = stack.enter_context(
-            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        )
-        if show_progress:
+        progress = None
+        if show_progress and workers > 1 and len(paths) > 1:
             from rich.progress import Progress
 
             progress = stack.enter_context(Progress(transient=True, console=_stderr_console()))
             task = progress.add_task("captures", total=len(paths))
-        pending: deque[Future[Outcome]] = deque()
-        todo = iter(paths)
-        for p in todo:
-            pending.append(pool.submit(_triage_one, p, options))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            outcome = pending.popleft().result()
-            for p in todo:
-                pending.append(pool.submit(_triage_one, p, options))
-                break
+        for outcome in triage_in_order(paths, options, workers):
             if progress is not None:
                 progress.advance(task)
             yield outcome

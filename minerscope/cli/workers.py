@@ -1,0 +1,187 @@
+"""``scan -jN``: triage captures in N processes, the parent being one of them.
+
+A fresh process pays about 0.9 CPU s before its first packet: importing polars, numba
+and the pipeline, loading some thirty numba kernels from the on-disk cache on their first
+call, importing xgboost and loading the model: as much as three 250k-packet captures.
+The choices, measured on 4 captures of 250k and of 1M packets on 2 cores:
+
+* The parent triages too, and only N-1 workers are spawned: N busy processes on N cores,
+  not N workers plus a parent that wants CPU for its own imports and the output (about
+  0.3 CPU s less per run). The workers start before the parent loads the pipeline, so
+  the start-ups run side by side, one per core. ``-j1`` is plain serial, as before. One
+  start-up S stays on the critical path: K captures of c CPU s take about S + K*c/N.
+* ``spawn``, not ``fork`` or a ``forkserver`` preloaded with the pipeline. Importing
+  polars starts threads (jemalloc's background threads, an out-of-core cleanup thread),
+  so does importing xgboost, and the kernels load only by running triage, which starts
+  polars' thread pool: forking such a process can deadlock the child. What is thread-free
+  and safe to preload, numpy and numba, is ~0.15 s of the 0.9. And a fork server saves
+  CPU, not wall time: its own start-up sits on the critical path before any worker can
+  fork, just as a spawned worker's start-up does, while here that start-up runs beside
+  the parent's. ``spawn`` also behaves the same on Linux and macOS.
+* Work is handed out one capture at a time, as a worker becomes free (a done-callback
+  submits the next), and the parent takes the next capture only when the one it must
+  print next is not ready: nobody queues captures an idle process could have taken, and
+  the parent's output never waits behind its own backlog.
+* Results come back in input order, so the output is a serial run's. At most ``2 * N``
+  captures are claimed and not yet handed back, so finished results waiting behind a slow
+  capture cannot pile up in the parent.
+
+A worker that dies (killed, out of memory) breaks the pool: the captures the pool held
+(one per worker) are each reported as an :class:`~minerscope.errors.InternalError`
+outcome (exit status 1), and the parent triages the captures nobody had claimed yet.
+
+This module imports nothing heavy: a spawned worker imports it to find
+:func:`triage_one` before its first capture.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from minerscope import errors
+
+Outcome = tuple[str, Any, bool, str | None, str | None, int]
+"""(path, rows frame or None, complete, warning, error "Class:message", packets)."""
+
+Work = Callable[[str, Any], Outcome]
+"""Triage one capture: ``(path, options) -> Outcome``; must be importable by a worker."""
+
+
+def triage_one(path: str, options: Any) -> Outcome:
+    """Triage one capture, in the parent or a worker; input errors become the outcome's error."""
+    from minerscope.model.lean_import import import_xgboost_without_sklearn
+    from minerscope.triage import triage_rows
+
+    import_xgboost_without_sklearn()
+
+    try:
+        rows, report = triage_rows(path, options)
+    except errors.MinerscopeError as exc:
+        return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
+    return path, rows, report.complete, report.warning, None, report.packets
+
+
+def triage_in_order(
+    paths: Sequence[str], options: Any, jobs: int, work: Work = triage_one
+) -> Iterator[Outcome]:
+    """``work(path, options)`` for every path, in ``jobs`` processes; yields in input order."""
+    jobs = min(jobs, len(paths))
+    if jobs <= 1:
+        for path in paths:
+            yield work(path, options)
+        return
+    pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=multiprocessing.get_context("spawn"))
+    dispatch = _Dispatch(paths, options, work, pool, capacity=jobs - 1, window=2 * jobs)
+    try:
+        dispatch.top_up()  # the workers start now, before the parent imports the pipeline
+        yield from dispatch.results()
+    finally:
+        dispatch.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dispatch:
+    """Claims captures in input order for the pool and the parent; returns results in that order.
+
+    ``slots`` holds, per claimed and not yet yielded index, the pool's future or the
+    parent's outcome. Claims and slot updates happen under one lock, because the pool's
+    done-callbacks claim from its manager thread.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        options: Any,
+        work: Work,
+        pool: ProcessPoolExecutor,
+        capacity: int,
+        window: int,
+    ) -> None:
+        self.paths = paths
+        self.options = options
+        self.work = work
+        self.pool: ProcessPoolExecutor | None = pool
+        self.capacity = capacity  # captures in the pool at once: one per worker
+        self.window = window
+        self.lock = threading.RLock()  # a callback can run inside submit's caller
+        self.slots: dict[int, Future[Outcome] | Outcome] = {}
+        self.claimed = 0  # captures 0 .. claimed-1 belong to someone
+        self.yielded = 0
+        self.busy = 0  # futures submitted and not done
+        self.closed = False
+
+    def _claim(self) -> int | None:
+        """Index of the next unclaimed capture, if the window allows one more (lock held)."""
+        if self.closed or self.claimed >= len(self.paths) or self.claimed - self.yielded >= self.window:
+            return None
+        self.claimed += 1
+        return self.claimed - 1
+
+    def top_up(self) -> None:
+        """Give each free worker its next capture."""
+        with self.lock:
+            while self.pool is not None and self.busy < self.capacity:
+                index = self._claim()
+                if index is None:
+                    return
+                try:
+                    future = self.pool.submit(self.work, self.paths[index], self.options)
+                except (BrokenProcessPool, RuntimeError):  # broken, or shut down under us
+                    self.claimed -= 1
+                    self.pool = None
+                    return
+                self.busy += 1
+                self.slots[index] = future
+                future.add_done_callback(self._done)
+
+    def _done(self, _future: Future[Outcome]) -> None:
+        with self.lock:
+            self.busy -= 1
+        self.top_up()
+
+    def results(self) -> Iterator[Outcome]:
+        while self.yielded < len(self.paths):
+            with self.lock:
+                head = self.slots.get(self.yielded)
+            if isinstance(head, Future) and not head.done():
+                with self.lock:
+                    index = self._claim()
+                if index is not None:  # the next capture is not ready: take one meanwhile
+                    outcome = self.work(self.paths[index], self.options)
+                    with self.lock:
+                        self.slots[index] = outcome
+                    continue
+            if head is None:  # nobody holds it (the pool broke): the parent does it
+                with self.lock:
+                    index = self._claim()
+                assert index == self.yielded, (index, self.yielded)
+                head = self.work(self.paths[index], self.options)
+            outcome = self._outcome(self.yielded, head)
+            with self.lock:
+                self.slots.pop(self.yielded, None)
+                self.yielded += 1
+            self.top_up()  # the window moved on
+            yield outcome
+
+    def _outcome(self, index: int, head: Future[Outcome] | Outcome) -> Outcome:
+        """The head's outcome, waiting for its worker; a dead worker's capture fails alone."""
+        if not isinstance(head, Future):
+            return head
+        try:
+            return head.result()
+        except BrokenProcessPool:
+            with self.lock:
+                self.pool = None
+            path = self.paths[index]
+            message = f"{path}: the worker process triaging it ended unexpectedly (killed, or out of memory?)"
+            return path, None, False, None, f"{errors.InternalError.__name__}:{message}", 0
+
+    def close(self) -> None:
+        """No more claims: done-callbacks that fire during shutdown submit nothing."""
+        with self.lock:
+            self.closed = True
