@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 TOP_FEATURES = 5
 EXACT_FLOOR = 0.01
 """Windows scored at least this get exact TreeSHAP top features; lower ones Saabas's."""
+COIN_FLOOR = EXACT_FLOOR
+"""Flows scored at least this (or with stage-0 evidence) get a coin. The coin model is
+conditional on mining: for a flow stage 1 calls benign with p 0.0003 its answer ("zec")
+is noise an analyst would read as a finding, and computing it was a tenth of a busy
+capture's scan."""
 
 MINING = "mining"
 BENIGN = "benign"
@@ -78,9 +83,10 @@ def score(
         ``window_start``, ``window_end`` of the most suspicious window (null when the flow
         has no packet); ``windows`` (how many were scored); ``p_mining``; ``stage1``
         (``mining`` when ``p_mining >= model.threshold``, else ``benign``); ``coin`` (most
-        likely coin *if* the flow mines: the coin model is conditional on mining and
-        answers for benign flows too; null without a coin model); ``coin_probs`` (struct coin ->
-        probability; ``.to_dicts()`` gives a dict); ``top_features`` (list of
+        likely coin *if* the flow mines: the coin model is conditional on mining; null
+        without a coin model, and for a flow under :data:`COIN_FLOOR` without stage-0
+        evidence in ``table.summary["stage0"]``); ``coin_probs`` (struct coin ->
+        probability, null where ``coin`` is; ``.to_dicts()`` gives a dict); ``top_features`` (list of
         {name, contribution, value}, at most five, largest absolute contribution first,
         features with zero contribution left out).
 
@@ -116,13 +122,16 @@ def score(
     p_best = p[rows]
 
     top = _top_features(model.binary, x[rows], model.binary_features, p[rows], json_text=json_text)
-    cx = _columns(matrix[rows], [position[name] for name in model.coin_features])
+    coin_rows = np.flatnonzero((p_best >= COIN_FLOOR) | _has_stage0(table, best["flow_id"].to_numpy()))
+    cx = _columns(matrix[rows[coin_rows]], [position[name] for name in model.coin_features])
     out = feats.select("flow_id", "window", "window_start", "window_end")[rows].with_columns(
         best["windows"].cast(pl.Int32).alias("windows"),
         pl.Series("p_mining", p_best, pl.Float64),
         pl.Series("stage1", np.where(p_best >= model.threshold, MINING, BENIGN), pl.Utf8),
     )
-    out = out.with_columns(*_coin_columns(model, cx, schema, json_text=json_text))
+    out = out.with_columns(
+        *_scatter(_coin_columns(model, cx, schema, json_text=json_text), coin_rows, out.height)
+    )
     out = out.with_columns(top)
     # flows without any packet or message get no window: keep them, unscored
     all_ids = table.summary.select("flow_id")
@@ -146,6 +155,24 @@ def _unscored(table: FlowTable, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         .select(list(schema))
         .cast(schema)  # type: ignore[arg-type]
     )
+
+
+def _has_stage0(table: FlowTable, flow_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Per flow id, whether stage 0 found evidence (``stage0`` not empty) for the flow."""
+    if "stage0" not in table.summary.columns:
+        return np.zeros(flow_ids.shape[0], bool)
+    flagged = table.summary.filter(pl.col("stage0").fill_null("") != "")["flow_id"].to_numpy()
+    return np.isin(flow_ids, flagged)
+
+
+def _scatter(columns: list[pl.Series], rows: npt.NDArray[np.intp], n: int) -> list[pl.Series]:
+    """``columns`` (one value per entry of ``rows``) spread over ``n`` rows, null elsewhere."""
+    if rows.shape[0] == n:
+        return columns
+    index = pl.Series("index", rows, pl.Int64)
+    frame = pl.DataFrame([index, *columns])
+    full = pl.DataFrame({"index": np.arange(n, dtype=np.int64)}).join(frame, on="index", how="left")
+    return [full[c.name] for c in columns]
 
 
 def _columns(matrix: npt.NDArray[np.float32], index: list[int]) -> npt.NDArray[np.float32]:

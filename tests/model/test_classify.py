@@ -31,8 +31,11 @@ def test_one_row_per_flow_with_verdict_coin_and_reasons(trained: tuple[Path, Tra
     assert ((rows["p_mining"].to_numpy() >= model.threshold) == (kinds == 1)).mean() >= 0.9
     for row in rows.iter_rows(named=True):
         probs = row["coin_probs"]
-        assert set(probs) == {"ltc", "xmr"} and abs(sum(probs.values()) - 1.0) < 1e-5
-        assert row["coin"] == max(probs, key=probs.__getitem__)
+        if row["p_mining"] >= classify.COIN_FLOOR:
+            assert set(probs) == {"ltc", "xmr"} and abs(sum(probs.values()) - 1.0) < 1e-5
+            assert row["coin"] == max(probs, key=probs.__getitem__)
+        else:
+            assert row["coin"] is None and probs is None
         top = row["top_features"]
         assert 1 <= len(top) <= 5
         assert all(t["name"] in model.binary_features for t in top)
@@ -88,6 +91,36 @@ def test_default_model_scores_when_shipped() -> None:
     table, kinds = synthetic_table(3, 3, seed=80)
     rows = score(table)
     assert rows.height == 6 and rows["p_mining"].is_between(0.0, 1.0).all()
+
+
+def test_a_coin_only_for_flows_worth_a_look() -> None:
+    """Above COIN_FLOOR, or with stage-0 evidence, a flow gets the coin model's answer;
+    a flow stage 1 calls clearly benign gets none (it would be noise read as a finding)."""
+    from minerscope import resources
+    from minerscope.flows.assemble import assemble_capture
+
+    model = load_model(None)
+    table = assemble_capture(str(resources.sample_capture()))[0]
+    rows = score(table, model, json_text=True)
+    low = rows["p_mining"] < classify.COIN_FLOOR
+    assert 0 < int(low.sum()) < rows.height
+    assert rows.filter(low)["coin"].null_count() == int(low.sum())
+    assert rows.filter(low)["coin_probs"].null_count() == int(low.sum())
+    high = rows.filter(~low)
+    assert high["coin"].null_count() == 0
+    assert all(set(json.loads(text)) == set(model.coin_classes) for text in high["coin_probs"])
+    # stage-0 evidence on two clearly benign flows: they get a coin too, the rest do not change
+    quiet = rows.filter(low)["flow_id"].to_list()[:2]
+    table.summary = table.summary.with_columns(
+        pl.when(pl.col("flow_id").is_in(quiet))
+        .then(pl.lit('[{"kind":"stratum"}]'))
+        .otherwise(pl.lit(""))
+        .alias("stage0")
+    )
+    again = score(table, model, json_text=True)
+    changed = again.filter(pl.col("coin").is_not_null() != rows["coin"].is_not_null())
+    assert sorted(changed["flow_id"].to_list()) == sorted(quiet)
+    assert again.drop("coin", "coin_probs").equals(rows.drop("coin", "coin_probs"))
 
 
 def test_flows_without_packets_are_kept_unscored(trained: tuple[Path, TrainResult]) -> None:
