@@ -109,23 +109,14 @@ def score(
     # no DMatrix: inplace prediction gives the same numbers without copying the matrix
     p = np.asarray(model.binary.inplace_predict(x), dtype=np.float64)
 
-    # the most suspicious window of each flow (first one on ties)
-    ranked = feats.select("flow_id").with_columns(
-        pl.Series("p", p), pl.int_range(0, feats.height, dtype=pl.Int64).alias("row")
-    )
-    best = (
-        ranked.group_by("flow_id", maintain_order=True)
-        .agg(pl.col("row").sort_by("p", descending=True).first(), pl.len().alias("windows"))
-        .sort("flow_id")
-    )
-    rows = best["row"].to_numpy()
+    flow_ids, rows, windows = _most_suspicious(feats["flow_id"].to_numpy(), p)
     p_best = p[rows]
 
     top = _top_features(model.binary, x[rows], model.binary_features, p[rows], json_text=json_text)
-    coin_rows = np.flatnonzero((p_best >= COIN_FLOOR) | _has_stage0(table, best["flow_id"].to_numpy()))
+    coin_rows = np.flatnonzero((p_best >= COIN_FLOOR) | _has_stage0(table, flow_ids))
     cx = _columns(matrix[rows[coin_rows]], [position[name] for name in model.coin_features])
     out = feats.select("flow_id", "window", "window_start", "window_end")[rows].with_columns(
-        best["windows"].cast(pl.Int32).alias("windows"),
+        pl.Series("windows", windows, pl.Int32),
         pl.Series("p_mining", p_best, pl.Float64),
         pl.Series("stage1", np.where(p_best >= model.threshold, MINING, BENIGN), pl.Utf8),
     )
@@ -155,6 +146,23 @@ def _unscored(table: FlowTable, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         .select(list(schema))
         .cast(schema)  # type: ignore[arg-type]
     )
+
+
+def _most_suspicious(
+    flow_id: npt.NDArray[np.int64], p: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """Per flow, in flow-id order: its id, the row of its most suspicious window (the first
+    on ties) and how many windows it has. A flow's windows are consecutive rows (as
+    :func:`extract_features` orders them), so this is one pass, no grouping."""
+    starts = np.flatnonzero(np.r_[True, flow_id[1:] != flow_id[:-1]])
+    counts = np.diff(np.r_[starts, flow_id.shape[0]])
+    segment = np.repeat(np.arange(starts.shape[0]), counts)
+    top = np.maximum.reduceat(p, starts)
+    at_top = np.flatnonzero(p == top[segment])
+    _, first = np.unique(segment[at_top], return_index=True)
+    rows = at_top[first]
+    order = np.argsort(flow_id[starts], kind="stable")
+    return flow_id[starts][order], rows[order], counts[order]
 
 
 def _has_stage0(table: FlowTable, flow_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -240,12 +248,14 @@ def _contributions(
     for rows, approx in ((np.flatnonzero(exact), False), (np.flatnonzero(~exact), True)):
         if not rows.size:
             continue
-        distinct, inverse = unique_rows(x[rows])
+        distinct, inverse = unique_rows(x if rows.shape[0] == n else x[rows])
         arrays = trees.tree_arrays(booster)
         if arrays is not None and arrays.groups == 1:  # XGBoost's numbers, computed here
             if approx:  # no rows x features matrix at all
                 idx, val = saabas.top_contributions(arrays, distinct, k)
-                order[rows], top[rows] = idx[inverse], val[inverse]
+                if distinct is not x:
+                    idx, val = idx[inverse], val[inverse]
+                order[rows], top[rows] = idx, val
                 continue
             contribs = treeshap.contributions(arrays, distinct).astype(np.float64)[inverse]
         else:
