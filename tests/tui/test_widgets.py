@@ -106,3 +106,21 @@ async def test_case_actions_without_a_case_file_say_so() -> None:
         await pilot.press("n")
         assert app.screen is app.flows_screen  # no editor opened: nowhere to save
         assert any("no case file" in str(n.message) for n in app._notifications)
+
+
+def test_the_detail_says_why_a_clearly_benign_flow_has_no_coin() -> None:
+    from rich.console import Console
+
+    from minerscope.tui.screens.flow_detail import score_table
+
+    def shown(row: dict[str, object]) -> str:
+        console = Console(width=200, record=True)
+        console.print(score_table(row))
+        return console.export_text()
+
+    benign = shown({"p_mining": 0.0003, "verdict": "benign", "coin": None, "coin_probs": "{}"})
+    assert "not estimated: clearly benign" in benign
+    mining = shown(
+        {"p_mining": 0.97, "verdict": "mining", "coin": "xmr", "coin_probs": '{"xmr":0.9,"btc":0.1}'}
+    )
+    assert "xmr 0.90  btc 0.10" in mining and "not estimated" not in mining

@@ -56,7 +56,8 @@ def score_table(row: dict[str, Any]) -> Table:
             ("p_mining", f"{p:.3f}" if isinstance(p, float) else p),
             ("verdict", row.get("verdict")),
             ("stage 1", row.get("stage1")),
-            ("coin", row.get("coin")),
+            # scoring leaves the coin out for flows it calls clearly benign (classify.COIN_FLOOR)
+            ("coin", row.get("coin") or (None if probs else "not estimated: clearly benign")),
             ("coin probs", dist),
             ("window", row.get("window")),
             ("model", row.get("model")),
