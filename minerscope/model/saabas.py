@@ -27,28 +27,6 @@ import numpy.typing as npt
 from minerscope.model.trees import TreeArrays
 
 
-def contributions(arrays: TreeArrays, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Per row of ``x`` (rows x features, float32; NaN = missing) each feature's Saabas
-    contribution, as ``booster.predict(DMatrix(x), pred_contribs=True,
-    approx_contribs=True)[:, :-1]`` gives it (the bias column left out)."""
-    if arrays.groups != 1:
-        raise ValueError(f"Saabas attributions need one output group, the booster has {arrays.groups}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.zeros(x.shape, np.float32)
-    _saabas(
-        x,
-        arrays.start,
-        arrays.left,
-        arrays.right,
-        arrays.feature,
-        arrays.threshold,
-        arrays.default_left,
-        arrays.mean,
-        out,
-    )
-    return out
-
-
 def top_contributions(
     arrays: TreeArrays, x: npt.NDArray[np.float32], k: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
@@ -56,8 +34,9 @@ def top_contributions(
     (largest first, ties by feature order) and those contributions; slots beyond the
     features any path touched hold feature 0 with contribution 0.
 
-    The same numbers as :func:`contributions` without the rows x features matrix and its
-    sort: a row's paths touch a few dozen of the ~270 features.
+    With ``k`` = the number of features this is every contribution (XGBoost's
+    ``approx_contribs`` without its bias column), sorted; scoring asks for five and so
+    never builds the rows x features matrix: a row's paths touch a few dozen features.
     """
     if arrays.groups != 1:
         raise ValueError(f"Saabas attributions need one output group, the booster has {arrays.groups}")
@@ -130,43 +109,6 @@ def _saabas_row(
                 touched[n_touched] = f
                 n_touched += 1
     return n_touched
-
-
-@numba.njit(cache=True, nogil=True)
-def _saabas(
-    x: Any,
-    start: Any,
-    left: Any,
-    right: Any,
-    feature: Any,
-    threshold: Any,
-    default_left: Any,
-    mean: Any,
-    out: Any,
-) -> None:  # pragma: no cover - compiled
-    n, n_features = x.shape
-    tree_sum = np.zeros(n_features, np.float32)
-    path = np.empty(left.size, np.int64)
-    touched = np.empty(n_features, np.int64)
-    seen = np.zeros(n_features, np.bool_)
-    for r in range(n):
-        m = _saabas_row(
-            x[r],
-            start,
-            left,
-            right,
-            feature,
-            threshold,
-            default_left,
-            mean,
-            out[r],
-            tree_sum,
-            path,
-            touched,
-            seen,
-        )
-        for i in range(m):
-            seen[touched[i]] = False
 
 
 @numba.njit(cache=True, nogil=True)
