@@ -9,8 +9,8 @@ an append-only *packet log*; and the two things that need payload bytes are done
 away, while the batch's bytes are at hand, so no payload is ever kept:
 
 * each side's first ``prefix_bytes`` (TCP in sequence order) go to that side's region of a
-  *prefix arena* (a region moves to the end of the arena when it must grow; the arena is
-  compacted when half of it is garbage);
+  *prefix arena* (a region moves to the end of the arena, four times larger, when it must
+  grow; a full arena is compacted when a quarter of it is garbage);
 * each side's TCP byte stream is followed by sequence number and every TLS record is
   written to a *record log* (speculatively: whether the flow is TLS is decided from its
   prefix when it ends; then these records replace the one-message-per-packet default).
@@ -322,7 +322,10 @@ def track(
                 if take > 0:
                     have = fst[s, b + P_LEN]
                     if have + take > fst[s, b + P_CAP]:  # move to a larger region at the end of the arena
-                        cap = min(max(2 * fst[s, b + P_CAP], have + take, 256), max_bytes)
+                        # four times larger: a side that fills its 4096 bytes leaves 1280 bytes of
+                        # garbage on the way (256, 1024) instead of 3840, so the arena is compacted
+                        # (all live prefixes moved) about once per capture instead of every few batches
+                        cap = min(max(4 * fst[s, b + P_CAP], have + take, 256), max_bytes)
                         o = cnt[K_PBYTES]
                         src = fst[s, b + P_OFF]
                         pbytes[o : o + have] = pbytes[src : src + have]
@@ -590,8 +593,11 @@ def compact_prefixes(fst, pbytes, used):
         if src != o:  # regions only move down, in order: nothing still needed is overwritten
             pbytes[o : o + ln] = pbytes[src : src + ln]
         fst[s, b + P_OFF] = o
-        fst[s, b + P_CAP] = ln
-        o += ln
+        # a side still taking bytes keeps its room: cut to its length, its next packet would
+        # move it to the end again and leave it all as garbage
+        if fst[s, b + P_STOPPED] != 0:
+            fst[s, b + P_CAP] = ln
+        o += fst[s, b + P_CAP]
     return o
 
 

@@ -156,3 +156,32 @@ def test_empty_table_and_bad_arguments() -> None:
         extract_features(FlowTable.empty(), window_s=0)
     with pytest.raises(InputError, match="nothing to extract"):
         extract_features(FlowTable.empty(), window_s=None, whole_flow=False)
+
+
+def test_messages_beyond_the_packets_get_their_windows() -> None:
+    # the feature matrix is sized from the packet span; messages after a flow's last
+    # packet open more windows than that, and must still get their own rows
+    full = table_from_messages([_flow(np.arange(0.0, 900.0, 30.0)), _flow(np.arange(0.0, 50.0, 5.0))])
+    keep = np.ones(full.pkt_ts.shape[0], bool)
+    keep[: int(full.pkt_offsets[1])] = full.pkt_ts[: int(full.pkt_offsets[1])] < T0 + 10.0
+    offsets = np.concatenate([[0], np.cumsum(np.add.reduceat(keep, full.pkt_offsets[:-1]))])
+    table = FlowTable(
+        summary=full.summary,
+        pkt_offsets=offsets.astype(np.int64),
+        pkt_ts=full.pkt_ts[keep],
+        pkt_wire_len=full.pkt_wire_len[keep],
+        pkt_payload_len=full.pkt_payload_len[keep],
+        pkt_dir=full.pkt_dir[keep],
+        pkt_flags=full.pkt_flags[keep],
+        msg_offsets=full.msg_offsets,
+        msg_ts=full.msg_ts,
+        msg_len=full.msg_len,
+        msg_dir=full.msg_dir,
+        msg_type=full.msg_type,
+    )
+    frame = extract_features(table, window_s=300.0, whole_flow=False)
+    first = frame.filter(pl.col("flow_id") == int(full.summary["flow_id"][0]))
+    assert first["window"].to_list() == [0, 1, 2]
+    assert first["bidir_msg_count"].to_list() == [10.0, 10.0, 10.0]
+    assert first["bidir_pkt_count"].to_list() == [float(keep[: int(full.pkt_offsets[1])].sum()), 0.0, 0.0]
+    assert frame.height == 4

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minerscope.capture.packets import PacketBatch
 from minerscope.capture.pcap import read_capture
 from minerscope.flows.assemble import DEFAULT_PREFIX_PACKETS, FlowAssembler, assemble
 from minerscope.flows.records import FlowTable
@@ -222,3 +223,45 @@ def test_advance_without_a_window_only_expires_idle_flows() -> None:
         (7002, "idle"),
     ]
     assert FlowAssembler().advance(round(LATER * 1e9)).summary.height == 0  # no packet yet: nothing
+
+
+def test_prefixes_survive_arena_compaction_while_still_growing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short flows that end leave garbage in the (64 KB) prefix arena while long flows' prefixes
+    grow batch after batch, so the arena is compacted under regions that still take bytes:
+    every byte must stay in place."""
+    from minerscope.flows import _kernels as k
+    from minerscope.flows import assemble as asm_mod
+
+    compactions: list[int] = []
+    original = asm_mod._Logs.compact_prefixes
+
+    def counted(self: asm_mod._Logs) -> None:
+        compactions.append(int(self.cnt[k.K_PBYTES]))
+        original(self)
+
+    monkeypatch.setattr(asm_mod._Logs, "compact_prefixes", counted)
+    n_long, n_short, n_rounds = 20, 8, 30
+    want: dict[int, tuple[bytes, bytes]] = {}
+    frames: list[Frame] = []
+    for r in range(n_rounds):
+        for f in range(n_long + n_short):
+            port = 20000 + f if f < n_long else 30000 + r * n_short + f
+            t = 1.0 + r * 0.1 + f * 0.001
+            # a long flow sends 40 bytes a round (1200 in all: its regions never stop growing);
+            # a short one a single 1500-byte exchange, then silence
+            size = 20 if f < n_long else 750
+            c, sv = bytes([f, r]) * size, bytes([r, f]) * size
+            frames.append(udp(t, "10.9.0.1", port, "10.9.0.2", 4444, c))
+            frames.append(udp(t + 0.0005, "10.9.0.2", 4444, "10.9.0.1", port, sv))
+            old = want.get(port, (b"", b""))
+            want[port] = (old[0] + c, old[1] + sv)
+    batch = to_batch(frames)
+    asm = FlowAssembler(idle_timeout=0.5, capture="arena")
+    step = 2 * (n_long + n_short) * 3  # three rounds per batch: long regions grow between batches
+    tables = [asm.feed(PacketBatch(batch.packets[a : a + step], batch.data, batch.source))
+              for a in range(0, len(frames), step)]  # fmt: skip
+    table = FlowTable.concat([*tables, asm.finish()])
+    assert compactions, "the arena was never compacted: the test does not exercise it"
+    assert len(table) == len(want) and table.payload_prefixes is not None
+    for port, prefixes in zip(table.summary["sport"].to_list(), table.payload_prefixes, strict=True):
+        assert prefixes == tuple(p[:4096] for p in want[port]), port
