@@ -43,110 +43,54 @@ def top_contributions(
     x = np.ascontiguousarray(x, dtype=np.float32)
     idx = np.zeros((x.shape[0], k), np.int64)
     val = np.zeros((x.shape[0], k), np.float32)
-    _saabas_top(
-        x,
-        arrays.start,
-        arrays.left,
-        arrays.right,
-        arrays.feature,
-        arrays.threshold,
-        arrays.default_left,
-        arrays.mean,
-        idx,
-        val,
-    )
+    _saabas_top(x, arrays.nodes, arrays.mean, idx, val)
     return idx, val
 
 
 @numba.njit(cache=True, nogil=True)
-def _saabas_row(
-    row: Any,
-    start: Any,
-    left: Any,
-    right: Any,
-    feature: Any,
-    threshold: Any,
-    default_left: Any,
-    mean: Any,
-    acc: Any,
-    tree_sum: Any,
-    path: Any,
-    touched: Any,
-    seen: Any,
-) -> int:  # pragma: no cover - compiled
-    """Add one row's contributions into ``acc``; list each feature touched first time in
-    ``touched`` (``seen`` marks them); return how many are listed."""
-    n_touched = 0
-    for t in range(start.size - 1):
-        base = start[t]
-        if left[base] < 0:  # a lone leaf only moves the bias
-            continue
-        node = 0
-        node_value = mean[base]
-        depth = 0
-        split = 0
-        while left[base + node] >= 0:
-            split = feature[base + node]
-            value = row[split]
-            if np.isnan(value):
-                go_left = default_left[base + node]
-            else:
-                go_left = value < threshold[base + node]
-            node = left[base + node] if go_left else right[base + node]
-            new_value = mean[base + node]
-            tree_sum[split] += new_value - node_value
-            node_value = new_value
-            path[depth] = split
-            depth += 1
-        # XGBoost's last step: the leaf value minus its own mean (both the leaf's value)
-        tree_sum[split] += mean[base + node] - node_value
-        for i in range(depth):
-            f = path[i]
-            acc[f] += tree_sum[f]
-            tree_sum[f] = np.float32(0.0)
-            if not seen[f]:
-                seen[f] = True
-                touched[n_touched] = f
-                n_touched += 1
-    return n_touched
-
-
-@numba.njit(cache=True, nogil=True)
-def _saabas_top(
-    x: Any,
-    start: Any,
-    left: Any,
-    right: Any,
-    feature: Any,
-    threshold: Any,
-    default_left: Any,
-    mean: Any,
-    idx: Any,
-    val: Any,
-) -> None:  # pragma: no cover - compiled
+def _saabas_top(x: Any, nodes: Any, mean: Any, idx: Any, val: Any) -> None:  # pragma: no cover - compiled
+    start, left, right, feature, threshold, default_left = nodes
     n, n_features = x.shape
     k = idx.shape[1]
     acc = np.zeros(n_features, np.float32)
     tree_sum = np.zeros(n_features, np.float32)
     path = np.empty(left.size, np.int64)
-    touched = np.empty(n_features, np.int64)
+    touched = np.empty(n_features, np.int64)  # features the row's paths touched, first touch first
     seen = np.zeros(n_features, np.bool_)
     for r in range(n):
-        m = _saabas_row(
-            x[r],
-            start,
-            left,
-            right,
-            feature,
-            threshold,
-            default_left,
-            mean,
-            acc,
-            tree_sum,
-            path,
-            touched,
-            seen,
-        )
+        row = x[r]
+        m = 0
+        for t in range(start.size - 1):
+            base = start[t]
+            if left[base] < 0:  # a lone leaf only moves the bias
+                continue
+            node = 0
+            node_value = mean[base]
+            depth = 0
+            split = 0
+            while left[base + node] >= 0:
+                split = feature[base + node]
+                value = row[split]
+                if np.isnan(value):
+                    go_left = default_left[base + node]
+                else:
+                    go_left = value < threshold[base + node]
+                node = left[base + node] if go_left else right[base + node]
+                new_value = mean[base + node]
+                tree_sum[split] += new_value - node_value
+                node_value = new_value
+                path[depth] = split
+                depth += 1
+            # XGBoost's last step: the leaf value minus its own mean (both the leaf's value)
+            tree_sum[split] += mean[base + node] - node_value
+            for i in range(depth):
+                f = path[i]
+                acc[f] += tree_sum[f]
+                tree_sum[f] = np.float32(0.0)
+                if not seen[f]:
+                    seen[f] = True
+                    touched[m] = f
+                    m += 1
         filled = 0
         for i in range(m):
             f = touched[i]

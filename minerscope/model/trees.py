@@ -48,6 +48,12 @@ class TreeArrays:
     """Output group (class) of each tree."""
     groups: int
 
+    @property
+    def nodes(self) -> tuple[Any, ...]:
+        """``(start, left, right, feature, threshold, default_left)``: what a kernel needs
+        to walk a row down every tree, as one argument (numba takes the tuple as is)."""
+        return (self.start, self.left, self.right, self.feature, self.threshold, self.default_left)
+
 
 _CACHE: weakref.WeakKeyDictionary[Any, TreeArrays | None] = weakref.WeakKeyDictionary()
 

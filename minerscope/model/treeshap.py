@@ -43,18 +43,7 @@ def contributions(arrays: TreeArrays, x: npt.NDArray[np.float32]) -> npt.NDArray
     x = np.ascontiguousarray(x, dtype=np.float32)
     out = np.zeros(x.shape, np.float32)
     depth = _max_depth(arrays.start, arrays.left, arrays.right)
-    _treeshap(
-        x,
-        arrays.start,
-        arrays.left,
-        arrays.right,
-        arrays.feature,
-        arrays.threshold,
-        arrays.default_left,
-        arrays.cover,
-        depth,
-        out,
-    )
+    _treeshap(x, arrays.nodes, arrays.cover, depth, out)
     return out
 
 
@@ -156,17 +145,9 @@ _MEMO_SPLITS = 63
 
 @numba.njit(cache=True, nogil=True)
 def _treeshap(
-    x: Any,
-    start: Any,
-    left: Any,
-    right: Any,
-    feature: Any,
-    threshold: Any,
-    default_left: Any,
-    cover: Any,
-    max_depth: int,
-    out: Any,
+    x: Any, nodes: Any, cover: Any, max_depth: int, out: Any
 ) -> None:  # pragma: no cover - compiled
+    start, left, right, feature, threshold, default_left = nodes
     n, n_features = x.shape
     tree_phi = np.zeros(n_features, np.float32)
     slots = (max_depth + 2) * (max_depth + 3) // 2  # path segments of every depth, stacked

@@ -15,9 +15,8 @@ Cost: a capture has tens of thousands of flows and almost none can yield evidenc
 :func:`apply_stage0` first picks candidates column-wise (names and addresses only when
 the blacklist has indicators of that kind) and with
 :func:`~minerscope.prefilter.stratum.may_be_stratum` (a C-level byte scan, no parsing),
-and builds a row and runs the full recogniser only for those. :func:`_values_one_by_one`
-is the plain definition (every flow through :func:`flow_evidence`); tests assert both
-give the same column.
+and builds a row and runs the full recogniser only for those. Tests assert the column
+equals :func:`flow_evidence` applied to every flow (``tests/prefilter/test_stage0_fast.py``).
 """
 
 from __future__ import annotations
@@ -173,21 +172,3 @@ def _candidates(
         if hits:
             mask[hits] = True
     return np.flatnonzero(mask)
-
-
-def _values_one_by_one(
-    table: FlowTable,
-    blacklist: Blacklist | None,
-    payload_prefixes: Sequence[tuple[bytes, bytes]] | None = None,
-) -> list[str]:
-    """The ``stage0`` column by definition: :func:`flow_evidence` on every flow, no prefilter.
-
-    The reference the candidate selection of :func:`apply_stage0` must agree with (tests).
-    """
-    prefixes = payload_prefixes if payload_prefixes is not None else table.payload_prefixes
-    detector = stratum_detector() if prefixes is not None else None
-    values = []
-    for i, row in enumerate(table.summary.iter_rows(named=True)):
-        items = flow_evidence(row, blacklist, prefixes[i] if prefixes is not None else None, detector)
-        values.append(json.dumps(items, separators=(",", ":")) if items else "")
-    return values

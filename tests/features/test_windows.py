@@ -67,24 +67,30 @@ def test_flow_ids_come_from_the_table_and_rows_are_grouped_by_flow() -> None:
         assert frame.filter(pl.col("flow_id") == flow_id)["window"][0] == WHOLE_FLOW
 
 
-def test_out_of_order_packets_are_put_in_time_order() -> None:
-    table = table_from_messages([_flow(np.arange(0.0, 100.0, 5.0))])
-    reference = extract_features(table, window_s=60.0)
-    order = np.random.default_rng(3).permutation(table.pkt_ts.shape[0])
-    shuffled = FlowTable(
+def _with_packets(table: FlowTable, pick: np.ndarray, offsets: np.ndarray) -> FlowTable:
+    """``table`` with its packet arrays indexed by ``pick`` (a permutation or a mask) and
+    per-flow packet ``offsets`` to match; messages unchanged."""
+    return FlowTable(
         summary=table.summary,
-        pkt_offsets=table.pkt_offsets,
-        pkt_ts=table.pkt_ts[order],
-        pkt_wire_len=table.pkt_wire_len[order],
-        pkt_payload_len=table.pkt_payload_len[order],
-        pkt_dir=table.pkt_dir[order],
-        pkt_flags=table.pkt_flags[order],
+        pkt_offsets=offsets,
+        pkt_ts=table.pkt_ts[pick],
+        pkt_wire_len=table.pkt_wire_len[pick],
+        pkt_payload_len=table.pkt_payload_len[pick],
+        pkt_dir=table.pkt_dir[pick],
+        pkt_flags=table.pkt_flags[pick],
         msg_offsets=table.msg_offsets,
         msg_ts=table.msg_ts,
         msg_len=table.msg_len,
         msg_dir=table.msg_dir,
         msg_type=table.msg_type,
     )
+
+
+def test_out_of_order_packets_are_put_in_time_order() -> None:
+    table = table_from_messages([_flow(np.arange(0.0, 100.0, 5.0))])
+    reference = extract_features(table, window_s=60.0)
+    order = np.random.default_rng(3).permutation(table.pkt_ts.shape[0])
+    shuffled = _with_packets(table, order, table.pkt_offsets)
     again = extract_features(shuffled, window_s=60.0)
     np.testing.assert_allclose(
         reference.select(FEATURE_NAMES).to_numpy(), again.select(FEATURE_NAMES).to_numpy(), equal_nan=True
@@ -165,20 +171,7 @@ def test_messages_beyond_the_packets_get_their_windows() -> None:
     keep = np.ones(full.pkt_ts.shape[0], bool)
     keep[: int(full.pkt_offsets[1])] = full.pkt_ts[: int(full.pkt_offsets[1])] < T0 + 10.0
     offsets = np.concatenate([[0], np.cumsum(np.add.reduceat(keep, full.pkt_offsets[:-1]))])
-    table = FlowTable(
-        summary=full.summary,
-        pkt_offsets=offsets.astype(np.int64),
-        pkt_ts=full.pkt_ts[keep],
-        pkt_wire_len=full.pkt_wire_len[keep],
-        pkt_payload_len=full.pkt_payload_len[keep],
-        pkt_dir=full.pkt_dir[keep],
-        pkt_flags=full.pkt_flags[keep],
-        msg_offsets=full.msg_offsets,
-        msg_ts=full.msg_ts,
-        msg_len=full.msg_len,
-        msg_dir=full.msg_dir,
-        msg_type=full.msg_type,
-    )
+    table = _with_packets(full, keep, offsets.astype(np.int64))
     frame = extract_features(table, window_s=300.0, whole_flow=False)
     first = frame.filter(pl.col("flow_id") == int(full.summary["flow_id"][0]))
     assert first["window"].to_list() == [0, 1, 2]

@@ -16,7 +16,7 @@ import pytest
 from minerscope.flows.assemble import assemble, assemble_capture
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter.blacklist import Blacklist, parse_indicator
-from minerscope.prefilter.stage0 import _values_one_by_one, apply_stage0
+from minerscope.prefilter.stage0 import apply_stage0, flow_evidence, stratum_detector
 from minerscope.prefilter.stratum import detect_stratum, may_be_stratum
 from minerscope.probe.dialects import bitcoin as v1
 from minerscope.probe.dialects import browser_ws as ws
@@ -38,6 +38,19 @@ REPLY = (
 
 def _stratum_kinds(values: list[str]) -> int:
     return sum(1 for v in values if v and any(e["kind"] == "stratum" for e in json.loads(v)))
+
+
+def _values_one_by_one(
+    table: FlowTable, blacklist: Blacklist | None, payload_prefixes: list[tuple[bytes, bytes]] | None = None
+) -> list[str]:
+    """The ``stage0`` column by definition: :func:`flow_evidence` on every flow, no prefilter."""
+    prefixes = payload_prefixes if payload_prefixes is not None else table.payload_prefixes
+    detector = stratum_detector() if prefixes is not None else None
+    values = []
+    for i, row in enumerate(table.summary.iter_rows(named=True)):
+        items = flow_evidence(row, blacklist, prefixes[i] if prefixes is not None else None, detector)
+        values.append(json.dumps(items, separators=(",", ":")) if items else "")
+    return values
 
 
 def test_sample_capture_fast_path_equals_one_by_one() -> None:
