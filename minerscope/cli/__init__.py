@@ -9,6 +9,7 @@ With no subcommand, ``minerscope`` opens the analyst workstation on the bundled 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_PIPELINE_COMMANDS = frozenset({"scan", "flows", "open", "live"})
+"""Commands that run the capture pipeline: one BLAS thread each (see LazyGroup.get_command)."""
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
@@ -77,6 +82,11 @@ class LazyGroup(click.Group):
         if spec is None:
             return None
         module_name, attr = spec[0].split(":")
+        if cmd_name in _PIPELINE_COMMANDS:
+            # Before numpy loads: the pipeline does no linear algebra, yet each of the two
+            # OpenBLAS copies (numpy's, scipy's) starts a thread per core that spins ~0.1 CPU s
+            # after loading; parallelism is by process (-j). An explicit setting wins.
+            os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

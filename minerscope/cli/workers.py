@@ -54,10 +54,10 @@ Work = Callable[[str, Any], Outcome]
 
 def triage_one(path: str, options: Any) -> Outcome:
     """Triage one capture, in the parent or a worker; input errors become the outcome's error."""
-    from minerscope.model.lean_import import import_xgboost_without_sklearn
-    from minerscope.triage import triage_rows
+    from minerscope.model.lean_import import import_triage_stack
 
-    import_xgboost_without_sklearn()
+    import_triage_stack()
+    from minerscope.triage import triage_rows
 
     try:
         rows, report = triage_rows(path, options)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -188,3 +190,38 @@ def test_scan_imports_xgboost_without_sklearn_which_stays_importable() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_triage_stack_is_frozen_once_after_its_imports() -> None:
+    """Import-time objects leave the collector's reach; objects made later stay collectable."""
+    code = (
+        "import gc, sys\n"
+        "from minerscope.model.lean_import import import_triage_stack\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "import_triage_stack()\n"
+        "frozen = gc.get_freeze_count()\n"
+        "assert {'xgboost', 'numba', 'polars', 'minerscope._pipeline', 'minerscope.model.classify'} <= set(sys.modules)\n"
+        "assert frozen > 50_000, frozen\n"
+        "later = [[i] for i in range(1000)]\n"
+        "import_triage_stack()  # a second capture in the same worker\n"
+        "assert gc.get_freeze_count() == frozen, (gc.get_freeze_count(), frozen)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "preset", "expected"),
+    [("scan", None, "1"), ("open", None, "1"), ("scan", "3", "3"), ("export", None, None)],
+)
+def test_pipeline_commands_run_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch, command: str, preset: str | None, expected: str | None
+) -> None:
+    """Set before numpy loads, for the pipeline commands only; an explicit setting wins."""
+    if preset is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", preset)
+    assert main.get_command(click.Context(main), command) is not None
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == expected
