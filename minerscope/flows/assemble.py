@@ -53,7 +53,8 @@ from minerscope.flows.tls13 import relabel_encrypted_handshake
 DEFAULT_IDLE_TIMEOUT = 120.0
 """Seconds of silence after which a flow ends (nfstream and CICFlowMeter use 120 s too)."""
 DEFAULT_PREFIX_BYTES = 4096
-"""Payload bytes kept per flow and direction for handshake parsing and stage 0."""
+"""Payload bytes kept per flow and direction for handshake parsing and stage 0. A TLS side
+stops earlier: with the packet that starts its application data after a handshake."""
 DEFAULT_PREFIX_PACKETS = 64
 """Payload packets per direction that may contribute to the prefix."""
 MAX_DNS_NAMES_PER_IP = 16
