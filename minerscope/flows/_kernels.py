@@ -416,10 +416,13 @@ def track(
                 fst[s, b + W_FB] = ordinal + 1
                 break
             fst[s, b + W_TYPE] = t
-            if t == 23 and fst[s, b + P_LEN] > 0 and pbytes[fst[s, b + P_OFF]] == 22:
-                # application data after a handshake: the rest of this side is ciphertext,
-                # so its prefix (kept for handshake metadata and Stratum) is complete
-                fst[s, b + P_STOPPED] = 1
+            if t == 23 and fst[s, b + P_LEN] > 0:
+                # application data: the rest of this side is ciphertext, so its prefix (kept
+                # for handshake metadata and Stratum) is complete, after a handshake or, when
+                # the capture began mid-session, once records have framed two packets
+                first = pbytes[fst[s, b + P_OFF]]
+                if first == 22 or (first == 23 and fst[s, b + P_NPK] >= 2):
+                    fst[s, b + P_STOPPED] = 1
             fst[s, b + W_LEN] = ln
             fst[s, b + W_REM] = ln
             if ln == 0:

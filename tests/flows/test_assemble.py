@@ -267,8 +267,7 @@ def _first_app_record(stream: bytes) -> int:
 def test_a_tls_side_keeps_its_prefix_up_to_its_first_application_data(version: ssl.TLSVersion) -> None:
     """Past a handshake a side's bytes are ciphertext: its prefix ends with the packet that
     starts application data (the arena holds ~40 % less on real captures), and the
-    handshake metadata read from it is whole. A capture that starts mid-session has no
-    handshake to say so: those prefixes run to the usual limit."""
+    handshake metadata read from it is whole."""
     mss = 200
     messages = [(0, b'{"id":1,"method":"login"}\n'), (1, b"j" * 300)] * 20
     flights = tls_session(messages=messages, server_max_version=version, tickets=0)
@@ -283,8 +282,16 @@ def test_a_tls_side_keeps_its_prefix_up_to_its_first_application_data(version: s
         assert stream.startswith(prefix)
         assert app + 5 <= len(prefix) < app + 5 + mss < len(stream), (len(prefix), app, len(stream))
 
+    # records framing two packets from the start of a side say "ciphertext" as well
     mid = [(direction, stream[_first_app_record(stream) :]) for direction, stream in enumerate(streams)]
     t = one_table(tcp_session(1.0, C, ("192.0.2.10", 443), mid, mss=mss, gap=0.001))
     assert t.payload_prefixes is not None
     for (_, stream), prefix in zip(mid, t.payload_prefixes[0], strict=True):
-        assert prefix == stream[:4096]
+        lengths = np.array([n for _, n in records(stream)])
+        header_ends = np.cumsum(5 + lengths) - lengths
+        second = int(header_ends[header_ends > mss][0])  # completed in the second packet or later
+        assert prefix == stream[: -(-second // mss) * mss] and len(prefix) < len(stream)
+    # plaintext is kept to the limit, whatever it looks like
+    plain = [(0, b"\x17\x03" + bytes(range(256)) * 20)]
+    t = one_table(tcp_session(1.0, C, ("192.0.2.10", 443), plain, mss=mss, gap=0.001))
+    assert t.payload_prefixes is not None and t.payload_prefixes[0][0] == plain[0][1][:4096]
