@@ -41,8 +41,9 @@ def compile_kernels() -> float:
     """
     start = time.monotonic()
     # Kernels the sample does not reach compile from empty arrays of the right types: the
-    # ring decoder (only the live loop calls it) and the flow table's rehash on growth
-    # (the sample never has 1024 flows open at once; a busy link does).
+    # ring decoder (only the live loop calls it), the flow table's rehash on growth (the
+    # sample never has 1024 flows open at once; a busy link does) and the prefix arena's
+    # compaction (the sample's prefixes never fill it).
     walk_blocks(
         np.zeros(0, np.uint8), np.zeros(0, np.int64), LINKTYPE_ETHERNET, False, np.zeros(0, PACKET_DTYPE)
     )
@@ -51,6 +52,7 @@ def compile_kernels() -> float:
         np.zeros((1, flow_kernels.STATE_COLS), np.int64),
         np.full(2, -1, np.int32),
     )
+    flow_kernels.compact_prefixes(np.zeros((1, flow_kernels.STATE_COLS), np.int64), np.zeros(1, np.uint8), 0)
     assembler = FlowAssembler(active_timeout=WARMUP_WINDOW_S, capture="warm-up")
     tables = [assembler.feed(batch) for batch in iter_batches(sample_capture())]
     tables.append(assembler.finish())
