@@ -47,6 +47,7 @@ import polars as pl
 from minerscope.capture import handshake
 from minerscope.capture.packets import PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
 from minerscope.flows import _kernels as k
+from minerscope.flows.arena import GrowingBytes
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 from minerscope.flows.tls13 import relabel_encrypted_handshake
 
@@ -177,11 +178,12 @@ _MIN_LOG = 1 << 16
 class _Logs:
     """The growable arrays the tracking kernel writes: flow slots, hash, and three logs."""
 
-    __slots__ = (
+    _KERNEL_ARGS = (
         "fkey", "fst", "htab", "free", "cnt",
         "lg_slot", "lg_ts", "lg_wire", "lg_plen", "lg_side", "lg_flags", "lg_frag",
         "m_slot", "m_ord", "m_ts", "m_len", "m_side", "m_type", "pbytes",
     )  # fmt: skip
+    __slots__ = (*_KERNEL_ARGS, "arena")
 
     _PLOG = {"lg_slot": np.int32, "lg_ts": np.int64, "lg_wire": np.uint32, "lg_plen": np.uint32,
              "lg_side": np.uint8, "lg_flags": np.uint8, "lg_frag": np.uint8}  # fmt: skip
@@ -206,7 +208,8 @@ class _Logs:
     m_len: npt.NDArray[np.uint32]
     m_side: npt.NDArray[np.uint8]
     m_type: npt.NDArray[np.uint8]
-    pbytes: npt.NDArray[np.uint8]
+    pbytes: npt.NDArray[np.uint8]  # arena.array
+    arena: GrowingBytes
 
     def __init__(self) -> None:
         self.fkey = np.zeros((_MIN_SLOTS, k.KEY_COLS), np.uint64)
@@ -219,10 +222,11 @@ class _Logs:
         for group in (self._PLOG, self._MLOG):
             for name, dtype in group.items():
                 setattr(self, name, np.zeros(_MIN_LOG, dtype))
-        self.pbytes = np.zeros(_MIN_LOG, np.uint8)
+        self.arena = GrowingBytes(_MIN_LOG)
+        self.pbytes = self.arena.array
 
     def args(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._KERNEL_ARGS)
 
     def grow(self, need_bytes: int, prefix_bytes: int, clock: int, ghost_ns: int) -> None:
         """Make room for at least one more packet of ``need_bytes`` payload."""
@@ -293,13 +297,17 @@ class _Logs:
             self._resize("pbytes", max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), int(cnt[k.K_PBYTES]))
 
     def _resize(self, name: str, size: int, used: int) -> None:
-        """Give array ``name`` ``size`` entries, keeping its first ``used``.
+        """Give array ``name`` ``size`` entries, keeping its first ``used`` (the arena: see
+        :mod:`minerscope.flows.arena`).
 
         Shrinking is in place when nothing else refers to the array (``realloc`` remaps a
         large block, so the old and the new array never coexist: that was the peak of a
         large emission). Growing copies the used part into fresh, untouched memory (an
         in-place resize would zero-fill, and fault in, all of the new capacity at once).
         """
+        if name == "pbytes":
+            self.pbytes = self.arena.resize(size, used)
+            return
         arr = getattr(self, name)
         if size < arr.shape[0]:
             setattr(self, name, None)
