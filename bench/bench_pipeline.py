@@ -1,7 +1,7 @@
 """End-to-end benchmark: capture -> flows -> stage 0 -> features -> scored flows -> JSONL.
 
 Usage: ``.venv/bin/python -m bench.bench_pipeline [--packets N] [--scale-captures K]
-[--scale-packets M] [--skip-others] [--scale-only]``
+[--scale-packets M] [--repeat R] [--skip-others] [--scale-only]``
 
 On bench_reader's generated heavy-tailed capture (N packets, default 2,000,000) it prints:
 
@@ -19,7 +19,9 @@ On bench_reader's generated heavy-tailed capture (N packets, default 2,000,000) 
 
 Every measurement runs in its own process; CPU time and peak RSS come from ``wait4`` on
 that process (children included), so a busy machine changes wall times but hardly the
-CPU figures, which are the ones to compare.
+CPU figures, which are the ones to compare. minerscope's own runs are repeated (``--repeat``,
+default 3) and the median run is reported, with the range: on a small VM two identical
+runs differ by 10 % (page-fault and huge-page timing), more than many changes measured here.
 """
 
 from __future__ import annotations
@@ -59,13 +61,24 @@ def scan_cmd(target: Path, jobs: int) -> list[str]:
     ]
 
 
-def scan_figures(path: Path) -> dict[str, float]:
-    """``scan FILE -j1`` measured, plus the flow count (JSONL lines)."""
-    with tempfile.TemporaryFile("w+b") as out:
-        fig = run_measured(scan_cmd(path, 1), stdout=out)
-        out.seek(0)
-        fig["flows"] = sum(1 for _ in out)
-    return fig
+def median_of(runs: list[dict[str, float]], key: str) -> dict[str, float]:
+    """The run with the median ``key``, plus ``{key}_min`` and ``{key}_max`` over all runs."""
+    ranked = sorted(runs, key=lambda fig: fig[key])
+    return dict(
+        ranked[(len(ranked) - 1) // 2], **{f"{key}_min": ranked[0][key], f"{key}_max": ranked[-1][key]}
+    )
+
+
+def scan_figures(path: Path, repeat: int = 1) -> dict[str, float]:
+    """``scan FILE -j1`` measured (median CPU of ``repeat`` runs), plus the flow count (JSONL lines)."""
+    runs: list[dict[str, float]] = []
+    for _ in range(repeat):
+        with tempfile.TemporaryFile("w+b") as out:
+            fig = run_measured(scan_cmd(path, 1), stdout=out)
+            out.seek(0)
+            fig["flows"] = sum(1 for _ in out)
+        runs.append(fig)
+    return median_of(runs, "cpu")
 
 
 _BREAKDOWN = r"""
@@ -245,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--packets", type=int, default=2_000_000, help="packets in the generated capture")
     parser.add_argument("--scale-captures", type=int, default=4, help="captures in the scaling directory")
     parser.add_argument("--scale-packets", type=int, default=250_000, help="packets per scaling capture")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each minerscope measurement (median)")
     parser.add_argument("--skip-others", action="store_true", help="skip nfstream and tshark")
     parser.add_argument("--scale-only", action="store_true", help="only the -j1 vs -jN directory scan")
     args = parser.parse_args(argv)
@@ -253,24 +267,35 @@ def main(argv: list[str] | None = None) -> None:
     scale(args)
 
 
-def single(args: argparse.Namespace) -> None:
-    """``scan FILE -j1`` figures, the other tools, and where the CPU time goes."""
-    path = capture_for(args.packets)
-    empty = OUT / "empty.pcap"  # a header-only capture: start-up cost alone
+def empty_capture() -> Path:
+    """A header-only capture: scanning it costs the start-up alone."""
+    empty = OUT / "empty.pcap"
     if not empty.is_file():
         from minerscope.capture.writer import PcapWriter
 
         with PcapWriter(empty):
             pass
+    return empty
+
+
+def single(args: argparse.Namespace) -> None:
+    """``scan FILE -j1`` figures, the other tools, and where the CPU time goes."""
+    path = capture_for(args.packets)
+    empty = empty_capture()
     run_measured(scan_cmd(empty, 1))  # warm numba's on-disk cache so compile time is not measured
-    startup = run_measured(scan_cmd(empty, 1))
-    fig = scan_figures(path)
+    startup = median_of([run_measured(scan_cmd(empty, 1)) for _ in range(args.repeat)], "cpu")
+    fig = scan_figures(path, args.repeat)
     packets = float(args.packets)
     print(f"capture: {path.name} ({path.stat().st_size / 1e6:.0f} MB, {packets:,.0f} packets)")
     print(
         f"{'tool':<34}{'wall s':>8}{'cpu s':>8}{'packets/s':>13}{'flows/s':>10}{'RSS MB':>10}  (rates per CPU s)"
     )
-    row("minerscope scan -j1 (JSONL)", fig, packets, f"{fig['flows']:,.0f} flows")
+    row(
+        "minerscope scan -j1 (JSONL)",
+        fig,
+        packets,
+        f"{fig['flows']:,.0f} flows; median of {args.repeat}, CPU {fig['cpu_min']:.2f}-{fig['cpu_max']:.2f} s",
+    )
     steady = dict(fig, cpu=max(fig["cpu"] - startup["cpu"], 1e-9))
     row(
         "  without start-up",
@@ -299,16 +324,33 @@ def scale(args: argparse.Namespace) -> None:
     cores = os.cpu_count() or 1
     many = max(2, cores)
     run_measured(scan_cmd(folder / "capture0.pcap", 1))  # numba's on-disk cache warm, as in single()
-    one_fig, one_sha = scaling(folder, 1)
-    many_fig, many_sha = scaling(folder, many)
+    ones: list[dict[str, float]] = []
+    manys: list[dict[str, float]] = []
+    digests: set[str] = set()
+    for _ in range(args.repeat):  # interleaved, so a noisy stretch hits both
+        for jobs, runs in ((1, ones), (many, manys)):
+            fig, digest = scaling(folder, jobs)
+            runs.append(fig)
+            digests.add(digest)
+    one_fig, many_fig = median_of(ones, "wall"), median_of(manys, "wall")
+    startup = median_of([run_measured(scan_cmd(empty_capture(), 1)) for _ in range(args.repeat)], "wall")
+    # Amdahl: every process pays the start-up S once, side by side; the rest divides by N
+    ideal = startup["wall"] + (one_fig["wall"] - startup["wall"]) / many
     total = args.scale_captures * args.scale_packets
     print(
-        f"\nscan of {args.scale_captures} captures x {args.scale_packets:,} packets ({cores} cores): "
+        f"\nscan of {args.scale_captures} captures x {args.scale_packets:,} packets ({cores} cores, "
+        f"median wall of {args.repeat}): "
         f"-j1 {one_fig['wall']:.1f} s wall ({total / one_fig['wall']:,.0f} packets/s), "
         f"-j{many} {many_fig['wall']:.1f} s wall ({total / many_fig['wall']:,.0f} packets/s), "
-        f"speed-up {one_fig['wall'] / many_fig['wall']:.2f}x; "
+        f"speed-up {one_fig['wall'] / many_fig['wall']:.2f}x "
+        f"(range {one_fig['wall_min'] / many_fig['wall_max']:.2f}-{one_fig['wall_max'] / many_fig['wall_min']:.2f}x); "
         f"CPU {one_fig['cpu']:.1f} s vs {many_fig['cpu']:.1f} s; "
-        f"outputs {'identical' if one_sha == many_sha else 'DIFFERENT'}"
+        f"outputs {'identical' if len(digests) == 1 else 'DIFFERENT'}"
+    )
+    print(
+        f"  start-up {startup['wall']:.2f} s per process stays on the critical path: "
+        f"{startup['wall']:.2f} + ({one_fig['wall']:.1f} - {startup['wall']:.2f}) / {many} = {ideal:.1f} s "
+        f"would be {one_fig['wall'] / ideal:.2f}x"
     )
     load = os.getloadavg()[0]
     if load > cores:
