@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def runs_ok_in_a_fresh_interpreter(code: str) -> None:
+    """``code`` (which prints "ok" at its end) in a new process: imports start from nothing."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 SHARED = REPO.parent / "shared"
 DATASETS = SHARED / "datasets"
 

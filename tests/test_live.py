@@ -22,6 +22,7 @@ from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 from minerscope.live import LiveOptions, _Conversations, iter_live
 from minerscope.triage import TriageOptions
 from tests.cli.test_live import needs_capture
+from tests.conftest import runs_ok_in_a_fresh_interpreter
 
 HOST = "127.79.0.1"
 
@@ -148,3 +149,17 @@ def test_later_windows_inherit_the_first_windows_cleartext() -> None:
     fourth = conversations.carry(_pieces(("active", "", b"GET / HTTP/1.1\r\n")))
     assert fourth.summary["sni"].to_list() == [""]
     assert fourth.payload_prefixes == [(b"GET / HTTP/1.1\r\n", b"")]
+
+
+def test_live_loads_its_model_without_scikit_learn() -> None:
+    """As scan does: xgboost's scikit-learn wrappers cost half a CPU second before the first verdict."""
+    code = (
+        "import sys\n"
+        "from minerscope.live import load_scoring\n"
+        "from minerscope.triage import TriageOptions\n"
+        "model, blacklist = load_scoring(TriageOptions())\n"
+        "assert model.binary is not None and 'xgboost' in sys.modules\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn imported'\n"
+        "print('ok')\n"
+    )
+    runs_ok_in_a_fresh_interpreter(code)

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from minerscope import resources
 from minerscope.cli import main
 from minerscope.cli.output import RECORD_FIELDS
+from tests.conftest import runs_ok_in_a_fresh_interpreter
 
 SAMPLE = resources.sample_capture()
 LABELS = SAMPLE.with_name("campus-gateway.labels.csv")
@@ -178,12 +179,6 @@ def test_analyst_field_reports_dismissed_endpoints(tmp_path: Path) -> None:
     )
 
 
-def _runs_ok_in_a_fresh_interpreter(code: str) -> None:
-    """``code`` (which prints "ok" at its end) in a new process: imports start from nothing."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-
-
 def test_scan_imports_xgboost_without_sklearn_which_stays_importable() -> None:
     """scan skips xgboost's scikit-learn import (start-up cost) without breaking sklearn users."""
     code = (
@@ -194,7 +189,7 @@ def test_scan_imports_xgboost_without_sklearn_which_stays_importable() -> None:
         "from sklearn.ensemble import RandomForestClassifier\n"
         "print('ok')\n"
     )
-    _runs_ok_in_a_fresh_interpreter(code)
+    runs_ok_in_a_fresh_interpreter(code)
 
 
 def test_triage_stack_is_frozen_once_after_its_imports() -> None:
@@ -212,7 +207,7 @@ def test_triage_stack_is_frozen_once_after_its_imports() -> None:
         "assert gc.get_freeze_count() == frozen, (gc.get_freeze_count(), frozen)\n"
         "print('ok')\n"
     )
-    _runs_ok_in_a_fresh_interpreter(code)
+    runs_ok_in_a_fresh_interpreter(code)
 
 
 @pytest.mark.parametrize(
