@@ -128,7 +128,10 @@ def score_rows(
         *_json_columns(),
         pl.lit(model.name).alias("model"),
     )
-    rows = table.summary.join(extra, on="flow_id", how="left")
+    if extra["flow_id"].equals(table.summary["flow_id"]):  # score keeps the table's order: no join
+        rows = pl.concat([table.summary, extra.drop("flow_id")], how="horizontal")
+    else:
+        rows = table.summary.join(extra, on="flow_id", how="left", maintain_order="left")
     rows = rows.with_columns(
         pl.when((pl.col("stage0") != "") | (pl.col("stage1") == "mining"))
         .then(pl.lit("mining"))
