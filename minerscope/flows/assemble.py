@@ -37,6 +37,7 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ MAX_DNS_ADDRESSES = 1_000_000
 """Security limit: addresses remembered from DNS answers over a whole capture."""
 DNS_PORTS = (53, 5353)
 
-_REASONS = np.array(["", "fin", "rst", "idle", "active", "eof"], dtype=object)
+_REASONS = pl.Series(["", "fin", "rst", "idle", "active", "eof"], dtype=pl.Utf8)
+"""``end_reason`` text by ``k.REASON_*`` code (a polars gather: no Python string per flow)."""
 _NS = 1_000_000_000
 
 
@@ -563,14 +565,13 @@ class FlowAssembler:
 
         # payload prefixes and handshake metadata
         spans, starts_like = k.prefix_spans(logs.fst, slots, logs.pbytes)
-        arena = memoryview(logs.pbytes)  # type: ignore[arg-type]
-        prefixes = [(bytes(arena[a : a + la]), bytes(arena[b : b + lb])) for a, la, b, lb in spans.tolist()]
+        prefixes = _cut_prefixes(logs.pbytes, spans)
         cap_cols = np.array([k.C_SIDE + sd * k.SIDE_COLS + c for sd in (0, 1) for c in (k.P_CAP, k.P_LEN)])
         cnt[k.K_GARBAGE] += int(logs.fst[slots][:, cap_cols[0]].sum() + logs.fst[slots][:, cap_cols[2]].sum())
         logs.fst[np.ix_(slots, cap_cols)] = 0  # their regions are garbage, dropped when the arena is full
         is_tcp = proto == PROTO_TCP
         meta_cols = _metadata_columns(prefixes, np.flatnonzero(is_tcp & (spans[:, 1] > 0)), starts_like)
-        is_tls = np.asarray(meta_cols["is_tls"], dtype=np.bool_)
+        is_tls = meta_cols["is_tls"].to_numpy()
 
         # messages: TLS records (for TLS flows) or one per payload packet
         m_offs, r_ord, r_ts, r_len, r_side, r_type, kept = k.take_records(
@@ -587,15 +588,16 @@ class FlowAssembler:
         )  # fmt: skip
         relabel_encrypted_handshake(msg_offsets, m_dir, m_type)
 
+        dns: list[str] | pl.Series
         if self._dns:
             dns = [",".join(sorted(self._dns.get(d, ()))) for d in dst_txt.to_list()]
         else:
-            dns = [""] * nflows
+            dns = _constant("", nflows, pl.Utf8)
         source = self.capture if self.capture is not None else self._source
         summary = pl.DataFrame(
             {
                 "flow_id": np.arange(nflows, dtype=np.int64),
-                "capture": [source] * nflows,
+                "capture": _constant(source, nflows, pl.Utf8),
                 "proto": proto,
                 "ip_version": fst[:, k.C_IPV].astype(np.uint8),
                 "src": src_txt,
@@ -615,11 +617,11 @@ class FlowAssembler:
                 "c2s_payload_bytes": c2s_pl,
                 "s2c_payload_bytes": all_pl - c2s_pl,
                 "fragments": frags,
-                "end_reason": _REASONS[fst[:, k.C_REASON]].tolist(),
+                "end_reason": _REASONS.gather(fst[:, k.C_REASON]),
                 "syn_seen": fst[:, k.C_SYN] != 0,
                 **meta_cols,
                 "dns_names": dns,
-                "stage0": [""] * nflows,
+                "stage0": _constant("", nflows, pl.Utf8),
             },
             schema=FLOW_SUMMARY_SCHEMA,
         )
@@ -640,32 +642,99 @@ class FlowAssembler:
         )
 
 
+def _constant(value: object, n: int, dtype: pl.DataType | type[pl.DataType]) -> pl.Series:
+    """A column of ``n`` times ``value`` (``pl.repeat`` costs five times more per call)."""
+    return pl.Series([value], dtype=dtype).new_from_index(0, n)
+
+
+def _cut_prefixes(pbytes: npt.NDArray[np.uint8], spans: npt.NDArray[np.int64]) -> list[tuple[bytes, bytes]]:
+    """Copy each flow's (client->server, server->client) prefix out of the arena.
+
+    The copy itself is memory-bound; what a per-flow Python loop added on top (two
+    memoryview slices, two ``bytes`` calls, a tuple per flow) was about as much again.
+    Here slicing and copying run in C iterators, and empty sides (most server->client
+    sides of one-way flows) are the shared ``b""`` without slicing.
+    """
+    starts = spans[:, 0::2].ravel()
+    lens = spans[:, 1::2].ravel()
+    filled = np.flatnonzero(lens)
+    first = starts[filled]
+    cut = memoryview(pbytes)  # type: ignore[arg-type]
+    pieces = np.full(starts.shape[0], b"", dtype=object)
+    pieces[filled] = list(
+        map(
+            memoryview.tobytes,
+            map(cut.__getitem__, map(slice, first.tolist(), (first + lens[filled]).tolist())),
+        )
+    )
+    sides = iter(pieces.tolist())
+    return list(zip(sides, sides, strict=True))
+
+
 def _metadata_columns(
     prefixes: list[tuple[bytes, bytes]], candidates: npt.NDArray[np.int64], starts_like: npt.NDArray[np.bool_]
-) -> dict[str, list[object]]:
+) -> dict[str, pl.Series]:
     """Handshake metadata columns; only ``candidates`` (TCP flows with client bytes) whose bytes
-    could hold a handshake are parsed (``starts_like``: a TLS record type or HTTP method first)."""
+    could hold a handshake are parsed (``starts_like``: a TLS record type or HTTP method first).
+
+    Columns are blank series with the parsed flows' values scattered in: most flows have
+    none, and polars builds a constant column much faster than it converts a list.
+    """
     n = len(prefixes)
-    blank = handshake_metadata(b"", b"", 0)
-    cols: dict[str, list[object]] = {name: [blank[name]] * n for name in _META_NAMES}
+    like = starts_like.tolist()
+    parsed_at: list[int] = []
+    parsed: list[dict[str, object]] = []
+    find_header = _TLS_HEADER_RE.search
     for i in candidates.tolist():
         c, sv = prefixes[i]
-        # cheap byte tests first: most flows carry neither TLS nor an HTTP request
-        if (starts_like[i] and (20 <= c[0] <= 23 or c.startswith(_HTTP_PREFIXES))) or _TLS_HEADER_RE.search(
-            c
+        # cheap byte tests first: most flows carry neither TLS nor an HTTP request; the
+        # regex scan starts at the first 0x16 (memchr: plaintext flows usually have none)
+        if (like[i] and (20 <= c[0] <= 23 or c.startswith(_HTTP_PREFIXES))) or (
+            (at := c.find(0x16)) >= 0 and find_header(c, at)
         ):
-            meta = handshake_metadata(c, sv, PROTO_TCP)
-            for name in _META_NAMES:
-                cols[name][i] = meta[name]
+            parsed_at.append(i)
+            parsed.append(handshake_metadata(c, sv, PROTO_TCP))
+    blank = handshake_metadata(b"", b"", 0)
+    cols: dict[str, pl.Series] = {}
+    for name in _META_NAMES:
+        col = _constant(blank[name], n, FLOW_SUMMARY_SCHEMA[name])
+        if parsed_at:
+            col = col.scatter(parsed_at, [meta[name] for meta in parsed])
+        cols[name] = col
     return cols
 
 
-def _ip_text(hi: int, lo: int) -> str:
-    """:func:`format_ip` with fast paths (``ipaddress`` is slow); same text."""
-    if hi == 0 and (lo >> 32) == 0xFFFF:
-        return f"{(lo >> 24) & 255}.{(lo >> 16) & 255}.{(lo >> 8) & 255}.{lo & 255}"
-    text = socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
-    return text if "." not in text else format_ip(hi, lo)  # embedded-IPv4 forms: ipaddress's spelling
+_OCTET_TEXT = pl.Series([str(i) for i in range(256)], dtype=pl.Utf8)
+"""Decimal text of every byte value: IPv4 octets are looked up, not formatted per address."""
+
+
+def _ipv6_texts(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> list[str]:
+    """:func:`format_ip` of each address (``hi``/``lo`` halves, none IPv4-mapped); same text.
+
+    ``inet_ntop`` over the packed addresses runs in C iterators (``ipaddress`` is slow);
+    its embedded-IPv4 spellings (``::ffff:1.2.3.4``-like) are redone by ``format_ip``.
+    """
+    packed = np.stack([hi, lo], axis=1).astype(">u8").tobytes()
+    ends = range(16, len(packed) + 16, 16)
+    ntop6 = partial(socket.inet_ntop, socket.AF_INET6)
+    texts = list(map(ntop6, map(packed.__getitem__, map(slice, range(0, len(packed), 16), ends))))
+    for j in [j for j, text in enumerate(texts) if "." in text]:
+        texts[j] = format_ip(int(hi[j]), int(lo[j]))
+    return texts
+
+
+def _unique_pairs(
+    hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """Distinct (hi, lo) pairs and, per input, the index of its pair (``np.unique(axis=0)``
+    sorts the rows as opaque records, several times slower than this lexsort)."""
+    order = np.lexsort((lo, hi))
+    hs, ls = hi[order], lo[order]
+    new = np.ones(order.shape[0], np.bool_)
+    new[1:] = (hs[1:] != hs[:-1]) | (ls[1:] != ls[:-1])
+    inverse = np.empty(order.shape[0], np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return hs[new], ls[new], inverse
 
 
 def _format_addresses(
@@ -674,20 +743,19 @@ def _format_addresses(
     dst_hi: npt.NDArray[np.uint64],
     dst_lo: npt.NDArray[np.uint64],
 ) -> tuple[pl.Series, pl.Series]:
-    """Text of every address: IPv4 vectorised in polars, each distinct IPv6 address once in Python."""
+    """Text of every address: IPv4 vectorised in polars, each distinct IPv6 address once."""
     n = src_hi.shape[0]
     hi = np.concatenate([src_hi, dst_hi])
     lo = np.concatenate([src_lo, dst_lo])
     v4 = (hi == 0) & ((lo >> np.uint64(32)) == np.uint64(0xFFFF))
     quad = (lo & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    octets = {f"o{j}": ((quad >> np.uint32(24 - 8 * j)) & np.uint32(255)).astype(np.uint8) for j in range(4)}
+    octets = {f"o{j}": _OCTET_TEXT.gather((quad >> np.uint32(24 - 8 * j)) & np.uint32(255)) for j in range(4)}
     text = pl.DataFrame(octets).select(pl.concat_str(list(octets), separator=".").alias("ip")).to_series()
     other = np.flatnonzero(~v4)
     if other.shape[0]:
-        pairs = np.stack([hi[other], lo[other]], axis=1)
-        uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        texts = [_ip_text(int(a), int(b)) for a, b in uniq]
-        text = text.scatter(other, [texts[j] for j in inverse.reshape(-1)])
+        uniq_hi, uniq_lo, inverse = _unique_pairs(hi[other], lo[other])
+        texts = pl.Series(_ipv6_texts(uniq_hi, uniq_lo), dtype=pl.Utf8)
+        text = text.scatter(other, texts.gather(inverse))
     return text[:n], text[n:]
 
 
