@@ -11,12 +11,14 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import IO, TYPE_CHECKING, Any
 
 from minerscope.untrusted import clean, csv_cell
 
-if TYPE_CHECKING:  # polars only for the frame -> records conversion
+if TYPE_CHECKING:  # polars and numpy only for the frame -> records conversion
+    import numpy as np
     import polars as pl
 
 RECORD_FIELDS: tuple[str, ...] = (
@@ -165,59 +167,186 @@ def write_jsonl_frame(
     writes, built column by column.
 
     Per-record ``json`` encoding of the coin probabilities and top features, after
-    parsing them back from text, cost as much as the model on busy captures; here each
-    field of a block is encoded once per column (numbers and strings by C-level
-    ``map``), :data:`RAW_JSON_COLUMNS` are copied through, and a line is one ``%``
-    format of its fields.
+    parsing them back from text, cost as much as the model on busy captures. Here each
+    field of a block becomes literal text and text columns spelled as ``json`` spells
+    them (see :func:`_json_pieces`), and polars concatenates them into lines and the
+    lines into one string: no Python object per line or per cell except for floats,
+    whose spelling only ``float.__repr__`` is sure to give.
     """
     out = out if out is not None else sys.stdout
     if not fields:  # no field, no record (as frame_to_records)
         out.flush()
         return
-    template = "{" + ",".join(f"{_STRICT(name).replace('%', '%%')}:%s" for name in fields) + "}"
+    keys = [("{" if i == 0 else ",") + _STRICT(name) + ":" for i, name in enumerate(fields)]
     for start in range(0, rows.height, JSONL_BLOCK_ROWS):
         block = rows.slice(start, JSONL_BLOCK_ROWS)
-        null = ["null"] * block.height
-        columns = [_json_column(block, name) if name in block.columns else null for name in fields]
-        out.write("\n".join([template % values for values in zip(*columns, strict=True)]) + "\n")
+        pieces: list[str | pl.Series] = []
+        for key, name in zip(keys, fields, strict=True):
+            pieces.append(key)
+            pieces += _json_pieces(block.get_column(name), name) if name in block.columns else ["null"]
+        pieces.append("}")
+        out.write(_concat_lines(pieces, block.height) + "\n")
     out.flush()
 
 
-def _json_column(rows: pl.DataFrame, name: str) -> list[str]:
-    """One field of every row as JSON text (the column-wise half of :func:`write_jsonl_frame`)."""
+def _concat_lines(pieces: list[str | pl.Series], height: int) -> str:
+    """``height`` lines, line ``i`` the concatenation of each piece (a text, or a text
+    column's row ``i``), joined by newlines."""
     import polars as pl
 
-    column = rows.get_column(name)
+    columns: dict[str, pl.Series] = {}
+    parts: list[pl.Expr] = []
+    text = ""
+    for piece in pieces:
+        if isinstance(piece, str):
+            text += piece  # adjacent texts make one literal
+            continue
+        if text:
+            parts.append(pl.lit(text))
+            text = ""
+        name = f"c{len(columns)}"
+        columns[name] = piece.alias(name)
+        parts.append(pl.col(name))
+    if text:
+        parts.append(pl.lit(text))
+    if not columns:  # every field literal: the same line height times
+        return "\n".join([text] * height)
+    return str(pl.DataFrame(columns).select(pl.concat_str(parts).str.join("\n")).item())
+
+
+def _json_pieces(column: pl.Series, name: str) -> list[str | pl.Series]:
+    """One field of every row as text pieces (see :func:`_concat_lines`): the quotes
+    around strings that need no escaping, and integer and raw JSON columns without
+    nulls, are used as they are rather than copied into a new text column."""
+    import polars as pl
+
+    if column.dtype == pl.String and column.len() > 1 and column.n_unique() == 1:
+        # one value all block long (the capture, a quiet capture's verdict): encode it once
+        return [_json_column(column.head(1), name).item()]
+    if column.null_count() == 0:
+        if column.dtype == pl.String and name in RAW_JSON_COLUMNS:
+            if not (column.str.len_bytes() == 0).any():
+                return [column]
+        elif column.dtype == pl.String and name not in _JSON_COLUMNS and name != "dns_names":
+            if not column.str.contains(_JSON_ESCAPED).any():
+                return ['"', column, '"']
+        elif column.dtype.is_integer() and name != "p_mining":
+            return [column.cast(pl.String)]  # polars spells integers as Python does
+    return [_json_column(column, name)]
+
+
+def _json_column(column: pl.Series, name: str) -> pl.Series:
+    """One field of every row as a JSON text column without nulls, whatever the cells
+    (nulls, strings that need escaping, non-finite floats): what :func:`_json_pieces`
+    falls back to."""
+    import polars as pl
+
     dtype = column.dtype
-    text_cells = dtype in (pl.Utf8, pl.Null)
-    if name in RAW_JSON_COLUMNS and text_cells:
-        return [v if v else "null" for v in column.to_list()]
+    text_cells = dtype in (pl.String, pl.Null)
+    if name in RAW_JSON_COLUMNS and text_cells:  # already JSON; "" and null mean null
+        text = column.cast(pl.String)
+        return pl.select(pl.when(text.str.len_bytes() > 0).then(text).otherwise(pl.lit("null"))).to_series()
     if name in _JSON_COLUMNS or name == "dns_names":
         if not text_cells:
-            return [_json_value(v) for v in _column_values(name, column.to_list())]
+            return _texts([_json_value(v) for v in _column_values(name, column.to_list())])
         # mostly empty or repeated: encode each distinct text once
-        seen: dict[str | None, str] = {}
-        out = []
-        for v in column.to_list():
-            text = seen.get(v)
-            if text is None:
-                text = seen[v] = _json_value(_column_values(name, [v])[0])
-            out.append(text)
-        return out
-    if name == "p_mining" and dtype.is_numeric():
-        return _json_floats([None if v is None else round(float(v), 6) for v in column.to_list()])
-    if dtype == pl.Utf8:
-        return ["null" if v is None else _ENCODE_STR(v) for v in column.to_list()]
-    if dtype.is_integer():
-        return column.cast(pl.Utf8).fill_null("null").to_list()
+        return _json_distinct(column.cast(pl.String), lambda v: _json_value(_column_values(name, [v])[0]))
+    if dtype == pl.Null:
+        return pl.repeat("null", column.len(), dtype=pl.String, eager=True)
+    if dtype == pl.String:
+        return _json_strings(column)
+    if dtype.is_integer() and name != "p_mining":
+        return column.cast(pl.String).fill_null("null")  # polars spells integers as Python does
     if dtype.is_float():
-        return _json_floats(column.to_list())
-    return [_json_value(v) for v in column.to_list()]
+        return _json_floats(column, rounded=name == "p_mining")
+    if name == "p_mining" and dtype.is_numeric():
+        return _texts(_float_texts([None if v is None else round(float(v), 6) for v in column.to_list()]))
+    return _texts([_json_value(v) for v in column.to_list()])
 
 
-def _json_floats(values: list[float | None]) -> list[str]:
+_JSON_ESCAPED = r"[^ !#-\[\]-~]"
+"""A character ``encode_basestring_ascii`` escapes: anything but printable ASCII, ``"`` and ``\\``."""
+
+
+def _json_strings(column: pl.Series) -> pl.Series:
+    """Strings as :data:`_ENCODE_STR` writes them, null as ``null``.
+
+    A string of printable ASCII other than ``"`` and ``\\`` is written unchanged between
+    quotes, which polars can do for the whole column; only the distinct other strings
+    (non-ASCII names, control characters) go through the Python encoder.
+    """
+    import polars as pl
+
+    escaped = column.str.contains(_JSON_ESCAPED)
+    quoted = pl.concat_str([pl.lit('"'), column, pl.lit('"')])
+    if not escaped.any():
+        return pl.select(quoted.fill_null("null")).to_series()
+    others = column.filter(escaped).unique()
+    encoded = column.replace_strict(others, [_ENCODE_STR(v) for v in others.to_list()], default=None)
+    return pl.select(pl.when(escaped).then(encoded).otherwise(quoted).fill_null("null")).to_series()
+
+
+def _json_distinct(column: pl.Series, encode: Callable[[str | None], str]) -> pl.Series:
+    """A text column encoded by ``encode`` once per distinct value (null included)."""
+    import polars as pl
+
+    distinct = column.drop_nulls().unique()
+    texts = column.replace_strict(distinct, [encode(v) for v in distinct.to_list()], return_dtype=pl.String)
+    return texts.fill_null(encode(None))
+
+
+def _json_floats(column: pl.Series, *, rounded: bool) -> pl.Series:
+    """A float column as ``json`` writes it (``float.__repr__``), non-finite and null as
+    ``null``; ``rounded`` first rounds to 6 places as :func:`frame_to_records` does to
+    ``p_mining``.
+
+    Polars' own float spelling differs from Python's (``1e-05``, ``1e+16``), so values
+    are spelled by ``float.__repr__`` and rounded by ``round``, both slow (~0.3 µs a
+    value): with no null or non-finite value (the usual case) each distinct value is
+    rounded and spelled once and the texts gathered back into rows, which halves the
+    cost of ``p_mining`` (probabilities repeat, more so once rounded).
+    """
+    if column.null_count() or not column.is_finite().all():
+        values = column.to_list()
+        if rounded:
+            values = [None if v is None else round(v, 6) for v in values]
+        return _texts(_float_texts(values))
+    import numpy as np
+
+    values, index = _distinct_floats(column.to_numpy())
+    if rounded:  # round keeps finite values finite; distinct again after rounding
+        rounded_values = np.fromiter(map(round, values, repeat(6)), np.float64, len(values))
+        values, rounded_index = _distinct_floats(rounded_values)
+        if index is None:
+            index = rounded_index
+        elif rounded_index is not None:
+            index = rounded_index[index]
+    texts = _texts(list(map(_float_text, values)))
+    return texts if index is None else texts.gather(index)
+
+
+def _distinct_floats(values: np.ndarray) -> tuple[list[float], np.ndarray | None]:
+    """The distinct values of a float array and each row's index among them (None: all
+    are distinct, in row order). Values are told apart by their bits, so ``-0.0`` and
+    ``0.0`` stay apart as their spellings do."""
+    import numpy as np
+
+    distinct, index = np.unique(values.view(f"u{values.itemsize}"), return_inverse=True)
+    if len(distinct) == len(values):
+        return values.tolist(), None
+    return distinct.view(values.dtype).tolist(), index
+
+
+def _float_texts(values: list[float | None]) -> list[str]:
     """Floats as ``json`` writes them (``float.__repr__``); None and non-finite as ``null``."""
     return [_float_text(v) if v is not None and math.isfinite(v) else "null" for v in values]
+
+
+def _texts(values: list[str]) -> pl.Series:
+    """Python texts as a polars text column (for :func:`_concat_lines`)."""
+    import polars as pl
+
+    return pl.Series(values, dtype=pl.String)
 
 
 def _json_value(value: Any) -> str:

@@ -76,3 +76,32 @@ def test_empty_frame_and_no_fields_print_nothing() -> None:
     rows = pl.DataFrame({"capture": ["a"]})
     assert _both(rows.clear()) == ("", "")
     assert _both(rows, ()) == ("", "")
+
+
+def test_columns_without_nulls_take_the_fast_paths_and_print_identically() -> None:
+    """No null and no non-finite value: floats spelled once per distinct value (by their
+    bits, so -0.0 stays "-0.0"), plain ASCII strings quoted as they are, one-value columns
+    folded into the line, across a block boundary."""
+    from minerscope.cli.output import JSONL_BLOCK_ROWS
+
+    n = JSONL_BLOCK_ROWS + 7
+    cycle = [0.0, -0.0, 1e-05, 1.5e16, 5e-324, 0.1 + 0.2, 1705663830.435877]
+    rows = pl.DataFrame(
+        {
+            "capture": ["same.pcap"] * n,
+            "src": [f"10.0.{i % 256}.{i % 7}" for i in range(n)],
+            "sni": ["plain.example" if i % 3 else "caf\u00e9.example" for i in range(n)],
+            "sport": pl.Series([i % 65536 for i in range(n)], dtype=pl.UInt16),
+            "first_seen": [cycle[i % len(cycle)] for i in range(n)],
+            "last_seen": pl.Series([cycle[i % len(cycle)] for i in range(n)], dtype=pl.Float32),
+            # distinct before rounding, equal after: 0.1234564 and 0.1234561 both print 0.123456
+            "p_mining": [0.1234564 if i % 2 else 0.1234561 for i in range(n)],
+            "coin_probs": ['{"xmr":1e-05}'] * n,
+            "top_features": ["[]"] * n,
+        }
+    )
+    by_record, by_column = _both(rows)
+    assert by_column == by_record
+    lines = by_column.splitlines()
+    assert len(lines) == n and '"first_seen":-0.0' in lines[1] and '"p_mining":0.123456' in lines[0]
+    assert "\\u00e9" in lines[0] and '"sni":"plain.example"' in lines[1]
