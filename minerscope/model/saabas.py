@@ -13,6 +13,25 @@ Why the shortcut is exact: XGBoost adds each tree's contribution vector into the
 float32 only if it is ``-0.0``, and a sum that starts at ``+0.0`` and only ever has
 numbers added to it is never ``-0.0`` under round-to-nearest.
 
+Why the kernel is shaped as it is (measured on the bench capture's 73 k windows: 0.31 s
+before, 0.23 s now): the trees fit in cache, and the walk's cost is its data-dependent
+branches. So
+
+- rows are visited grouped by the leaves they reach in the first few trees (each row
+  copied to a buffer first, as the visiting order is not memory order): neighbours then
+  take mostly the same branches and the branch predictor learns them (a further 4-8 %);
+- a *plain* tree (no path splits twice on one feature, finite leaf values) adds each
+  step's change straight into the row's sums; XGBoost sums a tree's steps per feature
+  first, which is the same number when each feature occurs once on the path (``0.0 + d``
+  differs from ``d`` only for ``d = -0.0``, and adding either zero to a sum that is never
+  ``-0.0`` leaves it as it is) and the closing leaf-minus-itself step adds ``+0.0``. Other trees sum per feature as
+  XGBoost does (-20 %; 273 of the shipped model's 297 trees are plain).
+
+Rejected: blocks of rows walked tree by tree as XGBoost's predictor does (1.5x slower
+here, the row's trees no longer overlapping in flight), branch-free steps (slower: a predicted branch
+lets the next node load start before the row's value is compared), and per-leaf path
+sums (one more data-dependent loop per tree, slower).
+
 The trees come from :mod:`minerscope.model.trees` (one output group only).
 """
 
@@ -25,6 +44,9 @@ import numpy as np
 import numpy.typing as npt
 
 from minerscope.model.trees import TreeArrays
+
+ORDER_TREES = 8
+"""Trees whose leaves order the rows (8 beat 4 and 16: a cheap key that still groups)."""
 
 
 def top_contributions(
@@ -43,22 +65,28 @@ def top_contributions(
     x = np.ascontiguousarray(x, dtype=np.float32)
     idx = np.zeros((x.shape[0], k), np.int64)
     val = np.zeros((x.shape[0], k), np.float32)
-    _saabas_top(x, arrays.nodes, arrays.mean, idx, val)
+    order = np.argsort(_leaf_codes(x, arrays.nodes, ORDER_TREES), kind="stable")
+    _saabas_top(x, order, arrays.nodes, arrays.mean, idx, val)
     return idx, val
 
 
 @numba.njit(cache=True, nogil=True)
-def _saabas_top(x: Any, nodes: Any, mean: Any, idx: Any, val: Any) -> None:  # pragma: no cover - compiled
+def _saabas_top(
+    x: Any, order: Any, nodes: Any, mean: Any, idx: Any, val: Any
+) -> None:  # pragma: no cover - compiled
     start, left, right, feature, threshold, default_left = nodes
     n, n_features = x.shape
     k = idx.shape[1]
+    plain = _plain_trees(nodes, mean)
+    row = np.empty(n_features, np.float32)
     acc = np.zeros(n_features, np.float32)
     tree_sum = np.zeros(n_features, np.float32)
     path = np.empty(left.size, np.int64)
     touched = np.empty(n_features, np.int64)  # features the row's paths touched, first touch first
     seen = np.zeros(n_features, np.bool_)
-    for r in range(n):
-        row = x[r]
+    for i_row in range(n):
+        r = order[i_row]
+        row[:] = x[r]
         m = 0
         for t in range(start.size - 1):
             base = start[t]
@@ -66,6 +94,23 @@ def _saabas_top(x: Any, nodes: Any, mean: Any, idx: Any, val: Any) -> None:  # p
                 continue
             node = 0
             node_value = mean[base]
+            if plain[t]:  # each step straight into the row's sums (see the module doc)
+                while left[base + node] >= 0:
+                    split = feature[base + node]
+                    value = row[split]
+                    if np.isnan(value):
+                        go_left = default_left[base + node]
+                    else:
+                        go_left = value < threshold[base + node]
+                    node = left[base + node] if go_left else right[base + node]
+                    new_value = mean[base + node]
+                    acc[split] += new_value - node_value
+                    node_value = new_value
+                    if not seen[split]:
+                        seen[split] = True
+                        touched[m] = split
+                        m += 1
+                continue
             depth = 0
             split = 0
             while left[base + node] >= 0:
@@ -114,3 +159,54 @@ def _saabas_top(x: Any, nodes: Any, mean: Any, idx: Any, val: Any) -> None:  # p
             val[r, pos] = c
             if filled < k:
                 filled += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _plain_trees(nodes: Any, mean: Any) -> Any:  # pragma: no cover - compiled
+    """Per tree: no root-to-leaf path splits twice on one feature and every leaf value is
+    finite (then ``leaf - leaf`` is ``+0.0``). Unreachable nodes count too (conservative)."""
+    start, left, right, feature, _, _ = nodes
+    n_trees = start.size - 1
+    plain = np.ones(n_trees, np.bool_)
+    parent = np.full(left.size, -1, np.int64)
+    for t in range(n_trees):
+        base = start[t]
+        for g in range(base, start[t + 1]):
+            if left[g] >= 0:
+                parent[base + left[g]] = g
+                parent[base + right[g]] = g
+    for t in range(n_trees):
+        for g in range(start[t], start[t + 1]):
+            if left[g] < 0:
+                if not np.isfinite(mean[g]):
+                    plain[t] = False
+                continue
+            up = parent[g]
+            while up >= 0 and plain[t]:
+                if feature[up] == feature[g]:
+                    plain[t] = False
+                up = parent[up]
+    return plain
+
+
+@numba.njit(cache=True, nogil=True)
+def _leaf_codes(x: Any, nodes: Any, n_trees: int) -> Any:  # pragma: no cover - compiled
+    """Per row, the low four bits of the leaf it reaches in each of the first ``n_trees``
+    trees, first tree highest: sorting by it puts rows that branch alike together."""
+    start, left, right, feature, threshold, default_left = nodes
+    out = np.zeros(x.shape[0], np.uint64)
+    for r in range(x.shape[0]):
+        code = np.uint64(0)
+        for t in range(min(n_trees, start.size - 1)):
+            base = start[t]
+            node = 0
+            while left[base + node] >= 0:
+                value = x[r, feature[base + node]]
+                if np.isnan(value):
+                    go_left = default_left[base + node]
+                else:
+                    go_left = value < threshold[base + node]
+                node = left[base + node] if go_left else right[base + node]
+            code = (code << np.uint64(4)) | np.uint64(node & 15)
+        out[r] = code
+    return out
