@@ -70,6 +70,14 @@ def top_contributions(
     return idx, val
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _goes_left(value: Any, threshold: Any, default_left: Any) -> Any:  # pragma: no cover - compiled
+    """XGBoost's step: a missing value (NaN) takes the node's default side, else ``value < threshold``."""
+    if np.isnan(value):
+        return default_left
+    return value < threshold
+
+
 @numba.njit(cache=True, nogil=True)
 def _saabas_top(
     x: Any, order: Any, nodes: Any, mean: Any, idx: Any, val: Any
@@ -97,11 +105,7 @@ def _saabas_top(
             if plain[t]:  # each step straight into the row's sums (see the module doc)
                 while left[base + node] >= 0:
                     split = feature[base + node]
-                    value = row[split]
-                    if np.isnan(value):
-                        go_left = default_left[base + node]
-                    else:
-                        go_left = value < threshold[base + node]
+                    go_left = _goes_left(row[split], threshold[base + node], default_left[base + node])
                     node = left[base + node] if go_left else right[base + node]
                     new_value = mean[base + node]
                     acc[split] += new_value - node_value
@@ -115,11 +119,7 @@ def _saabas_top(
             split = 0
             while left[base + node] >= 0:
                 split = feature[base + node]
-                value = row[split]
-                if np.isnan(value):
-                    go_left = default_left[base + node]
-                else:
-                    go_left = value < threshold[base + node]
+                go_left = _goes_left(row[split], threshold[base + node], default_left[base + node])
                 node = left[base + node] if go_left else right[base + node]
                 new_value = mean[base + node]
                 tree_sum[split] += new_value - node_value
@@ -201,11 +201,9 @@ def _leaf_codes(x: Any, nodes: Any, n_trees: int) -> Any:  # pragma: no cover - 
             base = start[t]
             node = 0
             while left[base + node] >= 0:
-                value = x[r, feature[base + node]]
-                if np.isnan(value):
-                    go_left = default_left[base + node]
-                else:
-                    go_left = value < threshold[base + node]
+                go_left = _goes_left(
+                    x[r, feature[base + node]], threshold[base + node], default_left[base + node]
+                )
                 node = left[base + node] if go_left else right[base + node]
             code = (code << np.uint64(4)) | np.uint64(node & 15)
         out[r] = code
