@@ -142,16 +142,9 @@ class FlowOps(StoreBase):
             score_rows = scores
         now = time.time()
         with self.transaction():
+            before = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0])
             self.conn.executemany(_INSERT_FLOW, values.iter_rows())
-            ids: dict[tuple[Any, ...], int] = {}
-            # every row just written carries a flow_key of this batch (a conflict updates it), so
-            # only that key range is read back: a live session's batches do not re-read the session
-            keys = values["flow_key"]
-            for rec in self.conn.execute(_SELECT_BATCH_IDS, (capture_id, keys.min(), keys.max())):
-                ids[tuple(rec[1:])] = int(rec[0])
-            mapping = {
-                int(row[0]): ids[tuple(row[1:])] for row in values.select(["flow_key", *_KEY]).iter_rows()
-            }
+            mapping = self._batch_ids(capture_id, values, before)
             self.conn.executemany(
                 "INSERT INTO flow_scores (flow_id, model, p_mining, coin, coin_probs, scored_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (flow_id, model) DO UPDATE SET"
@@ -160,6 +153,28 @@ class FlowOps(StoreBase):
                 _score_values(score_rows, mapping, model_version, now),
             )
         return mapping
+
+    def _batch_ids(self, capture_id: int, values: pl.DataFrame, before: int) -> dict[int, int]:
+        """``flow_key`` -> row id of the batch just upserted (call in its transaction).
+
+        When the batch added exactly one new row per input row (no conflict, the usual scan of a
+        new capture), the ids are known without reading them back: a table without
+        AUTOINCREMENT gives each new row max(id) + 1, so the batch holds ``before + 1`` ..
+        ``before + n`` in input order, and the write lock keeps other writers out meanwhile.
+        Any conflict (a re-recorded capture, a duplicate key) adds fewer rows, and once
+        max(id) is the largest integer SQLite picks ids at random without raising it; both
+        fail the count test and fall back to reading the batch back by its natural key.
+        """
+        keys = values.get_column("flow_key").to_list()
+        after = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM flows").fetchone()[0])
+        if after - before == len(keys):
+            return dict(zip(keys, range(before + 1, after + 1), strict=True))
+        ids: dict[tuple[Any, ...], int] = {}
+        # every row just written carries a flow_key of this batch (a conflict updates it), so
+        # only that key range is read back: a live session's batches do not re-read the session
+        for rec in self.conn.execute(_SELECT_BATCH_IDS, (capture_id, min(keys), max(keys))):
+            ids[tuple(rec[1:])] = int(rec[0])
+        return {int(row[0]): ids[tuple(row[1:])] for row in values.select(["flow_key", *_KEY]).iter_rows()}
 
     def list_flows(
         self,
@@ -316,25 +331,31 @@ class FlowOps(StoreBase):
         """Add a boolean ``dismissed`` column to in-memory flow rows (needs ``dst``, ``dport``).
 
         Same rule as :meth:`list_flows`: the server address, SNI or HTTP Host matches an
-        allowlist entry on the flow's port or on port 0.
+        allowlist entry on the flow's port or on port 0. Evaluated as polars expressions, one
+        per name column, since a scan marks every flow and a per-row loop cost ~1 us a flow.
         """
         import polars as pl  # deferred: callers that never hold a frame need not load polars
 
         entries = self.list_allowlist()
         if not entries:
             return rows.with_columns(pl.lit(False).alias("dismissed"))
-        any_port = {e["host"] for e in entries if e["port"] == 0}
-        exact = {(e["host"], e["port"]) for e in entries if e["port"] != 0}
-
-        def _hit(host: object, port: object) -> bool:
-            return host in any_port or (host, port) in exact
-
-        cols = [c for c in ("dst", "sni", "http_host") if c in rows.columns]
-        flags = [
-            any(_hit(r.get(c), r.get("dport")) for c in cols if r.get(c))
-            for r in rows.select([*cols, "dport"]).iter_rows(named=True)
-        ]
-        return rows.with_columns(pl.Series("dismissed", flags, dtype=pl.Boolean))
+        any_port = list({e["host"] for e in entries if e["port"] == 0})
+        by_port: dict[int, set[str]] = {}
+        for e in entries:
+            if e["port"] != 0:
+                by_port.setdefault(int(e["port"]), set()).add(e["host"])
+        # one vectorised test per name column (a scan marks every flow: no per-row Python)
+        hits: list[pl.Expr] = []
+        for c in ("dst", "sni", "http_host"):
+            if c not in rows.columns:
+                continue
+            name = pl.col(c).cast(pl.String)
+            hit = name.is_in(any_port)
+            for port, hosts in by_port.items():
+                hit = hit | ((pl.col("dport") == port) & name.is_in(list(hosts)))
+            hits.append((name.is_not_null() & (name != "") & hit).fill_null(False))
+        flag = pl.any_horizontal(hits) if hits else pl.lit(False)
+        return rows.with_columns(flag.alias("dismissed"))
 
 
 def _score_values(
@@ -380,30 +401,47 @@ def _check_json(texts: Sequence[str], keys: Sequence[Any]) -> None:
 def _frame_score_values(
     frame: pl.DataFrame, mapping: Mapping[int, int], model_version: str | None, now: float
 ) -> Iterable[tuple[Any, ...]]:
+    """Score rows of a frame, column at a time: a scan scores every flow, so no per-cell branching.
+
+    Same rules as the per-row path of :func:`_score_values`: no score (null or NaN) or a flow
+    not in ``mapping`` is skipped, an empty or missing ``coin_probs`` becomes ``"{}"``.
+    """
     import polars as pl  # deferred with the TYPE_CHECKING import at the top
 
-    n = frame.height
-    if n == 0 or "p_mining" not in frame.columns or "flow_id" not in frame.columns:
+    if frame.height == 0 or "p_mining" not in frame.columns or "flow_id" not in frame.columns:
         return
-    none: list[Any] = [None] * n
+    p = pl.col("p_mining").cast(pl.Float64)
+    frame = frame.with_columns(p).filter(p.is_not_null() & ~p.is_nan() & pl.col("flow_id").is_not_null())
+    n = frame.height
     keys = frame.get_column("flow_id").to_list()
-    ps = frame.get_column("p_mining").cast(pl.Float64).to_list()
+    if frame.schema["flow_id"].is_integer():
+        ids = [mapping.get(k) for k in keys]
+    else:  # e.g. float or text keys: as int() reads them
+        ids = [mapping.get(int(k)) for k in keys]
+    none: list[Any] = [None] * n
+    ps = frame.get_column("p_mining").to_list()
     coins = frame.get_column("coin").to_list() if "coin" in frame.columns else none
-    models = frame.get_column("model").to_list() if "model" in frame.columns else none
-    probs: list[Any] = frame.get_column("coin_probs").to_list() if "coin_probs" in frame.columns else none
-    keep = [
-        i
-        for i in range(n)
-        if ps[i] is not None and ps[i] == ps[i] and keys[i] is not None and int(keys[i]) in mapping
-    ]
-    texts: list[str] = []
-    for i in keep:
-        value = probs[i]
-        if isinstance(value, str):
-            texts.append(value or "{}")
-        else:
-            texts.append(json.dumps(dict(value or {}), sort_keys=True))
-    _check_json(texts, [keys[i] for i in keep])
-    for i, text in zip(keep, texts, strict=True):
-        model = model_version or models[i] or "unknown"
-        yield (mapping[int(keys[i])], str(model), float(ps[i]), coins[i], text, now)
+    if model_version:
+        models: list[str] = [str(model_version)] * n
+    else:
+        found = frame.get_column("model").to_list() if "model" in frame.columns else none
+        models = [str(m or "unknown") for m in found]
+    if "coin_probs" not in frame.columns:
+        texts = ["{}"] * n
+    elif frame.schema["coin_probs"] == pl.String:
+        probs = pl.col("coin_probs")
+        empty = probs.is_null() | (probs == "")
+        texts = frame.select(pl.when(empty).then(pl.lit("{}")).otherwise(probs)).to_series().to_list()
+    else:  # dicts/structs: serialised as the per-row path does
+        texts = [
+            (v or "{}") if isinstance(v, str) else json.dumps(dict(v or {}), sort_keys=True)
+            for v in frame.get_column("coin_probs").to_list()
+        ]
+    rows = zip(ids, models, ps, coins, texts, [now] * n, strict=True)
+    if None in ids:  # flows of another batch: not stored here, so not scored here either
+        kept = [r for r in rows if r[0] is not None]
+        keys = [k for k, i in zip(keys, ids, strict=True) if i is not None]
+    else:
+        kept = list(rows)
+    _check_json([r[4] for r in kept], keys)
+    yield from kept
