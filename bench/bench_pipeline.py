@@ -128,10 +128,13 @@ t = clock()
 write_jsonl_frame(_jsonl_rows(rows, False), SCAN_FIELDS, io.StringIO())  # as scan --format jsonl
 T["output: JSONL"] = clock() - t
 from minerscope.store import open_store
+from minerscope.store.cases import file_sha256
+from pathlib import Path
+digest, _ = file_sha256(Path(sys.argv[1]))  # scan hashes the file on a thread beside triage: not a store cost
 with tempfile.TemporaryDirectory() as tmp:
     t = clock()
     with open_store(os.path.join(tmp, "case.sqlite")) as store:
-        cid = store.add_capture(sys.argv[1], packets=report.packets)
+        cid = store.add_capture(sys.argv[1], packets=report.packets, sha256=digest)
         store.record_flows(cid, rows)
         store.mark_dismissed(rows)
     T["store: record flows + scores"] = clock() - t
