@@ -12,13 +12,11 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import repeat
 from typing import IO, TYPE_CHECKING, Any
 
 from minerscope.untrusted import clean, csv_cell
 
-if TYPE_CHECKING:  # polars and numpy only for the frame -> records conversion
-    import numpy as np
+if TYPE_CHECKING:  # polars only for the frame -> records conversion
     import polars as pl
 
 RECORD_FIELDS: tuple[str, ...] = (
@@ -115,7 +113,6 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
 _ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _STRICT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode
 _ENCODE_STR = json.encoder.encode_basestring_ascii  # the string encoder _STRICT uses
-_float_text = float.__repr__  # the float spelling _STRICT uses
 
 
 def _finite(value: Any) -> Any:
@@ -257,10 +254,8 @@ def _json_column(column: pl.Series, name: str) -> pl.Series:
         return _json_strings(column)
     if dtype.is_integer() and name != "p_mining":
         return column.cast(pl.String).fill_null("null")  # polars spells integers as Python does
-    if dtype.is_float():
+    if dtype.is_float() or (name == "p_mining" and dtype.is_numeric()):
         return _json_floats(column, rounded=name == "p_mining")
-    if name == "p_mining" and dtype.is_numeric():
-        return _texts(_float_texts([None if v is None else round(float(v), 6) for v in column.to_list()]))
     return _texts([_json_value(v) for v in column.to_list()])
 
 
@@ -296,50 +291,20 @@ def _json_distinct(column: pl.Series, encode: Callable[[str | None], str]) -> pl
 
 
 def _json_floats(column: pl.Series, *, rounded: bool) -> pl.Series:
-    """A float column as ``json`` writes it (``float.__repr__``), non-finite and null as
-    ``null``; ``rounded`` first rounds to 6 places as :func:`frame_to_records` does to
-    ``p_mining``.
+    """A numeric column as ``json`` writes its floats, null and non-finite as ``null``;
+    ``rounded`` first rounds to 6 places as :func:`frame_to_records` does to ``p_mining``.
 
-    Polars' own float spelling differs from Python's (``1e-05``, ``1e+16``), so values
-    are spelled by ``float.__repr__`` and rounded by ``round``, both slow (~0.3 µs a
-    value): with no null or non-finite value (the usual case) each distinct value is
-    rounded and spelled once and the texts gathered back into rows, which halves the
-    cost of ``p_mining`` (probabilities repeat, more so once rounded).
+    Spelled by :func:`minerscope.jsonfloat.distinct_json_numbers` (``float.__repr__``, each
+    distinct value once: probabilities repeat, more so once rounded) and gathered back into
+    rows by polars. Nulls become NaN on the way to numpy, so they print ``null`` too.
     """
-    if column.null_count() or not column.is_finite().all():
-        values = column.to_list()
-        if rounded:
-            values = [None if v is None else round(v, 6) for v in values]
-        return _texts(_float_texts(values))
-    import numpy as np
+    import polars as pl
 
-    values, index = _distinct_floats(column.to_numpy())
-    if rounded:  # round keeps finite values finite; distinct again after rounding
-        rounded_values = np.fromiter(map(round, values, repeat(6)), np.float64, len(values))
-        values, rounded_index = _distinct_floats(rounded_values)
-        if index is None:
-            index = rounded_index
-        elif rounded_index is not None:
-            index = rounded_index[index]
-    texts = _texts(list(map(_float_text, values)))
-    return texts if index is None else texts.gather(index)
+    from minerscope.jsonfloat import distinct_json_numbers  # numpy: only once a frame is printed
 
-
-def _distinct_floats(values: np.ndarray) -> tuple[list[float], np.ndarray | None]:
-    """The distinct values of a float array and each row's index among them (None: all
-    are distinct, in row order). Values are told apart by their bits, so ``-0.0`` and
-    ``0.0`` stay apart as their spellings do."""
-    import numpy as np
-
-    distinct, index = np.unique(values.view(f"u{values.itemsize}"), return_inverse=True)
-    if len(distinct) == len(values):
-        return values.tolist(), None
-    return distinct.view(values.dtype).tolist(), index
-
-
-def _float_texts(values: list[float | None]) -> list[str]:
-    """Floats as ``json`` writes them (``float.__repr__``); None and non-finite as ``null``."""
-    return [_float_text(v) if v is not None and math.isfinite(v) else "null" for v in values]
+    values = column.cast(pl.Float64).to_numpy()
+    texts, index = distinct_json_numbers(values, digits=6 if rounded else None)
+    return _texts(texts).gather(index)
 
 
 def _texts(values: list[str]) -> pl.Series:

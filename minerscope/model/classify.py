@@ -21,6 +21,7 @@ import polars as pl
 
 from minerscope.features.windows import extract_features
 from minerscope.flows.records import FlowTable
+from minerscope.jsonfloat import json_numbers
 from minerscope.model import saabas, trees, treeshap
 from minerscope.model.artifact import Model, load_model
 from minerscope.model.dedupe import unique_rows
@@ -236,21 +237,6 @@ def _coin_columns(
             parts += [f"{',' if i else ''}{json.dumps(c)}:", _utf8(numbers[:, i])]
         return [coin, _concat_text(parts + ["}"]).alias("coin_probs")]
     return [coin, pl.DataFrame({c: probs[:, i] for i, c in enumerate(classes)}).to_struct("coin_probs")]
-
-
-def json_numbers(values: npt.NDArray[np.floating]) -> npt.NDArray[np.object_]:
-    """Each number as ``json.dumps`` writes it (``float.__repr__``), non-finite ones as ``null``.
-
-    Each distinct value (bit for bit: ``-0.0`` is not ``0.0``) is spelled once: attributions
-    and feature values repeat a lot (one tree path, one packet size), and ``repr`` is the
-    cost here.
-    """
-    flat = np.ascontiguousarray(values, dtype=np.float64)
-    bits, inverse = np.unique(flat.reshape(-1).view(np.int64), return_inverse=True)
-    distinct = bits.view(np.float64)
-    text = np.array(list(map(float.__repr__, distinct.tolist())), dtype=object)
-    text[~np.isfinite(distinct)] = "null"
-    return text[inverse.reshape(flat.shape)]
 
 
 def _contributions(

@@ -13,6 +13,7 @@ import xgboost
 from minerscope.features.synthetic import synthetic_table
 from minerscope.features.windows import extract_features
 from minerscope.flows.records import FlowTable
+from minerscope.jsonfloat import json_numbers
 from minerscope.model import classify
 from minerscope.model.artifact import load_model
 from minerscope.model.classify import score
@@ -211,7 +212,7 @@ def test_json_text_spells_the_struct_values_as_json_does(trained: tuple[Path, Tr
     assert checked > 0
     # tiny values are where a formatter may spell numbers differently from Python's json
     small = np.array([1e-05, 3.2e-05, 0.0001, -0.0, 1.5e16, np.nan, np.inf, 0.1], dtype=np.float64)
-    assert classify.json_numbers(small).tolist() == [
+    assert json_numbers(small).tolist() == [
         "1e-05",
         "3.2e-05",
         "0.0001",
