@@ -87,8 +87,6 @@ IAT_EDGES: F64 = np.asarray(10.0 ** np.arange(-4.0, 3.01, 0.5), dtype=np.float64
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
-_COMPARE = {"le": np.less_equal, "lt": np.less, "ge": np.greater_equal, "gt": np.greater}
-
 _QUANTILES = {"p10": 0.10, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p90": 0.90}
 
 

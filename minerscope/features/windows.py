@@ -35,6 +35,7 @@ CHUNK_SAMPLES = 16_384
 """Samples per extraction chunk (bounds the ``samples x BINS`` matrices to a few MB each)."""
 
 KEY_COLUMNS = ("flow_id", "window", "window_start", "window_end")
+"""The columns that name a sample (flow and window), ahead of the feature columns."""
 
 
 def extract_features(
