@@ -198,7 +198,7 @@ class _Logs:
         "lg_slot", "lg_ts", "lg_wire", "lg_plen", "lg_side", "lg_flags", "lg_frag",
         "m_slot", "m_ord", "m_ts", "m_len", "m_side", "m_type", "pbytes",
     )  # fmt: skip
-    __slots__ = (*_KERNEL_ARGS, "arena")
+    __slots__ = (*(name for name in _KERNEL_ARGS if name != "pbytes"), "arena")
 
     _PLOG = {"lg_slot": np.int32, "lg_ts": np.int64, "lg_wire": np.uint32, "lg_plen": np.uint32,
              "lg_side": np.uint8, "lg_flags": np.uint8, "lg_frag": np.uint8}  # fmt: skip
@@ -223,7 +223,6 @@ class _Logs:
     m_len: npt.NDArray[np.uint32]
     m_side: npt.NDArray[np.uint8]
     m_type: npt.NDArray[np.uint8]
-    pbytes: npt.NDArray[np.uint8]  # arena.array
     arena: GrowingBytes
 
     def __init__(self) -> None:
@@ -238,7 +237,11 @@ class _Logs:
             for name, dtype in group.items():
                 setattr(self, name, np.zeros(_MIN_LOG, dtype))
         self.arena = GrowingBytes(_MIN_LOG)
-        self.pbytes = self.arena.array
+
+    @property
+    def pbytes(self) -> npt.NDArray[np.uint8]:
+        """The payload-prefix arena's bytes (they grow in place: see :mod:`minerscope.flows.arena`)."""
+        return self.arena.array
 
     def args(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._KERNEL_ARGS)
@@ -262,7 +265,7 @@ class _Logs:
             need = int(cnt[k.K_PBYTES]) + prefix_bytes
             if 4 * need > 3 * self.pbytes.shape[0]:  # grow by half: the arena is the largest live state
                 size = max(3 * self.pbytes.shape[0] // 2, 2 * need)
-                self._resize("pbytes", size, int(cnt[k.K_PBYTES]))
+                self.arena.resize(size, int(cnt[k.K_PBYTES]))
         if cnt[k.K_FREE] < 1:
             self._more_slots(clock, ghost_ns)
 
@@ -309,20 +312,17 @@ class _Logs:
         used_bytes = int(cnt[k.K_PBYTES])
         if self.pbytes.shape[0] > _MIN_LOG and self.pbytes.shape[0] > 4 * used_bytes:
             self.compact_prefixes()
-            self._resize("pbytes", max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), int(cnt[k.K_PBYTES]))
+            self.arena.resize(max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), int(cnt[k.K_PBYTES]))
 
     def _resize(self, name: str, size: int, used: int) -> None:
-        """Give array ``name`` ``size`` entries, keeping its first ``used`` (the arena: see
-        :mod:`minerscope.flows.arena`).
+        """Give log array ``name`` ``size`` entries, keeping its first ``used`` (the prefix
+        arena grows in place instead: :mod:`minerscope.flows.arena`).
 
         Shrinking is in place when nothing else refers to the array (``realloc`` remaps a
         large block, so the old and the new array never coexist: that was the peak of a
         large emission). Growing copies the used part into fresh, untouched memory (an
         in-place resize would zero-fill, and fault in, all of the new capacity at once).
         """
-        if name == "pbytes":
-            self.pbytes = self.arena.resize(size, used)
-            return
         arr = getattr(self, name)
         if size < arr.shape[0]:
             setattr(self, name, None)
