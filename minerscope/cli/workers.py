@@ -54,10 +54,9 @@ Work = Callable[[str, Any], Outcome]
 
 def triage_one(path: str, options: Any) -> Outcome:
     """Triage one capture, in the parent or a worker; input errors become the outcome's error."""
-    from minerscope.model.lean_import import import_triage_stack
+    from minerscope.triage import load_triage_stack, triage_rows
 
-    import_triage_stack()
-    from minerscope.triage import triage_rows
+    load_triage_stack()
 
     try:
         rows, report = triage_rows(path, options)

@@ -48,9 +48,9 @@ def prepare() -> None:
 def _child(path: str, options: TriageOptions | None, out: Any) -> None:
     import os
 
-    from minerscope.model.lean_import import import_triage_stack
+    from minerscope.triage import load_triage_stack
 
-    import_triage_stack()
+    load_triage_stack()
 
     # The parent's terminal belongs to the UI: library chatter in the child must not
     # paint over it. Failures still reach the app through the queue.

@@ -196,14 +196,14 @@ def test_triage_stack_is_frozen_once_after_its_imports() -> None:
     """Import-time objects leave the collector's reach; objects made later stay collectable."""
     code = (
         "import gc, sys\n"
-        "from minerscope.model.lean_import import import_triage_stack\n"
+        "from minerscope.triage import load_triage_stack\n"
         "assert gc.get_freeze_count() == 0\n"
-        "import_triage_stack()\n"
+        "load_triage_stack()\n"
         "frozen = gc.get_freeze_count()\n"
         "assert {'xgboost', 'numba', 'polars', 'minerscope._pipeline', 'minerscope.model.classify'} <= set(sys.modules)\n"
         "assert frozen > 120_000, frozen\n"
         "later = [[i] for i in range(1000)]\n"
-        "import_triage_stack()  # a second capture in the same worker\n"
+        "load_triage_stack()  # a second capture in the same worker\n"
         "assert gc.get_freeze_count() == frozen, (gc.get_freeze_count(), frozen)\n"
         "print('ok')\n"
     )

@@ -48,11 +48,11 @@ def test_the_child_loads_xgboost_without_scikit_learn() -> None:
 
     code = (
         "import sys\n"
-        "from minerscope.model.lean_import import import_triage_stack\n"
-        "import_triage_stack()\n"
+        "from minerscope.triage import load_triage_stack\n"
+        "load_triage_stack()\n"
         "import xgboost\n"
         "print('sklearn' not in sys.modules, xgboost.compat.SKLEARN_INSTALLED)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]  # xgboost loaded without importing sklearn
-    assert "import_triage_stack()" in inspect.getsource(offload._child)
+    assert "load_triage_stack()" in inspect.getsource(offload._child)
