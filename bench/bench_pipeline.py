@@ -110,7 +110,6 @@ T["model load (+ xgboost import)"] += clock() - t
 wrap(P, "cached_model", "model load (+ xgboost import)")
 wrap(P, "build_blacklist", "stage 0: blacklist load")
 wrap(P, "apply_stage0", "stage 0: evidence")
-wrap(P, "fill_dns_names", "flows: DNS names")
 wrap(C, "extract_features", "features")
 wrap(C, "_top_features", "scoring: SHAP top features")
 wrap(C, "_coin_columns", "scoring: coin model")
@@ -161,12 +160,12 @@ def print_breakdown(data: dict[str, Any]) -> None:
     assembler = s.get("flows: assembler", 0.0)
     model = s.get("model load (+ xgboost import)", 0.0)
     blacklist = s.get("stage 0: blacklist load", 0.0)
-    reader = s["triage (all)"] - model - blacklist - assembler - s.get("flows: DNS names", 0.0) - rows_all
+    reader = s["triage (all)"] - model - blacklist - assembler - rows_all
     lines = [
         ("imports (polars, numba, pipeline)", s.get("imports (polars, numba, pipeline)", 0.0)),
         ("model load (+ xgboost import)", model),
         ("capture reader (+ loop)", reader),
-        ("flow assembler", assembler + s.get("flows: DNS names", 0.0)),
+        ("flow assembler", assembler),
         ("stage 0 (blacklist + Stratum)", stage0 + blacklist),
         ("features", feats),
         ("scoring: binary model + glue", score_all - feats - shap - coin),

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from minerscope.capture.pcap import CaptureReader
-from minerscope.flows.assemble import FlowAssembler, fill_dns_names
+from minerscope.flows.assemble import FlowAssembler
 from minerscope.flows.records import FlowTable
 from minerscope.model.artifact import METADATA_FILE, Model, load_model, resolve_model_path
 from minerscope.model.classify import score
@@ -224,7 +224,6 @@ def run(path: Path, options: TriageOptions, cancel: threading.Event | None) -> I
             if not len(finished):
                 yield progress()
                 continue
-            fill_dns_names(finished, assembler.dns_names)
             for part in split_table(finished):
                 rows = score_rows(part, model, blacklist, scored)
                 scored += len(part)
@@ -232,7 +231,7 @@ def run(path: Path, options: TriageOptions, cancel: threading.Event | None) -> I
         finished = assembler.finish()
     finally:
         reader.close()
-    parts = list(split_table(fill_dns_names(finished, assembler.dns_names))) if len(finished) else []
+    parts = list(split_table(finished)) if len(finished) else []
     for i, part in enumerate(parts):
         rows = score_rows(part, model, blacklist, scored)
         scored += len(part)
