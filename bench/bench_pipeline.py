@@ -102,12 +102,8 @@ import minerscope._pipeline as P
 import minerscope.model.classify as C
 import minerscope.flows.assemble as A
 import minerscope.capture.pcap as R
-from minerscope.model.lean_import import import_xgboost_without_sklearn
 T["imports (polars, numba, pipeline)"] = clock() - start
-t = clock()
-import_xgboost_without_sklearn()  # as scan does
-T["model load (+ xgboost import)"] += clock() - t
-wrap(P, "cached_model", "model load (+ xgboost import)")
+wrap(P, "cached_model", "model load")
 wrap(P, "build_blacklist", "stage 0: blacklist load")
 wrap(P, "apply_stage0", "stage 0: evidence")
 wrap(C, "extract_features", "features")

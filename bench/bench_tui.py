@@ -183,9 +183,6 @@ async def bench_first_rows(capture: Path, size_mb: float) -> None:
 _CPU_CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from minerscope.model.lean_import import import_xgboost_without_sklearn
-if sys.argv[2] == "hide":
-    import_xgboost_without_sklearn()
 from minerscope.triage import iter_triage
 for update in iter_triage(sys.argv[1]):
     if update.rows is not None and update.rows.height:
@@ -200,19 +197,17 @@ def first_rows_cpu(capture: Path) -> None:
     import subprocess
 
     repo = Path(__file__).resolve().parent.parent
-    for mode, label in (("plain", "importing scikit-learn"), ("hide", "as the workstation runs it")):
-        out = subprocess.run(
-            [sys.executable, "-c", _CPU_CHILD, str(capture), mode],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=repo,
-        )
-        fig = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"  triage child until first rows, {label}: {fig['cpu']:.2f} s CPU "
-            f"({fig['wall']:.2f} s wall after interpreter start)"
-        )
+    out = subprocess.run(
+        [sys.executable, "-c", _CPU_CHILD, str(capture)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=repo,
+    )
+    fig = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"  triage child until first rows: {fig['cpu']:.2f} s CPU ({fig['wall']:.2f} s wall after interpreter start)"
+    )
 
 
 def first_rows_in_terminal(capture: Path) -> None:

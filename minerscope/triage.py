@@ -36,19 +36,16 @@ _settled = False
 
 
 def load_triage_stack() -> None:
-    """Import everything triage needs (xgboost without scikit-learn), then freeze the
-    objects alive now; for processes that triage captures (scan workers, the workstation's
-    triage child).
+    """Import everything triage needs, then freeze the objects alive now; for processes
+    that triage captures (scan workers, the workstation's triage child). Not xgboost:
+    scoring walks the trees itself (:mod:`minerscope.model.predict`).
 
-    The imports leave ~140k tracked objects (numba's type system, polars, xgboost) that live
+    The imports leave ~140k tracked objects (numba's type system, polars) that live
     as long as the process; without ``gc.freeze`` every full collection a scan triggers walks
     them again: ~0.2 CPU s of a 2M-packet scan, for garbage that cannot be there. Frozen
     once per process, on first use, so objects a later capture leaves behind stay collectable.
     """
     global _settled
-    from minerscope.model.lean_import import import_xgboost_without_sklearn
-
-    import_xgboost_without_sklearn()
     import minerscope._pipeline  # noqa: F401  (capture, flows, stage 0: numba, polars)
     import minerscope.model.classify  # noqa: F401  (features, scoring)
 

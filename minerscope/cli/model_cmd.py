@@ -154,7 +154,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
 
     from minerscope.model import evaluate as ev
     from minerscope.model import train as train_mod
-    from minerscope.model.artifact import Model, load_model
+    from minerscope.model.artifact import BoosterFile, Model, load_model
 
     model = load_model(model_name)
     meta = model.metadata
@@ -184,11 +184,11 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
             name=f"{model.name}, retrained without the held-out data",
             path=model.path,
             metadata=result.metadata,
-            binary=result.binary,
+            binary_file=BoosterFile.of(result.binary),
             binary_features=tuple(result.metadata["binary"]["features"]),
             threshold=float(result.metadata["binary"]["threshold"]),
             window_s=model.window_s,
-            coin=result.coin,
+            coin_file=None if result.coin is None else BoosterFile.of(result.coin),
             coin_features=tuple(cmeta.get("features", ())),
             coin_classes=tuple(cmeta.get("classes", ())),
         )

@@ -1,9 +1,10 @@
 """``scan -jN``: triage captures in N processes, the parent being one of them.
 
-A fresh process pays about 0.9 CPU s before its first packet: importing polars, numba
-and the pipeline, loading some thirty numba kernels from the on-disk cache on their first
-call, importing xgboost and loading the model: as much as three 250k-packet captures.
-The choices, measured on 4 captures of 250k and of 1M packets on 2 cores:
+A fresh process pays about 0.6 CPU s before its first packet (0.9 when these choices
+were measured): importing polars, numba, scipy's FFT and the pipeline, loading some
+thirty numba kernels from the on-disk cache on their first call and reading the model
+(xgboost is not imported: scoring walks the trees itself). The choices, measured on 4
+captures of 250k and of 1M packets on 2 cores:
 
 * The parent triages too, and only N-1 workers are spawned: N busy processes on N cores,
   not N workers plus a parent that wants CPU for its own imports and the output (about
@@ -12,7 +13,7 @@ The choices, measured on 4 captures of 250k and of 1M packets on 2 cores:
   start-up S stays on the critical path: K captures of c CPU s take about S + K*c/N.
 * ``spawn``, not ``fork`` or a ``forkserver`` preloaded with the pipeline. Importing
   polars starts threads (jemalloc's background threads, an out-of-core cleanup thread),
-  so does importing xgboost, and the kernels load only by running triage, which starts
+  and the kernels load only by running triage, which starts
   polars' thread pool: forking such a process can deadlock the child. What is thread-free
   and safe to preload, numpy and numba, is ~0.15 s of the 0.9. And a fork server saves
   CPU, not wall time: its own start-up sits on the critical path before any worker can

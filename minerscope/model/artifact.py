@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minerscope.errors import ModelError
+from minerscope.model.trees import TreeArrays, read_trees
 
 if TYPE_CHECKING:
     import xgboost
@@ -48,6 +50,51 @@ BINARY_FILE = "binary.ubj"
 COIN_FILE = "coin.ubj"
 
 
+@dataclass(slots=True, eq=False)
+class BoosterFile:
+    """One booster of a model: its UBJ bytes, its trees as arrays, and an
+    ``xgboost.Booster`` built from the bytes only when something asks for one.
+
+    Why lazily: scoring walks the arrays itself (:mod:`minerscope.model.predict`, exact),
+    and importing xgboost with the scipy it loads is ~0.19 CPU s, a third of a scan
+    process's start-up. Training, evaluation and boosters the kernels do not cover
+    (``trees`` None) use the booster.
+    """
+
+    blob: bytes
+    trees: TreeArrays | None
+    source: str = "booster"
+    """Where the bytes came from, for error messages."""
+    _booster: xgboost.Booster | None = None
+
+    @classmethod
+    def of(cls, booster: xgboost.Booster) -> BoosterFile:
+        """An in-memory booster (just trained)."""
+        blob = booster_bytes(booster)
+        return cls(blob, read_trees(blob), "trained booster", booster)
+
+    @property
+    def booster(self) -> xgboost.Booster:
+        """The booster, loaded by XGBoost on first use (nthread 1).
+
+        Raises:
+            ModelError: XGBoost cannot read the bytes.
+        """
+        if self._booster is None:
+            import xgboost
+
+            booster = xgboost.Booster()
+            try:
+                booster.load_model(bytearray(self.blob))
+            except xgboost.core.XGBoostError as exc:
+                raise ModelError(
+                    f"{self.source}: XGBoost cannot load this booster: {str(exc).splitlines()[0]}"
+                ) from None
+            booster.set_param({"nthread": 1})
+            self._booster = booster
+        return self._booster
+
+
 @dataclass(slots=True)
 class Model:
     """A loaded model: both boosters and what the sidecar says about them.
@@ -56,11 +103,13 @@ class Model:
         name: folder name.
         path: the model folder.
         metadata: the parsed sidecar.
-        binary: mining-vs-benign booster (output: probability of mining).
+        binary_file: mining-vs-benign booster (output: probability of mining); ``binary``
+            is its ``xgboost.Booster``.
         binary_features: its input columns, in order.
         threshold: operating threshold on ``p_mining``.
         window_s: window length the model was trained on.
-        coin: coin booster (``multi:softprob``), or None.
+        coin_file: coin booster (``multi:softprob``), or None; ``coin`` is its
+            ``xgboost.Booster``.
         coin_features: its input columns.
         coin_classes: class names, in the booster's output order.
     """
@@ -68,13 +117,23 @@ class Model:
     name: str
     path: Path
     metadata: dict[str, Any]
-    binary: xgboost.Booster
+    binary_file: BoosterFile
     binary_features: tuple[str, ...]
     threshold: float
     window_s: float
-    coin: xgboost.Booster | None = None
+    coin_file: BoosterFile | None = None
     coin_features: tuple[str, ...] = ()
     coin_classes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def binary(self) -> xgboost.Booster:
+        """The mining-vs-benign ``xgboost.Booster`` (imports xgboost on first use)."""
+        return self.binary_file.booster
+
+    @property
+    def coin(self) -> xgboost.Booster | None:
+        """The coin ``xgboost.Booster``, or None (imports xgboost on first use)."""
+        return None if self.coin_file is None else self.coin_file.booster
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -244,7 +303,7 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
         binary_features = tuple(str(n) for n in bmeta["features"])
         threshold = float(bmeta["threshold"])
         window_s = float(meta["window_s"])
-        binary = _load_booster(folder, bmeta, meta_path)
+        binary = _load_booster(folder, bmeta, meta_path, binary_features, groups=1)
         coin = None
         coin_features: tuple[str, ...] = ()
         coin_classes: tuple[str, ...] = ()
@@ -252,7 +311,7 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
         if cmeta:
             coin_features = tuple(str(n) for n in cmeta["features"])
             coin_classes = tuple(str(c) for c in cmeta["classes"])
-            coin = _load_booster(folder, cmeta, meta_path)
+            coin = _load_booster(folder, cmeta, meta_path, coin_features, groups=len(coin_classes))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{meta_path}: malformed model metadata ({type(exc).__name__}: {exc})") from None
     unknown = [n for n in (*binary_features, *coin_features) if n not in known]
@@ -264,19 +323,23 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
         name=folder.name,
         path=folder,
         metadata=meta,
-        binary=binary,
+        binary_file=binary,
         binary_features=binary_features,
         threshold=threshold,
         window_s=window_s,
-        coin=coin,
+        coin_file=coin,
         coin_features=coin_features,
         coin_classes=coin_classes,
     )
 
 
-def _load_booster(folder: Path, part: dict[str, Any], meta_path: Path) -> xgboost.Booster:
-    import xgboost  # heavy; only loading a model needs it
-
+def _load_booster(
+    folder: Path, part: dict[str, Any], meta_path: Path, features: tuple[str, ...], groups: int
+) -> BoosterFile:
+    """A booster file, checked: its sha256, and that its trees are whole, split on the
+    listed features only and have the expected number of outputs (the scoring kernels
+    trust the arrays). A booster the kernels do not cover is loaded by XGBoost now, so a
+    file it cannot read fails here, not at the first capture."""
     file = folder / str(part["file"])
     if Path(str(part["file"])).name != str(part["file"]):
         raise ModelError(f"{meta_path}: booster file name {part['file']!r} must be a plain file name")
@@ -286,10 +349,21 @@ def _load_booster(folder: Path, part: dict[str, Any], meta_path: Path) -> xgboos
         raise ModelError(f"{file}: cannot read booster: {exc.strerror or exc}") from None
     if _sha256(blob) != part.get("sha256"):
         raise ModelError(f"{file}: checksum differs from the one in {METADATA_FILE} (edited or half-copied?)")
-    booster = xgboost.Booster()
     try:
-        booster.load_model(bytearray(blob))
-    except xgboost.core.XGBoostError as exc:
-        raise ModelError(f"{file}: XGBoost cannot load this booster: {str(exc).splitlines()[0]}") from None
-    booster.set_param({"nthread": 1})
-    return booster
+        arrays = read_trees(blob)
+    except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError) as exc:
+        raise ModelError(f"{file}: not an XGBoost UBJ booster ({type(exc).__name__}: {exc})") from None
+    loaded = BoosterFile(blob, arrays, str(file))
+    if arrays is None:
+        loaded.booster  # noqa: B018  (XGBoost validates what the kernels do not read)
+        return loaded
+    if arrays.groups != max(1, groups):
+        raise ModelError(
+            f"{file}: booster has {arrays.groups} output(s), {meta_path} lists {groups} class(es)"
+        )
+    used = arrays.feature[arrays.left >= 0]
+    if used.size and (int(used.max()) >= len(features) or int(used.min()) < 0):
+        raise ModelError(
+            f"{file}: booster splits on feature #{int(used.max())}, {meta_path} lists {len(features)} features"
+        )
+    return loaded

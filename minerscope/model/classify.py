@@ -7,13 +7,17 @@ XGBoost's tree contributions (``pred_contribs``, SHAP values in log-odds; exact 
 window an analyst may look at, Saabas's cheaper attribution below ``EXACT_FLOOR``) name
 the five features that moved the score most, with their values, so a verdict is never a
 bare number.
+
+The numbers are XGBoost's, computed without it: one walk of the trees per window gives
+the probability (:mod:`minerscope.model.predict`, bit for bit) and the Saabas attribution
+together, so a scan process never imports xgboost; a booster the kernels do not cover
+is scored by XGBoost.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -22,12 +26,9 @@ import polars as pl
 from minerscope.features.windows import KEY_COLUMNS, extract_features
 from minerscope.flows.records import FlowTable
 from minerscope.jsonfloat import json_numbers
-from minerscope.model import saabas, trees, treeshap
-from minerscope.model.artifact import Model, load_model
+from minerscope.model import predict, saabas, treeshap
+from minerscope.model.artifact import BoosterFile, Model, load_model
 from minerscope.model.dedupe import unique_rows
-
-if TYPE_CHECKING:
-    import xgboost
 
 TOP_FEATURES = 5
 EXACT_FLOOR = 0.01
@@ -103,15 +104,15 @@ def score(
     if feats.height == 0:
         return _unscored(table, schema)
     x = _matrix(feats, model.binary_features)
-    # no DMatrix: inplace prediction gives the same numbers without copying the matrix
-    p = np.asarray(model.binary.inplace_predict(x), dtype=np.float64)
+    p, approx = _predict_binary(model.binary_file, x)
 
     flow_ids, rows, windows = _most_suspicious(feats["flow_id"].to_numpy(), p)
     best = feats.select(KEY_COLUMNS)
     if not _all_rows(rows, feats.height):  # else (one window per flow, the common case) no copy
         x, p, best = x[rows], p[rows], best[rows]
+        approx = None if approx is None else (approx[0][rows], approx[1][rows])
 
-    top = _top_features(model.binary, x, model.binary_features, p, json_text=json_text)
+    top = _top_features(model.binary_file, x, model.binary_features, p, approx=approx, json_text=json_text)
     coin_rows = np.flatnonzero((p >= COIN_FLOOR) | _has_stage0(table, flow_ids))
     # few flows get a coin: only their rows of the coin model's features are converted
     cx = _matrix(feats[rows[coin_rows]], model.coin_features)
@@ -176,6 +177,28 @@ def _most_suspicious(
     return flow_id[starts][order], rows[order], counts[order]
 
 
+Attributions = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+"""Per row, the :data:`TOP_FEATURES` feature indices and their Saabas contributions."""
+
+
+def _predict_binary(
+    part: BoosterFile, x: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.float64], Attributions | None]:
+    """P(mining) of every row of ``x`` and, when the kernels cover the booster, every row's
+    Saabas top features, from one walk of the trees (:mod:`minerscope.model.predict`:
+    XGBoost's probabilities bit for bit); else XGBoost's prediction and None."""
+    arrays = part.trees
+    if arrays is None or arrays.groups != 1 or not predict.supported(arrays):
+        # no DMatrix: inplace prediction gives the same numbers without copying the matrix
+        return np.asarray(part.booster.inplace_predict(x), dtype=np.float64), None
+    distinct, inverse = unique_rows(x)
+    idx, val, margin = saabas.top_contributions(arrays, distinct, min(TOP_FEATURES, x.shape[1]))
+    p = predict.probabilities(arrays, margin).astype(np.float64)
+    if distinct is not x:
+        idx, val, p = idx[inverse], val[inverse], p[inverse]
+    return p, (idx, val)
+
+
 def _has_stage0(table: FlowTable, flow_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Per flow id, whether stage 0 found evidence (``stage0`` not empty) for the flow."""
     if "stage0" not in table.summary.columns:
@@ -218,16 +241,20 @@ def _coin_columns(
     """``coin`` and ``coin_probs`` for the rows of ``cx`` (the coin model's features)."""
     n = cx.shape[0]
     # no rows: skip the booster call and the text building (~1 ms of fixed cost a block)
-    if n == 0 or model.coin is None or not model.coin_classes:
+    if n == 0 or model.coin_file is None or not model.coin_classes:
         return [
             pl.Series("coin", [None] * n, pl.Utf8),
             pl.Series("coin_probs", ["{}"] * n if json_text else [{}] * n, schema["coin_probs"]),
         ]
     distinct, inverse = unique_rows(cx)
-    probs = np.asarray(model.coin.inplace_predict(distinct), dtype=np.float64).reshape(
-        -1, len(model.coin_classes)
-    )
-    probs = probs[inverse]
+    arrays = model.coin_file.trees if model.coin_file is not None else None
+    if predict.supported(arrays):
+        assert arrays is not None
+        got = predict.predict(arrays, distinct)
+    else:
+        assert model.coin is not None
+        got = model.coin.inplace_predict(distinct)
+    probs = np.asarray(got, dtype=np.float64).reshape(-1, len(model.coin_classes))[inverse]
     classes = list(model.coin_classes)
     coin = pl.Series("coin", np.asarray(classes, dtype=object)[probs.argmax(axis=1)], pl.Utf8)
     if json_text:
@@ -240,14 +267,16 @@ def _coin_columns(
 
 
 def _contributions(
-    booster: xgboost.Booster,
+    part: BoosterFile,
     x: npt.NDArray[np.float32],
     names: tuple[str, ...],
     p: npt.NDArray[np.float64] | None,
+    approx_top: Attributions | None = None,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
     """Per row: the ``TOP_FEATURES`` feature indices, largest absolute contribution first
     (ties in feature order), and their contributions (see :func:`_top_features` for which
-    rows are exact); a slot past the features with any contribution holds 0.0."""
+    rows are exact; ``approx_top``, when given, holds every row's Saabas ones already); a
+    slot past the features with any contribution holds 0.0."""
     n = x.shape[0]
     k = min(TOP_FEATURES, len(names))
     order = np.zeros((n, k), np.intp)
@@ -256,11 +285,14 @@ def _contributions(
     for rows, approx in ((np.flatnonzero(exact), False), (np.flatnonzero(~exact), True)):
         if not rows.size:
             continue
+        if approx and approx_top is not None:
+            order[rows], top[rows] = approx_top[0][rows], approx_top[1][rows]
+            continue
         distinct, inverse = unique_rows(x if rows.shape[0] == n else x[rows])
-        arrays = trees.tree_arrays(booster)
+        arrays = part.trees
         if arrays is not None and arrays.groups == 1:  # XGBoost's numbers, computed here
             if approx:  # no rows x features matrix at all
-                idx, val = saabas.top_contributions(arrays, distinct, k)
+                idx, val, _ = saabas.top_contributions(arrays, distinct, k)
                 if distinct is not x:
                     idx, val = idx[inverse], val[inverse]
                 order[rows], top[rows] = idx, val
@@ -270,7 +302,7 @@ def _contributions(
             import xgboost
 
             dmat = xgboost.DMatrix(distinct, feature_names=list(names), nthread=1)
-            got = booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
+            got = part.booster.predict(dmat, pred_contribs=True, approx_contribs=approx)
             contribs = np.asarray(got, np.float64)[inverse, : len(names)]  # last column: bias
         order[rows] = _largest(contribs, k)
         top[rows] = np.take_along_axis(contribs, order[rows], 1)
@@ -288,11 +320,12 @@ def _largest(contribs: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.intp]:
 
 
 def _top_features(
-    booster: xgboost.Booster,
+    part: BoosterFile,
     x: npt.NDArray[np.float32],
     names: tuple[str, ...],
     p: npt.NDArray[np.float64] | None = None,
     *,
+    approx: Attributions | None = None,
     json_text: bool = False,
 ) -> pl.Series:
     """The ``TOP_FEATURES`` largest contributions per row, as a ``TOP_FEATURE_DTYPE`` series
@@ -309,7 +342,7 @@ def _top_features(
     n = x.shape[0]
     if n == 0:
         return pl.Series("top_features", [], dtype=pl.Utf8 if json_text else TOP_FEATURE_DTYPE)
-    order, top_contribs = _contributions(booster, x, names, p)
+    order, top_contribs = _contributions(part, x, names, p, approx)
     k = order.shape[1]
     top_values = np.take_along_axis(x, order, 1).astype(np.float64)
     if json_text:

@@ -51,23 +51,29 @@ ORDER_TREES = 8
 
 def top_contributions(
     arrays: TreeArrays, x: npt.NDArray[np.float32], k: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Per row of ``x``, the ``k`` features with the largest absolute Saabas contribution
-    (largest first, ties by feature order) and those contributions; slots beyond the
-    features any path touched hold feature 0 with contribution 0.
+    (largest first, ties by feature order), those contributions, and the row's margin;
+    slots beyond the features any path touched hold feature 0 with contribution 0.
 
     With ``k`` = the number of features this is every contribution (XGBoost's
     ``approx_contribs`` without its bias column), sorted; scoring asks for five and so
     never builds the rows x features matrix: a row's paths touch a few dozen features.
+
+    The margin is XGBoost's (``predict_type="margin"``) bit for bit when
+    :func:`minerscope.model.predict.supported` says so: the walk adds each tree's leaf to
+    a float32 sum started at the base margin, in tree order, as XGBoost's predictor does.
     """
     if arrays.groups != 1:
         raise ValueError(f"Saabas attributions need one output group, the booster has {arrays.groups}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     idx = np.zeros((x.shape[0], k), np.int64)
     val = np.zeros((x.shape[0], k), np.float32)
+    base = arrays.base_margin[0] if arrays.base_margin.size else np.float32(0.0)
+    margin = np.full(x.shape[0], base, np.float32)
     order = np.argsort(_leaf_codes(x, arrays.nodes, ORDER_TREES), kind="stable")
-    _saabas_top(x, order, arrays.nodes, arrays.mean, idx, val)
-    return idx, val
+    _saabas_top(x, order, arrays.nodes, arrays.mean, idx, val, margin)
+    return idx, val, margin
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -80,7 +86,7 @@ def _goes_left(value: Any, threshold: Any, default_left: Any) -> Any:  # pragma:
 
 @numba.njit(cache=True, nogil=True)
 def _saabas_top(
-    x: Any, order: Any, nodes: Any, mean: Any, idx: Any, val: Any
+    x: Any, order: Any, nodes: Any, mean: Any, idx: Any, val: Any, margin: Any
 ) -> None:  # pragma: no cover - compiled
     start, left, right, feature, threshold, default_left = nodes
     n, n_features = x.shape
@@ -96,9 +102,11 @@ def _saabas_top(
         r = order[i_row]
         row[:] = x[r]
         m = 0
+        score = margin[r]
         for t in range(start.size - 1):
             base = start[t]
             if left[base] < 0:  # a lone leaf only moves the bias
+                score += threshold[base]
                 continue
             node = 0
             node_value = mean[base]
@@ -114,6 +122,7 @@ def _saabas_top(
                         seen[split] = True
                         touched[m] = split
                         m += 1
+                score += threshold[base + node]  # the leaf's value
                 continue
             depth = 0
             split = 0
@@ -128,6 +137,7 @@ def _saabas_top(
                 depth += 1
             # XGBoost's last step: the leaf value minus its own mean (both the leaf's value)
             tree_sum[split] += mean[base + node] - node_value
+            score += threshold[base + node]
             for i in range(depth):
                 f = path[i]
                 acc[f] += tree_sum[f]
@@ -136,6 +146,7 @@ def _saabas_top(
                     seen[f] = True
                     touched[m] = f
                     m += 1
+        margin[r] = score
         filled = 0
         for i in range(m):
             f = touched[i]

@@ -2,9 +2,11 @@
 
 The attribution kernels (:mod:`minerscope.model.saabas`, :mod:`minerscope.model.treeshap`)
 walk XGBoost's trees themselves: XGBoost computes attributions one row at a time over
-whole rows of features, and that was the largest cost of ``scan``. Prediction stays
-XGBoost's (its blocked predictor beat a numba walk of these arrays: 0.21 vs 0.22-0.36 s
-for 73 k windows of the binary model, 0.39 vs 0.54 s for the coin model).
+whole rows of features, and that was the largest cost of ``scan``. Prediction on its own
+is no faster here (XGBoost's blocked predictor beat a numba walk of these arrays: 0.21 vs
+0.22-0.36 s for 73 k windows of the binary model, 0.39 vs 0.54 s for the coin model), so
+:mod:`minerscope.model.predict` adds the leaves up inside the Saabas walk scoring makes
+anyway; the objective and the base margin are read here for that.
 
 Only plain ``gbtree`` boosters with numerical splits and one target are read
 (:func:`tree_arrays` returns None otherwise and the caller asks XGBoost). The trees come
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import struct
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -47,6 +50,11 @@ class TreeArrays:
     group: npt.NDArray[np.int32]
     """Output group (class) of each tree."""
     groups: int
+    objective: str = ""
+    """XGBoost's objective name (``binary:logistic``, ``multi:softprob``, ...)."""
+    base_margin: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    """Per output group, the margin every row starts from (empty when not known: see
+    :func:`minerscope.model.predict.supported`)."""
 
     @property
     def nodes(self) -> tuple[Any, ...]:
@@ -84,66 +92,128 @@ def read_trees(raw: bytes) -> TreeArrays | None:
         return None
     groups = max(1, int(param.get("num_class", "0")))
     starts = [0]
-    parts: dict[str, list[Any]] = {
-        k: [] for k in ("left", "right", "feature", "threshold", "dleft", "cover", "mean")
-    }
+    parts: dict[str, list[Any]] = {k: [] for k in ("left", "right", "feature", "threshold", "dleft", "cover")}
     for tree in trees:
         if (
             np.any(np.asarray(tree["split_type"]) != 0)
             or int(tree["tree_param"].get("size_leaf_vector", "1")) > 1
         ):
             return None
-        left = np.asarray(tree["left_children"], np.int32)
-        right = np.asarray(tree["right_children"], np.int32)
-        cond = np.asarray(tree["split_conditions"], np.float32)
-        hess = np.asarray(tree["sum_hessian"], np.float32)
-        parts["left"].append(left)
-        parts["right"].append(right)
-        parts["feature"].append(np.asarray(tree["split_indices"], np.int32))
-        parts["threshold"].append(cond)
-        parts["dleft"].append(np.asarray(tree["default_left"], np.uint8).astype(bool))
-        parts["cover"].append(hess)
-        parts["mean"].append(_node_means(left, right, cond, hess))
-        starts.append(starts[-1] + left.size)
+        columns = (
+            np.asarray(tree["left_children"], np.int32),
+            np.asarray(tree["right_children"], np.int32),
+            np.asarray(tree["split_indices"], np.int32),
+            np.asarray(tree["split_conditions"], np.float32),
+            np.asarray(tree["default_left"], np.uint8).astype(bool),
+            np.asarray(tree["sum_hessian"], np.float32),
+        )
+        n = columns[0].size
+        if n == 0 or any(c.shape != (n,) for c in columns):
+            raise ValueError(f"tree {len(starts) - 1}: node arrays of different lengths, or no node")
+        for key, column in zip(parts, columns, strict=False):
+            parts[key].append(column)
+        starts.append(starts[-1] + n)
+    start = np.asarray(starts, np.int64)
+    left, right, feature, threshold, default_left, cover = (np.concatenate(parts[k]) for k in parts)
+    mean = np.zeros(left.size, np.float32)
+    bad = _link_and_mean(start, left, right, threshold, cover, mean)
+    if bad >= 0:
+        raise ValueError(f"tree {bad}: a node links outside the tree, twice, or to one child only")
+    group = np.asarray(booster["model"]["tree_info"], np.int32)
+    if group.size != len(trees) or np.any((group < 0) | (group >= groups)):
+        raise ValueError(f"tree_info does not give each of {len(trees)} trees one of {groups} outputs")
+    objective = str(learner.get("objective", {}).get("name", ""))
     return TreeArrays(
-        start=np.asarray(starts, np.int64),
-        left=np.concatenate(parts["left"]),
-        right=np.concatenate(parts["right"]),
-        feature=np.concatenate(parts["feature"]),
-        threshold=np.concatenate(parts["threshold"]),
-        default_left=np.concatenate(parts["dleft"]),
-        cover=np.concatenate(parts["cover"]),
-        mean=np.concatenate(parts["mean"]),
-        group=np.asarray(booster["model"]["tree_info"], np.int32),
+        start=start,
+        left=left,
+        right=right,
+        feature=feature,
+        threshold=threshold,
+        default_left=default_left,
+        cover=cover,
+        mean=mean,
+        group=group,
         groups=groups,
+        objective=objective,
+        base_margin=_base_margin(objective, str(param.get("base_score", "")), groups),
     )
 
 
-def _node_means(
-    left: npt.NDArray[np.int32],
-    right: npt.NDArray[np.int32],
-    leaf_value: npt.NDArray[np.float32],
-    hess: npt.NDArray[np.float32],
-) -> npt.NDArray[np.float32]:
-    """XGBoost's node mean values, in its float32 operation order: children first, then
-    ``(mean_l * hess_l + mean_r * hess_r) / hess``."""
-    mean = np.zeros(left.size, np.float32)
-    order: list[int] = []
-    stack = [0]
-    while stack:  # preorder; reversed it visits children before parents
-        node = stack.pop()
-        order.append(node)
-        if left[node] >= 0:
-            stack.extend((int(left[node]), int(right[node])))
-    for node in reversed(order):
-        lc, rc = int(left[node]), int(right[node])
-        if lc < 0:
-            mean[node] = leaf_value[node]
-        else:
-            total = mean[lc] * hess[lc]
-            total = np.float32(total + mean[rc] * hess[rc])
-            mean[node] = np.float32(total / hess[node])
-    return mean
+def _base_margin(objective: str, base_score: str, groups: int) -> npt.NDArray[np.float32]:
+    """XGBoost's ``ProbToMargin`` of the stored base score (``"[5E-1]"``, or ``"5E-1"`` from
+    older versions), one per group: the logit for the logistic objective, the scores as
+    they are for softprob; empty for other objectives or a score that makes no margin."""
+    try:
+        scores = np.asarray([float(v) for v in base_score.strip("[]").split(",")], np.float32)
+    except ValueError:
+        return np.zeros(0, np.float32)
+    if objective == "binary:logistic":
+        if scores.size != 1 or not 0.0 < float(scores[0]) < 1.0:
+            return np.zeros(0, np.float32)
+        return np.asarray([_logit(scores[0])], np.float32)
+    if objective == "multi:softprob":
+        return np.repeat(scores, groups) if scores.size == 1 else scores
+    return np.zeros(0, np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _logit(score: Any) -> Any:  # pragma: no cover - compiled
+    """``-logf(1.0f / score - 1.0f)``, in float32 throughout as XGBoost computes it."""
+    one = np.float32(1.0)
+    return -np.log(one / score - one)
+
+
+@numba.njit(cache=True, nogil=True)
+def _link_and_mean(
+    start: Any, left: Any, right: Any, leaf_value: Any, hess: Any, mean: Any
+) -> int:  # pragma: no cover - compiled
+    """Check each tree's links and fill ``mean``: XGBoost's node mean values, in its float32
+    operation order (children first, then ``(mean_l * hess_l + mean_r * hess_r) / hess``).
+
+    The kernels index with these links unchecked and walk until a leaf, so a tree must be
+    one tree from its root: every link inside it, both children or none, no node reached
+    twice (a cycle or a shared child). Nodes the root does not reach become leaves (mean
+    0). Returns the first bad tree's index, or -1.
+    """
+    order = np.empty(left.size, np.int64)
+    seen = np.zeros(left.size, np.bool_)
+    stack = np.empty(left.size + 1, np.int64)
+    for t in range(start.size - 1):
+        base, n = start[t], start[t + 1] - start[t]
+        count = 0
+        depth = 1
+        stack[0] = 0
+        while depth > 0:  # preorder from the root
+            depth -= 1
+            node = stack[depth]
+            if node < 0 or node >= n or seen[base + node]:
+                return t
+            seen[base + node] = True
+            order[count] = node
+            count += 1
+            lc, rc = left[base + node], right[base + node]
+            if (lc >= 0) != (rc >= 0):
+                return t
+            if lc >= 0:
+                if depth + 2 > n:  # more links than nodes: some node comes twice
+                    return t
+                stack[depth] = lc
+                stack[depth + 1] = rc
+                depth += 2
+        for i in range(count - 1, -1, -1):  # children before parents
+            g = base + order[i]
+            if left[g] < 0:
+                mean[g] = leaf_value[g]
+            else:
+                lc, rc = base + left[g], base + right[g]
+                total = mean[lc] * hess[lc]
+                total = total + mean[rc] * hess[rc]
+                mean[g] = total / hess[g]
+        for g in range(base, base + n):
+            if not seen[g]:
+                left[g] = -1
+                right[g] = -1
+    return -1
 
 
 class _UBJReader:

@@ -179,19 +179,6 @@ def test_analyst_field_reports_dismissed_endpoints(tmp_path: Path) -> None:
     )
 
 
-def test_scan_imports_xgboost_without_sklearn_which_stays_importable() -> None:
-    """scan skips xgboost's scikit-learn import (start-up cost) without breaking sklearn users."""
-    code = (
-        "import sys\n"
-        "from minerscope.model.lean_import import import_xgboost_without_sklearn\n"
-        "import_xgboost_without_sklearn()\n"
-        "assert 'xgboost' in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)\n"
-        "from sklearn.ensemble import RandomForestClassifier\n"
-        "print('ok')\n"
-    )
-    runs_ok_in_a_fresh_interpreter(code)
-
-
 def test_triage_stack_is_frozen_once_after_its_imports() -> None:
     """Import-time objects leave the collector's reach; objects made later stay collectable."""
     code = (
@@ -200,7 +187,7 @@ def test_triage_stack_is_frozen_once_after_its_imports() -> None:
         "assert gc.get_freeze_count() == 0\n"
         "load_triage_stack()\n"
         "frozen = gc.get_freeze_count()\n"
-        "assert {'xgboost', 'numba', 'polars', 'minerscope._pipeline', 'minerscope.model.classify'} <= set(sys.modules)\n"
+        "assert {'numba', 'polars', 'minerscope._pipeline', 'minerscope.model.classify'} <= set(sys.modules)\n"
         "assert frozen > 120_000, frozen\n"
         "later = [[i] for i in range(1000)]\n"
         "load_triage_stack()  # a second capture in the same worker\n"

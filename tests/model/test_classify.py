@@ -240,7 +240,7 @@ def test_repeated_windows_are_explained_once_with_the_same_result(trained: tuple
     names = list(model.binary_features)
     for approx in (False, True):
         p = np.full(len(repeated), 0.0 if approx else 1.0)
-        order, got = classify._contributions(model.binary, repeated, model.binary_features, p)
+        order, got = classify._contributions(model.binary_file, repeated, model.binary_features, p)
         whole = model.binary.predict(
             xgboost.DMatrix(repeated, feature_names=names), pred_contribs=True, approx_contribs=approx
         )[:, : len(names)].astype(np.float64)

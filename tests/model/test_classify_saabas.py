@@ -24,7 +24,7 @@ def _xgboost_saabas(model: Model, x: np.ndarray) -> np.ndarray:
 
 def _dense(arrays: trees.TreeArrays, x: np.ndarray) -> np.ndarray:
     """Every feature's contribution, from the kernel asked for all of them."""
-    idx, val = saabas.top_contributions(arrays, x, x.shape[1])
+    idx, val, _ = saabas.top_contributions(arrays, x, x.shape[1])
     dense = np.zeros(x.shape, np.float32)
     rows, slots = np.nonzero(val)  # (padding slots name feature 0 with a zero)
     dense[rows, idx[rows, slots]] = val[rows, slots]

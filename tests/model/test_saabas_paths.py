@@ -21,7 +21,7 @@ def _booster_and_rows() -> tuple[xgboost.Booster, np.ndarray]:
 
 
 def _dense(arrays: trees.TreeArrays, x: np.ndarray) -> np.ndarray:
-    idx, val = saabas.top_contributions(arrays, x, x.shape[1])
+    idx, val, _ = saabas.top_contributions(arrays, x, x.shape[1])
     dense = np.zeros(x.shape, np.float32)
     rows, slots = np.nonzero(val)
     dense[rows, idx[rows, slots]] = val[rows, slots]
@@ -50,8 +50,8 @@ def test_each_row_gets_its_own_answer_whatever_the_visiting_order() -> None:
     arrays = trees.tree_arrays(booster)
     assert arrays is not None
     perm = np.random.default_rng(12).permutation(x.shape[0])
-    idx, val = saabas.top_contributions(arrays, x, 3)
-    idx_p, val_p = saabas.top_contributions(arrays, x[perm], 3)
+    idx, val, _ = saabas.top_contributions(arrays, x, 3)
+    idx_p, val_p, _ = saabas.top_contributions(arrays, x[perm], 3)
     assert np.array_equal(idx[perm], idx_p)
     assert np.array_equal(val[perm].view(np.int32), val_p.view(np.int32))
     assert len({tuple(r) for r in idx}) > 1  # rows differ, so a mixed-up order would show
