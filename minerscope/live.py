@@ -20,8 +20,9 @@ behind a narrow filter) a flow that went idle or closed, or whose window ran out
 wait for the next packet. So when the ring is empty, every :data:`ADVANCE_S` the
 assembler is told the wall-clock time (:meth:`~minerscope.flows.assemble.FlowAssembler.advance`,
 a little in the past: see :data:`ADVANCE_LAG_NS`) and hands out what ended by then.
-The model loads on a thread while the ring is drained; flows that end before it is
-ready are scored, in order, as soon as it is.
+The model loads, and every kernel (packet path and scoring) compiles, before the ring
+opens: scoring runs in the loop that drains the ring, and a kernel compiling on its
+first window would stall it long enough for the ring to overflow.
 
 Stopping. ``duration_s``, ``max_packets`` and the ``cancel`` event end the capture;
 then every flow still open is closed (``end_reason`` ``eof``), scored and returned.
@@ -40,9 +41,7 @@ from minerscope.capture.live import LiveCapture
 from minerscope.capture.packets import PacketBatch, ReadReport
 from minerscope.triage import TriageOptions, TriageUpdate
 
-if TYPE_CHECKING:  # the pipeline's heavy imports wait until the capture is open
-    from concurrent.futures import Future
-
+if TYPE_CHECKING:  # the pipeline's heavy imports wait until the privilege check
     from minerscope.flows.records import FlowTable
     from minerscope.model.artifact import Model
     from minerscope.prefilter.blacklist import Blacklist
@@ -175,24 +174,18 @@ def iter_live(
     capture = LiveCapture(interface, bpf=live.bpf, promisc=live.promisc)
     capture.check()  # first: a missing privilege is reported before the model loads
 
-    from concurrent.futures import ThreadPoolExecutor
-
     from minerscope.warmup import compile_kernels
 
-    # The model takes seconds to load; the ring would fill meanwhile. So it loads on a
-    # thread while the packet kernels compile and, after that, while the loop drains the
-    # ring into the assembler; flows that end before it is ready wait (in order) to be scored.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="minerscope-live-model")
-    ready = pool.submit(load_scoring, options)
-    pool.shutdown(wait=False)  # the one task still runs; nothing else is submitted
-    # Compiled before the ring exists: a kernel compiling on its first packet (tens of
-    # seconds on a machine's first run) would let the ring overflow.
-    compile_kernels()
+    # Loaded and compiled before the ring exists: a kernel compiling on its first packet
+    # or window (tens of seconds on a machine's first run) would let the ring overflow.
+    # The model loads in well under a second (scoring needs no xgboost).
+    scoring = load_scoring(options)
+    compile_kernels(scoring[0])
     if cancel is not None and cancel.is_set():
         return
     capture.open()
     try:
-        yield from _run(capture, interface, options, live, cancel, ready)
+        yield from _run(capture, interface, options, live, cancel, scoring)
     finally:
         capture.close()
 
@@ -211,18 +204,17 @@ def _run(
     options: TriageOptions,
     live: LiveOptions,
     cancel: threading.Event | None,
-    ready: Future[tuple[Model, Blacklist]],
+    scoring: tuple[Model, Blacklist],
 ) -> Iterator[TriageUpdate]:
     from minerscope._pipeline import score_rows
     from minerscope.flows.assemble import FlowAssembler, fill_dns_names
-    from minerscope.flows.records import FlowTable
 
     assembler = FlowAssembler(
         idle_timeout=options.idle_timeout, active_timeout=options.window_s, capture=interface
     )
     conversations = _Conversations()
     report = ReadReport(path=interface, file_format="live")
-    waiting: list[FlowTable] = []
+    model, blacklist = scoring
     scored = 0
 
     def update(finished: FlowTable | None, *, done: bool = False) -> TriageUpdate:
@@ -237,18 +229,11 @@ def _run(
             report=report if done else None,
         )
         if finished is not None and len(finished):
-            waiting.append(finished)
-        if not (done or ready.done()):
-            return out
-        model, blacklist = ready.result()  # raises the loader's ModelError/StoreError here
-        if waiting:
-            table = FlowTable.concat(waiting)
-            waiting.clear()
-            fill_dns_names(table, assembler.dns_names)
-            conversations.carry(table)
-            out.rows = score_rows(table, model, blacklist, scored)
-            out.table = table
-            scored += len(table)
+            fill_dns_names(finished, assembler.dns_names)
+            conversations.carry(finished)
+            out.rows = score_rows(finished, model, blacklist, scored)
+            out.table = finished
+            scored += len(finished)
             out.flows_scored = scored
         return out
 

@@ -1,4 +1,4 @@
-"""After the warm-up, the packet path compiles nothing more (live capture relies on it)."""
+"""After the warm-up, the packet path and scoring compile nothing more (live capture relies on it)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def kernels():
                 found[info.name + "." + name] = len(obj.signatures)
     return found
 
-compile_kernels()
+from minerscope.model.artifact import load_model
+model = load_model(None)
+compile_kernels(model)
 before = kernels()
 # a different cut of the same kind of input: small batches, the default window, a busy table
 from minerscope.capture.pcap import iter_batches
@@ -38,7 +40,11 @@ from minerscope.resources import sample_capture
 assembler = FlowAssembler(idle_timeout=5.0, active_timeout=300.0)
 tables = [assembler.feed(b) for b in iter_batches(sample_capture(), batch_bytes=1 << 16)]
 tables.append(assembler.finish())
-extract_features(FlowTable.concat([t for t in tables if len(t)]), window_s=300.0, whole_flow=False)
+table = FlowTable.concat([t for t in tables if len(t)])
+extract_features(table, window_s=300.0, whole_flow=False)
+from minerscope._pipeline import score_rows
+rows = score_rows(table, model, None)
+assert (rows["verdict"] == "mining").sum() >= 8 and rows["coin"].drop_nulls().len() >= 8
 after = kernels()
 print(json.dumps({"before": before, "after": after}))
 """
@@ -55,3 +61,5 @@ def test_no_kernel_compiles_after_the_warm_up() -> None:
     assert grew == {}, f"compiled after the warm-up: {grew}"
     assert before["minerscope.capture.live.walk_blocks"] >= 1
     assert before["minerscope.flows._kernels.rebuild_hash"] >= 1
+    for scoring in ("saabas._saabas_top", "predict._sigmoid", "predict._softmax", "treeshap._treeshap"):
+        assert before.get("minerscope.model." + scoring, 0) >= 1, scoring
