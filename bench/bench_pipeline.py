@@ -154,19 +154,19 @@ def print_breakdown(data: dict[str, Any]) -> None:
     coin = s.get("scoring: coin model", 0.0)
     stage0 = s.get("stage 0: evidence", 0.0)
     assembler = s.get("flows: assembler", 0.0)
-    model = s.get("model load (+ xgboost import)", 0.0)
+    model = s.get("model load", 0.0)
     blacklist = s.get("stage 0: blacklist load", 0.0)
     reader = s["triage (all)"] - model - blacklist - assembler - rows_all
     lines = [
         ("imports (polars, numba, pipeline)", s.get("imports (polars, numba, pipeline)", 0.0)),
-        ("model load (+ xgboost import)", model),
+        ("model load (trees read, no xgboost)", model),
         ("capture reader (+ loop)", reader),
         ("flow assembler", assembler),
         ("stage 0 (blacklist + Stratum)", stage0 + blacklist),
         ("features", feats),
-        ("scoring: binary model + glue", score_all - feats - shap - coin),
+        ("scoring: one tree walk (p + Saabas) + glue", score_all - feats - shap - coin),
         ("scoring: coin model", coin),
-        ("scoring: SHAP top features", shap),
+        ("scoring: exact SHAP (p >= 0.01), JSON text", shap),
         ("rows glue (JSON columns, join)", rows_all - score_all - stage0),
         ("output: JSONL (column-wise, as scan)", s.get("output: JSONL", 0.0)),
         ("store: flows + scores (not in --no-store)", s.get("store: record flows + scores", 0.0)),

@@ -48,7 +48,7 @@ import polars as pl
 from minerscope.capture import handshake
 from minerscope.capture.packets import PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
 from minerscope.flows import _kernels as k
-from minerscope.flows.arena import GrowingBytes
+from minerscope.flows.arena import GrowingArray
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 from minerscope.flows.tls13 import relabel_encrypted_handshake
 
@@ -198,7 +198,7 @@ class _Logs:
         "lg_slot", "lg_ts", "lg_wire", "lg_plen", "lg_side", "lg_flags", "lg_frag",
         "m_slot", "m_ord", "m_ts", "m_len", "m_side", "m_type", "pbytes",
     )  # fmt: skip
-    __slots__ = (*(name for name in _KERNEL_ARGS if name != "pbytes"), "arena")
+    __slots__ = (*(name for name in _KERNEL_ARGS if name != "pbytes"), "arena", "_grown")
 
     _PLOG = {"lg_slot": np.int32, "lg_ts": np.int64, "lg_wire": np.uint32, "lg_plen": np.uint32,
              "lg_side": np.uint8, "lg_flags": np.uint8, "lg_frag": np.uint8}  # fmt: skip
@@ -223,7 +223,9 @@ class _Logs:
     m_len: npt.NDArray[np.uint32]
     m_side: npt.NDArray[np.uint8]
     m_type: npt.NDArray[np.uint8]
-    arena: GrowingBytes
+    arena: GrowingArray
+    _grown: dict[str, GrowingArray]
+    """The packet and message logs, each growing in place (:mod:`minerscope.flows.arena`)."""
 
     def __init__(self) -> None:
         self.fkey = np.zeros((_MIN_SLOTS, k.KEY_COLS), np.uint64)
@@ -233,10 +235,12 @@ class _Logs:
         self.cnt = np.zeros(k.N_COUNTERS, np.int64)
         self.cnt[k.K_FREE] = _MIN_SLOTS
         self.cnt[k.K_CLOCK] = _I64_MIN
+        self._grown = {}
         for group in (self._PLOG, self._MLOG):
             for name, dtype in group.items():
-                setattr(self, name, np.zeros(_MIN_LOG, dtype))
-        self.arena = GrowingBytes(_MIN_LOG)
+                self._grown[name] = GrowingArray(_MIN_LOG, dtype)
+                setattr(self, name, self._grown[name].array)
+        self.arena = GrowingArray(_MIN_LOG, np.uint8)
 
     @property
     def pbytes(self) -> npt.NDArray[np.uint8]:
@@ -315,27 +319,10 @@ class _Logs:
             self.arena.resize(max(_MIN_LOG, 2 * int(cnt[k.K_PBYTES])), int(cnt[k.K_PBYTES]))
 
     def _resize(self, name: str, size: int, used: int) -> None:
-        """Give log array ``name`` ``size`` entries, keeping its first ``used`` (the prefix
-        arena grows in place instead: :mod:`minerscope.flows.arena`).
-
-        Shrinking is in place when nothing else refers to the array (``realloc`` remaps a
-        large block, so the old and the new array never coexist: that was the peak of a
-        large emission). Growing copies the used part into fresh, untouched memory (an
-        in-place resize would zero-fill, and fault in, all of the new capacity at once).
-        """
-        arr = getattr(self, name)
-        if size < arr.shape[0]:
-            setattr(self, name, None)
-            try:
-                arr.resize(size, refcheck=True)
-            except ValueError:  # a view of it is alive somewhere: copy below
-                pass
-            setattr(self, name, arr)
-            if arr.shape[0] == size:
-                return
-        new = np.empty(size, arr.dtype)  # nothing past the used part is read
-        new[:used] = arr[:used]
-        setattr(self, name, new)
+        """Give log array ``name`` ``size`` entries, keeping its first ``used``: in place,
+        in its reserved address space (:mod:`minerscope.flows.arena`), so a growing log is
+        not copied and a shrinking one hands its tail back to the kernel."""
+        setattr(self, name, self._grown[name].resize(size, used))
 
     def release(self, slots: npt.NDArray[np.int64]) -> None:
         """Put emitted slots that no longer own their 5-tuple back on the free stack."""
