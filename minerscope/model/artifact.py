@@ -56,9 +56,8 @@ class BoosterFile:
     ``xgboost.Booster`` built from the bytes only when something asks for one.
 
     Why lazily: scoring walks the arrays itself (:mod:`minerscope.model.predict`, exact),
-    and importing xgboost with the scipy it loads is ~0.19 CPU s, a third of a scan
-    process's start-up. Training, evaluation and boosters the kernels do not cover
-    (``trees`` None) use the booster.
+    so a scan process need not load xgboost's library at all (~10 MB resident). Training,
+    evaluation and boosters the kernels do not cover (``trees`` None) use the booster.
     """
 
     blob: bytes
