@@ -356,6 +356,10 @@ def _load_booster(
     if arrays is None:
         loaded.booster  # noqa: B018  (XGBoost validates what the kernels do not read)
         return loaded
+    if arrays.n_features != len(features):  # XGBoost refuses such input at prediction
+        raise ModelError(
+            f"{file}: booster takes {arrays.n_features} features, {meta_path} lists {len(features)}"
+        )
     if arrays.groups != max(1, groups):
         raise ModelError(
             f"{file}: booster has {arrays.groups} output(s), {meta_path} lists {groups} class(es)"

@@ -52,6 +52,8 @@ class TreeArrays:
     groups: int
     objective: str = ""
     """XGBoost's objective name (``binary:logistic``, ``multi:softprob``, ...)."""
+    n_features: int = 0
+    """Input columns the booster was trained on (``num_feature``)."""
     base_margin: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     """Per output group, the margin every row starts from (empty when not known: see
     :func:`minerscope.model.predict.supported`)."""
@@ -135,6 +137,7 @@ def read_trees(raw: bytes) -> TreeArrays | None:
         group=group,
         groups=groups,
         objective=objective,
+        n_features=int(param.get("num_feature", "0")),
         base_margin=_base_margin(objective, str(param.get("base_score", "")), groups),
     )
 

@@ -207,3 +207,18 @@ def test_scan_never_imports_xgboost_or_scikit_learn() -> None:
         "print('ok')\n"
     )
     runs_ok_in_a_fresh_interpreter(code)
+
+
+def test_a_sidecar_listing_other_columns_than_the_booster_takes_is_refused(
+    trained: tuple[Path, TrainResult], tmp_path: Path
+) -> None:
+    """XGBoost refuses input of another width at prediction; the kernels would not, so the
+    load does, naming the file."""
+    folder = tmp_path / "narrow"
+    shutil.copytree(trained[0], folder)
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    n = len(meta["binary"]["features"])
+    meta["binary"]["features"] = meta["binary"]["features"][:-1]
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=rf"{BINARY_FILE}: booster takes {n} features, .* lists {n - 1}"):
+        load_model(folder)
