@@ -169,12 +169,14 @@ def triage_rows(
     options: TriageOptions | None = None,
     *,
     cancel: threading.Event | None = None,
+    on_update: Callable[[TriageUpdate], None] | None = None,
 ) -> tuple[pl.DataFrame, ReadReport]:
     """The scored rows of one capture and its read report, without the flow table.
 
     Same rows as :func:`triage_capture`; for batch callers (``scan``, the distributed
     adapter) that never look at per-packet arrays: each block's flow table is dropped as
     soon as it is scored, so a worker's memory follows the live flows, not the capture.
+    ``on_update`` sees every update (progress: bytes read, flows scored).
     """
     import polars as pl
 
@@ -183,6 +185,8 @@ def triage_rows(
     for update in iter_triage(path, options, cancel=cancel):
         if update.rows is not None:
             rows.append(update.rows)
+        if on_update is not None:
+            on_update(update)
         last = update
     assert last is not None and last.report is not None
     joined = pl.concat(rows, how="vertical", rechunk=True) if rows else pl.DataFrame()

@@ -18,7 +18,8 @@ in the same loop as the ring.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +38,25 @@ if TYPE_CHECKING:
 
 WARMUP_WINDOW_S = 60.0
 """Window for the warm-up: short enough that the ten-minute sample's flows get cut."""
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds this build's kernels (False on a machine's first
+    run, when ``scan`` spends ~20 s compiling before its first block and says so).
+
+    Looks for the cache index of a kernel of each stage; numba keeps it next to the module
+    (or under ``NUMBA_CACHE_DIR``). True when that cannot be told (another numba layout):
+    the notice is a courtesy, not worth a false alarm.
+    """
+    from minerscope.capture.decode import walk_pcap
+    from minerscope.features._kernels import series_kernel
+    from minerscope.model.saabas import _saabas_top
+
+    kernels: tuple[Any, ...] = (walk_pcap, flow_kernels.track, series_kernel, _saabas_top)
+    try:
+        return all(Path(kernel._cache._cache_file._index_path).is_file() for kernel in kernels)
+    except AttributeError:
+        return True
 
 
 def compile_kernels(model: Model | None = None) -> float:

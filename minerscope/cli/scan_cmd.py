@@ -287,18 +287,93 @@ def _jsonl_rows(rows: Any, only_suspicious: bool) -> Any:
 
 def _run(paths: list[str], options: Any, workers: int, show_progress: bool) -> Iterator[Outcome]:
     """Triage every path in ``workers`` processes (see :mod:`minerscope.cli.workers`), in
-    input order, with a progress bar on stderr when asked and there are several."""
-    with ExitStack() as stack:
-        progress = None
-        if show_progress and workers > 1 and len(paths) > 1:
-            from rich.progress import Progress
-
-            progress = stack.enter_context(Progress(transient=True, console=_stderr_console()))
-            task = progress.add_task("captures", total=len(paths))
-        for outcome in triage_in_order(paths, options, workers):
-            if progress is not None:
-                progress.advance(task)
+    input order; with ``show_progress``, progress bars on stderr (see :class:`_Progress`)."""
+    if not show_progress:
+        yield from triage_in_order(paths, options, workers)
+        return
+    with _Progress(len(paths)) as progress:
+        for outcome in triage_in_order(paths, options, workers, local_work=progress.triage_one):
+            progress.capture_done()
             yield outcome
+
+
+class _Progress:
+    """Progress on stderr, gone when the scan ends: the capture this process triages (bytes
+    read, flows scored) and, when there are several, captures done out of all (a worker
+    process's capture shows in that count only: its updates cannot cross).
+
+    On a machine's first run numba compiles the pipeline's kernels before the first block
+    (~20 s with the bar at zero): a line says so.
+    """
+
+    def __init__(self, captures: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeRemainingColumn(),
+            transient=True,
+            console=_stderr_console(),
+            redirect_stdout=False,  # stdout carries the results, never the display
+        )
+        self.captures = captures
+        self.done = 0
+        self.count = self.bar.add_task(
+            "captures", total=captures, detail=f"0/{captures}", visible=captures > 1
+        )
+        self.task = self.bar.add_task("", total=None, detail="", visible=False)
+        self.current: str | None = None
+        self.kernels_checked = False
+
+    def __enter__(self) -> _Progress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def triage_one(self, path: str, options: Any) -> Outcome:
+        """:func:`minerscope.cli.workers.triage_one` with this display attached."""
+        from minerscope.cli.workers import triage_one
+
+        if not self.kernels_checked:
+            self.kernels_checked = True
+            from minerscope.triage import load_triage_stack
+            from minerscope.warmup import kernels_cached
+
+            load_triage_stack()  # what triage_one does first anyway
+            if not kernels_cached():
+                self.bar.console.print(
+                    "minerscope: first run with this build: compiling the pipeline's kernels "
+                    "(about 20 s, once; later runs load them from numba's cache)"
+                )
+        return triage_one(path, options, on_update=self._update)
+
+    def _update(self, update: Any) -> None:
+        from rich.markup import escape
+
+        if update.path != self.current:
+            self.current = update.path
+            name = escape(Path(update.path).name)  # a file name is untrusted text
+            self.bar.reset(self.task, total=update.bytes_total or None, description=name, visible=True)
+        mb = update.bytes_read / 1e6
+        of = f"/{update.bytes_total / 1e6:,.0f}" if update.bytes_total else ""
+        self.bar.update(
+            self.task,
+            completed=update.bytes_read,
+            detail=f"{mb:,.0f}{of} MB, {update.flows_scored:,} flows scored",
+        )
+        self.bar.refresh()  # one draw per block read (~16 MB), none lost between timer ticks
+
+    def capture_done(self) -> None:
+        """One more capture's outcome is in (from this process or a worker)."""
+        self.done += 1
+        self.bar.update(self.count, completed=self.done, detail=f"{self.done}/{self.captures}")
+        self.bar.update(self.task, visible=False)
+        self.bar.refresh()
+        self.current = None
 
 
 def _stderr_console() -> Any:
@@ -326,7 +401,7 @@ def _probe_and_join(
     if show_progress and endpoints:
         from rich.progress import Progress
 
-        with Progress(transient=True, console=_stderr_console()) as progress:
+        with Progress(transient=True, console=_stderr_console(), redirect_stdout=False) as progress:
             task = progress.add_task("probes", total=len(endpoints))
             outcome = probe_endpoints(
                 endpoints, options, db_path=db_path, on_verdict=lambda _e, _s: progress.advance(task)

@@ -53,30 +53,37 @@ Work = Callable[[str, Any], Outcome]
 """Triage one capture: ``(path, options) -> Outcome``; must be importable by a worker."""
 
 
-def triage_one(path: str, options: Any) -> Outcome:
-    """Triage one capture, in the parent or a worker; input errors become the outcome's error."""
+def triage_one(path: str, options: Any, on_update: Callable[[Any], None] | None = None) -> Outcome:
+    """Triage one capture, in the parent or a worker; input errors become the outcome's error.
+
+    ``on_update`` (the parent only: a progress display) sees every
+    :class:`~minerscope.triage.TriageUpdate`."""
     from minerscope.triage import load_triage_stack, triage_rows
 
     load_triage_stack()
 
     try:
-        rows, report = triage_rows(path, options)
+        rows, report = triage_rows(path, options, on_update=on_update)
     except errors.MinerscopeError as exc:
         return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
     return path, rows, report.complete, report.warning, None, report.packets
 
 
 def triage_in_order(
-    paths: Sequence[str], options: Any, jobs: int, work: Work = triage_one
+    paths: Sequence[str], options: Any, jobs: int, work: Work = triage_one, local_work: Work | None = None
 ) -> Iterator[Outcome]:
-    """``work(path, options)`` for every path, in ``jobs`` processes; yields in input order."""
+    """``work(path, options)`` for every path, in ``jobs`` processes; yields in input order.
+
+    The parent's own share runs ``local_work`` instead when given (the same work with a
+    progress display attached, which cannot cross to a worker process)."""
     jobs = min(jobs, len(paths))
+    local = local_work or work
     if jobs <= 1:
         for path in paths:
-            yield work(path, options)
+            yield local(path, options)
         return
     pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=multiprocessing.get_context("spawn"))
-    dispatch = _Dispatch(paths, options, work, pool, capacity=jobs - 1, window=2 * jobs)
+    dispatch = _Dispatch(paths, options, work, pool, capacity=jobs - 1, window=2 * jobs, local=local)
     try:
         dispatch.top_up()  # the workers start now, before the parent imports the pipeline
         yield from dispatch.results()
@@ -101,10 +108,12 @@ class _Dispatch:
         pool: ProcessPoolExecutor,
         capacity: int,
         window: int,
+        local: Work,
     ) -> None:
         self.paths = paths
         self.options = options
         self.work = work
+        self.local = local  # what the parent runs itself
         self.pool: ProcessPoolExecutor | None = pool
         self.capacity = capacity  # captures in the pool at once: one per worker
         self.window = window
@@ -152,7 +161,7 @@ class _Dispatch:
                 with self.lock:
                     index = self._claim()
                 if index is not None:  # the next capture is not ready: take one meanwhile
-                    outcome = self.work(self.paths[index], self.options)
+                    outcome = self.local(self.paths[index], self.options)
                     with self.lock:
                         self.slots[index] = outcome
                     continue
@@ -160,7 +169,7 @@ class _Dispatch:
                 with self.lock:
                     index = self._claim()
                 assert index == self.yielded, (index, self.yielded)
-                head = self.work(self.paths[index], self.options)
+                head = self.local(self.paths[index], self.options)
             outcome = self._outcome(self.yielded, head)
             with self.lock:
                 self.slots.pop(self.yielded, None)

@@ -1,0 +1,86 @@
+"""``scan`` in a terminal: progress bars on stderr, results alone on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from minerscope import resources
+
+SAMPLE = resources.sample_capture()
+pytestmark = pytest.mark.skipif(not SAMPLE.is_file(), reason="bundled sample capture not generated")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _scan_in_a_terminal(*args: str, tmp_path: Path) -> tuple[int, str, str]:
+    """Run ``scan`` with stderr on a pseudo-terminal and stdout in a file: (exit, stdout, screen)."""
+    master, slave = pty.openpty()
+    out_path = tmp_path / "stdout.jsonl"
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minerscope", "scan", "--no-store", "--format", "jsonl", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=slave,
+            env={**os.environ, "COLUMNS": "160"},
+        )
+        os.close(slave)
+        screen = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 1 << 16)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=30)
+    os.close(master)
+    text = _ESCAPES.sub("", screen.decode(errors="replace")).replace("\r", "\n")
+    return code, out_path.read_text(), text
+
+
+def test_one_capture_shows_bytes_and_flows_while_stdout_holds_only_records(tmp_path: Path) -> None:
+    code, stdout, screen = _scan_in_a_terminal(str(SAMPLE), tmp_path=tmp_path)
+    assert code == 0
+    records = [json.loads(line) for line in stdout.splitlines()]  # every line a record: no bar in it
+    assert len(records) > 300 and all("p_mining" in r for r in records)
+    assert SAMPLE.name in screen and "flows scored" in screen and " MB" in screen
+    assert "p_mining" not in screen  # the records did not go through the display
+
+
+def test_several_captures_count_and_untrusted_names_are_shown_as_text(tmp_path: Path) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    hostile = "[bold]x[red]y.pcapng"  # Rich markup in a file name must print as is
+    for name in ("a.pcapng", hostile):
+        shutil.copy(SAMPLE, folder / name)
+    code, stdout, screen = _scan_in_a_terminal(str(folder), "-j1", tmp_path=tmp_path)
+    assert code == 0
+    per_capture = [json.loads(line)["capture"] for line in stdout.splitlines()]
+    assert per_capture.count("a.pcapng") == per_capture.count(hostile) > 300
+    assert "captures" in screen and "2/2" in screen
+    assert hostile in screen
+
+
+def test_the_first_run_notice_knows_an_empty_kernel_cache(tmp_path: Path) -> None:
+    """With an empty numba cache the kernels are not there (scan then says it compiles)."""
+    code = "from minerscope.warmup import kernels_cached\nassert kernels_cached() is False\nprint('ok')\n"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
