@@ -59,6 +59,9 @@ Loader = Callable[..., Iterator["TriageUpdate"]]
 """``iter_triage``'s signature: (path, options, *, cancel) -> updates."""
 
 REFRESH_S = 0.3
+SLOW_START_S = 4.0
+"""Seconds without a first progress report after which the status line says why (a
+machine's first run compiles the pipeline's kernels in the triage process: ~20 s)."""
 """Longest delay between new rows arriving and the table showing them."""
 
 
@@ -98,6 +101,7 @@ class MinerscopeApp(App[None]):
         self.store: Any = None
         self.store_error = ""
         self.loads_done = 0
+        self.progress_seen = False
         self.last_error = ""
         self._dirty = False
         names = ", ".join(clean(c.name, 60) for c in self.captures) or "no capture"
@@ -110,6 +114,14 @@ class MinerscopeApp(App[None]):
         self.set_interval(REFRESH_S, self._flush_rows)
         if self.captures:
             self.load_captures(list(self.captures))
+            self.set_timer(SLOW_START_S, self._explain_slow_start)
+
+    def _explain_slow_start(self) -> None:
+        """Still nothing from the first capture: say what takes the time, not a blank line."""
+        if not self.progress_seen and not self.loads_done:
+            self.flows_screen.set_progress(
+                "preparing: a machine's first run compiles the pipeline (up to a minute) · x cancels"
+            )
 
     def _open_store(self) -> None:
         if self.db_path is None:
@@ -184,6 +196,7 @@ class MinerscopeApp(App[None]):
             self._flush_rows()
 
     def on_load_progress(self, message: LoadProgress) -> None:
+        self.progress_seen = True
         if not message.bytes_total:  # a live interface (minerscope live --tui): no end to measure
             self.flows_screen.set_progress(f"capturing · {message.packets:,} pkts · x stops", message.path)
             return

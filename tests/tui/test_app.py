@@ -243,3 +243,28 @@ def test_progress_messages_replace_each_other_per_capture() -> None:
     assert not b.can_replace(a1)
     rows, table = build_table(2)
     assert not FlowsArrived("a", rows, table).can_replace(FlowsArrived("a", rows, table))
+
+
+async def test_a_slow_start_is_explained_then_replaced_by_progress(monkeypatch: Any) -> None:
+    """Nothing from the triage process for a while (a first run compiling its kernels): the
+    status line says so instead of staying blank; the first progress report replaces it."""
+    import minerscope.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "SLOW_START_S", 100 * MS)
+    release = threading.Event()
+    inner = layout_loader(12)
+
+    def slow(
+        path: Path, options: TriageOptions | None, *, cancel: threading.Event | None = None
+    ) -> Iterator[TriageUpdate]:
+        release.wait(10)
+        yield from inner(path, options, cancel=cancel)
+
+    app = MinerscopeApp([Path("slow.pcapng")], loader=slow)
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.flows_screen.query_one("#status")
+        await until(pilot, lambda: "first run compiles the pipeline" in shown(status))
+        release.set()
+        await app.workers.wait_for_complete()
+        await until(pilot, lambda: app.flows_screen.table.row_count == 12)
+        assert "first run" not in shown(status)
