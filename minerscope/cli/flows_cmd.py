@@ -24,6 +24,7 @@ import click
 
 from minerscope import errors, untrusted
 from minerscope.cli.common import ExitCode, exit_code_for, warn
+from minerscope.cli.output import RICH_TABLE_ROWS
 
 FORMATS = ("table", "jsonl", "csv")
 SAMPLE = "sample"
@@ -82,31 +83,45 @@ def _badges(stage0: str) -> str:
     )
 
 
+_RIGHT = ("id", "pkts", "bytes", "dur s")
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    cells = [_table_cells(row) for row in rows]
+    headers = [title for title, _ in _TABLE_COLUMNS]
+    if not sys.stdout.isatty() or len(cells) > RICH_TABLE_ROWS:  # pipes and files get full cells
+        from minerscope.cli import plaintable
+
+        right = [i for i, h in enumerate(headers) if h in _RIGHT]
+        plaintable.draw(sys.stdout, headers, cells, boxed=False, right=right)
+        return
     from rich.console import Console  # rich loads only when a table is printed
     from rich.table import Table
     from rich.text import Text
 
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for title, _ in _TABLE_COLUMNS:
-        table.add_column(title, justify="right" if title in ("id", "pkts", "bytes", "dur s") else "left")
-    for row in rows:
-        cells = {
-            "flow_id": str(row["flow_id"]),
-            "proto": {6: "tcp", 17: "udp"}.get(row["proto"], str(row["proto"])),
-            "src": f"{row['src']}:{row['sport']}",
-            "dst": f"{row['dst']}:{row['dport']}",
-            "packets": str(row["packets"]),
-            "bytes": str(row["bytes"]),
-            "duration": f"{row['duration']:.1f}",
-            "end_reason": row["end_reason"],
-            "name": _name_cell(row),
-            "ja4": row["ja4"],
-            "stage0": _badges(row["stage0"]),
-        }
-        table.add_row(*(Text(untrusted.clean(cells[key], 80)) for _, key in _TABLE_COLUMNS))
-    width = None if sys.stdout.isatty() else 200  # pipes and files get full cells
-    Console(file=sys.stdout, width=width, soft_wrap=True).print(table)
+    for title in headers:
+        table.add_column(title, justify="right" if title in _RIGHT else "left")
+    for row in cells:
+        table.add_row(*(Text(c) for c in row))
+    Console(file=sys.stdout, soft_wrap=True).print(table)
+
+
+def _table_cells(row: dict[str, Any]) -> list[str]:
+    cells = {
+        "flow_id": str(row["flow_id"]),
+        "proto": {6: "tcp", 17: "udp"}.get(row["proto"], str(row["proto"])),
+        "src": f"{row['src']}:{row['sport']}",
+        "dst": f"{row['dst']}:{row['dport']}",
+        "packets": str(row["packets"]),
+        "bytes": str(row["bytes"]),
+        "duration": f"{row['duration']:.1f}",
+        "end_reason": row["end_reason"],
+        "name": _name_cell(row),
+        "ja4": row["ja4"],
+        "stage0": _badges(row["stage0"]),
+    }
+    return [untrusted.clean(cells[key], 80) for _, key in _TABLE_COLUMNS]
 
 
 @click.command(name="flows")
