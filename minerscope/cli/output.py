@@ -336,14 +336,56 @@ def write_csv(
     if header:
         writer.writerow(fields)
     for record in records:
-        cells = []
-        for name in fields:
-            value = record.get(name)
-            if isinstance(value, list | dict):
-                value = json.dumps(value, separators=(",", ":"))
-            cells.append(csv_cell("" if value is None else value))
-        writer.writerow(cells)
+        writer.writerow([_csv_text(record.get(name)) for name in fields])
     out.flush()
+
+
+def write_csv_frame(
+    rows: pl.DataFrame,
+    fields: Sequence[str] = RECORD_FIELDS,
+    out: IO[str] | None = None,
+    *,
+    header: bool = True,
+) -> None:
+    """:func:`write_csv` of ``frame_to_records(rows, fields)``, the same bytes, built column
+    by column: each distinct text of a column is converted and guarded once, numbers are
+    spelled directly (the record path cost 2.5 s for a 56 k-flow capture, 5x the JSONL)."""
+    out = out if out is not None else sys.stdout
+    writer = csv.writer(out)
+    if header:
+        writer.writerow(fields)
+    n = rows.height
+    if n:
+        columns = [
+            _csv_column(name, rows.get_column(name)) if name in rows.columns else [""] * n for name in fields
+        ]
+        writer.writerows(zip(*columns, strict=True))
+    out.flush()
+
+
+def _csv_column(name: str, column: pl.Series) -> list[str]:
+    """One field's CSV cells for a whole column, as :func:`write_csv` spells each value."""
+    values = column.to_list()
+    if column.dtype.is_numeric() and name != "p_mining":
+        # str() of a number is what csv_cell makes of it (no unsafe character; a leading
+        # "-" belongs to a number, which the formula guard leaves alone)
+        return ["" if v is None else str(v) for v in values]
+    memo: dict[Any, str] = {}
+    cells = []
+    for v in values:
+        key = (type(v), repr(v)) if isinstance(v, float) else v  # -0.0 is not 0.0 here
+        cell = memo.get(key)
+        if cell is None:
+            cell = memo[key] = _csv_text(_column_values(name, [v])[0])
+        cells.append(cell)
+    return cells
+
+
+def _csv_text(value: Any) -> str:
+    """One value as :func:`write_csv` writes it."""
+    if isinstance(value, list | dict):
+        value = json.dumps(value, separators=(",", ":"))
+    return csv_cell("" if value is None else value)
 
 
 TABLE_HEADERS = ("client", "server", "name", "pkts", "p_mining", "verdict", "coin", "stage 0", "probe")

@@ -30,6 +30,7 @@ from minerscope.cli.output import (
     SCAN_FIELDS,
     frame_to_records,
     write_csv,
+    write_csv_frame,
     write_jsonl,
     write_jsonl_frame,
     write_table,
@@ -210,20 +211,20 @@ def scan(
                 status = max(status, ExitCode.PARTIAL)
             if store is not None:
                 rows = _mark_analyst(store, endpoint_status, outcome, _hash_result(hashes.get(path)))
-            if streaming and fmt == "jsonl":  # column-wise, no record dicts
-                write_jsonl_frame(_jsonl_rows(rows, only_suspicious), SCAN_FIELDS)
+            if streaming:  # column-wise, no record dicts
+                if fmt == "jsonl":
+                    write_jsonl_frame(_streamed_rows(rows, only_suspicious), SCAN_FIELDS)
+                else:
+                    write_csv_frame(
+                        _streamed_rows(rows, only_suspicious), SCAN_FIELDS, header=not header_written
+                    )
+                    header_written = True
                 continue
             batch = frame_to_records(rows, SCAN_FIELDS)
             for record in batch:
                 if record["analyst"] is None:
                     record["analyst"] = ""
-            if only_suspicious and streaming:
-                batch = [r for r in batch if r.get("verdict") == "mining"]
-            if not streaming:
-                records.extend(batch)
-            else:
-                write_csv(batch, fields=SCAN_FIELDS, header=not header_written)
-                header_written = True
+            records.extend(batch)
     if not any_ok or streaming:
         ctx.exit(int(status))
     if do_probe:
@@ -271,8 +272,8 @@ def _hash_result(future: Future[tuple[str, int]] | None) -> str | None:
         return None
 
 
-def _jsonl_rows(rows: Any, only_suspicious: bool) -> Any:
-    """``rows`` as the streamed JSONL prints them: ``analyst`` "" when unset, and only
+def _streamed_rows(rows: Any, only_suspicious: bool) -> Any:
+    """``rows`` as the streamed JSONL and CSV print them: ``analyst`` "" when unset, and only
     mining verdicts with ``--only-suspicious`` (what the record path does per record)."""
     import polars as pl
 
