@@ -247,13 +247,11 @@ def _coin_columns(
             pl.Series("coin_probs", ["{}"] * n if json_text else [{}] * n, schema["coin_probs"]),
         ]
     distinct, inverse = unique_rows(cx)
-    arrays = model.coin_file.trees if model.coin_file is not None else None
-    if predict.supported(arrays):
-        assert arrays is not None
+    arrays = model.coin_file.trees
+    if arrays is not None and predict.supported(arrays):
         got = predict.predict(arrays, distinct)
     else:
-        assert model.coin is not None
-        got = model.coin.inplace_predict(distinct)
+        got = model.coin_file.booster.inplace_predict(distinct)
     probs = np.asarray(got, dtype=np.float64).reshape(-1, len(model.coin_classes))[inverse]
     classes = list(model.coin_classes)
     coin = pl.Series("coin", np.asarray(classes, dtype=object)[probs.argmax(axis=1)], pl.Utf8)
