@@ -89,11 +89,18 @@ _RIGHT = ("id", "pkts", "bytes", "dur s")
 def _print_table(rows: list[dict[str, Any]]) -> None:
     cells = [_table_cells(row) for row in rows]
     headers = [title for title, _ in _TABLE_COLUMNS]
-    if not sys.stdout.isatty() or len(cells) > RICH_TABLE_ROWS:  # pipes and files get full cells
+    terminal = sys.stdout.isatty()
+    if not terminal or len(cells) > RICH_TABLE_ROWS:  # pipes and files get full cells
+        import shutil
+
         from minerscope.cli import plaintable
 
         right = [i for i, h in enumerate(headers) if h in _RIGHT]
-        plaintable.draw(sys.stdout, headers, cells, boxed=False, right=right)
+        width = shutil.get_terminal_size().columns if terminal else None
+        flexible = [i for i, h in enumerate(headers) if h in ("name", "ja4", "stage0")]
+        plaintable.draw(
+            sys.stdout, headers, cells, boxed=False, right=right, max_width=width, flexible=flexible
+        )
         return
     from rich.console import Console  # rich loads only when a table is printed
     from rich.table import Table

@@ -429,10 +429,12 @@ def write_table(records: Sequence[Mapping[str, Any]], out: IO[str] | None = None
     console = Console(file=out)
     if console.is_terminal and len(rows) <= RICH_TABLE_ROWS:
         _rich_table(console, rows, title)
-    else:  # piped: no terminal width to honour, every column whole
-        from minerscope.cli import plaintable
+        return
+    from minerscope.cli import plaintable
 
-        plaintable.draw(out, TABLE_HEADERS, rows, title=title)
+    # piped: no terminal width to honour, every column whole; a terminal: cut long names
+    width = console.width if console.is_terminal else None
+    plaintable.draw(out, TABLE_HEADERS, rows, title=title, max_width=width, flexible=(2, 7))
 
 
 def _rich_table(console: Any, rows: list[tuple[str, ...]], title: str) -> None:

@@ -27,15 +27,43 @@ def draw(
     title: str = "",
     boxed: bool = True,
     right: Collection[int] = (),
+    max_width: int | None = None,
+    flexible: Collection[int] = (),
 ) -> None:
     """Write the table: ``headers``, then ``rows`` (plain text cells), columns listed in
-    ``right`` right-justified (header too), the others left-justified."""
-    from rich.cells import cell_len
+    ``right`` right-justified (header too), the others left-justified.
+
+    With ``max_width`` (a terminal's), the ``flexible`` columns narrow, widest first and
+    not below their header or 8 cells, until the table fits, and their longer cells end in
+    "…" (where Rich would wrap them onto more lines). Without it nothing is cut.
+    """
+    from rich.cells import cell_len, set_cell_size
 
     lengths = [[cell_len(c) for c in cells] for cells in rows]
     widths = [cell_len(h) for h in headers]
     for sizes in lengths:
         widths = [max(w, n) for w, n in zip(widths, sizes, strict=True)]
+    overflow = _width(widths, boxed) - max_width if max_width else 0
+    floors = {i: max(8, cell_len(headers[i])) for i in flexible}
+    narrowed = []
+    while overflow > 0:
+        room = [i for i in flexible if widths[i] > floors[i]]
+        if not room:
+            break  # the other columns alone are wider: the terminal wraps the lines
+        i = max(room, key=lambda j: widths[j])
+        cut = min(overflow, widths[i] - floors[i])
+        widths[i] -= cut
+        overflow -= cut
+        narrowed.append(i)
+    for i in sorted(set(narrowed)):
+        rows = [
+            [*c[:i], set_cell_size(c[i], widths[i] - 1) + "…", *c[i + 1 :]]
+            if cell_len(c[i]) > widths[i]
+            else c
+            for c in rows
+        ]
+    if narrowed:
+        lengths = [[cell_len(c) for c in cells] for cells in rows]
 
     def cell(text: str, size: int, column: int) -> str:
         fill = " " * (widths[column] - size)
@@ -63,3 +91,10 @@ def draw(
     out.writelines(line(cells, sizes) + "\n" for cells, sizes in zip(rows, lengths, strict=True))
     if boxed:
         out.write(rule("└", "─", "┴", "┘") + "\n")
+
+
+def _width(widths: Sequence[int], boxed: bool) -> int:
+    """Cells a line of the table takes."""
+    if boxed:
+        return sum(widths) + 3 * len(widths) + 1
+    return sum(widths) + 2 * (len(widths) - 1)

@@ -85,3 +85,21 @@ def test_unboxed_drawing_with_right_justified_columns_is_richs_too() -> None:
     Console(file=rich_out, width=1000).print(table)
     plaintable.draw(plain_out, TABLE_HEADERS, rows, boxed=False, right=right)
     assert plain_out.getvalue() == rich_out.getvalue()
+
+
+def test_a_terminal_width_narrows_the_name_columns_only() -> None:
+    """Long terminal tables are drawn directly too; they fit the window by cutting names
+    (and stage-0 badges), never addresses."""
+    records = _records()
+    rows = [_table_cells(r) for r in records]
+    for width in (160, 175):
+        out = io.StringIO()
+        plaintable.draw(out, TABLE_HEADERS, rows, title="t", max_width=width, flexible=(2, 7))
+        lines = out.getvalue().splitlines()
+        assert {cell_len(line) for line in lines[1:]} == {width}
+        text = out.getvalue()
+        assert "2001:db8:ffff:ffff:ffff:ffff:ffff:fff1:65535" in text  # addresses whole
+        assert "…" in text and "例え" in text  # the wide-character name cut on a cell boundary
+    narrow = io.StringIO()  # narrower than the fixed columns: drawn as narrow as it can be
+    plaintable.draw(narrow, TABLE_HEADERS, rows, max_width=20, flexible=(2, 7))
+    assert all(len(line.split("│")) in (1, len(TABLE_HEADERS) + 2) for line in narrow.getvalue().splitlines())
