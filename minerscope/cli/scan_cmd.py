@@ -179,10 +179,12 @@ def scan(
     )
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     workers = min(workers, len(paths))
-    show_progress = not quiet and sys.stderr.isatty()
     # JSONL and CSV without probing stream capture by capture; a table is sorted and
     # probing joins across captures, so those need every record first.
     streaming = fmt in ("jsonl", "csv") and not do_probe
+    # No bars while records stream onto the same terminal: redrawing a bar moves the
+    # cursor up over lines it did not write, and would erase records from the screen.
+    show_progress = not quiet and sys.stderr.isatty() and not (streaming and sys.stdout.isatty())
     status = ExitCode.OK
     records: list[dict[str, Any]] = []
     any_ok = False

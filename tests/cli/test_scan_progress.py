@@ -84,3 +84,36 @@ def test_the_first_run_notice_knows_an_empty_kernel_cache(tmp_path: Path) -> Non
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_no_bars_while_records_stream_onto_the_same_terminal() -> None:
+    """stdout and stderr on one terminal with JSONL streaming: a redrawn bar would erase
+    records from the screen, so there is none; every record reaches the terminal whole."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minerscope", "scan", "--no-store", "--format", "jsonl", str(SAMPLE)],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    os.close(slave)
+    screen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    assert proc.wait(timeout=60) == 0
+    os.close(master)
+    text = screen.decode(errors="replace")
+    assert "\x1b[" not in text  # no cursor movement, no bar
+    records = [json.loads(line) for line in text.replace("\r\n", "\n").splitlines() if line.startswith("{")]
+    assert len(records) > 300
