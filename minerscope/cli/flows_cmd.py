@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,46 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     return [untrusted.clean(cells[key], 80) for _, key in _TABLE_COLUMNS]
 
 
+class _ReadProgress:
+    """Bytes read of the capture being assembled, on stderr (transient)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=Console(stderr=True),
+            redirect_stdout=False,
+        )
+
+    def __enter__(self) -> _ReadProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def start(self, path: Path) -> Callable[[Any], None]:
+        """A new bar for ``path``; returns what the assembler calls after each batch."""
+        from rich.markup import escape
+
+        try:
+            total: int | None = path.stat().st_size
+        except OSError:
+            total = None
+        task = self.bar.add_task(escape(path.name), total=total)  # a file name is untrusted text
+
+        def advance(report: Any) -> None:
+            self.bar.update(task, completed=report.bytes_read)
+
+        return advance
+
+
 @click.command(name="flows")
 @click.argument("captures", nargs=-1, required=True)
 @click.option(
@@ -156,12 +198,14 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     default=None,
     help="Seconds after which a long flow is cut (default: never).",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def flows(
     captures: tuple[str, ...],
     fmt: str,
     blacklists: tuple[str, ...],
     idle_timeout: float,
     active_timeout: float | None,
+    quiet: bool,
 ) -> None:
     """List the flows of CAPTURE files (pcap/pcapng, gzip ok) with TLS/DNS/HTTP metadata.
 
@@ -182,17 +226,26 @@ def flows(
         click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
         sys.exit(int(exit_code_for(exc)))
     tables = []
-    for path in paths:
-        try:
-            table, report = assemble_capture(path, idle_timeout=idle_timeout, active_timeout=active_timeout)
-        except errors.MinerscopeError as exc:
-            click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
-            status = max(status, exit_code_for(exc))
-            continue
-        if not report.complete:
-            warn(untrusted.clean(report.warning or f"{path}: capture is damaged"))
-            status = max(status, ExitCode.PARTIAL)
-        tables.append(apply_stage0(table, blacklist if len(blacklist) else None))
+    with ExitStack() as stack:
+        # every row is printed at the end, so a bar (on a terminal, gone when done) never
+        # meets the output
+        progress = stack.enter_context(_ReadProgress()) if not quiet and sys.stderr.isatty() else None
+        for path in paths:
+            try:
+                table, report = assemble_capture(
+                    path,
+                    idle_timeout=idle_timeout,
+                    active_timeout=active_timeout,
+                    on_batch=None if progress is None else progress.start(path),
+                )
+            except errors.MinerscopeError as exc:
+                click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
+                status = max(status, exit_code_for(exc))
+                continue
+            if not report.complete:
+                warn(untrusted.clean(report.warning or f"{path}: capture is damaged"))
+                status = max(status, ExitCode.PARTIAL)
+            tables.append(apply_stage0(table, blacklist if len(blacklist) else None))
     result = FlowTable.concat(tables)
     rows = result.summary.to_dicts()
     if fmt == "jsonl":

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -806,8 +806,11 @@ def assemble_capture(
     *,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     active_timeout: float | None = None,
+    on_batch: Callable[[ReadReport], None] | None = None,
 ) -> tuple[FlowTable, ReadReport]:
     """Read a pcap/pcapng file and assemble all its flows (``capture`` column = the file name).
+
+    ``on_batch`` sees the read report after each batch (progress: ``bytes_read``).
 
     Returns:
         The flow table and the reader's :class:`~minerscope.capture.packets.ReadReport`
@@ -819,10 +822,20 @@ def assemble_capture(
     from minerscope.capture.pcap import read_capture  # the reader pulls in its numba walker
 
     batches, report = read_capture(path)
+    if on_batch is not None:
+        batches = _reporting(batches, report, on_batch)
     table = assemble(
         batches, idle_timeout=idle_timeout, active_timeout=active_timeout, capture=Path(path).name
     )
     return table, report
+
+
+def _reporting(
+    batches: Iterator[PacketBatch], report: ReadReport, on_batch: Callable[[ReadReport], None]
+) -> Iterator[PacketBatch]:
+    for batch in batches:
+        yield batch
+        on_batch(report)
 
 
 def assemble(

@@ -1,4 +1,4 @@
-"""``scan`` in a terminal: progress bars on stderr, results alone on stdout."""
+"""``scan`` and ``flows`` in a terminal: progress bars on stderr, results alone on stdout."""
 
 from __future__ import annotations
 
@@ -20,15 +20,17 @@ from minerscope import resources
 SAMPLE = resources.sample_capture()
 pytestmark = pytest.mark.skipif(not SAMPLE.is_file(), reason="bundled sample capture not generated")
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+SCAN = ("scan", "--no-store", "--format", "jsonl")
 
 
-def _scan_in_a_terminal(*args: str, tmp_path: Path) -> tuple[int, str, str]:
-    """Run ``scan`` with stderr on a pseudo-terminal and stdout in a file: (exit, stdout, screen)."""
+def _in_a_terminal(*args: str, tmp_path: Path) -> tuple[int, str, str]:
+    """Run ``minerscope ARGS`` with stderr on a pseudo-terminal and stdout in a file:
+    (exit status, stdout, what the terminal showed)."""
     master, slave = pty.openpty()
     out_path = tmp_path / "stdout.jsonl"
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "minerscope", "scan", "--no-store", "--format", "jsonl", *args],
+            [sys.executable, "-m", "minerscope", *args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=slave,
@@ -56,7 +58,7 @@ def _scan_in_a_terminal(*args: str, tmp_path: Path) -> tuple[int, str, str]:
 
 
 def test_one_capture_shows_bytes_and_flows_while_stdout_holds_only_records(tmp_path: Path) -> None:
-    code, stdout, screen = _scan_in_a_terminal(str(SAMPLE), tmp_path=tmp_path)
+    code, stdout, screen = _in_a_terminal(*SCAN, str(SAMPLE), tmp_path=tmp_path)
     assert code == 0
     records = [json.loads(line) for line in stdout.splitlines()]  # every line a record: no bar in it
     assert len(records) > 300 and all("p_mining" in r for r in records)
@@ -70,7 +72,7 @@ def test_several_captures_count_and_untrusted_names_are_shown_as_text(tmp_path: 
     hostile = "[bold]x[red]y.pcapng"  # Rich markup in a file name must print as is
     for name in ("a.pcapng", hostile):
         shutil.copy(SAMPLE, folder / name)
-    code, stdout, screen = _scan_in_a_terminal(str(folder), "-j1", tmp_path=tmp_path)
+    code, stdout, screen = _in_a_terminal(*SCAN, str(folder), "-j1", tmp_path=tmp_path)
     assert code == 0
     per_capture = [json.loads(line)["capture"] for line in stdout.splitlines()]
     assert per_capture.count("a.pcapng") == per_capture.count(hostile) > 300
@@ -117,3 +119,14 @@ def test_no_bars_while_records_stream_onto_the_same_terminal() -> None:
     assert "\x1b[" not in text  # no cursor movement, no bar
     records = [json.loads(line) for line in text.replace("\r\n", "\n").splitlines() if line.startswith("{")]
     assert len(records) > 300
+
+
+def test_flows_shows_bytes_read_and_prints_its_records_after(tmp_path: Path) -> None:
+    code, stdout, screen = _in_a_terminal("flows", "--format", "jsonl", str(SAMPLE), tmp_path=tmp_path)
+    assert code == 0
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert len(records) > 300 and all("src" in r for r in records)
+    assert SAMPLE.name in screen and "MB" in screen
+    assert "flows from 1 capture" in screen  # the summary line, after the bar
+    quiet = _in_a_terminal("flows", "-q", "--format", "jsonl", str(SAMPLE), tmp_path=tmp_path)[2]
+    assert "MB" not in quiet
