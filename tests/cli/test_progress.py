@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,36 +25,43 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SCAN = ("scan", "--no-store", "--format", "jsonl")
 
 
-def _in_a_terminal(*args: str, tmp_path: Path) -> tuple[int, str, str]:
-    """Run ``minerscope ARGS`` with stderr on a pseudo-terminal and stdout in a file:
-    (exit status, stdout, what the terminal showed)."""
+def _run_on_a_terminal(args: Sequence[str], stdout: Any) -> tuple[int, bytes]:
+    """Run ``minerscope ARGS`` with stderr (and ``stdout``, if it is the string "terminal")
+    on a pseudo-terminal: (exit status, the raw bytes the terminal received)."""
     master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minerscope", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave if stdout == "terminal" else stdout,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, screen
+
+
+def _in_a_terminal(*args: str, tmp_path: Path) -> tuple[int, str, str]:
+    """``minerscope ARGS`` with stderr on a pseudo-terminal and stdout in a file:
+    (exit status, stdout, what the terminal showed, escapes removed)."""
     out_path = tmp_path / "stdout.jsonl"
     with out_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "minerscope", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=slave,
-            env={**os.environ, "COLUMNS": "160"},
-        )
-        os.close(slave)
-        screen = b""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 1 << 16)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=30)
-    os.close(master)
+        code, screen = _run_on_a_terminal(args, out)
     text = _ESCAPES.sub("", screen.decode(errors="replace")).replace("\r", "\n")
     return code, out_path.read_text(), text
 
@@ -91,30 +100,8 @@ def test_the_first_run_notice_knows_an_empty_kernel_cache(tmp_path: Path) -> Non
 def test_no_bars_while_records_stream_onto_the_same_terminal() -> None:
     """stdout and stderr on one terminal with JSONL streaming: a redrawn bar would erase
     records from the screen, so there is none; every record reaches the terminal whole."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "minerscope", "scan", "--no-store", "--format", "jsonl", str(SAMPLE)],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=slave,
-        env={**os.environ, "COLUMNS": "160"},
-    )
-    os.close(slave)
-    screen = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 1 << 16)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-        elif proc.poll() is not None:
-            break
-    assert proc.wait(timeout=60) == 0
-    os.close(master)
+    code, screen = _run_on_a_terminal([*SCAN, str(SAMPLE)], "terminal")
+    assert code == 0
     text = screen.decode(errors="replace")
     assert "\x1b[" not in text  # no cursor movement, no bar
     records = [json.loads(line) for line in text.replace("\r\n", "\n").splitlines() if line.startswith("{")]
