@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
+from typing import Any
 
 import click
 
@@ -41,3 +42,19 @@ def fail(exc: errors.MinerscopeError) -> None:
 def warn(message: str) -> None:
     """One diagnostic line on stderr."""
     click.echo(f"minerscope: warning: {message}", err=True)
+
+
+def progress_wanted(quiet: bool, *, results_stream: bool) -> bool:
+    """Whether a command shows progress bars on stderr: on a terminal, unless ``-q``, and
+    not while its results stream onto that same terminal (redrawing a bar moves the cursor
+    up over lines it did not write, and would erase results from the screen)."""
+    return not quiet and sys.stderr.isatty() and not (results_stream and sys.stdout.isatty())
+
+
+def stderr_progress(*columns: Any) -> Any:
+    """A Rich progress display on stderr that leaves stdout alone (results only) and is
+    gone when it stops; Rich's default columns unless ``columns`` are given."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(*columns, transient=True, console=Console(stderr=True), redirect_stdout=False)

@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from minerscope import errors, untrusted
-from minerscope.cli.common import ExitCode, exit_code_for, warn
+from minerscope.cli.common import ExitCode, exit_code_for, progress_wanted, stderr_progress, warn
 from minerscope.cli.output import RICH_TABLE_ROWS
 
 FORMATS = ("table", "jsonl", "csv")
@@ -137,17 +137,10 @@ class _ReadProgress:
     """Bytes read of the capture being assembled, on stderr (transient)."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-            console=Console(stderr=True),
-            redirect_stdout=False,
+        self.bar = stderr_progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()
         )
 
     def __enter__(self) -> _ReadProgress:
@@ -229,7 +222,8 @@ def flows(
     with ExitStack() as stack:
         # every row is printed at the end, so a bar (on a terminal, gone when done) never
         # meets the output
-        progress = stack.enter_context(_ReadProgress()) if not quiet and sys.stderr.isatty() else None
+        show = progress_wanted(quiet, results_stream=False)
+        progress = stack.enter_context(_ReadProgress()) if show else None
         for path in paths:
             try:
                 table, report = assemble_capture(

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
 from minerscope import errors
-from minerscope.cli.common import ExitCode, fail, warn
+from minerscope.cli.common import ExitCode, fail, progress_wanted, stderr_progress, warn
 from minerscope.probe.runner import ProbeOptions, Target, format_target, parse_target, probe_many
 from minerscope.probe.scope import Scope
 from minerscope.probe.verdict import ProbeAttempt, Verdict
@@ -131,6 +132,7 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
 @click.option("--password", default="x", show_default=True, help="Password to present.")
 @click.option("--wallet", default="", help="Wallet/site key to present (default: a fake one per dialect).")
 @click.option("-v", "--verbose", is_flag=True, help="Table: list every attempt.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def probe(
     targets: tuple[str, ...],
     from_file: str | None,
@@ -148,6 +150,7 @@ def probe(
     password: str,
     wallet: str,
     verbose: bool,
+    quiet: bool,
 ) -> None:
     """Ask TARGET... (host:port) whether they are mining pools, in every dialect.
 
@@ -180,7 +183,8 @@ def probe(
             wallet=wallet,
         )
         refused: list[str] = []
-        verdicts = asyncio.run(_run(parsed, options, fmt, refused))
+        show = progress_wanted(quiet, results_stream=fmt == "jsonl")
+        verdicts = asyncio.run(_run(parsed, options, fmt, refused, show_progress=show))
     except errors.MinerscopeError as exc:
         fail(exc)
         return
@@ -190,16 +194,31 @@ def probe(
         sys.exit(int(ExitCode.INPUT))
 
 
-async def _run(targets: list[Target], options: ProbeOptions, fmt: str, refused: list[str]) -> list[Verdict]:
-    def on_error(target: Target, exc: errors.MinerscopeError) -> None:
-        refused.append(format_target(*target))
-        warn(f"{clean(format_target(*target), 120)}: {clean(exc, 300)}")
+async def _run(
+    targets: list[Target], options: ProbeOptions, fmt: str, refused: list[str], *, show_progress: bool = False
+) -> list[Verdict]:
+    """Probe every target; JSONL verdicts printed as they come, a bar of targets done on
+    stderr with ``show_progress``."""
+    with ExitStack() as stack:
+        bar = stack.enter_context(stderr_progress()) if show_progress else None
+        task = bar.add_task("targets probed", total=len(targets)) if bar is not None else None
 
-    out: list[Verdict] = []
-    async for verdict in probe_many(targets, options, on_error=on_error):
-        out.append(verdict)
-        if fmt == "jsonl":
-            click.echo(verdict.to_jsonl())
+        def on_error(target: Target, exc: errors.MinerscopeError) -> None:
+            refused.append(format_target(*target))
+            message = f"{clean(format_target(*target), 120)}: {clean(exc, 300)}"
+            if bar is not None:  # above the bar, not through it
+                bar.advance(task)
+                bar.console.print(f"minerscope: warning: {message}", markup=False, highlight=False)
+            else:
+                warn(message)
+
+        out: list[Verdict] = []
+        async for verdict in probe_many(targets, options, on_error=on_error):
+            out.append(verdict)
+            if bar is not None:
+                bar.advance(task)
+            if fmt == "jsonl":
+                click.echo(verdict.to_jsonl())
     order = {format_target(h, p): i for i, (h, p) in enumerate(targets)}
     out.sort(key=lambda v: order.get(v.target, len(order)))
     return out

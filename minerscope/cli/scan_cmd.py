@@ -15,7 +15,6 @@ directory.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
@@ -25,7 +24,7 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import ExitCode, exit_code_for, warn
+from minerscope.cli.common import ExitCode, exit_code_for, progress_wanted, stderr_progress, warn
 from minerscope.cli.output import (
     SCAN_FIELDS,
     frame_to_records,
@@ -182,9 +181,7 @@ def scan(
     # JSONL and CSV without probing stream capture by capture; a table is sorted and
     # probing joins across captures, so those need every record first.
     streaming = fmt in ("jsonl", "csv") and not do_probe
-    # No bars while records stream onto the same terminal: redrawing a bar moves the
-    # cursor up over lines it did not write, and would erase records from the screen.
-    show_progress = not quiet and sys.stderr.isatty() and not (streaming and sys.stdout.isatty())
+    show_progress = progress_wanted(quiet, results_stream=streaming)
     status = ExitCode.OK
     records: list[dict[str, Any]] = []
     any_ok = False
@@ -310,16 +307,13 @@ class _Progress:
     """
 
     def __init__(self, captures: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
+        self.bar = stderr_progress(
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.fields[detail]}"),
             TimeRemainingColumn(),
-            transient=True,
-            console=_stderr_console(),
-            redirect_stdout=False,  # stdout carries the results, never the display
         )
         self.captures = captures
         self.done = 0
@@ -379,12 +373,6 @@ class _Progress:
         self.current = None
 
 
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def _probe_and_join(
     records: list[dict[str, Any]],
     scope_allow: Sequence[str],
@@ -402,9 +390,7 @@ def _probe_and_join(
     endpoints = suspicious_endpoints(records)
     options = ProbeOptions(scope=scope, total_deadline=probe_timeout)
     if show_progress and endpoints:
-        from rich.progress import Progress
-
-        with Progress(transient=True, console=_stderr_console(), redirect_stdout=False) as progress:
+        with stderr_progress() as progress:
             task = progress.add_task("probes", total=len(endpoints))
             outcome = probe_endpoints(
                 endpoints, options, db_path=db_path, on_verdict=lambda _e, _s: progress.advance(task)

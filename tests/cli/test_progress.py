@@ -117,3 +117,21 @@ def test_flows_shows_bytes_read_and_prints_its_records_after(tmp_path: Path) -> 
     assert "flows from 1 capture" in screen  # the summary line, after the bar
     quiet = _in_a_terminal("flows", "-q", "--format", "jsonl", str(SAMPLE), tmp_path=tmp_path)[2]
     assert "MB" not in quiet
+
+
+def test_probe_counts_targets_on_stderr_and_prints_the_table_on_stdout(tmp_path: Path) -> None:
+    """Two loopback ports nobody listens on: refused at once, both reported, a bar meanwhile."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    targets = [f"127.0.0.1:{p}" for p in ports]
+    code, stdout, screen = _in_a_terminal("probe", "--timeout", "1", *targets, tmp_path=tmp_path)
+    assert code == 0
+    assert all(t in stdout for t in targets) and "targets probed" not in stdout
+    assert "targets probed" in screen
+    quiet = _in_a_terminal("probe", "-q", "--timeout", "1", *targets, tmp_path=tmp_path)[2]
+    assert "targets probed" not in quiet
