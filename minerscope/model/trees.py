@@ -9,7 +9,7 @@ is no faster here (XGBoost's blocked predictor beat a numba walk of these arrays
 anyway; the objective and the base margin are read here for that.
 
 Only plain ``gbtree`` boosters with numerical splits and one target are read
-(:func:`tree_arrays` returns None otherwise and the caller asks XGBoost). The trees come
+(:func:`read_trees` returns None otherwise and the caller asks XGBoost). The trees come
 from the booster's UBJSON serialisation, where floats are stored as float32 bytes (the
 JSON text would go through float64 on the way in).
 """
@@ -17,16 +17,12 @@ JSON text would go through float64 on the way in).
 from __future__ import annotations
 
 import struct
-import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:
-    import xgboost
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,24 +61,15 @@ class TreeArrays:
         return (self.start, self.left, self.right, self.feature, self.threshold, self.default_left)
 
 
-_CACHE: weakref.WeakKeyDictionary[Any, TreeArrays | None] = weakref.WeakKeyDictionary()
-
-
-def tree_arrays(booster: xgboost.Booster) -> TreeArrays | None:
-    """The booster's trees as arrays (cached per booster), or None when the kernels do not
-    cover it (another booster type, categorical splits, several targets). Like XGBoost's
-    ``Booster.predict``, every tree counts (a ``best_iteration`` attribute cuts nothing)."""
-    try:
-        return _CACHE[booster]
-    except KeyError:
-        pass
-    arrays = read_trees(bytes(booster.save_raw("ubj")))
-    _CACHE[booster] = arrays
-    return arrays
-
-
 def read_trees(raw: bytes) -> TreeArrays | None:
-    """The trees of a UBJSON model (``Booster.save_raw("ubj")``), or None (see module doc)."""
+    """The trees of a UBJSON model (``Booster.save_raw("ubj")``), or None when the kernels
+    do not cover it (another booster type, categorical splits, several targets). Like
+    XGBoost's ``Booster.predict``, every tree counts (a ``best_iteration`` attribute cuts
+    nothing). :class:`minerscope.model.artifact.BoosterFile` keeps them with a model.
+
+    Raises:
+        ValueError, KeyError, IndexError, TypeError: the bytes are no sound model.
+    """
     model = _UBJReader(raw).value()
     learner = model["learner"]
     booster = learner["gradient_booster"]

@@ -12,7 +12,7 @@ from minerscope import resources
 from minerscope.features.synthetic import synthetic_table
 from minerscope.features.windows import extract_features
 from minerscope.model import saabas, trees
-from minerscope.model.artifact import Model, load_model
+from minerscope.model.artifact import BoosterFile, Model, load_model
 from minerscope.model.train import TrainResult
 
 
@@ -40,7 +40,7 @@ def _windows(model: Model, seed: int) -> np.ndarray:
 
 
 def _assert_bit_identical(model: Model, x: np.ndarray) -> None:
-    arrays = trees.tree_arrays(model.binary)
+    arrays = model.binary_file.trees
     assert arrays is not None
     got = _dense(arrays, x)
     want = _xgboost_saabas(model, x)
@@ -62,7 +62,7 @@ def test_same_bits_with_missing_values_and_values_on_the_thresholds(
     x = _windows(model, seed=82)
     rng = np.random.default_rng(3)
     x[rng.random(x.shape) < 0.2] = np.nan
-    arrays = trees.tree_arrays(model.binary)
+    arrays = model.binary_file.trees
     assert arrays is not None
     splits = arrays.left >= 0
     on_threshold = x.copy()
@@ -88,8 +88,8 @@ def test_boosters_the_kernel_does_not_cover_are_left_to_xgboost() -> None:
         {"objective": "multi:softprob", "num_class": 3, "nthread": 1}, xgboost.DMatrix(x, y), 2
     )
     linear = xgboost.train({"booster": "gblinear", "nthread": 1}, xgboost.DMatrix(x, y % 2), 2)
-    arrays = trees.tree_arrays(multi)
+    arrays = BoosterFile.of(multi).trees
     assert arrays is not None and arrays.groups == 3
     with pytest.raises(ValueError, match="one output group"):
         saabas.top_contributions(arrays, x, 5)
-    assert trees.tree_arrays(linear) is None
+    assert BoosterFile.of(linear).trees is None

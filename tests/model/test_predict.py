@@ -16,7 +16,7 @@ from minerscope.errors import ModelError
 from minerscope.features.windows import extract_features
 from minerscope.flows.assemble import assemble_capture
 from minerscope.model import classify, predict, saabas, trees
-from minerscope.model.artifact import BINARY_FILE, METADATA_FILE, Model, load_model
+from minerscope.model.artifact import BINARY_FILE, METADATA_FILE, BoosterFile, Model, load_model
 from minerscope.model.train import TrainResult
 from tests.conftest import runs_ok_in_a_fresh_interpreter
 
@@ -87,12 +87,12 @@ def test_another_base_score_single_leaf_trees_and_three_classes() -> None:
         10,
     )
     for booster in (logistic, stump, softprob):
-        arrays = trees.tree_arrays(booster)
+        arrays = BoosterFile.of(booster).trees
         assert arrays is not None and predict.supported(arrays)
         want = np.asarray(booster.inplace_predict(x)).reshape(x.shape[0], -1)
         got = predict.predict(arrays, x).reshape(x.shape[0], -1)
         assert np.array_equal(_bits(got), _bits(want)), arrays.objective
-    assert trees.tree_arrays(stump).left.max() < 0  # type: ignore[union-attr]
+    assert BoosterFile.of(stump).trees.left.max() < 0  # type: ignore[union-attr]
     assert np.ptp(np.asarray(stump.inplace_predict(x))) == 0.0
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import xgboost
 
 from minerscope.model import saabas, trees
+from minerscope.model.artifact import BoosterFile
 
 
 def _booster_and_rows() -> tuple[xgboost.Booster, np.ndarray]:
@@ -30,7 +31,7 @@ def _dense(arrays: trees.TreeArrays, x: np.ndarray) -> np.ndarray:
 
 def test_plain_and_repeating_trees_give_xgboosts_bits() -> None:
     booster, x = _booster_and_rows()
-    arrays = trees.tree_arrays(booster)
+    arrays = BoosterFile.of(booster).trees
     assert arrays is not None
     plain = saabas._plain_trees(arrays.nodes, arrays.mean)
     assert plain.any() and not plain.all()  # both code paths run
@@ -47,7 +48,7 @@ def test_plain_and_repeating_trees_give_xgboosts_bits() -> None:
 
 def test_each_row_gets_its_own_answer_whatever_the_visiting_order() -> None:
     booster, x = _booster_and_rows()
-    arrays = trees.tree_arrays(booster)
+    arrays = BoosterFile.of(booster).trees
     assert arrays is not None
     perm = np.random.default_rng(12).permutation(x.shape[0])
     idx, val, _ = saabas.top_contributions(arrays, x, 3)

@@ -10,7 +10,7 @@ from minerscope import resources
 from minerscope.features.windows import extract_features
 from minerscope.flows.assemble import assemble_capture
 from minerscope.model import trees
-from minerscope.model.artifact import load_model
+from minerscope.model.artifact import BoosterFile, load_model
 
 
 def _leaves(arrays: trees.TreeArrays, row: np.ndarray) -> list[int]:
@@ -34,7 +34,8 @@ def test_the_shipped_coin_model_walks_to_xgboosts_leaves() -> None:
         pytest.skip("no shipped default model in this checkout")
     model = load_model(folder)
     assert model.coin is not None
-    arrays = trees.tree_arrays(model.coin)
+    assert model.coin_file is not None
+    arrays = model.coin_file.trees
     assert arrays is not None and arrays.groups == len(model.coin_classes) == 7
     assert arrays.group.size == arrays.start.size - 1 and set(arrays.group.tolist()) == set(range(7))
     table = assemble_capture(str(resources.sample_capture()))[0]
@@ -53,7 +54,7 @@ def test_boosters_the_reader_does_not_cover() -> None:
     rng = np.random.default_rng(4)
     x = rng.random((60, 3)).astype(np.float32)
     linear = xgboost.train({"booster": "gblinear", "nthread": 1}, xgboost.DMatrix(x, x[:, 0] > 0.5), 2)
-    assert trees.tree_arrays(linear) is None
+    assert BoosterFile.of(linear).trees is None
     category = rng.integers(0, 4, 60)
     cats = xgboost.DMatrix(
         np.c_[x[:, :2], category].astype(np.float32),
@@ -62,4 +63,4 @@ def test_boosters_the_reader_does_not_cover() -> None:
         enable_categorical=True,
     )
     categorical = xgboost.train({"nthread": 1, "max_cat_to_onehot": 1, "tree_method": "hist"}, cats, 4)
-    assert trees.tree_arrays(categorical) is None
+    assert BoosterFile.of(categorical).trees is None

@@ -12,7 +12,7 @@ from minerscope import resources
 from minerscope.features.windows import extract_features
 from minerscope.flows.assemble import assemble_capture
 from minerscope.model import trees, treeshap
-from minerscope.model.artifact import Model, load_model
+from minerscope.model.artifact import BoosterFile, Model, load_model
 from minerscope.model.train import TrainResult
 
 
@@ -40,7 +40,7 @@ def _with_holes_and_thresholds(x: np.ndarray, arrays: trees.TreeArrays) -> np.nd
 
 
 def _assert_same_bits(booster: xgboost.Booster, x: np.ndarray, names: list[str] | None = None) -> None:
-    arrays = trees.tree_arrays(booster)
+    arrays = BoosterFile.of(booster).trees
     assert arrays is not None
     got = treeshap.contributions(arrays, x)
     dmat = xgboost.DMatrix(x, feature_names=names, nthread=1)
@@ -61,7 +61,7 @@ def test_the_shipped_model_on_the_sample_capture() -> None:
 
 def test_the_shipped_model_with_missing_values_and_values_on_the_thresholds() -> None:
     model = _shipped()
-    arrays = trees.tree_arrays(model.binary)
+    arrays = model.binary_file.trees
     assert arrays is not None
     x = _with_holes_and_thresholds(_sample_windows(model), arrays)
     _assert_same_bits(model.binary, x, list(model.binary_features))
@@ -71,7 +71,7 @@ def test_a_freshly_trained_model_with_missing_values_and_values_on_the_threshold
     trained: tuple[Path, TrainResult],
 ) -> None:
     model = load_model(trained[0])
-    arrays = trees.tree_arrays(model.binary)
+    arrays = model.binary_file.trees
     assert arrays is not None
     x = _sample_windows(model)
     _assert_same_bits(
@@ -90,7 +90,7 @@ def test_a_deep_model_that_splits_on_the_same_features_again_with_missing_values
         xgboost.DMatrix(x, y),
         15,
     )
-    arrays = trees.tree_arrays(booster)
+    arrays = BoosterFile.of(booster).trees
     assert arrays is not None
     assert treeshap._max_depth(arrays.start, arrays.left, arrays.right) == 8
     splits = np.add.reduceat(arrays.left >= 0, arrays.start[:-1])
@@ -112,7 +112,7 @@ def test_several_output_groups_are_refused() -> None:
         xgboost.DMatrix(x, rng.integers(0, 3, 60)),
         2,
     )
-    arrays = trees.tree_arrays(multi)
+    arrays = BoosterFile.of(multi).trees
     assert arrays is not None and arrays.groups == 3
     with pytest.raises(ValueError, match="one output group"):
         treeshap.contributions(arrays, x)
