@@ -26,7 +26,6 @@ import click
 
 from minerscope import errors, untrusted
 from minerscope.cli.common import ExitCode, exit_code_for, progress_wanted, stderr_progress, warn
-from minerscope.cli.output import RICH_TABLE_ROWS
 
 FORMATS = ("table", "jsonl", "csv")
 SAMPLE = "sample"
@@ -91,15 +90,12 @@ _RIGHT = ("id", "pkts", "bytes", "dur s")
 def _print_table(rows: list[dict[str, Any]]) -> None:
     cells = [_table_cells(row) for row in rows]
     headers = [title for title, _ in _TABLE_COLUMNS]
-    terminal = sys.stdout.isatty()
-    if not terminal or len(cells) > RICH_TABLE_ROWS:  # pipes and files get full cells
-        import shutil
+    from minerscope.cli import plaintable
 
-        from minerscope.cli import plaintable
-
+    if not plaintable.use_rich(sys.stdout, len(cells)):  # pipes and files get full cells
         right = [i for i, h in enumerate(headers) if h in _RIGHT]
-        width = shutil.get_terminal_size().columns if terminal else None
         flexible = [i for i, h in enumerate(headers) if h in ("name", "ja4", "stage0")]
+        width = plaintable.terminal_width(sys.stdout)
         plaintable.draw(
             sys.stdout, headers, cells, boxed=False, right=right, max_width=width, flexible=flexible
         )
@@ -133,37 +129,17 @@ def _table_cells(row: dict[str, Any]) -> list[str]:
     return [untrusted.clean(cells[key], 80) for _, key in _TABLE_COLUMNS]
 
 
-class _ReadProgress:
-    """Bytes read of the capture being assembled, on stderr (transient)."""
+def _bytes_read_bar(bar: Any, path: Path) -> Callable[[Any], None]:
+    """A bar on ``bar`` (a :func:`~minerscope.cli.common.stderr_progress` display) for the
+    bytes of ``path``; returns what the assembler calls after each batch."""
+    from rich.markup import escape
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
-
-        self.bar = stderr_progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()
-        )
-
-    def __enter__(self) -> _ReadProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def start(self, path: Path) -> Callable[[Any], None]:
-        """A new bar for ``path``; returns what the assembler calls after each batch."""
-        from rich.markup import escape
-
-        try:
-            total: int | None = path.stat().st_size
-        except OSError:
-            total = None
-        task = self.bar.add_task(escape(path.name), total=total)  # a file name is untrusted text
-
-        def advance(report: Any) -> None:
-            self.bar.update(task, completed=report.bytes_read)
-
-        return advance
+    try:
+        total: int | None = path.stat().st_size
+    except OSError:
+        total = None
+    task = bar.add_task(escape(path.name), total=total)  # a file name is untrusted text
+    return lambda report: bar.update(task, completed=report.bytes_read)
 
 
 @click.command(name="flows")
@@ -222,15 +198,19 @@ def flows(
     with ExitStack() as stack:
         # every row is printed at the end, so a bar (on a terminal, gone when done) never
         # meets the output
-        show = progress_wanted(quiet, results_stream=False)
-        progress = stack.enter_context(_ReadProgress()) if show else None
+        bar = None
+        if progress_wanted(quiet, results_stream=False):
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+            bar = stack.enter_context(stderr_progress(*columns))
         for path in paths:
             try:
                 table, report = assemble_capture(
                     path,
                     idle_timeout=idle_timeout,
                     active_timeout=active_timeout,
-                    on_batch=None if progress is None else progress.start(path),
+                    on_batch=None if bar is None else _bytes_read_bar(bar, path),
                 )
             except errors.MinerscopeError as exc:
                 click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)

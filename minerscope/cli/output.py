@@ -389,10 +389,6 @@ def _csv_text(value: Any) -> str:
 
 
 TABLE_HEADERS = ("client", "server", "name", "pkts", "p_mining", "verdict", "coin", "stage 0", "probe")
-RICH_TABLE_ROWS = 2_000
-"""Up to this many rows a terminal gets Rich's table (wrapping to the window, colours);
-more rows, or output to a pipe or file, get the same table drawn directly
-(:mod:`minerscope.cli.plaintable`: Rich took 28 s and 0.9 GB for a 56 k-flow capture)."""
 
 
 def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:
@@ -421,20 +417,19 @@ def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:
 def write_table(records: Sequence[Mapping[str, Any]], out: IO[str] | None = None, title: str = "") -> None:
     """A table for people: most suspicious first, untrusted text rendered inertly (cleaned,
     and never read as Rich markup)."""
-    out = out if out is not None else sys.stdout
-    from rich.console import Console
-
-    rows = [_table_cells(r) for r in records]
-    title = clean(title)
-    console = Console(file=out)
-    if console.is_terminal and len(rows) <= RICH_TABLE_ROWS:
-        _rich_table(console, rows, title)
-        return
     from minerscope.cli import plaintable
 
-    # piped: no terminal width to honour, every column whole; a terminal: cut long names
-    width = console.width if console.is_terminal else None
-    plaintable.draw(out, TABLE_HEADERS, rows, title=title, max_width=width, flexible=(2, 7))
+    out = out if out is not None else sys.stdout
+    rows = [_table_cells(r) for r in records]
+    title = clean(title)
+    if plaintable.use_rich(out, len(rows)):
+        from rich.console import Console
+
+        _rich_table(Console(file=out), rows, title)
+    else:  # many rows (Rich took 28 s and 0.9 GB for 56 k flows), or a pipe or file
+        plaintable.draw(
+            out, TABLE_HEADERS, rows, title=title, max_width=plaintable.terminal_width(out), flexible=(2, 7)
+        )
 
 
 def _rich_table(console: Any, rows: list[tuple[str, ...]], title: str) -> None:

@@ -18,6 +18,23 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import IO
 
+RICH_TABLE_ROWS = 2_000
+"""Up to this many rows a terminal gets Rich's table (wrapping to the window, colours);
+more rows, or output to a pipe or file, are drawn here."""
+
+
+def use_rich(out: IO[str], rows: int) -> bool:
+    """Whether ``rows`` rows going to ``out`` are for Rich: a terminal, and not too many."""
+    return out.isatty() and rows <= RICH_TABLE_ROWS
+
+
+def terminal_width(out: IO[str]) -> int | None:
+    """The width a table for ``out`` must fit: the terminal's, or None for a pipe or file
+    (every column whole)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if out.isatty() else None
+
 
 def draw(
     out: IO[str],
