@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_reader import OUT, capture_for, generate
+from minerscope.resources import sample_capture
 
 
 def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, float]:
@@ -118,9 +119,9 @@ t = clock()
 rows, report = triage_rows(sys.argv[1])
 T["triage (all)"] = clock() - t
 from minerscope.cli.output import SCAN_FIELDS, write_jsonl_frame
-from minerscope.cli.scan_cmd import _jsonl_rows
+from minerscope.cli.scan_cmd import _streamed_rows
 t = clock()
-write_jsonl_frame(_jsonl_rows(rows, False), SCAN_FIELDS, io.StringIO())  # as scan --format jsonl
+write_jsonl_frame(_streamed_rows(rows, False), SCAN_FIELDS, io.StringIO())  # as scan --format jsonl
 T["output: JSONL"] = clock() - t
 from minerscope.store import open_store
 from minerscope.store.cases import file_sha256
@@ -288,7 +289,9 @@ def single(args: argparse.Namespace) -> None:
     """``scan FILE -j1`` figures, the other tools, and where the CPU time goes."""
     path = capture_for(args.packets)
     empty = empty_capture()
-    run_measured(scan_cmd(empty, 1))  # warm numba's on-disk cache so compile time is not measured
+    # warm numba's on-disk cache so compile time is not measured: an empty capture reaches
+    # too few kernels (a fresh clone's first real run compiled for ~30 s inside the median)
+    run_measured(scan_cmd(sample_capture(), 1))
     startup = median_of([run_measured(scan_cmd(empty, 1)) for _ in range(args.repeat)], "cpu")
     fig = scan_figures(path, args.repeat)
     packets = float(args.packets)

@@ -1,10 +1,10 @@
 """``scan -jN``: triage captures in N processes, the parent being one of them.
 
 A fresh process pays about 0.6 CPU s before its first packet (0.9 when these choices
-were measured): importing polars, numba, scipy's FFT and the pipeline, loading some
-thirty numba kernels from the on-disk cache on their first call and reading the model
-(xgboost is not imported: scoring walks the trees itself). The choices, measured on 4
-captures of 250k and of 1M packets on 2 cores:
+were measured): importing polars, numba (which imports scipy's linear algebra) and the
+pipeline, loading some thirty numba kernels from the on-disk cache on their first call
+and reading the model (xgboost is not imported: scoring walks the trees itself). The
+choices, measured on 4 captures of 250k and of 1M packets on 2 cores:
 
 * The parent triages too, and only N-1 workers are spawned: N busy processes on N cores,
   not N workers plus a parent that wants CPU for its own imports and the output (about

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import fft as scipy_fft  # float32-native and ~2x numpy's FFT on many short rows
 
 from minerscope.features import _kernels
 from minerscope.features._kernels import (
@@ -56,6 +55,7 @@ from minerscope.features._kernels import (
     split_messages,
     split_packets,
 )
+from minerscope.features.fft import irfft_rows, rfft_rows
 from minerscope.features.schema import (
     DIRECTIONS,
     FEATURE_NAMES,
@@ -497,14 +497,14 @@ def periodicity(
         used = bins.used[block]
         width = bins.width[block]
         xc = centred_bins(ts, counts, starts, block, bins.t0, bins.width, bins.used)
-        spectrum = scipy_fft.rfft(xc, axis=1, overwrite_x=True)
+        spectrum = rfft_rows(xc)
         power2, best, nondc, harmonic_power, valid = spectrum_peaks(spectrum, used, PEAK_SHARE)
         period = np.full(block.shape[0], np.nan)
         strength = np.full(block.shape[0], np.nan)
         period[valid] = BINS * width[valid] / best[valid]
         strength[valid] = harmonic_power[valid] / nondc[valid]
 
-        acov = scipy_fft.irfft(power2, n=2 * BINS, axis=1, overwrite_x=True)
+        acov = irfft_rows(power2, 2 * BINS)
         peak, peak_val, avalid = acf_peaks(acov, used, PEAK_SHARE)
         lag_s = np.full(block.shape[0], np.nan)
         acf_peak = np.full(block.shape[0], np.nan)

@@ -1,7 +1,7 @@
 """Run the triage pipeline in a child process, so the workstation stays responsive.
 
 A thread worker is not enough here: the pipeline's first seconds are spent importing
-and initialising native libraries (polars, scipy, numba kernels) and scoring blocks
+and initialising native libraries (polars, numba kernels) and scoring blocks
 with the GIL held in long stretches, and on a busy machine the Textual event loop then
 starves: keys wait tens of seconds. A child process has its own interpreter and can use
 the second core. It streams the same :class:`~minerscope.triage.TriageUpdate` objects
