@@ -35,11 +35,12 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpcore  # noqa: F401  (imported now: its lazy first import would block the event loop ~0.1 s)
 import httpx
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from minerscope.errors import LimitExceededError, MinerscopeError
@@ -548,6 +549,7 @@ async def ws_exchange(
         extra["ssl"] = _context()
         extra["server_hostname"] = _sni(server_name) or ""
         extra["ssl_handshake_timeout"] = limits.connect_timeout
+    opened: list[asyncio.Transport] = []
     try:
         async with asyncio.timeout(limits.deadline):
             ws = await ws_connect(
@@ -563,6 +565,7 @@ async def ws_exchange(
                 compression=None,
                 subprotocols=[websockets.Subprotocol(s) for s in subprotocols] or None,
                 origin=websockets.Origin(origin) if origin else None,
+                create_connection=_tracked_connection(opened),
                 **extra,
             )
             connected = upgraded = True
@@ -628,6 +631,9 @@ async def ws_exchange(
         end, error = End.PROTOCOL_ERROR, _describe(exc)
     except (OSError, ssl.SSLError, EOFError) as exc:
         end, error = _classify(exc), _describe(exc)
+    finally:
+        for transport in opened:  # whatever ended the exchange, the socket closes now
+            transport.abort()
     return WsResult(
         connected=connected,
         upgraded=upgraded,
@@ -640,6 +646,28 @@ async def ws_exchange(
         elapsed_s=time.monotonic() - start,
         status=status,
     )
+
+
+def _tracked_connection(opened: list[asyncio.Transport]) -> type[ClientConnection]:
+    """websockets' client connection, appending its transport to ``opened`` once made.
+
+    Cancelled after a TLS handshake completed but before ``connect`` returned (our
+    deadline, or the runner cancelling an attempt once another dialect found the pool),
+    asyncio *closes* the TLS transport: a graceful shutdown that keeps the socket open
+    until the peer answers close_notify or 30 s pass, after the loop may be gone (a peer
+    flooding session tickets never answers; CI saw the socket reported unclosed). The
+    transport reaches the connection before ``connect`` can be cancelled in that state
+    (asyncio calls ``connection_made`` before it wakes the waiter; a cancel during the
+    handshake itself is aborted by asyncio), so aborting what was recorded here closes
+    the socket whatever happened.
+    """
+
+    class TrackedConnection(ClientConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            opened.append(cast(asyncio.Transport, transport))
+            super().connection_made(transport)
+
+    return TrackedConnection
 
 
 class _TrackingBackend(httpcore.AsyncNetworkBackend):
