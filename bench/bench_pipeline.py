@@ -104,6 +104,11 @@ import minerscope.model.classify as C
 import minerscope.flows.assemble as A
 import minerscope.capture.pcap as R
 T["imports (polars, numba, pipeline)"] = clock() - start
+from numba.core.registry import cpu_target
+t = clock()
+cpu_target.target_context.refresh()  # what the first cached kernel a process runs sets up
+cpu_target.typing_context.refresh()
+T["numba set-up"] = clock() - t
 wrap(P, "cached_model", "model load")
 wrap(P, "build_blacklist", "stage 0: blacklist load")
 wrap(P, "apply_stage0", "stage 0: evidence")
@@ -160,6 +165,7 @@ def print_breakdown(data: dict[str, Any]) -> None:
     reader = s["triage (all)"] - model - blacklist - assembler - rows_all
     lines = [
         ("imports (polars, numba, pipeline)", s.get("imports (polars, numba, pipeline)", 0.0)),
+        ("numba set-up (registries, scipy.linalg)", s.get("numba set-up", 0.0)),
         ("model load (trees read, no xgboost)", model),
         ("capture reader (+ loop)", reader),
         ("flow assembler", assembler),
