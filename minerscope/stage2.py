@@ -25,7 +25,7 @@ from typing import Any
 
 from minerscope.errors import MinerscopeError, ScopeError
 from minerscope.probe.runner import ProbeOptions, probe_many
-from minerscope.probe.verdict import Verdict
+from minerscope.probe.verdict import UNREACHABLE, Verdict
 
 Endpoint = tuple[str, int]
 
@@ -55,12 +55,16 @@ class ProbeSummary:
 
     @classmethod
     def of(cls, verdict: Verdict) -> ProbeSummary:
+        """The summary of a verdict; ``error`` says "unreachable: why" when the endpoint
+        never accepted a connection (not checked, as opposed to checked and no pool)."""
+        why = verdict.unreachable
         return cls(
             is_pool=verdict.is_pool,
             dialect=verdict.dialect or "",
             transport=str(verdict.transport or ""),
             confidence=float(verdict.confidence),
             outcome=str(verdict.outcome),
+            error=f"{UNREACHABLE}: {why}" if why else "",
         )
 
     @classmethod

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from minerscope.probe.verdict import UNREACHABLE
 from minerscope.untrusted import clean, csv_cell
 
 if TYPE_CHECKING:  # polars only for the frame -> records conversion
@@ -391,14 +392,25 @@ def _csv_text(value: Any) -> str:
 TABLE_HEADERS = ("client", "server", "name", "pkts", "p_mining", "verdict", "coin", "stage 0", "probe")
 
 
+def _probe_cell(probe: Mapping[str, Any]) -> str:
+    """A flow's probe outcome in a word or two: checked and a pool, checked and no pool,
+    never answered, or not probed (out of scope), from its ``probe`` summary."""
+    if not probe:
+        return ""
+    if probe.get("is_pool"):
+        return clean(f"pool ({probe.get('dialect')})")
+    if probe.get("is_pool") is None:
+        return "not probed"
+    if str(probe.get("error") or "").startswith(UNREACHABLE):
+        return UNREACHABLE
+    return "not a pool"
+
+
 def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:
     """One record's table cells as plain text, untrusted parts cleaned."""
     stage0 = record.get("stage0") or []
     badges = ",".join(sorted({str(e.get("kind", "")) for e in stage0 if isinstance(e, dict)}))
-    probe = record.get("probe") or {}
-    probe_text = ""
-    if probe:
-        probe_text = f"pool ({probe.get('dialect')})" if probe.get("is_pool") else "not a pool"
+    probe_text = _probe_cell(record.get("probe") or {})
     name = record.get("sni") or ",".join(record.get("dns_names") or [])
     p = record.get("p_mining")
     return (

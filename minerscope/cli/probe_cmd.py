@@ -26,7 +26,7 @@ from minerscope import errors
 from minerscope.cli.common import ExitCode, fail, progress_wanted, stderr_progress, warn
 from minerscope.probe.runner import ProbeOptions, Target, format_target, parse_target, probe_many
 from minerscope.probe.scope import Scope
-from minerscope.probe.verdict import ProbeAttempt, Verdict
+from minerscope.probe.verdict import UNREACHABLE, ProbeAttempt, Verdict
 from minerscope.untrusted import clean
 
 _MAX_TARGETS = 100_000
@@ -76,11 +76,19 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
         table.add_column(name, overflow="fold")
     for v in verdicts:
         evidence = "; ".join(f"{e.key}={clean(e.value, 80)}" for e in v.evidence[:6])
+        if v.unreachable and not evidence:  # not checked, which "no" would hide
+            evidence = clean(v.unreachable, 120)
         if verbose:
             evidence += "\n" + "\n".join(_attempt_line(a) for a in v.attempts)
+        if v.is_pool:
+            pool = Text("POOL", style="bold red")
+        elif v.unreachable:
+            pool = Text(UNREACHABLE, style="yellow")
+        else:
+            pool = Text("no", style="green")
         table.add_row(
             Text(clean(v.target, 80)),
-            Text("POOL" if v.is_pool else "no", style="bold red" if v.is_pool else "green"),
+            pool,
             Text(f"{v.confidence:.2f}"),
             Text(clean(v.dialect or "-", 32)),
             Text(str(v.transport or "-")),

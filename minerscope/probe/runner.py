@@ -52,6 +52,7 @@ from minerscope.probe.framing import LineBuffer, decode_json_object
 from minerscope.probe.scope import LOOPBACK, Scope, parse_address
 from minerscope.probe.tlsinfo import parse_certificate
 from minerscope.probe.verdict import (
+    LIVENESS,
     DialectResult,
     Outcome,
     ProbeAttempt,
@@ -78,8 +79,6 @@ Target = tuple[str, int]
 AttemptCallback = Callable[[Target, ProbeAttempt], None]
 ErrorCallback = Callable[[Target, MinerscopeError], None]
 
-LIVENESS = "liveness"
-"""The ``dialect`` name of the TCP liveness attempt in a verdict's attempt list."""
 TLS_SNIFF = "tls"
 """The ``dialect`` name of the handshake-only TLS attempt."""
 CONTROL_SUFFIX = ":control"

@@ -153,6 +153,12 @@ def _rank(result: DialectResult) -> tuple[int, float]:
     return (1 if result.is_pool else 0, result.confidence + 0.001 * order[result.outcome])
 
 
+LIVENESS = "liveness"
+"""The ``dialect`` name of the TCP liveness attempt in a verdict's attempt list."""
+UNREACHABLE = "unreachable"
+"""What views call a target that never accepted a connection (see :attr:`Verdict.unreachable`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The conclusion about one target (host:port) from all probe attempts."""
@@ -208,6 +214,19 @@ class Verdict:
             attempts,
             tls,
         )
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the target never accepted a connection (its liveness attempt failed: refused,
+        no answer, name not resolved), else None.
+
+        Not a pool *and* unreachable means the endpoint could not be checked (a pool seen
+        in an old capture may have moved or be down), not that it was cleared, so every
+        view says which of the two it was."""
+        for attempt in self.attempts:
+            if attempt.dialect == LIVENESS:
+                return attempt.error or None
+        return None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL record: ``target, is_pool, confidence, dialect, transport, outcome,

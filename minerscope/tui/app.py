@@ -323,7 +323,10 @@ class MinerscopeApp(App[None]):
 
     def on_probe_finished(self, message: ProbeFinished) -> None:
         host, port = message.target
-        self.session.set_probe(host, port, "pool" if message.verdict.is_pool else "no pool")
+        verdict = message.verdict
+        # "down" (the table's probe column is 7 wide): nothing answered, which is no all-clear
+        status = "pool" if verdict.is_pool else "down" if verdict.unreachable else "no pool"
+        self.session.set_probe(host, port, status)
         self._dirty = True
         for screen in self._probe_screens(message.target):
             screen.show_verdict(message.verdict)

@@ -214,7 +214,8 @@ class Session:
         self._rows = None
 
     def set_probe(self, host: str, port: int, status: str) -> None:
-        """Record the latest probe outcome for an endpoint (``probing``, ``pool``, ``no pool`` ...)."""
+        """Record the latest probe outcome for an endpoint (``probing``, ``pool``, ``no pool``,
+        ``down`` (nothing accepted a connection), ``error``)."""
         self.probes[(host, port)] = status
         self._rows = None
 

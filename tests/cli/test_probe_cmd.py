@@ -60,6 +60,22 @@ def test_table_output_renders_peer_text_literally(lab: ThreadedServers) -> None:
     assert "\x1b" not in result.stdout
 
 
+def test_an_endpoint_nobody_answers_is_unreachable_not_cleared(lab: ThreadedServers) -> None:
+    """A pool in an old capture may be gone: "no" would read as checked-and-clean."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    silent = lab.start(start_hostile("accept_silent"))
+    result = _run(dead, f"{silent.host}:{silent.port}", *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 2}
+    assert "unreachable" in rows[dead] and "refused" in rows[dead]
+    alive = rows[f"{silent.host}:{silent.port}"]
+    assert "unreachable" not in alive and "│ no " in alive
+
+
 def test_out_of_scope_target_exits_4_and_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     async def guard(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"connection attempted: {args[:2]}")

@@ -118,6 +118,14 @@ async def test_dead_port_gives_a_quick_none(closed_port: int) -> None:
     assert not verdict.is_pool and verdict.outcome is Outcome.NONE
     assert [a.dialect for a in verdict.attempts] == [LIVENESS]
     assert verdict.attempts[0].error is not None and "refused" in verdict.attempts[0].error
+    assert verdict.unreachable == verdict.attempts[0].error  # not checked, which views must say
+
+
+async def test_a_live_endpoint_that_is_no_pool_is_not_unreachable(start_server: StartServer) -> None:
+    echo = await start_server(hostile.start_hostile("accept_silent"))
+    verdict = await probe_target(*echo.target, options=fast_options(dialects=("stratum1",)))
+    assert not verdict.is_pool and verdict.attempts[0].dialect == LIVENESS
+    assert verdict.unreachable is None
 
 
 async def test_on_attempt_reports_each_attempt_as_it_happens(start_server: StartServer) -> None:

@@ -268,3 +268,24 @@ async def test_a_slow_start_is_explained_then_replaced_by_progress(monkeypatch: 
         await app.workers.wait_for_complete()
         await until(pilot, lambda: app.flows_screen.table.row_count == 12)
         assert "first run" not in shown(status)
+
+
+async def test_a_probe_nobody_answers_reads_unreachable_not_all_clear(tmp_path: Path) -> None:
+    import socket
+
+    from minerscope.tui.screens.probe import ProbeScreen
+
+    with socket.socket() as s:  # a loopback port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(4), db_path=tmp_path / "case.sqlite")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("P")
+        assert isinstance(app.screen, ProbeScreen)
+        await pilot.press(*f"127.0.0.1:{port}", "enter")
+        screen = app.screen
+        await until(pilot, lambda: screen.verdict is not None, within=10_000 * MS)
+        text = shown(screen.query_one("#verdict"))
+        assert "endpoint unreachable" in text and "refused" in text and "no pool found" not in text
+        assert app.session.probes[("127.0.0.1", port)] == "down"  # the flow table's word

@@ -47,6 +47,9 @@ def verdict_text(verdict: Verdict) -> Text:
     if verdict.is_pool:
         text.append("POOL", style="bold red")
         text.append(f"  {clean(verdict.dialect or '-', 32)}/{clean(str(verdict.transport or '-'), 8)}")
+    elif verdict.unreachable:  # not checked: say so, it is no all-clear
+        text.append("endpoint unreachable", style="bold yellow")
+        text.append(f"  {clean(verdict.unreachable, 120)}")
     else:
         text.append("no pool found", style="bold green")
     text.append(f"  outcome {verdict.outcome}  confidence {verdict.confidence:.2f}")

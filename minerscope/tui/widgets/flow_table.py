@@ -67,12 +67,19 @@ def _badge_cell(row: dict[str, Any]) -> Text:
     return Text(clean(" ".join(labels), 16), style="bold magenta" if labels else "")
 
 
+_STATUS_STYLES = {
+    "confirmed": "bold red",
+    "pool": "bold red",
+    "dismissed": "dim",
+    "probing": "cyan",
+    "down": "yellow",  # the probe found nothing listening: not checked, no all-clear
+}
+
+
 def _status_cell(key: str) -> Callable[[dict[str, Any]], Text]:
     def cell(row: dict[str, Any]) -> Text:
         value = str(row.get(key) or "")
-        style = {"confirmed": "bold red", "pool": "bold red", "dismissed": "dim", "probing": "cyan"}.get(
-            value, ""
-        )
+        style = _STATUS_STYLES.get(value, "")
         return Text(clean(value, 12), style=style)
 
     return cell

@@ -1,0 +1,44 @@
+"""Stage 2's per-flow probe summary says what happened to the endpoint: a pool, checked and
+no pool, never answered, or not probed. Real sockets on loopback."""
+
+from __future__ import annotations
+
+import socket
+
+from minerscope.cli.output import _probe_cell
+from minerscope.emulate.hostile import start_hostile
+from minerscope.emulate.pool import start_pool
+from minerscope.emulate.server import ThreadedServers
+from minerscope.probe.runner import ProbeOptions
+from minerscope.probe.scope import Scope
+from minerscope.stage2 import probe_endpoints
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_each_kind_of_probe_outcome_is_told_apart() -> None:
+    options = ProbeOptions(
+        scope=Scope.loopback(), connect_timeout=0.5, attempt_deadline=0.7, total_deadline=8.0, rate=0.0
+    )
+    with ThreadedServers() as lab:
+        pool = lab.start(start_pool("stratum1", job_interval=0))
+        silent = lab.start(start_hostile("accept_silent"))
+        dead = ("127.0.0.1", _closed_port())
+        outside = ("192.0.2.7", 3333)  # TEST-NET-1: out of the loopback scope, never contacted
+        summaries = probe_endpoints([pool.target, silent.target, dead, outside], options)
+    assert (
+        summaries[pool.target].is_pool and _probe_cell(summaries[pool.target].to_json()) == "pool (stratum1)"
+    )
+    live = summaries[silent.target]
+    assert live.is_pool is False and live.error == ""
+    assert _probe_cell(live.to_json()) == "not a pool"
+    gone = summaries[dead]
+    assert gone.is_pool is False and gone.error.startswith("unreachable: refused")
+    assert gone.to_json()["error"] == gone.error and _probe_cell(gone.to_json()) == "unreachable"
+    skipped = summaries[outside]
+    assert skipped.is_pool is None and "out of probe scope" in skipped.error
+    assert _probe_cell(skipped.to_json()) == "not probed"
