@@ -58,13 +58,15 @@ class ProbeSummary:
         """The summary of a verdict; ``error`` says "unreachable: why" when the endpoint
         never accepted a connection (not checked, as opposed to checked and no pool)."""
         why = verdict.unreachable
+        if why and not why.startswith(UNREACHABLE):  # ("unreachable: name did not resolve")
+            why = f"{UNREACHABLE}: {why}"
         return cls(
             is_pool=verdict.is_pool,
             dialect=verdict.dialect or "",
             transport=str(verdict.transport or ""),
             confidence=float(verdict.confidence),
             outcome=str(verdict.outcome),
-            error=f"{UNREACHABLE}: {why}" if why else "",
+            error=why or "",
         )
 
     @classmethod

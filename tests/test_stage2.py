@@ -11,7 +11,8 @@ from minerscope.emulate.pool import start_pool
 from minerscope.emulate.server import ThreadedServers
 from minerscope.probe.runner import ProbeOptions
 from minerscope.probe.scope import Scope
-from minerscope.stage2 import probe_endpoints
+from minerscope.probe.verdict import LIVENESS, ProbeAttempt, Transport, Verdict
+from minerscope.stage2 import ProbeSummary, probe_endpoints
 
 
 def _closed_port() -> int:
@@ -42,3 +43,13 @@ def test_each_kind_of_probe_outcome_is_told_apart() -> None:
     skipped = summaries[outside]
     assert skipped.is_pool is None and "out of probe scope" in skipped.error
     assert _probe_cell(skipped.to_json()) == "not probed"
+
+
+def test_a_name_that_did_not_resolve_reads_unreachable_once() -> None:
+    """The runner's own liveness record for a failed lookup already says "unreachable"."""
+    attempt = ProbeAttempt(
+        LIVENESS, Transport.TCP, b"", b"", 0.01, None, "unreachable: name did not resolve (gaierror)"
+    )
+    summary = ProbeSummary.of(Verdict.from_attempts("pool.invalid:3333", "pool.invalid", 3333, [attempt]))
+    assert summary.error == "unreachable: name did not resolve (gaierror)"
+    assert _probe_cell(summary.to_json()) == "unreachable"

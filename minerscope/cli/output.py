@@ -398,7 +398,7 @@ def _probe_cell(probe: Mapping[str, Any]) -> str:
     if not probe:
         return ""
     if probe.get("is_pool"):
-        return clean(f"pool ({probe.get('dialect')})")
+        return f"pool ({probe.get('dialect')})"  # (cleaned with the other cells)
     if probe.get("is_pool") is None:
         return "not probed"
     if str(probe.get("error") or "").startswith(UNREACHABLE):

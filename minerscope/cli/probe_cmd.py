@@ -76,13 +76,14 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
         table.add_column(name, overflow="fold")
     for v in verdicts:
         evidence = "; ".join(f"{e.key}={clean(e.value, 80)}" for e in v.evidence[:6])
-        if v.unreachable and not evidence:  # not checked, which "no" would hide
-            evidence = clean(v.unreachable, 120)
+        unreachable = v.unreachable
+        if unreachable and not evidence:  # not checked, which "no" would hide
+            evidence = clean(unreachable, 120)
         if verbose:
             evidence += "\n" + "\n".join(_attempt_line(a) for a in v.attempts)
         if v.is_pool:
             pool = Text("POOL", style="bold red")
-        elif v.unreachable:
+        elif unreachable:
             pool = Text(UNREACHABLE, style="yellow")
         else:
             pool = Text("no", style="green")

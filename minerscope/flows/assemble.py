@@ -225,7 +225,9 @@ class _Logs:
     m_type: npt.NDArray[np.uint8]
     arena: GrowingArray
     _grown: dict[str, GrowingArray]
-    """The packet and message logs, each growing in place (:mod:`minerscope.flows.arena`)."""
+    """The packet and message logs, each growing in place (:mod:`minerscope.flows.arena`);
+    the attribute of the same name is its current array, reset by :meth:`_resize` (the one
+    place a log changes size), so kernels and readers take plain attributes."""
 
     def __init__(self) -> None:
         self.fkey = np.zeros((_MIN_SLOTS, k.KEY_COLS), np.uint64)

@@ -59,10 +59,10 @@ Loader = Callable[..., Iterator["TriageUpdate"]]
 """``iter_triage``'s signature: (path, options, *, cancel) -> updates."""
 
 REFRESH_S = 0.3
+"""Longest delay between new rows arriving and the table showing them."""
 SLOW_START_S = 4.0
 """Seconds without a first progress report after which the status line says why (a
 machine's first run compiles the pipeline's kernels in the triage process: ~20 s)."""
-"""Longest delay between new rows arriving and the table showing them."""
 
 
 class MinerscopeApp(App[None]):
