@@ -26,20 +26,37 @@ HOLDOUT_HELP = (
 )
 
 
-def _load(specs: list[str], holdout: list[str]) -> tuple[list[Any], list[Any], dict[str, Any]]:
-    """Load ``--data`` and ``--holdout`` items; a flow in both gets one (held-out) group."""
+COIN_DATA_HELP = (
+    "Labelled data (same shapes as --data) that trains and tests the coin model only, never the "
+    "binary one: mining-heavy captures that give the coin model more sessions without tilting "
+    "the mining-vs-benign balance. Give the option once per path."
+)
+
+
+def _load(
+    specs: list[str], holdout: list[str], coin_specs: list[str] | None = None
+) -> tuple[list[Any], list[Any], dict[str, Any], list[Any]]:
+    """Load ``--data``, ``--holdout`` and ``--coin-data`` items.
+
+    Returns (data, held-out, recipe, coin-only data); a flow in several gets one group
+    (held out wins).
+    """
     from minerscope.model import data as data_mod
 
     datasets, recipe = data_mod.load_data(specs)
-    held: list[Any] = []
-    if holdout:
-        held, hrecipe = data_mod.load_data(holdout)
-        recipe["holdout"] = hrecipe["data"]
-        recipe["holdout_flows_per_source"] = hrecipe["flows_per_source"]
-        recipe["skipped"] = [*recipe["skipped"], *hrecipe["skipped"]]
-        merged = data_mod.merge_duplicate_groups([*datasets, *held])
-        datasets, held = merged[: len(datasets)], merged[len(datasets) :]
-    return datasets, held, recipe
+    extra: dict[str, list[Any]] = {"holdout": [], "coin_data": []}
+    for key, items in (("coin_data", coin_specs or []), ("holdout", holdout)):
+        if items:
+            extra[key], more = data_mod.load_data(items)
+            recipe[key] = more["data"]
+            recipe[f"{key}_flows_per_source"] = more["flows_per_source"]
+            recipe["skipped"] = [*recipe["skipped"], *more["skipped"]]
+    coin, held = extra["coin_data"], extra["holdout"]
+    if coin or held:
+        merged = data_mod.merge_duplicate_groups([*datasets, *coin, *held])
+        n, m = len(datasets), len(datasets) + len(coin)
+        datasets, coin, held = merged[:n], merged[n:m], merged[m:]
+    return datasets, held, recipe, coin
 
 
 def _progress(message: str) -> None:
@@ -64,6 +81,7 @@ def _progress(message: str) -> None:
 @click.option("--alpha", default=0.01, show_default=True, help="FDR level of the feature selection.")
 @click.option("--note", default="", help="Free text stored in the sidecar's recipe (how the data was made).")
 @click.option("--holdout", "holdout", multiple=True, type=click.Path(exists=True), help=HOLDOUT_HELP)
+@click.option("--coin-data", "coin_data", multiple=True, type=click.Path(exists=True), help=COIN_DATA_HELP)
 def train(
     data: tuple[str, ...],
     more_data: tuple[str, ...],
@@ -74,6 +92,7 @@ def train(
     alpha: float,
     note: str,
     holdout: tuple[str, ...],
+    coin_data: tuple[str, ...],
 ) -> None:
     """Train the mining and coin models from labelled captures and write a model folder."""
     from minerscope.model import train as train_mod
@@ -82,14 +101,17 @@ def train(
     if not specs:
         raise click.UsageError("give at least one --data path")
     try:
-        _progress(f"reading {len(specs) + len(holdout)} data item(s)")
-        datasets, held, recipe = _load(specs, list(holdout))
+        _progress(f"reading {len(specs) + len(holdout) + len(coin_data)} data item(s)")
+        datasets, held, recipe, coin = _load(specs, list(holdout), list(coin_data))
         for item in recipe["skipped"]:
             warn(f"skipped {item}")
         recipe["window_s"] = window_s
         if note:
             recipe["note"] = note
-        _progress(f"{sum(len(d.table) for d in datasets)} flows from {len(datasets)} capture(s); training")
+        train_sets = [*datasets, *coin]
+        _progress(
+            f"{sum(len(d.table) for d in train_sets)} flows from {len(train_sets)} capture(s); training"
+        )
         result = train_mod.train(
             datasets,
             out,
@@ -99,6 +121,7 @@ def train(
             alpha=alpha,
             recipe=recipe,
             holdout=held,
+            coin_data=coin,
         )
     except errors.MinerscopeError as exc:
         fail(exc)
@@ -159,9 +182,14 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     model = load_model(model_name)
     meta = model.metadata
     _progress(f"model {model.name}: reading {len(specs) + len(holdout or [])} data item(s)")
-    datasets, held_data, _ = _load(specs, list(holdout or []))
+    datasets, held_data, _, _ = _load(specs, list(holdout or []))
     held = {g for ds in held_data for g in ds.labels["group"].unique().to_list()}
     samples = train_mod.build_samples([*datasets, *held_data], window_s=model.window_s)
+    # groups the model's coin model alone trained on stay out of the binary figures
+    coin_only = list(meta.get("data", {}).get("coin_only_groups", []))
+    samples = samples.with_columns(
+        (pl.col("binary_task") & ~pl.col("group").is_in(coin_only)).alias("binary_task")
+    )
     known = {g: s for s, groups in meta.get("data", {}).get("groups", {}).items() for g in groups}
     seed = int(meta.get("data", {}).get("seed", 0))
     seen_held = sorted(g for g in held if known.get(g) in ("train", "val"))
@@ -205,6 +233,8 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
         split.update({g: "test" for g in held})
         samples = samples.with_columns(pl.col("group").replace_strict(split, default="test").alias("split"))
         unseen = [g for g in unseen if g not in held]
+    coin_samples = samples
+    samples = samples.filter(pl.col("binary_task"))
     train_part = samples.filter(pl.col("split") == "train")
     test_all = samples.filter(pl.col("split") == "test")
     test_part = test_all.filter(~pl.col("group").is_in(list(held)))
@@ -288,7 +318,9 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     if model.coin is not None:
         classes = list(model.coin_classes)
         lines += ["", f"Coin model ({', '.join(classes)}), test mining windows:"]
-        for title, part in (("test", test_part), ("held out", held_part)):
+        coin_test = coin_samples.filter(pl.col("split") == "test")
+        in_held = pl.col("group").is_in(list(held))
+        for title, part in (("test", coin_test.filter(~in_held)), ("held out", coin_test.filter(in_held))):
             ctest = part.filter((pl.col("label") == 1) & pl.col("coin").is_in(classes))
             if not ctest.height:
                 if title == "test":

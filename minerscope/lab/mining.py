@@ -410,7 +410,13 @@ class MiningScript:
         w = self.miner.wallet
         return f"{w}.{self.miner.worker}" if self.miner.worker else w
 
-    def _v1_login(self, conn: Conn, t: float) -> float:
+    def _v1_handshake(self, conn: Conn, t: float) -> float:
+        """The miner's side of a V1 login in the coin's variant, up to ``mining.authorize``.
+
+        Returns when the authorize request left; the caller adds the pool's answer. A
+        refused login runs the same handshake as an accepted one: version rolling,
+        the variant's subscribe and the coin's extranonce shapes are what the wire shows.
+        """
         rng, style, st, coin = self.rng, self.pool.style, self.st, self.coin
         t = t + self.rtt * rng.uniform(1.0, 1.5)
         variant = coin.variant
@@ -452,23 +458,18 @@ class MiningScript:
             )
             conn.msgs.append((self._reply_time(t), 1, wire.v1_result(style, st.req, True)))
             t += rng.uniform(0.0005, 0.01)
-        conn.msgs.append(
-            (
-                t,
-                0,
-                wire.v1_request(
-                    style,
-                    st.next_id(),
-                    "mining.authorize",
-                    [self._worker(), rng.choice(("x", "c=LTC", "d=1024", "password"))],
-                ),
-            )
-        )
+        password = rng.choice(("x", "c=LTC", "d=1024", "password"))
+        authorize = wire.v1_request(self.mstyle, st.next_id(), "mining.authorize", [self._worker(), password])
+        conn.msgs.append((t, 0, authorize))
+        return t
+
+    def _v1_login(self, conn: Conn, t: float) -> float:
+        t = self._v1_handshake(conn, t)
         rt = self._reply_time(t)
-        conn.msgs.append((rt, 1, wire.v1_result(style, st.req, True)))
+        conn.msgs.append((rt, 1, wire.v1_result(self.pool.style, self.st.req, True)))
         self._send_difficulty(conn, rt + 0.0002)
         job = self.pool.latest_job(t)
-        self._job(conn, rt + rng.uniform(0.0003, 0.003), job, force_clean=True)
+        self._job(conn, rt + self.rng.uniform(0.0003, 0.003), job, force_clean=True)
         return rt
 
     def _target_hex(self) -> str:
@@ -568,14 +569,20 @@ class MiningScript:
                 extra["seed_hash"] = _hex(rng, 64)
         return wire.xmr_job(blob, self.st.job_id, target, self.st.miner_id, extra)
 
-    def _xmr_login(self, conn: Conn, t: float) -> float:
-        rng, style, st = self.rng, self.pool.style, self.st
+    def _xmr_login_request(self, conn: Conn, t: float) -> float:
+        """The miner's ``login`` (accepted or refused alike); returns when it left."""
+        rng = self.rng
         t = t + self.rtt * rng.uniform(1.0, 1.5)
         algos = ["rx/0", "cn/r", "cn/2", "rx/wow"][: rng.randint(0, 4)]
         password = rng.choice(("x", self.miner.worker or "x", "rig01:me@example.org", ""))
         conn.msgs.append(
             (t, 0, wire.xmr_login(self.mstyle, 1, self._worker(), password, self.miner.agent, algos))
         )
+        return t
+
+    def _xmr_login(self, conn: Conn, t: float) -> float:
+        rng, style, st = self.rng, self.pool.style, self.st
+        t = self._xmr_login_request(conn, t)
         st.miner_id = rng.choice(
             (
                 _hex(rng, 8)
@@ -600,17 +607,22 @@ class MiningScript:
 
     # -- dialect: eth-proxy -------------------------------------------------------------------
 
+    def _ethproxy_login_request(self, conn: Conn, t: float) -> float:
+        """The miner's ``eth_submitLogin`` (accepted or refused alike); returns when it left."""
+        t = t + self.rtt * self.rng.uniform(1.0, 1.5)
+        login = wire.eth_proxy_request(
+            self.mstyle, 1, "eth_submitLogin", [self.miner.wallet, "x"], self._ethproxy_worker()
+        )
+        conn.msgs.append((t, 0, login))
+        return t
+
+    def _ethproxy_worker(self) -> str:
+        return self.miner.worker or "eth1.0"
+
     def _ethproxy_login(self, conn: Conn, t: float) -> float:
         rng, style, st = self.rng, self.pool.style, self.st
-        t = t + self.rtt * rng.uniform(1.0, 1.5)
-        worker = self.miner.worker or "eth1.0"
-        conn.msgs.append(
-            (
-                t,
-                0,
-                wire.eth_proxy_request(self.mstyle, 1, "eth_submitLogin", [self.miner.wallet, "x"], worker),
-            )
-        )
+        t = self._ethproxy_login_request(conn, t)
+        worker = self._ethproxy_worker()
         rt = self._reply_time(t)
         conn.msgs.append((rt, 1, wire.eth_proxy_result(style, 1, True)))
         t = self._client_after(rt)
@@ -717,40 +729,25 @@ class MiningScript:
         conn.msgs.append((self._reply_time(t), 1, wire.eth_proxy_result(style, rid, True)))
 
     def _login_refused(self, conn: Conn, t: float) -> None:
-        rng, style, coin = self.rng, self.pool.style, self.coin
-        t = t + self.rtt * rng.uniform(1.0, 1.5)
-        if coin.dialect == "monero":
-            conn.msgs.append(
-                (t, 0, wire.xmr_login(self.mstyle, 1, self._worker(), "x", self.miner.agent, []))
-            )
+        """A login the pool refuses (bad wallet or worker): the coin's own handshake, then
+        the dialect's error, then the connection closes (the caller reconnects with back-off)."""
+        rng, style = self.rng, self.pool.style
+        if self.coin.dialect == "monero":
+            t = self._xmr_login_request(conn, t)
             msg = rng.choice(
                 ("Invalid payment address provided", "Unauthenticated", "Invalid address used for login")
             )
             rt = self._reply_time(t)
             conn.msgs.append((rt, 1, wire.xmr_login_error(style, 1, msg)))
         elif self.pool.eth_variant == "ethproxy":
-            conn.msgs.append(
-                (
-                    t,
-                    0,
-                    wire.eth_proxy_request(
-                        self.mstyle, 1, "eth_submitLogin", [self.miner.wallet, "x"], "eth1.0"
-                    ),
-                )
-            )
+            t = self._ethproxy_login_request(conn, t)
             rt = self._reply_time(t)
             conn.msgs.append((rt, 1, wire.eth_proxy_result(style, 1, False)))
         else:
-            conn.msgs.append((t, 0, wire.v1_request(self.mstyle, 1, "mining.subscribe", [self.miner.agent])))
+            t = self._v1_handshake(conn, t)
             rt = self._reply_time(t)
             conn.msgs.append(
-                (rt, 1, wire.v1_result(style, 1, [[["mining.notify", _hex(rng, 8)]], _hex(rng, 8), 4]))
+                (rt, 1, wire.v1_result(style, self.st.req, None, [24, "Unauthorized worker", None]))
             )
-            t = self._client_after(rt)
-            conn.msgs.append(
-                (t, 0, wire.v1_request(self.mstyle, 2, "mining.authorize", [self._worker(), "x"]))
-            )
-            rt = self._reply_time(t)
-            conn.msgs.append((rt, 1, wire.v1_result(style, 2, None, [24, "Unauthorized worker", None])))
         conn.end = rt + rng.uniform(0.001, 0.5)
         conn.closer = rng.choice((0, 1))

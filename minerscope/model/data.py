@@ -28,6 +28,7 @@ pcap reader + flow assembler, and tests or tools may pass another.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -305,8 +306,8 @@ def merge_duplicate_groups(datasets: list[LabelledFlows]) -> list[LabelledFlows]
     if not parent:
         return datasets
     return [
-        LabelledFlows(
-            ds.table, ds.labels.with_columns(pl.col("group").map_elements(find, return_dtype=pl.Utf8))
+        dataclasses.replace(
+            ds, labels=ds.labels.with_columns(pl.col("group").map_elements(find, return_dtype=pl.Utf8))
         )
         for ds in datasets
     ]

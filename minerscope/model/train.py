@@ -10,6 +10,8 @@ The recipe, in the order it runs (all of it recorded in the sidecar):
    shuffled with the seed inside two strata (groups with mining / without) and dealt
    60/20/20 into train/validation/test. *Held-out* data (``--holdout``: real captures)
    goes to test whole (:func:`holdout_split`): measured per source, never trained on.
+   *Coin-only* data (``--coin-data``) is dealt on its own and serves the coin model
+   only; the binary groups are dealt as if it were absent.
 3. Features are selected on the training part only (Mann-Whitney U for mining vs
    benign, Kruskal-Wallis across coins, Benjamini-Hochberg FDR 0.01).
 4. Sample weights make every group count about the same whatever its length
@@ -25,6 +27,7 @@ The recipe, in the order it runs (all of it recorded in the sidecar):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 from collections.abc import Sequence
@@ -87,10 +90,15 @@ class LabelledFlows:
     ``coin`` (Utf8, lower case, null when benign or unknown), ``group`` (Utf8: the unit
     of the split, e.g. the capture path or lab session), ``source`` (Utf8: where the data
     came from, for per-source metrics).
+
+    ``coin_only``: the flows train and test the coin model and never the binary one
+    (``train --coin-data``: mining-heavy captures that would tilt the binary model
+    towards calling short exchanges mining, see :func:`train_models`).
     """
 
     table: FlowTable
     labels: pl.DataFrame
+    coin_only: bool = False
 
     def __post_init__(self) -> None:
         if self.labels.height != len(self.table):
@@ -108,7 +116,8 @@ def build_samples(
 ) -> pl.DataFrame:
     """Window feature rows of every labelled flow, with its label columns and a ``flow_key``.
 
-    ``flow_key`` (``"<dataset index>:<flow_id>"``) identifies a flow across datasets.
+    ``flow_key`` (``"<dataset index>:<flow_id>"``) identifies a flow across datasets;
+    ``binary_task`` is false for the rows of ``coin_only`` datasets.
     """
     frames = []
     for i, ds in enumerate(datasets):
@@ -123,7 +132,8 @@ def build_samples(
             pl.col("source").cast(pl.Utf8),
         )
         joined = feats.join(labels, on="flow_id", how="left").with_columns(
-            pl.format("{}:{}", pl.lit(i), pl.col("flow_id")).alias("flow_key")
+            pl.format("{}:{}", pl.lit(i), pl.col("flow_id")).alias("flow_key"),
+            pl.lit(not ds.coin_only).alias("binary_task"),
         )
         frames.append(joined)
     if not frames:
@@ -235,10 +245,14 @@ def train_models(
     import xgboost  # heavy; training only
 
     split = split or split_groups(samples, seed=seed)
+    if "binary_task" not in samples.columns:
+        samples = samples.with_columns(pl.lit(True).alias("binary_task"))
     samples = samples.with_columns(pl.col("group").replace_strict(split, default="train").alias("split"))
     parts = {name: samples.filter(pl.col("split") == name) for name in SPLITS}
+    # the binary model sees the binary-task rows only; the coin model every mining row
+    bparts = {name: part.filter(pl.col("binary_task")) for name, part in parts.items()}
     for name in ("train", "val"):
-        labels = set(parts[name]["label"].unique().to_list())
+        labels = set(bparts[name]["label"].unique().to_list())
         if labels != {0, 1}:
             raise InputError(
                 f"the {name} split needs mining and benign windows (has labels {sorted(labels)}); "
@@ -246,7 +260,7 @@ def train_models(
             )
 
     # -- binary task
-    train = parts["train"]
+    train = bparts["train"]
     bsel = select_features(
         matrix(train, FEATURE_NAMES), train["label"].to_numpy(), FEATURE_NAMES, task="binary", alpha=alpha
     )
@@ -265,7 +279,7 @@ def train_models(
         weight=group_weights(train),
         feature_names=bfeat,
     )
-    val = parts["val"]
+    val = bparts["val"]
     dval = xgboost.DMatrix(
         matrix(val, bfeat), label=val["label"].to_numpy(), weight=group_weights(val), feature_names=bfeat
     )
@@ -295,7 +309,7 @@ def train_models(
         .unique()
         .to_list()
     )
-    ctrain = train.filter((pl.col("label") == 1) & pl.col("coin").is_in(coins))
+    ctrain = parts["train"].filter((pl.col("label") == 1) & pl.col("coin").is_in(coins))
     coin_meta: dict[str, Any] | None = None
     train_coins = sorted(ctrain["coin"].unique().to_list())
     if len(train_coins) >= 2:
@@ -314,7 +328,7 @@ def train_models(
         cdtrain = xgboost.DMatrix(
             matrix(ctrain, cfeat), label=cy, weight=group_weights(ctrain, "coin"), feature_names=cfeat
         )
-        cval = val.filter((pl.col("label") == 1) & pl.col("coin").is_in(coins))
+        cval = parts["val"].filter((pl.col("label") == 1) & pl.col("coin").is_in(coins))
         evals_list = [(cdtrain, "train")]
         if cval.height:
             cdval = xgboost.DMatrix(
@@ -377,6 +391,7 @@ def train_models(
             "split_rule": "by group (capture/session), stratified by has-mining, 60/20/20",
             "groups": {s: sorted(g for g, v in split.items() if v == s) for s in SPLITS},
             "windows": {s: parts[s].height for s in SPLITS},
+            "coin_only_groups": sorted(samples.filter(~pl.col("binary_task"))["group"].unique().to_list()),
             "weights": "1/sqrt(windows in group), classes balanced",
         },
         "libraries": library_versions(),
@@ -426,9 +441,13 @@ def measure(
     coin: xgboost.Booster | None,
     coin_meta: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Metrics per split (window and flow level), per source on test, and coin metrics on test."""
-    scores = predict(binary, samples, bfeat)
-    scored = samples.select("flow_key", "label", "coin", "source", "split").with_columns(
+    """Metrics per split (window and flow level), per source on test, and coin metrics on test.
+
+    Binary metrics cover the binary-task rows; coin metrics every mining row.
+    """
+    bsamples = samples.filter(pl.col("binary_task")) if "binary_task" in samples.columns else samples
+    scores = predict(binary, bsamples, bfeat)
+    scored = bsamples.select("flow_key", "label", "coin", "source", "split").with_columns(
         pl.Series("p", scores)
     )
     out: dict[str, Any] = {"threshold": threshold}
@@ -514,22 +533,29 @@ def train(
     alpha: float = DEFAULT_ALPHA,
     recipe: dict[str, Any] | None = None,
     holdout: Sequence[LabelledFlows] = (),
+    coin_data: Sequence[LabelledFlows] = (),
 ) -> TrainResult:
     """Build samples, train, and save the model folder ``out`` (atomic writes).
 
     ``holdout`` data is measured only (its groups all go to the test split, see
-    :func:`holdout_split`); its per-source metrics land in the sidecar.
+    :func:`holdout_split`); its per-source metrics land in the sidecar. ``coin_data``
+    is split like ``datasets`` but serves the coin model only.
 
     Raises:
         InputError: unusable training data.
     """
     from minerscope.model.artifact import save_model
 
-    samples = build_samples([*datasets, *holdout], window_s=window_s)
-    split = None
-    if holdout:
-        held = {g for ds in holdout for g in ds.labels["group"].unique().to_list()}
-        split = holdout_split(samples, held, seed=seed)
+    coin_only = [dataclasses.replace(ds, coin_only=True) for ds in coin_data]
+    samples = build_samples([*datasets, *coin_only, *holdout], window_s=window_s)
+    held = {g for ds in holdout for g in ds.labels["group"].unique().to_list()}
+    # the binary groups are dealt as if the coin-only data were absent (the binary model is
+    # then the one ``datasets`` alone give); the coin-only groups are dealt on their own
+    binary_rows = samples.filter(pl.col("binary_task"))
+    split = holdout_split(binary_rows, held, seed=seed) if held else split_groups(binary_rows, seed=seed)
+    if coin_only:
+        split.update(split_groups(samples.filter(~pl.col("binary_task")), seed=seed))
+    if held:
         recipe = {**(recipe or {}), "heldout_groups": len(held)}
     result = train_models(
         samples, seed=seed, rounds=rounds, alpha=alpha, window_s=window_s, recipe=recipe, split=split

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,33 @@ def test_holdout_is_measured_never_trained_on(real_datasets: Path, tmp_path: Pat
     )
     assert res.exit_code == 0, res.output
     assert "retrained without the held-out data" in res.output and "lab-real *" in res.output
+
+
+def test_coin_data_serves_the_coin_model_only(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    runner = CliRunner()
+    for name, seed in (("base", 5), ("coins", 6)):
+        res = runner.invoke(
+            main,
+            ["lab", "generate", "--out", str(tmp_path), "--seed", str(seed), "--hours", "0.25"]
+            + ["--sessions", "24", "--benign-ratio", "0.3", "--name", name],
+        )
+        assert res.exit_code == 0, res.output
+    base, coins = str(tmp_path / "base.labels.csv"), str(tmp_path / "coins.labels.csv")
+    model = tmp_path / "m"
+    res = runner.invoke(
+        main, ["train", "--data", base, "--coin-data", coins, "--out", str(model), "--rounds", "10"]
+    )
+    assert res.exit_code == 0, res.output
+    meta = json.loads((model / "metadata.json").read_text())
+    coin_only = set(meta["data"]["coin_only_groups"])
+    assert coin_only and all(g.startswith("lab:coins.pcapng:") for g in coin_only)
+    assert meta["data"]["coin_data"] == [coins]
+    groups = meta["data"]["groups"]
+    assert coin_only <= {g for s in ("train", "val", "test") for g in groups[s]}
+    # evaluate on both captures: the binary comparison leaves the coin-only groups out
+    res = runner.invoke(main, ["evaluate", "--data", base, coins, "--model", str(model)])
+    assert res.exit_code == 0, res.output
+    binary_test = len([g for g in groups["test"] if g not in coin_only])
+    found = re.search(r"split: train \d+ windows / \d+ groups, test \d+ windows / (\d+) groups", res.output)
+    assert found and int(found.group(1)) == binary_test

@@ -10,6 +10,7 @@ import pytest
 
 from minerscope.lab.coins import load_coins
 from minerscope.lab.mining import MiningScript, draw_miner, make_pool
+from minerscope.prefilter.stratum import detect_stratum
 from minerscope.probe.dialects import bitcoin, monero
 
 HOURS = 6.0
@@ -130,3 +131,48 @@ def test_a_miner_below_the_pools_minimum_difficulty_shares_slower_than_the_targe
     late = [_job_target(m) for t, d, m in msgs if d == 1 and m.get("method") == "job" and t > 3600]
     changes = sum(a != b for a, b in zip(late, late[1:], strict=False))
     assert len(late) > 50 and changes <= len(late) / 10
+
+
+def _first_conn(
+    coin: str, seed: int, *, bad_login: bool, eth_variant: str | None = None
+) -> tuple[bytes, bytes]:
+    """Client and server bytes of a session's first connection (same pool and miner draws)."""
+    coins = load_coins()
+    rng = random.Random(seed)
+    pool = make_pool(coins[coin], rng, host=f"{coin}.lab.example", ip="127.20.0.9", port=3333, duration=900)
+    if eth_variant:
+        pool.eth_variant = eth_variant
+    miner = draw_miner(coins[coin], rng)
+    miner.bad_login, miner.reconnect_rate, pool.kick_rate = bad_login, 0.0, 0.0
+    conn = MiningScript(pool, miner, rng, rtt=0.03).connections(0.0, 900)[0]
+    c2s = b"".join(data for _, d, data in sorted(conn.msgs, key=lambda m: m[0]) if d == 0)
+    s2c = b"".join(data for _, d, data in sorted(conn.msgs, key=lambda m: m[0]) if d == 1)
+    return c2s, s2c
+
+
+@pytest.mark.parametrize(
+    ("coin", "eth_variant", "family"),
+    [("btc", None, "bitcoin"), ("ltc", None, "bitcoin"), ("rvn", None, "bitcoin"), ("zec", None, "zcash")]
+    + [("xmr", None, "monero"), ("etc", "ethstratum1", "ethereum"), ("etc", "ethproxy", "ethereum")]
+    + [("ethw", "ethstratum1", "ethereum")],
+)
+def test_a_refused_login_speaks_the_coins_dialect_up_to_the_refusal(
+    coin: str, eth_variant: str | None, family: str
+) -> None:
+    # A miner with a bad wallet still sends its coin's subscribe/login: the refused and the
+    # dialect family (stage 0 says which), and only the refused connection gets an error
+    # reply and no job.
+    for seed in range(4):
+        refused_c2s, refused_s2c = _first_conn(coin, seed, bad_login=True, eth_variant=eth_variant)
+        ok_c2s, ok_s2c = _first_conn(coin, seed, bad_login=False, eth_variant=eth_variant)
+        refused = detect_stratum(refused_c2s, refused_s2c)
+        assert refused is not None and refused.family == family
+        replies = [json.loads(line) for line in refused_s2c.splitlines()]
+        assert sum(1 for m in replies if m.get("error") or m.get("result") is False) == 1
+        assert not any(m.get("method") in ("mining.notify", "job") for m in replies)
+        assert not any(isinstance(m.get("result"), dict) and "job" in m["result"] for m in replies)
+        assert len(ok_s2c.splitlines()) > len(replies)
+        # the refused handshake is the accepted one's, byte for byte up to the authorize/login
+        # (the same rng draws), so the coin's message shapes are what a classifier sees
+        first = refused_c2s.splitlines()[0]
+        assert first == ok_c2s.splitlines()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from minerscope.errors import InputError
 from minerscope.model.train import (
     MIN_MESSAGES,
+    LabelledFlows,
     TrainResult,
     build_samples,
     group_weights,
@@ -131,3 +133,49 @@ def test_held_out_groups_are_only_measured(tmp_path: Path) -> None:
     flows = metrics["test_per_source_flows"]["held-source"]
     assert flows["n"] == tagged["flow_key"].n_unique()
     assert result.metadata["data"]["heldout_groups"] == 2
+
+
+def _renamed(datasets: list[LabelledFlows], prefix: str) -> list[LabelledFlows]:
+    return [
+        dataclasses.replace(
+            ds, labels=ds.labels.with_columns((pl.lit(prefix) + pl.col("group")).alias("group"))
+        )
+        for ds in datasets
+    ]
+
+
+def test_coin_data_trains_the_coin_model_and_leaves_the_binary_one_alone(tmp_path: Path) -> None:
+    from minerscope.model.artifact import booster_bytes
+    from minerscope.model.train import train
+
+    data = labelled_groups(n_groups=8, per_class=3, seed=4)
+    extra = _renamed(labelled_groups(n_groups=6, per_class=3, seed=11), "coin/")
+    coin_only = [dataclasses.replace(ds, coin_only=True) for ds in extra]
+    samples = build_samples([*data, *coin_only])
+    assert samples.filter(~pl.col("binary_task"))["group"].str.starts_with("coin/").all()
+    split = split_groups(samples.filter(pl.col("binary_task")), seed=3)
+    split.update(split_groups(samples.filter(~pl.col("binary_task")), seed=3))
+    with_extra = train_models(samples, seed=3, rounds=5, split=split)
+    without = train_models(samples.filter(pl.col("binary_task")), seed=3, rounds=5, split=split)
+    # same binary rows and split: the binary booster is the same bytes, the coin one is not
+    assert booster_bytes(with_extra.binary) == booster_bytes(without.binary)
+    assert with_extra.coin is not None and without.coin is not None
+    assert booster_bytes(with_extra.coin) != booster_bytes(without.coin)
+    # binary metrics count the binary rows; coin metrics the coin-only test windows as well
+    meta = with_extra.metadata
+    n_binary = sum(meta["metrics"][s]["windows"]["n"] for s in ("train", "val", "test"))
+    assert n_binary == samples.filter(pl.col("binary_task")).height
+    coin_test = samples.filter(
+        pl.col("group").replace_strict(split).eq("test")
+        & (pl.col("label") == 1)
+        & pl.col("coin").is_not_null()
+    )
+    assert meta["coin"]["metrics"]["test"]["n"] == coin_test.height
+    assert coin_test.filter(~pl.col("binary_task")).height > 0
+    assert meta["data"]["coin_only_groups"] == sorted(g for g in split if g.startswith("coin/"))
+    # the entry point deals the binary groups as without the coin data: same binary model
+    result = train(data, tmp_path / "m", seed=3, rounds=5, coin_data=extra)
+    alone = train(data, tmp_path / "alone", seed=3, rounds=5)
+    assert booster_bytes(result.binary) == booster_bytes(alone.binary)
+    assert result.metadata["data"]["coin_only_groups"] == meta["data"]["coin_only_groups"]
+    assert result.metadata["metrics"]["test"] == alone.metadata["metrics"]["test"]
