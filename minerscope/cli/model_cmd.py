@@ -204,7 +204,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
             rounds=max(int(binfo.get("rounds", 300)), 300),
             alpha=float(binfo.get("selection", {}).get("alpha", 0.01)),
             window_s=model.window_s,
-            split=train_mod.holdout_split(samples, held, seed=seed),
+            split=train_mod.deal_groups(samples, held, seed=seed),
         )
         samples = result.samples
         cmeta = result.metadata.get("coin") or {}

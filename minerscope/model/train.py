@@ -178,6 +178,19 @@ def holdout_split(samples: pl.DataFrame, held: set[str] | frozenset[str], *, see
     return split
 
 
+def deal_groups(samples: pl.DataFrame, held: set[str] | frozenset[str], *, seed: int) -> dict[str, str]:
+    """The split :func:`train` uses: ``held`` groups to test, the rest by :func:`split_groups`.
+
+    Binary-task groups are dealt as if the coin-only ones were absent (the binary model is
+    then the one the other data alone give); coin-only groups are dealt on their own.
+    """
+    binary_rows = samples.filter(pl.col("binary_task")) if "binary_task" in samples.columns else samples
+    split = holdout_split(binary_rows, held, seed=seed) if held else split_groups(binary_rows, seed=seed)
+    if binary_rows.height < samples.height:
+        split.update(split_groups(samples.filter(~pl.col("binary_task")), seed=seed))
+    return split
+
+
 def group_weights(samples: pl.DataFrame, target: str = "label") -> npt.NDArray[np.float64]:
     """``1/sqrt(windows in group)``, rescaled so every class of ``target`` has equal total weight."""
     if samples.height == 0:
@@ -549,12 +562,7 @@ def train(
     coin_only = [dataclasses.replace(ds, coin_only=True) for ds in coin_data]
     samples = build_samples([*datasets, *coin_only, *holdout], window_s=window_s)
     held = {g for ds in holdout for g in ds.labels["group"].unique().to_list()}
-    # the binary groups are dealt as if the coin-only data were absent (the binary model is
-    # then the one ``datasets`` alone give); the coin-only groups are dealt on their own
-    binary_rows = samples.filter(pl.col("binary_task"))
-    split = holdout_split(binary_rows, held, seed=seed) if held else split_groups(binary_rows, seed=seed)
-    if coin_only:
-        split.update(split_groups(samples.filter(~pl.col("binary_task")), seed=seed))
+    split = deal_groups(samples, held, seed=seed)
     if held:
         recipe = {**(recipe or {}), "heldout_groups": len(held)}
     result = train_models(

@@ -15,6 +15,7 @@ from minerscope.model.train import (
     LabelledFlows,
     TrainResult,
     build_samples,
+    deal_groups,
     group_weights,
     split_groups,
     summary_lines,
@@ -155,6 +156,7 @@ def test_coin_data_trains_the_coin_model_and_leaves_the_binary_one_alone(tmp_pat
     assert samples.filter(~pl.col("binary_task"))["group"].str.starts_with("coin/").all()
     split = split_groups(samples.filter(pl.col("binary_task")), seed=3)
     split.update(split_groups(samples.filter(~pl.col("binary_task")), seed=3))
+    assert deal_groups(samples, set(), seed=3) == split
     with_extra = train_models(samples, seed=3, rounds=5, split=split)
     without = train_models(samples.filter(pl.col("binary_task")), seed=3, rounds=5, split=split)
     # same binary rows and split: the binary booster is the same bytes, the coin one is not
