@@ -15,7 +15,9 @@ On bench_reader's generated heavy-tailed capture (N packets, default 2,000,000) 
   table, with TCP sequence analysis and reassembly off as the table needs neither) on the
   same file, when installed (``not installed`` otherwise);
 * ``scan -j1`` vs ``scan -j2`` (or ``-jCORES``) over a directory of K distinct generated
-  captures: the speed-up and whether both outputs are byte-identical.
+  captures: the speed-up and whether both outputs are byte-identical, next to the same
+  captures scanned by N independent ``scan -j1`` processes side by side (no ``-j``
+  machinery: the scaling this machine itself gives N copies of the pipeline).
 
 Every measurement runs in its own process; CPU time and peak RSS come from ``wait4`` on
 that process (children included), so a busy machine changes wall times but hardly the
@@ -248,6 +250,33 @@ def scaling(folder: Path, jobs: int) -> tuple[dict[str, float], str]:
     return fig, digest
 
 
+def side_by_side(folder: Path, n: int) -> dict[str, float]:
+    """``n`` independent ``scan -j1`` processes started together, each on its share of the captures.
+
+    Why: it is what this machine gives ``n`` copies of the pipeline with no ``-j`` machinery
+    at all (shared caches, memory bandwidth, a VM's sibling threads): the ceiling ``-jN``
+    is measured against, besides the start-up bound.
+    """
+    captures = sorted(folder.glob("capture*.pcap"))
+    shares = [captures[i::n] for i in range(n)]
+    t0 = time.perf_counter()
+    procs = []
+    for share in shares:
+        cmd = scan_cmd(share[0], 1)
+        cmd[4:5] = [str(c) for c in share]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    cpu = 0.0
+    for proc in procs:  # every one reaped before any failure is raised
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu += usage.ru_utime + usage.ru_stime
+    wall = time.perf_counter() - t0
+    failed = [p.returncode for p in procs if p.returncode != 0]
+    if failed:
+        raise RuntimeError(f"side-by-side scan exited {failed[0]}")
+    return {"wall": wall, "cpu": cpu}
+
+
 def row(name: str, fig: dict[str, float] | None, packets: float, note: str = "") -> None:
     if fig is None:
         print(f"{name:<34}  not installed")
@@ -341,13 +370,16 @@ def scale(args: argparse.Namespace) -> None:
     run_measured(scan_cmd(folder / "capture0.pcap", 1))  # numba's on-disk cache warm, as in single()
     ones: list[dict[str, float]] = []
     manys: list[dict[str, float]] = []
+    sides: list[dict[str, float]] = []
     digests: set[str] = set()
-    for _ in range(args.repeat):  # interleaved, so a noisy stretch hits both
+    for _ in range(args.repeat):  # interleaved, so a noisy stretch hits all three
         for jobs, runs in ((1, ones), (many, manys)):
             fig, digest = scaling(folder, jobs)
             runs.append(fig)
             digests.add(digest)
+        sides.append(side_by_side(folder, many))
     one_fig, many_fig = median_of(ones, "wall"), median_of(manys, "wall")
+    side_fig = median_of(sides, "wall")
     startup = median_of([run_measured(scan_cmd(empty_capture(), 1)) for _ in range(args.repeat)], "wall")
     # Amdahl: every process pays the start-up S once, side by side; the rest divides by N
     ideal = startup["wall"] + (one_fig["wall"] - startup["wall"]) / many
@@ -366,6 +398,12 @@ def scale(args: argparse.Namespace) -> None:
         f"  start-up {startup['wall']:.2f} s per process stays on the critical path: "
         f"{startup['wall']:.2f} + ({one_fig['wall']:.1f} - {startup['wall']:.2f}) / {many} = {ideal:.1f} s "
         f"would be {one_fig['wall'] / ideal:.2f}x"
+    )
+    ceiling = one_fig["wall"] / side_fig["wall"]
+    print(
+        f"  {many} independent scan -j1 processes side by side, each on its share: {side_fig['wall']:.1f} s wall, "
+        f"CPU {side_fig['cpu']:.1f} s: {ceiling:.2f}x is what this machine gives {many} copies of the pipeline; "
+        f"-j{many} reaches {one_fig['wall'] / many_fig['wall'] / ceiling:.0%} of it"
     )
     load = os.getloadavg()[0]
     if load > cores:

@@ -3,6 +3,10 @@ pipeline benchmark's CPU breakdown without any test noticing)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bench.bench_pipeline import breakdown
 from minerscope.resources import sample_capture
 
@@ -20,3 +24,15 @@ def test_pipeline_breakdown_runs_on_the_sample_capture() -> None:
     ):
         assert stages[stage] > 0, stage
     assert stages["features"] < stages["scoring (all)"] < stages["triage (all)"]
+
+
+def test_side_by_side_scans_every_share_in_its_own_process(tmp_path: Path) -> None:
+    from bench.bench_pipeline import side_by_side
+
+    for i in range(3):  # three captures over two processes: shares of 2 and 1
+        (tmp_path / f"capture{i}.pcap").write_bytes(sample_capture().read_bytes())
+    fig = side_by_side(tmp_path, 2)
+    assert fig["wall"] > 0 and fig["cpu"] > 0
+    (tmp_path / "capture1.pcap").write_bytes(b"not a capture")
+    with pytest.raises(RuntimeError, match="exited"):
+        side_by_side(tmp_path, 2)
