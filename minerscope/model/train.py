@@ -248,7 +248,7 @@ def train_models(
         window_s: window length of the samples (recorded; the model scores this length).
         max_fpr: benign false-positive rate the threshold is chosen for.
         recipe: description of the training data, stored in the sidecar.
-        split: a precomputed group -> split assignment (default: :func:`split_groups`).
+        split: a precomputed group -> split assignment (default: :func:`deal_groups`).
         coin_exclude: coins that are not coin-model classes (see :data:`COIN_EXCLUDE`).
         coin_rounds: maximum coin-model rounds (default: ``rounds``).
 
@@ -257,7 +257,7 @@ def train_models(
     """
     import xgboost  # heavy; training only
 
-    split = split or split_groups(samples, seed=seed)
+    split = split or deal_groups(samples, frozenset(), seed=seed)
     if "binary_task" not in samples.columns:
         samples = samples.with_columns(pl.lit(True).alias("binary_task"))
     samples = samples.with_columns(pl.col("group").replace_strict(split, default="train").alias("split"))
