@@ -166,7 +166,9 @@ def test_a_refused_login_speaks_the_coins_dialect_up_to_the_refusal(
         refused_c2s, refused_s2c = _first_conn(coin, seed, bad_login=True, eth_variant=eth_variant)
         ok_c2s, ok_s2c = _first_conn(coin, seed, bad_login=False, eth_variant=eth_variant)
         refused = detect_stratum(refused_c2s, refused_s2c)
+        accepted = detect_stratum(ok_c2s, ok_s2c)
         assert refused is not None and refused.family == family
+        assert accepted is not None and accepted.family == family  # RVN's set_target is no Zcash
         replies = [json.loads(line) for line in refused_s2c.splitlines()]
         assert sum(1 for m in replies if m.get("error") or m.get("result") is False) == 1
         assert not any(m.get("method") in ("mining.notify", "job") for m in replies)

@@ -240,6 +240,20 @@ def test_nicehash_ethereum_and_zcash_sessions() -> None:
     assert found is not None and (found.dialect, found.family) == ("stratum1-zcash", "zcash")
 
 
+def test_set_target_is_zcash_only_after_a_zcash_subscription() -> None:
+    # ZIP 301's subscription result is [session, nonce1]; a pool answering with V1's
+    # [subscriptions, extranonce1, extranonce2_size] and then pushing mining.set_target
+    # (kawpow pools do) is a Bitcoin-family Stratum, not Zcash
+    target = "00000000ffff" + "0" * 52
+    c2s = encode_json_line(v1.subscribe_request(1, "kawpowminer/1.2.4"))
+    s2c = encode_json_line(v1.subscribe_result(1, "a1b2c3d4", 4)) + encode_json_line(zec.set_target(target))
+    found = detect_stratum(c2s, s2c)
+    assert found is not None and (found.dialect, found.family) == ("stratum1", "bitcoin")
+    zs = encode_json_line(zec.subscribe_result(1, "04d567b212")) + encode_json_line(zec.set_target(target))
+    found = detect_stratum(c2s, zs)
+    assert found is not None and (found.dialect, found.family) == ("stratum1-zcash", "zcash")
+
+
 def _ws_session(
     client_msgs: list[dict[str, object]], server_msgs: list[dict[str, object]]
 ) -> tuple[bytes, bytes]:

@@ -765,6 +765,10 @@ def stratum_family(
             methods.append("subscribe-result")
             if sub.protocol.lower().startswith("ethereumstratum"):
                 family = family or Family.ETHEREUM
+            else:
+                # V1's [subscriptions, extranonce1, extranonce2_size], not ZIP 301's [session,
+                # nonce1]: a later mining.set_target (kawpow pools send it too) is no Zcash
+                family = family or Family.BITCOIN
     if not methods:
         return None
     return family or Family.BITCOIN, list(dict.fromkeys(methods))
