@@ -57,8 +57,9 @@ def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, 
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
 
 
-def scan_cmd(target: Path, jobs: int) -> list[str]:
-    return [sys.executable, "-m", "minerscope", "scan", str(target), "-j", str(jobs), "--no-store", "-q"] + [
+def scan_cmd(target: Path, jobs: int, *more: Path) -> list[str]:
+    targets = [str(t) for t in (target, *more)]
+    return [sys.executable, "-m", "minerscope", "scan", *targets, "-j", str(jobs), "--no-store", "-q"] + [
         "--format",
         "jsonl",
     ]
@@ -262,8 +263,7 @@ def side_by_side(folder: Path, n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     procs = []
     for share in shares:
-        cmd = scan_cmd(share[0], 1)
-        cmd[4:5] = [str(c) for c in share]
+        cmd = scan_cmd(share[0], 1, *share[1:])
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     cpu = 0.0
     for proc in procs:  # every one reaped before any failure is raised

@@ -184,7 +184,7 @@ def deal_groups(samples: pl.DataFrame, held: set[str] | frozenset[str], *, seed:
     Binary-task groups are dealt as if the coin-only ones were absent (the binary model is
     then the one the other data alone give); coin-only groups are dealt on their own.
     """
-    binary_rows = samples.filter(pl.col("binary_task")) if "binary_task" in samples.columns else samples
+    binary_rows = samples.filter(pl.col("binary_task"))
     split = holdout_split(binary_rows, held, seed=seed) if held else split_groups(binary_rows, seed=seed)
     if binary_rows.height < samples.height:
         split.update(split_groups(samples.filter(~pl.col("binary_task")), seed=seed))
@@ -257,9 +257,9 @@ def train_models(
     """
     import xgboost  # heavy; training only
 
-    split = split or deal_groups(samples, frozenset(), seed=seed)
-    if "binary_task" not in samples.columns:
+    if "binary_task" not in samples.columns:  # a frame not made by build_samples
         samples = samples.with_columns(pl.lit(True).alias("binary_task"))
+    split = split or deal_groups(samples, frozenset(), seed=seed)
     samples = samples.with_columns(pl.col("group").replace_strict(split, default="train").alias("split"))
     parts = {name: samples.filter(pl.col("split") == name) for name in SPLITS}
     # the binary model sees the binary-task rows only; the coin model every mining row
@@ -458,7 +458,7 @@ def measure(
 
     Binary metrics cover the binary-task rows; coin metrics every mining row.
     """
-    bsamples = samples.filter(pl.col("binary_task")) if "binary_task" in samples.columns else samples
+    bsamples = samples.filter(pl.col("binary_task"))
     scores = predict(binary, bsamples, bfeat)
     scored = bsamples.select("flow_key", "label", "coin", "source", "split").with_columns(
         pl.Series("p", scores)

@@ -145,9 +145,8 @@ def _first_conn(
     miner = draw_miner(coins[coin], rng)
     miner.bad_login, miner.reconnect_rate, pool.kick_rate = bad_login, 0.0, 0.0
     conn = MiningScript(pool, miner, rng, rtt=0.03).connections(0.0, 900)[0]
-    c2s = b"".join(data for _, d, data in sorted(conn.msgs, key=lambda m: m[0]) if d == 0)
-    s2c = b"".join(data for _, d, data in sorted(conn.msgs, key=lambda m: m[0]) if d == 1)
-    return c2s, s2c
+    msgs = sorted(conn.msgs, key=lambda m: m[0])
+    return b"".join(data for _, d, data in msgs if d == 0), b"".join(data for _, d, data in msgs if d == 1)
 
 
 @pytest.mark.parametrize(
@@ -159,9 +158,9 @@ def _first_conn(
 def test_a_refused_login_speaks_the_coins_dialect_up_to_the_refusal(
     coin: str, eth_variant: str | None, family: str
 ) -> None:
-    # A miner with a bad wallet still sends its coin's subscribe/login: the refused and the
-    # dialect family (stage 0 says which), and only the refused connection gets an error
-    # reply and no job.
+    # A miner with a bad wallet still sends its coin's subscribe/login: stage 0 reads the
+    # refused connection as the coin's dialect family, as it reads the accepted one, and
+    # only the refused one gets an error reply and no job.
     for seed in range(4):
         refused_c2s, refused_s2c = _first_conn(coin, seed, bad_login=True, eth_variant=eth_variant)
         ok_c2s, ok_s2c = _first_conn(coin, seed, bad_login=False, eth_variant=eth_variant)
