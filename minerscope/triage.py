@@ -48,18 +48,14 @@ def load_triage_stack() -> None:
     global _settled
     import minerscope._pipeline  # noqa: F401  (capture, flows, stage 0: numba, polars)
     import minerscope.model.classify  # noqa: F401  (features, scoring)
+    from minerscope.numba_registries import load_registries
 
     if not _settled:
         _settled = True
         # numba loads its lowering registries (~50k objects) on the first kernel call;
         # loading them now puts them under the freeze too (what a 2M-packet scan's full
-        # collections walked dropped from ~54k objects to ~3k)
-        try:
-            from numba.core.registry import cpu_target
-
-            cpu_target.target_context.refresh()
-        except (ImportError, AttributeError):  # another numba layout: only slower
-            pass
+        # collections walked dropped from ~54k objects to ~3k), and without SciPy
+        load_registries()
         gc.freeze()
 
 

@@ -1,7 +1,7 @@
 """``scan -jN``: triage captures in N processes, the parent being one of them.
 
 A fresh process pays about 0.6 CPU s before its first packet (0.9 when these choices
-were measured): importing polars, numba (which imports scipy's linear algebra) and the
+were measured): importing polars, numba and the
 pipeline, loading some thirty numba kernels from the on-disk cache on their first call
 and reading the model (xgboost is not imported: scoring walks the trees itself). The
 choices, measured on 4 captures of 250k and of 1M packets on 2 cores:

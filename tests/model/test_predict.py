@@ -165,6 +165,46 @@ def test_damaged_tree_links_are_refused(trained: tuple[Path, TrainResult], tmp_p
             trees.read_trees(raw)
 
 
+def test_typed_and_plain_arrays_read_to_the_same_trees() -> None:
+    """The shipped coin model as XGBoost wrote it (typed arrays, copied out column by
+    column) and as a plain UBJSON document of the same JSON (every number its own value)
+    give identical arrays."""
+    folder = resources.models_dir() / resources.DEFAULT_MODEL_NAME
+    blob = (folder / "coin.ubj").read_bytes()
+    typed = trees.read_trees(blob)
+    booster = xgboost.Booster(model_file=str(folder / "coin.ubj"))
+    plain = trees.read_trees(_ubj_of(json.loads(bytes(booster.save_raw("json")))))
+    assert typed is not None and plain is not None and typed.start.size > 500
+    for name in ("start", "left", "right", "feature", "threshold", "default_left", "cover", "mean", "group"):
+        a, b = getattr(typed, name), getattr(plain, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert typed.left.flags.writeable and typed.base_margin.tolist() == plain.base_margin.tolist()
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (lambda raw, at: raw[: at + 20], "runs past the end"),  # a typed array cut short
+        (
+            lambda raw, at: raw[:at] + b"L" + (2**63 - 5).to_bytes(8, "big") + raw[at + 9 :],
+            "runs past the end",
+        ),
+    ],
+)
+def test_a_typed_array_longer_than_the_file_is_refused(cut: object, message: str) -> None:
+    blob = ((resources.models_dir() / resources.DEFAULT_MODEL_NAME) / BINARY_FILE).read_bytes()
+    at = blob.index(b"left_children[$l#") + len(b"left_children[$l#")
+    assert blob[at : at + 1] == b"L"  # XGBoost writes counts as int64
+    with pytest.raises(ValueError, match=message):
+        trees.read_trees(cut(blob, at))  # type: ignore[operator]
+
+
+def test_a_negative_length_is_refused_not_walked_back() -> None:
+    raw = b"{" + b"L" + (-3).to_bytes(8, "big", signed=True) + b"abc" + b"Z}"
+    with pytest.raises(ValueError, match="is not a count"):
+        trees._UBJReader(raw).value()
+
+
 def _ubj_of(doc: dict[str, object]) -> bytes:
     """A model document in UBJSON, written here (XGBoost itself refuses to load such trees)."""
     import struct
