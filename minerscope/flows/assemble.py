@@ -373,7 +373,8 @@ class FlowAssembler:
     @property
     def live_packets(self) -> int:
         """Packets of flows still open (their compact records are held until their flow ends)."""
-        return int(self._logs.cnt[k.K_PLOG])
+        cnt = self._logs.cnt
+        return int(cnt[k.K_PLOG] - cnt[k.K_PDEAD])
 
     @property
     def dns_names(self) -> dict[str, set[str]]:
@@ -500,17 +501,18 @@ class FlowAssembler:
                         known.add(name)
 
     def _emit(self, final: bool) -> FlowTable:
-        """Hand out the flows that ended; compact the logs to what live flows still need."""
+        """Hand out the flows that ended; their log records are dropped now or marked for a
+        later emit to drop (see ``_kernels._compacting``)."""
         logs = self._logs
         fst = logs.fst
         clock = int(logs.cnt[k.K_CLOCK])
         # one compiled pass: numpy would walk the strided slot table once per column and mask
         out, ended = k.end_flows(fst, max(clock - self._idle_ns, _I64_MIN), final)
         if not final:
-            # Emitting walks every live packet record (to compact the logs), so wait until
+            # Emitting reads every live packet record's slot (to find the ended flows'), so wait until
             # the ended flows hold a fair share of them or capture time moved on by an idle timeout.
             if not ended or (
-                4 * ended < logs.cnt[k.K_PLOG] and clock - self._last_emit_clock <= self._idle_ns
+                4 * ended < self.live_packets and clock - self._last_emit_clock <= self._idle_ns
             ):
                 return FlowTable.empty()
         self._last_emit_clock = clock
@@ -540,12 +542,11 @@ class FlowAssembler:
         client_side = np.where(client_a, 0, 1).astype(np.uint8)
 
         # packets
-        n_log = int(cnt[k.K_PLOG])
-        offsets, pkt_ts, wire_u32, plen_u32, pkt_dir, flags, sums, kept = k.take_packets(
+        offsets, pkt_ts, wire_u32, plen_u32, pkt_dir, flags, sums, held, dead = k.take_packets(
             logs.lg_slot, logs.lg_ts, logs.lg_wire, logs.lg_plen, logs.lg_side, logs.lg_flags, logs.lg_frag,
-            n_log, rank, nflows, client_side,
+            int(cnt[k.K_PLOG]), int(cnt[k.K_PDEAD]), rank, nflows, client_side,
         )  # fmt: skip
-        cnt[k.K_PLOG] = kept
+        cnt[k.K_PLOG], cnt[k.K_PDEAD] = held, dead
         packets = np.diff(offsets)
         c2s_packets, c2s_bytes, all_bytes, c2s_pl, all_pl, frags = sums.T
         first_ts = fst[:, k.C_FIRST]
@@ -576,11 +577,11 @@ class FlowAssembler:
         is_tls = meta_cols["is_tls"].to_numpy()
 
         # messages: TLS records (for TLS flows) or one per payload packet
-        m_offs, r_ord, r_ts, r_len, r_side, r_type, kept = k.take_records(
-            logs.m_slot, logs.m_ord, logs.m_ts, logs.m_len, logs.m_side, logs.m_type, int(cnt[k.K_MLOG]), rank,
-            nflows,
+        m_offs, r_ord, r_ts, r_len, r_side, r_type, held, dead = k.take_records(
+            logs.m_slot, logs.m_ord, logs.m_ts, logs.m_len, logs.m_side, logs.m_type, int(cnt[k.K_MLOG]),
+            int(cnt[k.K_MDEAD]), rank, nflows,
         )  # fmt: skip
-        cnt[k.K_MLOG] = kept
+        cnt[k.K_MLOG], cnt[k.K_MDEAD] = held, dead
         rec_dir = (r_side != np.repeat(client_side, np.diff(m_offs))).astype(np.uint8)
         side_fb = fst[:, [k.C_SIDE + k.W_FB, k.C_SIDE + k.SIDE_COLS + k.W_FB]]
         fallback = np.where(client_a[:, None], side_fb, side_fb[:, ::-1])

@@ -265,3 +265,46 @@ def test_prefixes_survive_arena_compaction_while_still_growing(monkeypatch: pyte
     assert len(table) == len(want) and table.payload_prefixes is not None
     for port, prefixes in zip(table.summary["sport"].to_list(), table.payload_prefixes, strict=True):
         assert prefixes == tuple(p[:4096] for p in want[port]), port
+
+
+def test_records_of_flows_handed_out_early_are_dropped_later_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Short TLS sessions end while a long one holds most of both logs' records: an emit
+    then only marks the few records it hands out, and a later emit squeezes the logs.
+    Whatever the batch size (how many emits, with how many marked records before them),
+    every flow gets exactly its own packets and TLS records."""
+    from minerscope.flows import _kernels as k
+    from minerscope.flows import assemble as asm_mod
+
+    long_flights = tls_session(messages=[(i % 2, b"share %d" % i * 40) for i in range(60)])
+    frames = tcp_session(0.5, ("10.4.0.1", 40000), ("192.0.2.7", 443), long_flights, gap=0.4, close="none")
+    for n, t in enumerate((1.0, 7.0, 13.0, 19.0)):
+        short = tls_session(messages=[(0, b"hello"), (1, b"world" * 30)])
+        frames += tcp_session(t, (f"10.4.1.{n + 1}", 41000), ("192.0.2.8", 443), short, gap=0.05)
+    batch = to_batch(sorted(frames, key=lambda f: f[0]))
+    marked: list[tuple[int, int]] = []
+    build = asm_mod.FlowAssembler._build
+
+    def spied(self: FlowAssembler, slots: np.ndarray) -> FlowTable:  # type: ignore[type-arg]
+        table = build(self, slots)
+        marked.append((int(self._logs.cnt[k.K_PDEAD]), int(self._logs.cnt[k.K_MDEAD])))
+        return table
+
+    monkeypatch.setattr(asm_mod.FlowAssembler, "_build", spied)
+    results = {}
+    for rows in (1, 5, len(frames)):
+        asm = FlowAssembler(idle_timeout=IDLE, capture="logs")
+        tables = [asm.feed(PacketBatch(batch.packets[a : a + rows], batch.data, batch.source))
+                  for a in range(0, len(frames), rows)]  # fmt: skip
+        results[rows] = FlowTable.concat([*tables, asm.finish()])
+    assert any(p > 0 for p, _ in marked) and any(m > 0 for _, m in marked), marked
+    whole = results[len(frames)]
+    for rows in (1, 5):
+        assert_same(results[rows], whole, f"batches of {rows}")
+    s = whole.summary
+    assert s.height == 5 and s["is_tls"].all() and s["packets"].sum() == len(frames)
+    longest = int(np.argmax(s["packets"].to_numpy()))
+    sel = slice(int(whole.msg_offsets[longest]), int(whole.msg_offsets[longest + 1]))
+    client_records = records(b"".join(d for dd, d in long_flights if dd == 0))
+    assert whole.msg_len[sel][whole.msg_dir[sel] == 0].tolist() == [n for _, n in client_records]
