@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.conftest import REPO, runs_ok_in_a_fresh_interpreter
 
 
 def _modules_after_import(*modules: str) -> set[str]:
@@ -30,3 +30,28 @@ def test_import_contracts_hold() -> None:
     lint_imports = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run([str(lint_imports)], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_scan_process_imports_only_what_triage_needs() -> None:
+    """Triage scores with its own tree walk, so xgboost (and scikit-learn, which it would
+    import) stay out of a scan process; numba's registries load without SciPy's linear
+    algebra (:mod:`minerscope.numba_registries`). All of them still import afterwards, in
+    the same process, for evaluate and training."""
+    code = (
+        "import sys\n"
+        "from minerscope import resources\n"
+        "from minerscope.triage import TriageOptions, load_triage_stack, triage_rows\n"
+        "load_triage_stack()\n"
+        "rows, report = triage_rows(str(resources.sample_capture()), TriageOptions())\n"
+        "assert rows.height > 300 and (rows['verdict'] == 'mining').sum() >= 8\n"
+        "assert rows['coin'].drop_nulls().len() >= 8 and rows['top_features'].null_count() == 0\n"
+        "loaded = [m for m in ('xgboost', 'sklearn', 'scipy.linalg', 'numpy.f2py') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "import numba.np.arraymath\n"
+        "assert numba.np.arraymath._HAVE_BLAS is False\n"
+        "assert 'scipy.linalg.cython_blas' not in sys.modules, 'placeholder left behind'\n"
+        "import xgboost, sklearn.ensemble, scipy.linalg.cython_blas, scipy.stats\n"
+        "assert scipy.stats.mannwhitneyu([1, 2, 3], [4, 5, 6]).pvalue < 0.2\n"
+        "print('ok')\n"
+    )
+    runs_ok_in_a_fresh_interpreter(code)

@@ -11,28 +11,6 @@ BLAS_USERS = {"dot", "vdot", "inner", "outer", "matmul", "tensordot", "einsum", 
 """numpy names whose numba implementations go through BLAS/LAPACK (numba.np.linalg)."""
 
 
-def test_triage_runs_without_importing_scipy_and_scipy_still_imports_after() -> None:
-    """A scan process triages the sample with scipy.linalg never imported; numba saw no
-    BLAS; SciPy's linear algebra and statistics still import in the same process."""
-    code = (
-        "import sys\n"
-        "from minerscope import resources\n"
-        "from minerscope.triage import TriageOptions, load_triage_stack, triage_rows\n"
-        "load_triage_stack()\n"
-        "rows, report = triage_rows(str(resources.sample_capture()), TriageOptions())\n"
-        "assert (rows['verdict'] == 'mining').sum() >= 8 and rows['top_features'].null_count() == 0\n"
-        "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
-        "assert 'numpy.f2py' not in sys.modules, 'numpy.f2py imported'\n"
-        "import numba.np.arraymath\n"
-        "assert numba.np.arraymath._HAVE_BLAS is False\n"
-        "assert 'scipy.linalg.cython_blas' not in sys.modules, 'placeholder left behind'\n"
-        "import scipy.linalg.cython_blas, scipy.stats\n"
-        "assert scipy.stats.mannwhitneyu([1, 2, 3], [4, 5, 6]).pvalue < 0.2\n"
-        "print('ok')\n"
-    )
-    runs_ok_in_a_fresh_interpreter(code)
-
-
 def test_scipy_already_loaded_is_left_alone() -> None:
     code = (
         "import sys, scipy.linalg\n"

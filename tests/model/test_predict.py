@@ -18,7 +18,6 @@ from minerscope.flows.assemble import assemble_capture
 from minerscope.model import classify, predict, saabas, trees
 from minerscope.model.artifact import BINARY_FILE, METADATA_FILE, BoosterFile, Model, load_model
 from minerscope.model.train import TrainResult
-from tests.conftest import runs_ok_in_a_fresh_interpreter
 
 
 def _bits(a: np.ndarray) -> np.ndarray:
@@ -229,24 +228,6 @@ def _ubj_of(doc: dict[str, object]) -> bytes:
         return b"L" + struct.pack(">q", len(data)) + data
 
     return enc(doc)
-
-
-def test_scan_never_imports_xgboost_or_scikit_learn() -> None:
-    """Triage scores with the kernels: xgboost (and scikit-learn, which it would import)
-    stay out of a scan process's start-up; they remain importable for evaluate."""
-    code = (
-        "import sys\n"
-        "from minerscope import resources\n"
-        "from minerscope.triage import TriageOptions, load_triage_stack, triage_rows\n"
-        "load_triage_stack()\n"
-        "rows, report = triage_rows(str(resources.sample_capture()), TriageOptions())\n"
-        "assert rows.height > 300 and (rows['verdict'] == 'mining').sum() >= 8\n"
-        "assert rows['coin'].drop_nulls().len() >= 8 and rows['top_features'].null_count() == 0\n"
-        "assert 'xgboost' not in sys.modules and 'sklearn' not in sys.modules, 'imported'\n"
-        "import xgboost, sklearn.ensemble\n"
-        "print('ok')\n"
-    )
-    runs_ok_in_a_fresh_interpreter(code)
 
 
 def test_a_sidecar_listing_other_columns_than_the_booster_takes_is_refused(
