@@ -13,6 +13,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
@@ -133,7 +134,11 @@ class FlowsScreen(Screen[None]):
                 line.append(" · hiding " + "+".join(toggles))
             if self.progress and self.progress_source:  # last: a long name may be cut, nothing else
                 line.append(" · " + clean(self.progress_source, 200), style="cyan")
-        self.query_one("#status", Static).update(line)
+        try:
+            status = self.query_one("#status", Static)
+        except NoMatches:  # the app is closing: its widgets go before the refresh timer stops
+            return
+        status.update(line)
 
     def set_progress(self, text: str, source: str = "") -> None:
         """Show ``text`` first in the status line and ``source`` (the capture) at its end."""
