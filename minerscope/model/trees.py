@@ -119,7 +119,7 @@ def read_trees(raw: bytes) -> TreeArrays | None:
     Raises:
         ValueError, KeyError, IndexError, TypeError: the bytes are no sound model.
     """
-    model = _UBJReader(raw, spans=True).value()
+    model = _UBJReader(raw).value()
     learner = model["learner"]
     booster = learner["gradient_booster"]
     param = learner["learner_model_param"]
@@ -254,7 +254,8 @@ def _link_and_mean(
 
 class _UBJReader:
     """Just enough UBJSON (draft 12, as XGBoost writes it) to read a model back: typed
-    numeric arrays become numpy arrays (big-endian in the file), the rest Python values.
+    numeric arrays become :class:`_Span` (bounds checked; :func:`_materialize` and
+    :func:`_concatenate` make numpy arrays of them), the rest Python values.
 
     Written for speed where a model has bulk (~30 values per tree, over a thousand trees
     in the shipped coin model): one ``struct.Struct`` per scalar marker, object keys read
@@ -284,11 +285,9 @@ class _UBJReader:
     }
     _CONSTANTS = {ord("T"): True, ord("F"): False, ord("Z"): None}
 
-    def __init__(self, data: bytes, spans: bool = False) -> None:
+    def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
-        self.spans = spans
-        """Typed numeric arrays become :class:`_Span` (bounds checked), not numpy arrays."""
 
     def _length(self) -> int:
         """A length: an integer scalar, never negative (a negative one would walk back)."""
@@ -358,13 +357,9 @@ class _UBJReader:
                 end = self.pos + count * dtype.itemsize
                 if end > len(data):
                     raise ValueError(f"typed array of {count} items at byte {self.pos} runs past the end")
-                if self.spans:
-                    span = _Span(dtype.str, self.pos, count)
-                    self.pos = end
-                    return span
-                arr = np.frombuffer(data, dtype, count, self.pos)
+                span = _Span(dtype.str, self.pos, count)
                 self.pos = end
-                return arr.astype(dtype.newbyteorder("="))
+                return span
             return [self.value(item_type) for _ in range(count)]
         if count is not None:
             return [self.value() for _ in range(count)]
