@@ -107,11 +107,9 @@ import minerscope.model.classify as C
 import minerscope.flows.assemble as A
 import minerscope.capture.pcap as R
 T["imports (polars, numba, pipeline)"] = clock() - start
-from numba.core.registry import cpu_target
-from minerscope.numba_registries import load_registries
+from minerscope.triage import load_triage_stack
 t = clock()
-load_registries()  # what triage sets up before the first cached kernel runs
-cpu_target.typing_context.refresh()
+load_triage_stack()  # what a scan process sets up before its first kernel runs
 T["numba set-up"] = clock() - t
 wrap(P, "cached_model", "model load")
 wrap(P, "build_blacklist", "stage 0: blacklist load")
@@ -169,7 +167,7 @@ def print_breakdown(data: dict[str, Any]) -> None:
     reader = s["triage (all)"] - model - blacklist - assembler - rows_all
     lines = [
         ("imports (polars, numba, pipeline)", s.get("imports (polars, numba, pipeline)", 0.0)),
-        ("numba set-up (registries)", s.get("numba set-up", 0.0)),
+        ("numba set-up, gc freeze", s.get("numba set-up", 0.0)),
         ("model load (trees read, no xgboost)", model),
         ("capture reader (+ loop)", reader),
         ("flow assembler", assembler),

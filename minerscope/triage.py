@@ -40,22 +40,25 @@ def load_triage_stack() -> None:
     that triage captures (scan workers, the workstation's triage child). Not xgboost:
     scoring walks the trees itself (:mod:`minerscope.model.predict`).
 
-    The imports leave ~140k tracked objects (numba's type system, polars) that live
+    The imports leave ~74k tracked objects (numba's type system, polars) that live
     as long as the process; without ``gc.freeze`` every full collection a scan triggers walks
-    them again: ~0.2 CPU s of a 2M-packet scan, for garbage that cannot be there. Frozen
-    once per process, on first use, so objects a later capture leaves behind stay collectable.
+    them again (~0.2 CPU s of a 2M-packet scan when numba's registries made them ~140k),
+    for garbage that cannot be there. Frozen once per process, on first use, so objects a
+    later capture leaves behind stay collectable.
     """
     global _settled
     import minerscope._pipeline  # noqa: F401  (capture, flows, stage 0: numba, polars)
     import minerscope.model.classify  # noqa: F401  (features, scoring)
-    from minerscope.numba_registries import load_registries
+    from minerscope.numba_registries import load_cached_kernels_without_registries, load_registries
 
     if not _settled:
         _settled = True
-        # numba loads its lowering registries (~50k objects) on the first kernel call;
-        # loading them now puts them under the freeze too (what a 2M-packet scan's full
-        # collections walked dropped from ~54k objects to ~3k), and without SciPy
-        load_registries()
+        # cached kernels load without numba's compiler registries (~0.4 CPU s, ~50k
+        # objects); where that is not available, the registries load now, without SciPy,
+        # so that the freeze covers them (what a 2M-packet scan's full collections walked
+        # dropped from ~54k objects to ~3k)
+        if not load_cached_kernels_without_registries():
+            load_registries()
         gc.freeze()
 
 

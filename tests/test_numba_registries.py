@@ -1,10 +1,17 @@
-"""numba's registries load without SciPy's linear algebra, and that is safe for our kernels."""
+"""Cached kernels load without numba's registries; the registries load without SciPy's
+linear algebra; both are safe for our kernels."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from minerscope.numba_registries import numba_is_checked
 from tests.conftest import REPO, runs_ok_in_a_fresh_interpreter
 
 BLAS_USERS = {"dot", "vdot", "inner", "outer", "matmul", "tensordot", "einsum", "kron", "linalg"}
@@ -45,3 +52,64 @@ def test_no_module_with_numba_kernels_uses_blas() -> None:
     assert len(kernel_modules) >= 6, kernel_modules  # decode, flows, features, saabas, treeshap, ...
     offenders = [hit for path in kernel_modules for hit in _blas_calls(path)]
     assert offenders == []
+
+
+KERNEL = '''
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def tally(words, n):
+    """Allocates (the runtime's symbols) and hashes text (the hash secret's)."""
+    seen = set()
+    for w in words:
+        seen.add(w)
+    out = np.zeros(n, np.int64)
+    for i in range(n):
+        out[i] = len(seen) * (i + 1)
+    return out
+'''
+
+LOAD = (
+    "import sys\n"
+    "from minerscope.numba_registries import load_cached_kernels_without_registries\n"
+    "assert load_cached_kernels_without_registries()\n"
+    "import kernel\n"
+    "words = ('pool', 'stratum', 'pool', 'xmr')\n"
+    "assert list(kernel.tally(words, 3)) == [3, 6, 9]\n"
+    "hits = sum(kernel.tally.stats.cache_hits.values())\n"
+    "print(hits, 'numba.np.arraymath' in sys.modules)\n"
+)
+
+
+def _run_kernel(folder: Path) -> list[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder), str(REPO)]))
+    env.pop("NUMBA_CACHE_DIR", None)  # numba caches beside kernel.py, in the test's folder
+    out = subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, env=env, cwd=folder)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_a_cached_kernel_loads_without_the_registries_and_a_missing_one_compiles(tmp_path: Path) -> None:
+    """First process: nothing cached, so numba's own path loads the registries and compiles.
+    Second: the kernel comes from the cache with the runtime and hash secret set up alone
+    (an unregistered symbol would end the process with an LLVM error)."""
+    (tmp_path / "kernel.py").write_text(KERNEL)
+    assert _run_kernel(tmp_path) == ["0", "True"]
+    assert _run_kernel(tmp_path) == ["1", "False"]
+
+
+@pytest.mark.parametrize(
+    ("version", "checked"),
+    [
+        ("0.60.0", True),
+        ("0.68.1", True),
+        ("0.69.0rc1", False),
+        ("0.59.1", False),
+        ("1.0", False),
+        ("dev", False),
+    ],
+)
+def test_only_checked_numba_versions_skip_the_registries(version: str, checked: bool) -> None:
+    assert numba_is_checked(version) is checked
