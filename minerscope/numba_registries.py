@@ -42,7 +42,9 @@ BLAS_PROBE = "scipy.linalg.cython_blas"
 """The module numba imports to decide whether BLAS backs ``np.dot`` (numba.np.linalg.ensure_blas)."""
 
 CHECKED_NUMBA = ((0, 60), (0, 68))
-"""numba releases (major, minor; inclusive) whose LLVM symbol sources are the five above."""
+"""numba releases (major, minor; inclusive) whose LLVM symbol sources are the five above
+and whose cache loader is ``load_overload`` = refresh + ``_load_overload`` (read in the
+sources of 0.60.0, 0.64.0 and 0.68.1; the tests run the installed one)."""
 
 _loaded = False
 _light = False
