@@ -68,7 +68,10 @@ def scan_capture(path: PathLike, options: TriageOptions | None = None) -> list[d
         minerscope.errors.MinerscopeError: not a capture, unreadable model, ...
     """
     from minerscope.cli.output import SCAN_FIELDS, frame_to_records
+    from minerscope.numba_registries import load_cached_kernels_without_registries
     from minerscope.triage import triage_rows
+
+    load_cached_kernels_without_registries()  # once per worker process: no compiler set-up
 
     name = os.fspath(path)
     local = _local_copy(name) if "://" in name else name

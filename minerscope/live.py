@@ -194,7 +194,9 @@ def load_scoring(options: TriageOptions) -> tuple[Model, Blacklist]:
     """The model and the blacklist a live session scores with."""
     from minerscope._pipeline import build_blacklist
     from minerscope.model.artifact import load_model
+    from minerscope.numba_registries import load_cached_kernels_without_registries
 
+    load_cached_kernels_without_registries()  # before the model's first kernel: no compiler set-up
     return load_model(options.model), build_blacklist(options)
 
 

@@ -113,3 +113,20 @@ def test_a_cached_kernel_loads_without_the_registries_and_a_missing_one_compiles
 )
 def test_only_checked_numba_versions_skip_the_registries(version: str, checked: bool) -> None:
     assert numba_is_checked(version) is checked
+
+
+def test_the_live_warm_up_loads_its_kernels_without_the_registries() -> None:
+    """``live`` loads the model and runs every kernel once before it opens the ring; with
+    the cache warm (the sample triage of other tests, or any earlier run) none of it needs
+    numba's compiler set-up."""
+    code = (
+        "import sys\n"
+        "from minerscope.live import load_scoring\n"
+        "from minerscope.triage import TriageOptions\n"
+        "from minerscope.warmup import compile_kernels\n"
+        "compile_kernels(load_scoring(TriageOptions())[0])  # fills the cache if it was cold\n"
+        "print('ok')\n"
+    )
+    runs_ok_in_a_fresh_interpreter(code)
+    check = code.replace("print('ok')", "assert 'numba.np.arraymath' not in sys.modules\nprint('ok')")
+    runs_ok_in_a_fresh_interpreter(check)
