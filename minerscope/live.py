@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from minerscope.capture.live import LiveCapture
 from minerscope.capture.packets import PacketBatch, ReadReport
-from minerscope.triage import TriageOptions, TriageUpdate
+from minerscope.triage import TriageOptions, TriageUpdate, load_triage_stack
 
 if TYPE_CHECKING:  # the pipeline's heavy imports wait until the privilege check
     from minerscope.flows.records import FlowTable
@@ -194,9 +194,8 @@ def load_scoring(options: TriageOptions) -> tuple[Model, Blacklist]:
     """The model and the blacklist a live session scores with."""
     from minerscope._pipeline import build_blacklist
     from minerscope.model.artifact import load_model
-    from minerscope.numba_registries import load_cached_kernels_without_registries
 
-    load_cached_kernels_without_registries()  # before the model's first kernel: no compiler set-up
+    load_triage_stack()  # before the model's first kernel: cached kernels, no compiler set-up
     return load_model(options.model), build_blacklist(options)
 
 

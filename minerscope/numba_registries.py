@@ -92,27 +92,24 @@ def load_cached_kernels_without_registries() -> bool:
         from numba.core.runtime import nrt
     except ImportError:
         return False
-    full = getattr(caching.Cache, "load_overload", None)
     if (
         not numba_is_checked(numba.__version__)
-        or full is None
+        or not hasattr(caching.Cache, "load_overload")
         or not hasattr(caching.Cache, "_load_overload")
         or not hasattr(caching.Cache, "_guard_against_spurious_io_errors")
         or not hasattr(nrt, "rtsys")
     ):
         return False
+    import numba.cpython.hashing  # noqa: F401  (_numba_hashsecret_* symbols, at import)
 
     def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
         nrt.rtsys.initialize(target_context)  # NRT_* symbols; once per process
-        import numba.cpython.hashing  # noqa: F401  (_numba_hashsecret_* symbols, at import)
-
         got = None
         with self._guard_against_spurious_io_errors():  # what numba's own loader guards
             got = self._load_overload(sig, target_context)
-        if got is not None:
-            return got
-        load_registries()  # a miss: numba compiles, which needs the registries (without BLAS)
-        return full(self, sig, target_context)
+        if got is None:  # a miss: numba compiles next, and its set-up finds these loaded
+            load_registries()
+        return got
 
     caching.Cache.load_overload = load_overload  # type: ignore[method-assign]
     _light = True
