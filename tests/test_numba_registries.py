@@ -92,7 +92,7 @@ def _run_kernel(folder: Path) -> list[str]:
 
 
 def test_a_cached_kernel_loads_without_the_registries_and_a_missing_one_compiles(tmp_path: Path) -> None:
-    """First process: nothing cached, so numba's own path loads the registries and compiles.
+    """First process: nothing cached, so the registries load (without BLAS) and numba compiles.
     Second: the kernel comes from the cache with the runtime and hash secret set up alone
     (an unregistered symbol would end the process with an LLVM error)."""
     (tmp_path / "kernel.py").write_text(KERNEL)
