@@ -110,7 +110,11 @@ class FlowsScreen(Screen[None]):
                 self.set_status(str(exc), error=True)
             return False
         self.matching = len(order)
-        self.table.show(session.rows, order, session.coins, self.sort_by or "p_mining")
+        try:
+            table = self.query_one(FlowTableView)
+        except NoMatches:  # the app is closing: its widgets go before the refresh timer stops
+            return False
+        table.show(session.rows, order, session.coins, self.sort_by or "p_mining")
         self.set_status()
         return True
 
