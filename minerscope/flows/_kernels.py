@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from minerscope.capture.prefetch import prefetch
+from minerscope.memcopy import copy_items
 
 REASON_OPEN = 0
 REASON_FIN = 1
@@ -74,6 +75,9 @@ LOOKAHEAD = 8
 
 Live flows' state is megabytes, read at addresses the hash decides, so most packets of a
 flow that is not an elephant would otherwise wait on memory two or three times."""
+RING = 2 * LOOKAHEAD
+"""Packets ahead whose hash-table slot is prefetched: the slot says where the flow's state
+is, so it must be in cache by the time the state is requested, LOOKAHEAD packets later."""
 
 _NS = 1_000_000_000  # ns -> s: int64 / int is float64 true division, as numpy's ``ts_ns / _NS``
 
@@ -147,17 +151,23 @@ def track(
     hmask = htab.shape[0] - 1
     fflat = fst.reshape(-1)
     kflat = fkey.reshape(-1)
-    ring = np.zeros(LOOKAHEAD, np.uint64)  # hashes of the packets ahead, by position
-    for j in range(start, min(start + LOOKAHEAD, n)):
-        ring[j & (LOOKAHEAD - 1)] = _key_hash(rows, order[j] if order.shape[0] > 0 else j)
+    # two stages ahead: RING packets ahead, hash the packet and request its hash-table
+    # slot; LOOKAHEAD ahead, read that slot (in cache by now) and request the flow's state
+    ring = np.zeros(RING, np.uint64)  # hashes of the packets ahead, by position
+    for j in range(start, min(start + RING, n)):
+        hj = _key_hash(rows, order[j] if order.shape[0] > 0 else j)
+        ring[j & (RING - 1)] = hj
+        prefetch(htab, np.int64(hj & np.uint64(hmask)))
     for j in range(start, n):
         i = order[j] if order.shape[0] > 0 else j
-        h = ring[j & (LOOKAHEAD - 1)]
-        if j + LOOKAHEAD < n:  # the flow a few packets ahead: hash it now, fetch its state
-            ia = order[j + LOOKAHEAD] if order.shape[0] > 0 else j + LOOKAHEAD
+        h = ring[j & (RING - 1)]
+        if j + RING < n:
+            ia = order[j + RING] if order.shape[0] > 0 else j + RING
             ha = _key_hash(rows, ia)
-            ring[(j + LOOKAHEAD) & (LOOKAHEAD - 1)] = ha
-            sa = htab[np.int64(ha & np.uint64(hmask))]
+            ring[(j + RING) & (RING - 1)] = ha
+            prefetch(htab, np.int64(ha & np.uint64(hmask)))
+        if j + LOOKAHEAD < n:
+            sa = htab[np.int64(ring[(j + LOOKAHEAD) & (RING - 1)] & np.uint64(hmask))]
             if sa >= 0:
                 prefetch(kflat, sa * KEY_COLS)
                 prefetch(fflat, sa * STATE_COLS)
@@ -330,13 +340,13 @@ def track(
                         cap = min(max(4 * fst[s, b + P_CAP], have + take, 256), max_bytes)
                         o = cnt[K_PBYTES]
                         src = fst[s, b + P_OFF]
-                        pbytes[o : o + have] = pbytes[src : src + have]
+                        copy_items(pbytes, o, pbytes, src, have)
                         cnt[K_GARBAGE] += fst[s, b + P_CAP]
                         cnt[K_PBYTES] = o + cap
                         fst[s, b + P_OFF] = o
                         fst[s, b + P_CAP] = cap
                     o = fst[s, b + P_OFF] + have
-                    pbytes[o : o + take] = data[poff + skip : poff + skip + take]
+                    copy_items(pbytes, o, data, poff + skip, take)
                     fst[s, b + P_LEN] = have + take
                 if avail < plen:
                     fst[s, b + P_STOPPED] = 1  # snap length cut this packet: later bytes would not follow
@@ -632,7 +642,7 @@ def compact_prefixes(fst, pbytes, used):
         src = fst[s, b + P_OFF]
         ln = fst[s, b + P_LEN]
         if src != o:  # regions only move down, in order: nothing still needed is overwritten
-            pbytes[o : o + ln] = pbytes[src : src + ln]
+            copy_items(pbytes, o, pbytes, src, ln)
         fst[s, b + P_OFF] = o
         # a side still taking bytes keeps its room: cut to its length, its next packet would
         # move it to the end again and leave it all as garbage

@@ -43,6 +43,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from minerscope.memcopy import copy_items
 from minerscope.model.trees import TreeArrays
 
 ORDER_TREES = 8
@@ -100,7 +101,7 @@ def _saabas_top(
     seen = np.zeros(n_features, np.bool_)
     for i_row in range(n):
         r = order[i_row]
-        row[:] = x[r]
+        copy_items(row, 0, x[r], 0, n_features)
         m = 0
         score = margin[r]
         for t in range(start.size - 1):
