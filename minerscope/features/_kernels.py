@@ -503,7 +503,7 @@ def _peak_in_row(row: npt.NDArray[np.floating], thr: float | np.floating[Any]) -
     return found
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _pairwise_f32(a: npt.NDArray[np.float32]) -> np.float32:
     """``np.add.reduce`` of a short (<= 128) float32 row in numpy's order: eight
     accumulators, combined pairwise, then the tail, starting from 0."""
