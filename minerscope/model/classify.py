@@ -227,8 +227,10 @@ def _matrix(feats: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.float
     Polars hands a frame over column-major; XGBoost, Saabas and TreeSHAP read a row at a
     time, and on the row-major copy XGBoost's prediction costs ~10 % less (and picking the
     flows' rows is a block copy, not a strided gather). Columns are picked by name
-    (``frame[list]``): ``select`` would build and plan one expression per feature."""
-    return feats[list(names)].to_numpy().astype(np.float32, order="C")
+    (``frame[list]``): ``select`` would build and plan one expression per feature. Polars
+    writes the row-major matrix itself (``order="c"``): its default column-major copy,
+    transposed again by numpy, took 2.8x as long."""
+    return feats[list(names)].to_numpy(order="c").astype(np.float32, order="C", copy=False)
 
 
 def _all_rows(rows: npt.NDArray[np.intp], n: int) -> bool:
