@@ -249,10 +249,12 @@ def series_kernel(
                 out[SERIES_FIXED + k, i] = nan
             continue
         a = starts[i]
+        ua = np.uint64(a)  # unsigned indices: no negative-index fix-up at each access
+        ue = ua + np.uint64(c)
         t = 0.0
-        mn = x[a]
-        mx = x[a]
-        for j in range(a, a + c):
+        mn = x[ua]
+        mx = x[ua]
+        for j in range(ua, ue):
             v = x[j]
             t += v
             mn = min(mn, v)
@@ -284,7 +286,7 @@ def series_kernel(
         p2 = 0.0
         p3 = 0.0
         for j in range(c):
-            d = x[a + j] - mu
+            d = x[ua + np.uint64(j)] - mu
             d2 = d * d
             q2 += d2
             q3 += d2 * d
@@ -314,12 +316,12 @@ def series_kernel(
             hits = 0.0
             op = share_ops[k]
             thr = share_thr[k]
-            for j in range(a, a + c):
+            for j in range(ua, ue):
                 if _hit(x[j], op, thr):
                     hits += 1.0
             hit_acc[k] = hits
         if want_entropy:
-            for j in range(a, a + c):
+            for j in range(ua, ue):
                 v = x[j]
                 if v != v:  # NaN sorts last, like np.searchsorted
                     b = ne
@@ -331,7 +333,7 @@ def series_kernel(
                     b = 0  # number of edges <= v (searchsorted side="right"), branch-free
                     for e in range(ne):
                         b += edges[e] <= v
-                hist[b] += 1
+                hist[np.uint64(b)] += 1
         out[2, i] = q2
         out[3, i] = q3
         out[4, i] = q4
