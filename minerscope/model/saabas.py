@@ -217,13 +217,11 @@ def _leaf_codes(x: Any, nodes: Any, n_trees: int) -> Any:  # pragma: no cover - 
     for r in range(x.shape[0]):
         code = np.uint64(0)
         for t in range(min(n_trees, start.size - 1)):
-            base = start[t]
-            node = 0
-            while left[base + node] >= 0:
-                go_left = _goes_left(
-                    x[r, feature[base + node]], threshold[base + node], default_left[base + node]
-                )
-                node = left[base + node] if go_left else right[base + node]
-            code = (code << np.uint64(4)) | np.uint64(node & 15)
+            base = np.uint64(start[t])  # unsigned, as in _saabas_top
+            g = base
+            while left[g] >= 0:
+                go_left = _goes_left(x[r, np.uint64(feature[g])], threshold[g], default_left[g])
+                g = base + np.uint64(left[g] if go_left else right[g])
+            code = (code << np.uint64(4)) | ((g - base) & np.uint64(15))
         out[r] = code
     return out
