@@ -74,13 +74,13 @@ def _margins(x: Any, nodes: Any, group: Any, base: Any, out: Any) -> None:  # pr
         for g in range(base.size):
             out[r, g] = base[g]
         for t in range(start.size - 1):
-            b = start[t]
-            node = 0
-            while left[b + node] >= 0:
-                value = x[r, feature[b + node]]
-                go_left = default_left[b + node] if np.isnan(value) else value < threshold[b + node]
-                node = left[b + node] if go_left else right[b + node]
-            out[r, group[t]] += threshold[b + node]  # a leaf's "split condition" is its value
+            b = np.uint64(start[t])  # unsigned indices: no negative-index fix-up per access
+            g = b
+            while left[g] >= 0:
+                value = x[r, np.uint64(feature[g])]
+                go_left = default_left[g] if np.isnan(value) else value < threshold[g]
+                g = b + np.uint64(left[g] if go_left else right[g])
+            out[r, group[t]] += threshold[g]  # a leaf's "split condition" is its value
 
 
 @numba.njit(cache=True, nogil=True)
