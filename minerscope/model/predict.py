@@ -75,12 +75,12 @@ def _margins(x: Any, nodes: Any, group: Any, base: Any, out: Any) -> None:  # pr
             out[r, g] = base[g]
         for t in range(start.size - 1):
             b = np.uint64(start[t])  # unsigned indices: no negative-index fix-up per access
-            g = b
-            while left[g] >= 0:
-                value = x[r, np.uint64(feature[g])]
-                go_left = default_left[g] if np.isnan(value) else value < threshold[g]
-                g = b + np.uint64(left[g] if go_left else right[g])
-            out[r, group[t]] += threshold[g]  # a leaf's "split condition" is its value
+            node = b
+            while left[node] >= 0:
+                value = x[r, np.uint64(feature[node])]
+                go_left = default_left[node] if np.isnan(value) else value < threshold[node]
+                node = b + np.uint64(left[node] if go_left else right[node])
+            out[r, group[t]] += threshold[node]  # a leaf's "split condition" is its value
 
 
 @numba.njit(cache=True, nogil=True)
