@@ -179,7 +179,8 @@ def _treeshap(
     for t in range(start.size - 1):
         base = start[t]
         size = start[t + 1] - base
-        if left[base] < 0:  # a lone leaf only moves the bias
+        ub = np.uint64(base)  # unsigned node indices: no negative-index fix-up per access
+        if left[ub] < 0:  # a lone leaf only moves the bias
             continue
         n_used = 0  # the tree's split features, each once
         splits = 0
@@ -200,12 +201,13 @@ def _treeshap(
                 key = 0
                 bit = 0
                 for node in range(size):
-                    if left[base + node] >= 0:
-                        value = x[r, feature[base + node]]
+                    gn = ub + np.uint64(node)
+                    if left[gn] >= 0:
+                        value = x[r, np.uint64(feature[gn])]
                         if np.isnan(value):
-                            go_left = default_left[base + node]
+                            go_left = default_left[gn]
                         else:
-                            go_left = value < threshold[base + node]
+                            go_left = value < threshold[gn]
                         if go_left:
                             key |= 1 << bit
                         bit += 1
@@ -250,23 +252,24 @@ def _treeshap(
                     stack[top, 3],
                 )
                 top -= 1
-                if left[base + node] < 0:
-                    leaf = threshold[base + node]
+                gn = ub + np.uint64(node)
+                if left[gn] < 0:
+                    leaf = threshold[gn]
                     for i in range(1, d + 1):
                         w = _unwound_sum(path_zero, path_one, path_weight, seg, d, i, share)
                         tree_phi[path_feature[seg + i]] += w * (path_one[seg + i] - path_zero[seg + i]) * leaf
                     continue
-                split = feature[base + node]
-                value = x[r, split]
+                split = feature[gn]
+                value = x[r, np.uint64(split)]
                 if np.isnan(value):
-                    go_left = default_left[base + node]
+                    go_left = default_left[gn]
                 else:
-                    go_left = value < threshold[base + node]
-                hot = left[base + node] if go_left else right[base + node]
-                cold = right[base + node] if go_left else left[base + node]
-                w = cover[base + node]
-                hot_zero = cover[base + hot] / w
-                cold_zero = cover[base + cold] / w
+                    go_left = value < threshold[gn]
+                hot = left[gn] if go_left else right[gn]
+                cold = right[gn] if go_left else left[gn]
+                w = cover[gn]
+                hot_zero = cover[ub + np.uint64(hot)] / w
+                cold_zero = cover[ub + np.uint64(cold)] / w
                 incoming_zero = np.float32(1.0)
                 incoming_one = np.float32(1.0)
                 index = 0
