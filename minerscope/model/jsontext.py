@@ -23,6 +23,7 @@ import numpy.typing as npt
 import polars as pl
 
 from minerscope.jsonfloat import distinct_json_numbers
+from minerscope.memcopy import copy_items
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -81,10 +82,9 @@ def top_feature_lists(
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _put(out, at, src, start, stop):  # pragma: no cover - compiled
-    for i in range(start, stop):
-        out[at] = src[i]
-        at += 1
-    return at
+    """``src[start:stop]`` written at ``out[at]``; the position after it."""
+    copy_items(out, at, src, start, stop - start)
+    return at + stop - start
 
 
 @numba.njit(cache=True, nogil=True)

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from minerscope.model.trees import TreeArrays
+from minerscope.model.trees import TreeArrays, goes_left
 
 OBJECTIVES = ("binary:logistic", "multi:softprob")
 
@@ -78,7 +78,7 @@ def _margins(x: Any, nodes: Any, group: Any, base: Any, out: Any) -> None:  # pr
             node = b
             while left[node] >= 0:
                 value = x[r, np.uint64(feature[node])]
-                go_left = default_left[node] if np.isnan(value) else value < threshold[node]
+                go_left = goes_left(value, threshold[node], default_left[node])
                 node = b + np.uint64(left[node] if go_left else right[node])
             out[r, group[t]] += threshold[node]  # a leaf's "split condition" is its value
 

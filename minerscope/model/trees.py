@@ -192,6 +192,15 @@ def _base_margin(objective: str, base_score: str, groups: int) -> npt.NDArray[np
     return np.zeros(0, np.float32)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def goes_left(value: Any, threshold: Any, default_left: Any) -> Any:  # pragma: no cover - compiled
+    """XGBoost's step at a split, for every kernel that walks the trees: a missing value
+    (NaN) takes the node's default side, else ``value < threshold``."""
+    if np.isnan(value):
+        return default_left
+    return value < threshold
+
+
 @numba.njit(cache=True, nogil=True)
 def _logit(score: Any) -> Any:  # pragma: no cover - compiled
     """``-logf(1.0f / score - 1.0f)``, in float32 throughout as XGBoost computes it."""

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from minerscope.model.trees import TreeArrays
+from minerscope.model.trees import TreeArrays, goes_left
 
 
 def contributions(arrays: TreeArrays, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -203,12 +203,7 @@ def _treeshap(
                 for node in range(size):
                     gn = ub + np.uint64(node)
                     if left[gn] >= 0:
-                        value = x[r, np.uint64(feature[gn])]
-                        if np.isnan(value):
-                            go_left = default_left[gn]
-                        else:
-                            go_left = value < threshold[gn]
-                        if go_left:
+                        if goes_left(x[r, np.uint64(feature[gn])], threshold[gn], default_left[gn]):
                             key |= 1 << bit
                         bit += 1
                 h = np.int64((np.uint64(key) * _MIX) >> np.uint64(64 - bits))
@@ -260,11 +255,7 @@ def _treeshap(
                         tree_phi[path_feature[seg + i]] += w * (path_one[seg + i] - path_zero[seg + i]) * leaf
                     continue
                 split = feature[gn]
-                value = x[r, np.uint64(split)]
-                if np.isnan(value):
-                    go_left = default_left[gn]
-                else:
-                    go_left = value < threshold[gn]
+                go_left = goes_left(x[r, np.uint64(split)], threshold[gn], default_left[gn])
                 hot = left[gn] if go_left else right[gn]
                 cold = right[gn] if go_left else left[gn]
                 w = cover[gn]
