@@ -18,6 +18,24 @@ BLAS_USERS = {"dot", "vdot", "inner", "outer", "matmul", "tensordot", "einsum", 
 """numpy names whose numba implementations go through BLAS/LAPACK (numba.np.linalg)."""
 
 
+def test_registries_load_without_blas_and_leave_no_placeholder() -> None:
+    """Where the registries load (a cache miss, or a numba outside CHECKED_NUMBA), numba's
+    BLAS probe is answered "no" and SciPy still imports afterwards (the assertions the
+    scan-process import test made before cached kernels stopped loading the registries)."""
+    code = (
+        "import sys\n"
+        "from minerscope.numba_registries import load_registries\n"
+        "load_registries()\n"
+        "import numba.np.arraymath\n"
+        "assert numba.np.arraymath._HAVE_BLAS is False\n"
+        "assert 'scipy.linalg.cython_blas' not in sys.modules, 'placeholder left behind'\n"
+        "assert 'numpy.f2py' not in sys.modules\n"
+        "import scipy.linalg.cython_blas\n"
+        "print('ok')\n"
+    )
+    runs_ok_in_a_fresh_interpreter(code)
+
+
 def test_scipy_already_loaded_is_left_alone() -> None:
     code = (
         "import sys, scipy.linalg\n"
