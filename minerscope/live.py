@@ -104,7 +104,8 @@ class _Conversations:
             return table
         cols = ["proto", "src", "sport", "dst", "dport", "vlan", "end_reason", *_META]
         rows = table.summary.select(cols).to_dicts()
-        prefixes = table.payload_prefixes
+        # a list: a continuation piece takes its conversation's first bytes in place
+        prefixes = None if table.payload_prefixes is None else list(table.payload_prefixes)
         meta_cols: dict[str, list[Any]] = {name: [r[name] for r in rows] for name in _META}
         changed = False
         for i, row in enumerate(rows):
@@ -129,6 +130,7 @@ class _Conversations:
                 # nothing to lend: this piece keeps its own bytes and lends them on
                 if first_prefix is not None and any(first_prefix) and prefixes is not None:
                     prefixes[i] = prefix = first_prefix
+                    table.payload_prefixes = prefixes
             if row["end_reason"] == "active":
                 while len(self.known) >= MAX_CONVERSATIONS:
                     self.known.pop(next(iter(self.known)))

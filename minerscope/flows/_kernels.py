@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from minerscope.bytescan import find_byte
 from minerscope.capture.prefetch import prefetch
 from minerscope.memcopy import copy_items
 
@@ -593,27 +594,58 @@ def take_records(m_slot, m_ord, m_ts, m_len, m_side, m_type, n, dead, rank, nran
 
 
 @njit(cache=True)
-def prefix_spans(fst, slots, pbytes):
-    """Where the prefixes of ``slots`` lie in the arena: (offset, length) per flow and direction.
+def take_prefixes(fst, slots, pbytes):
+    """Copy the prefixes of ``slots`` out of the arena into one buffer (flow by flow,
+    client->server then server->client).
 
-    Returns an int64 array ``(len(slots), 4)``: client->server offset and length, then
-    server->client; and whether the client->server prefix starts like a handshake (a TLS
-    record type or an upper-case letter, as HTTP methods do); ``16 03`` inside is left to the caller.
+    Returns the buffer; an int64 array ``(len(slots), 4)`` of where each flow's
+    client->server bytes lie in it (offset, length), then its server->client bytes; and
+    whether the client->server prefix starts like a handshake (a TLS record type or an
+    upper-case letter, as HTTP methods do; ``16 03`` inside is left to the caller).
     """
     nf = slots.shape[0]
     spans = np.zeros((nf, 4), np.int64)
     starts_like = np.zeros(nf, np.bool_)
+    total = 0
+    for i in range(nf):
+        s = slots[i]
+        for d in range(2):
+            side = d if fst[s, C_CLIENT_A] != 0 else 1 - d
+            total += fst[s, C_SIDE + side * SIDE_COLS + P_LEN]
+    data = np.empty(total, np.uint8)
+    at = 0
     for i in range(nf):
         s = slots[i]
         for d in range(2):
             side = d if fst[s, C_CLIENT_A] != 0 else 1 - d
             b = C_SIDE + side * SIDE_COLS
-            spans[i, 2 * d] = fst[s, b + P_OFF]
-            spans[i, 2 * d + 1] = fst[s, b + P_LEN]
+            ln = fst[s, b + P_LEN]
+            copy_items(data, at, pbytes, fst[s, b + P_OFF], ln)
+            spans[i, 2 * d] = at
+            spans[i, 2 * d + 1] = ln
+            at += ln
         if spans[i, 1] > 0:
-            c0 = pbytes[spans[i, 0]]
+            c0 = data[spans[i, 0]]
             starts_like[i] = (20 <= c0 <= 23) or (65 <= c0 <= 90)
-    return spans, starts_like
+    return data, spans, starts_like
+
+
+@njit(cache=True)
+def holds_pair(data, spans, rows, direction, a, b):
+    """Per row of ``rows``, whether its ``direction``'s bytes (``spans`` as in
+    :func:`take_prefixes`) hold byte ``a`` directly followed by byte ``b`` anywhere."""
+    out = np.zeros(rows.shape[0], np.bool_)
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        p = spans[i, 2 * direction]
+        last = p + spans[i, 2 * direction + 1] - 1  # the last place ``a`` can be
+        while p < last:
+            p = find_byte(data, p, last, a)
+            if p < last and data[p + 1] == b:
+                out[j] = True
+                break
+            p += 1
+    return out
 
 
 @njit(cache=True)

@@ -49,6 +49,7 @@ from minerscope.capture import handshake
 from minerscope.capture.packets import PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
 from minerscope.flows import _kernels as k
 from minerscope.flows.arena import GrowingArray
+from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 from minerscope.flows.tls13 import relabel_encrypted_handshake
 
@@ -90,7 +91,7 @@ def looks_like_tls(data: bytes) -> bool:
 
 
 _HTTP_PREFIXES = tuple(m + b" " for m in handshake.HTTP_METHODS)
-_TLS_HEADER_RE = re.compile(b"\x16\x03")  # faster than ``in`` for this needle
+_HTTP_PREFIX_MAX = max(map(len, _HTTP_PREFIXES))
 _CLIENT_HELLO_RE = re.compile(rb"\x16\x03[\x00-\x04]..\x01", re.DOTALL)
 
 
@@ -567,8 +568,8 @@ class FlowAssembler:
         src_txt, dst_txt = _format_addresses(src_hi, src_lo, dst_hi, dst_lo)
 
         # payload prefixes and handshake metadata
-        spans, starts_like = k.prefix_spans(logs.fst, slots, logs.pbytes)
-        prefixes = _cut_prefixes(logs.pbytes, spans)
+        data, spans, starts_like = k.take_prefixes(logs.fst, slots, logs.pbytes)
+        prefixes = PayloadPrefixes(data, spans)
         cap_cols = np.array([k.C_SIDE + sd * k.SIDE_COLS + c for sd in (0, 1) for c in (k.P_CAP, k.P_LEN)])
         cnt[k.K_GARBAGE] += int(logs.fst[slots][:, cap_cols[0]].sum() + logs.fst[slots][:, cap_cols[2]].sum())
         logs.fst[np.ix_(slots, cap_cols)] = 0  # their regions are garbage, dropped when the arena is full
@@ -650,53 +651,27 @@ def _constant(value: object, n: int, dtype: pl.DataType | type[pl.DataType]) -> 
     return pl.Series([value], dtype=dtype).new_from_index(0, n)
 
 
-def _cut_prefixes(pbytes: npt.NDArray[np.uint8], spans: npt.NDArray[np.int64]) -> list[tuple[bytes, bytes]]:
-    """Copy each flow's (client->server, server->client) prefix out of the arena.
-
-    The copy itself is memory-bound; what a per-flow Python loop added on top (two
-    memoryview slices, two ``bytes`` calls, a tuple per flow) was about as much again.
-    Here slicing and copying run in C iterators, and empty sides (most server->client
-    sides of one-way flows) are the shared ``b""`` without slicing.
-    """
-    starts = spans[:, 0::2].ravel()
-    lens = spans[:, 1::2].ravel()
-    filled = np.flatnonzero(lens)
-    first = starts[filled]
-    cut = memoryview(pbytes)  # type: ignore[arg-type]
-    pieces = np.full(starts.shape[0], b"", dtype=object)
-    pieces[filled] = list(
-        map(
-            memoryview.tobytes,
-            map(cut.__getitem__, map(slice, first.tolist(), (first + lens[filled]).tolist())),
-        )
-    )
-    sides = iter(pieces.tolist())
-    return list(zip(sides, sides, strict=True))
-
-
 def _metadata_columns(
-    prefixes: list[tuple[bytes, bytes]], candidates: npt.NDArray[np.int64], starts_like: npt.NDArray[np.bool_]
+    prefixes: PayloadPrefixes, candidates: npt.NDArray[np.int64], starts_like: npt.NDArray[np.bool_]
 ) -> dict[str, pl.Series]:
     """Handshake metadata columns; only ``candidates`` (TCP flows with client bytes) whose bytes
-    could hold a handshake are parsed (``starts_like``: a TLS record type or HTTP method first).
+    could hold a handshake are parsed: a TLS record type first, an HTTP method first
+    (``starts_like`` says the first byte is a record type or a capital), or ``16 03`` (a
+    handshake record's header) anywhere, found by one compiled scan.
 
     Columns are blank series with the parsed flows' values scattered in: most flows have
     none, and polars builds a constant column much faster than it converts a list.
     """
     n = len(prefixes)
-    like = starts_like.tolist()
-    parsed_at: list[int] = []
-    parsed: list[dict[str, object]] = []
-    find_header = _TLS_HEADER_RE.search
-    for i in candidates.tolist():
-        c, sv = prefixes[i]
-        # cheap byte tests first: most flows carry neither TLS nor an HTTP request; the
-        # regex scan starts at the first 0x16 (memchr: plaintext flows usually have none)
-        if (like[i] and (20 <= c[0] <= 23 or c.startswith(_HTTP_PREFIXES))) or (
-            (at := c.find(0x16)) >= 0 and find_header(c, at)
-        ):
-            parsed_at.append(i)
-            parsed.append(handshake_metadata(c, sv, PROTO_TCP))
+    first = prefixes.first_bytes(0)[candidates]
+    like = starts_like[candidates]
+    record_first = like & (first >= 20) & (first <= 23)
+    parse = record_first | k.holds_pair(prefixes.data, prefixes.spans, candidates, 0, 0x16, 0x03)
+    head = prefixes.head
+    for j in np.flatnonzero(like & ~parse).tolist():
+        parse[j] = head(int(candidates[j]), 0, _HTTP_PREFIX_MAX).startswith(_HTTP_PREFIXES)
+    parsed_at: list[int] = candidates[parse].tolist()
+    parsed = [handshake_metadata(*prefixes[i], proto=PROTO_TCP) for i in parsed_at]
     blank = handshake_metadata(b"", b"", 0)
     cols: dict[str, pl.Series] = {}
     for name in _META_NAMES:
@@ -791,7 +766,7 @@ def reorder_flows(table: FlowTable, order: npt.NDArray[np.int64]) -> FlowTable:
         msg_len=table.msg_len[mp],
         msg_dir=table.msg_dir[mp],
         msg_type=table.msg_type[mp],
-        payload_prefixes=None if prefixes is None else [prefixes[int(i)] for i in order],
+        payload_prefixes=None if prefixes is None else PayloadPrefixes.of(prefixes).take(order),
     )
 
 

@@ -16,11 +16,14 @@ Stage 1 uses message sizes because they survive TCP segmentation and encryption.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+
+from minerscope.flows.prefixes import PayloadPrefixes
 
 DIR_C2S = 0
 DIR_S2C = 1
@@ -93,7 +96,9 @@ class FlowTable:
         msg_dir: uint8 direction of the message.
         msg_type: uint8 TLS content type (20-23), 0 for non-TLS messages.
         payload_prefixes: per flow, the first payload bytes (client->server, server->client)
-            the assembler kept for handshake parsing and stage 0; None when not kept.
+            the assembler kept for handshake parsing and stage 0 (from the assembler a
+            :class:`~minerscope.flows.prefixes.PayloadPrefixes`: one buffer, not a list of
+            ``bytes``); None when not kept.
     """
 
     summary: pl.DataFrame
@@ -108,7 +113,7 @@ class FlowTable:
     msg_len: npt.NDArray[np.uint32]
     msg_dir: npt.NDArray[np.uint8]
     msg_type: npt.NDArray[np.uint8]
-    payload_prefixes: list[tuple[bytes, bytes]] | None = None
+    payload_prefixes: Sequence[tuple[bytes, bytes]] | None = None
 
     def __len__(self) -> int:
         return self.summary.height
@@ -149,9 +154,13 @@ class FlowTable:
                 base += int(p[-1])
             return np.concatenate(out)
 
-        prefixes: list[tuple[bytes, bytes]] | None = None
-        if all(t.payload_prefixes is not None for t in tables):
-            prefixes = [p for t in tables for p in (t.payload_prefixes or [])]
+        prefixes: Sequence[tuple[bytes, bytes]] | None = None
+        parts = [t.payload_prefixes for t in tables]
+        compact = [p for p in parts if isinstance(p, PayloadPrefixes)]
+        if len(compact) == len(parts):
+            prefixes = PayloadPrefixes.concat(compact)
+        elif all(p is not None for p in parts):
+            prefixes = [pair for p in parts for pair in (p or [])]
         summary = pl.concat([t.summary for t in tables], how="vertical")
         summary = summary.with_columns(pl.int_range(0, summary.height, dtype=pl.Int64).alias("flow_id"))
         return FlowTable(

@@ -29,9 +29,11 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.flows.records import FlowTable
+from minerscope.prefilter._kernels import line_brace
 from minerscope.prefilter.blacklist import Blacklist
-from minerscope.prefilter.stratum import detect_stratum, may_be_stratum
+from minerscope.prefilter.stratum import CHECK_FIRST, detect_stratum, may_be_stratum
 
 StratumDetector = Callable[[bytes, bytes], Any]
 
@@ -166,9 +168,23 @@ def _candidates(
             mask |= summary.select(named.alias("named")).get_column("named").to_numpy()
     if prefixes is not None:
         tls = summary.get_column("is_tls").fill_null(False).to_numpy().astype(bool)
-        plain = np.flatnonzero(~tls).tolist()
-        maybe = may_be_stratum
-        hits = [i for i in plain if maybe(*prefixes[i])]
-        if hits:
-            mask[hits] = True
+        mask[_may_be_stratum(PayloadPrefixes.of(prefixes), np.flatnonzero(~tls))] = True
     return np.flatnonzero(mask)
+
+
+_CHECK_FIRST_CODES = np.frombuffer(CHECK_FIRST, np.uint8)
+
+
+def _may_be_stratum(prefixes: PayloadPrefixes, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The ``rows`` for which :func:`~minerscope.prefilter.stratum.may_be_stratum` holds.
+
+    It decides most flows by their first bytes: where one is in ``CHECK_FIRST`` the
+    Python checks run on that flow's bytes; for every other flow the answer is whether a
+    line of either direction starts with ``{``, one compiled pass over the buffer.
+    """
+    first = np.stack([prefixes.first_bytes(0)[rows], prefixes.first_bytes(1)[rows]])
+    close = np.isin(first, _CHECK_FIRST_CODES).any(axis=0)
+    near = [i for i in rows[close].tolist() if may_be_stratum(*prefixes[i])]
+    far = rows[~close]
+    far = far[line_brace(prefixes.data, prefixes.spans, far)]
+    return np.concatenate([np.asarray(near, np.int64), far])

@@ -57,8 +57,8 @@ _NOT_PLAINTEXT = (b"\x16\x03", b"\x17\x03", b"\x15\x03", b"SSH-")
 # the data, or after a newline. The second starts with a literal, so ``re`` jumps from
 # newline to newline in C.
 _LEADING_BRACE = re.compile(rb"[ \t\n\r\x0b\x0c]*\{")
-_LINE_BRACE = re.compile(rb"\n[ \t\r\x0b\x0c]*\{")
-_line_brace = _LINE_BRACE.search
+LINE_BRACE = re.compile(rb"\n[ \t\r\x0b\x0c]*\{")
+_line_brace = LINE_BRACE.search
 _FAMILY_DIALECT = {
     Family.BITCOIN: "stratum1",
     Family.ZCASH: "stratum1-zcash",
@@ -237,12 +237,15 @@ def detect_stratum(c2s: bytes, s2c: bytes, *, max_bytes: int = DEFAULT_SCAN_BYTE
 def _may_hold_json_line(data: bytes) -> bool:
     """Whether :func:`_json_lines` could find an object in ``data`` or in a slice of it that
     starts at a line start (an HTTP body begins after the blank line ending its head)."""
-    return b"{" in data and (_LEADING_BRACE.match(data) is not None or _LINE_BRACE.search(data) is not None)
+    return b"{" in data and (_LEADING_BRACE.match(data) is not None or LINE_BRACE.search(data) is not None)
 
 
-# First bytes that need the exact checks of ``_may_be_stratum``: WebSocket frame opcodes,
-# "G"ET upgrade / "H"TTP 101, blank or "{" (a JSON first line), TLS records and "S"SH-.
-_CHECK_FIRST = frozenset(bytes([b]) for b in b"\x81\x01GH \t\n\r\x0b\x0c{\x16\x17\x15S")
+CHECK_FIRST = b"\x81\x01GH \t\n\r\x0b\x0c{\x16\x17\x15S"
+"""First bytes that need the exact checks of ``_may_be_stratum``: WebSocket frame opcodes,
+"G"ET upgrade / "H"TTP 101, blank or "{" (a JSON first line), TLS records and "S"SH-.
+A flow whose directions start with none of them may be Stratum only if a later line of
+one starts with ``{`` (``LINE_BRACE``)."""
+_CHECK_FIRST = frozenset(bytes([b]) for b in CHECK_FIRST)
 
 
 def may_be_stratum(c2s: bytes, s2c: bytes, *, max_bytes: int = DEFAULT_SCAN_BYTES) -> bool:
