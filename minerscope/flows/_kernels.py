@@ -600,12 +600,15 @@ def take_prefixes(fst, slots, pbytes):
 
     Returns the buffer; an int64 array ``(len(slots), 4)`` of where each flow's
     client->server bytes lie in it (offset, length), then its server->client bytes; and
-    whether the client->server prefix starts like a handshake (a TLS record type or an
-    upper-case letter, as HTTP methods do; ``16 03`` inside is left to the caller).
+    two hints for handshake parsing about the client->server bytes: whether they may
+    hold a TLS handshake (they start with a record type, or hold ``16 03``, a handshake
+    record's header, anywhere: searched while the bytes just copied are in cache), and
+    whether they start with a capital letter, as HTTP methods do.
     """
     nf = slots.shape[0]
     spans = np.zeros((nf, 4), np.int64)
-    starts_like = np.zeros(nf, np.bool_)
+    record_like = np.zeros(nf, np.bool_)
+    capital = np.zeros(nf, np.bool_)
     total = 0
     for i in range(nf):
         s = slots[i]
@@ -626,26 +629,24 @@ def take_prefixes(fst, slots, pbytes):
             at += ln
         if spans[i, 1] > 0:
             c0 = data[spans[i, 0]]
-            starts_like[i] = (20 <= c0 <= 23) or (65 <= c0 <= 90)
-    return data, spans, starts_like
+            capital[i] = 65 <= c0 <= 90
+            record_like[i] = (20 <= c0 <= 23) or holds_pair(
+                data, spans[i, 0], spans[i, 0] + spans[i, 1], 0x16, 0x03
+            )
+    return data, spans, record_like, capital
 
 
-@njit(cache=True)
-def holds_pair(data, spans, rows, direction, a, b):
-    """Per row of ``rows``, whether its ``direction``'s bytes (``spans`` as in
-    :func:`take_prefixes`) hold byte ``a`` directly followed by byte ``b`` anywhere."""
-    out = np.zeros(rows.shape[0], np.bool_)
-    for j in range(rows.shape[0]):
-        i = rows[j]
-        p = spans[i, 2 * direction]
-        last = p + spans[i, 2 * direction + 1] - 1  # the last place ``a`` can be
-        while p < last:
-            p = find_byte(data, p, last, a)
-            if p < last and data[p + 1] == b:
-                out[j] = True
-                break
-            p += 1
-    return out
+@njit(cache=True, inline="always")
+def holds_pair(data, start, end, a, b):
+    """Whether ``data[start:end]`` holds byte ``a`` directly followed by byte ``b``."""
+    p = start
+    last = end - 1  # the last place ``a`` can be
+    while p < last:
+        p = find_byte(data, p, last, a)
+        if p < last and data[p + 1] == b:
+            return True
+        p += 1
+    return False
 
 
 @njit(cache=True)

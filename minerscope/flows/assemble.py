@@ -568,13 +568,15 @@ class FlowAssembler:
         src_txt, dst_txt = _format_addresses(src_hi, src_lo, dst_hi, dst_lo)
 
         # payload prefixes and handshake metadata
-        data, spans, starts_like = k.take_prefixes(logs.fst, slots, logs.pbytes)
+        data, spans, record_like, capital = k.take_prefixes(logs.fst, slots, logs.pbytes)
         prefixes = PayloadPrefixes(data, spans)
         cap_cols = np.array([k.C_SIDE + sd * k.SIDE_COLS + c for sd in (0, 1) for c in (k.P_CAP, k.P_LEN)])
         cnt[k.K_GARBAGE] += int(logs.fst[slots][:, cap_cols[0]].sum() + logs.fst[slots][:, cap_cols[2]].sum())
         logs.fst[np.ix_(slots, cap_cols)] = 0  # their regions are garbage, dropped when the arena is full
         is_tcp = proto == PROTO_TCP
-        meta_cols = _metadata_columns(prefixes, np.flatnonzero(is_tcp & (spans[:, 1] > 0)), starts_like)
+        meta_cols = _metadata_columns(
+            prefixes, np.flatnonzero(is_tcp & (spans[:, 1] > 0)), record_like, capital
+        )
         is_tls = meta_cols["is_tls"].to_numpy()
 
         # messages: TLS records (for TLS flows) or one per payload packet
@@ -652,23 +654,22 @@ def _constant(value: object, n: int, dtype: pl.DataType | type[pl.DataType]) -> 
 
 
 def _metadata_columns(
-    prefixes: PayloadPrefixes, candidates: npt.NDArray[np.int64], starts_like: npt.NDArray[np.bool_]
+    prefixes: PayloadPrefixes,
+    candidates: npt.NDArray[np.int64],
+    record_like: npt.NDArray[np.bool_],
+    capital: npt.NDArray[np.bool_],
 ) -> dict[str, pl.Series]:
     """Handshake metadata columns; only ``candidates`` (TCP flows with client bytes) whose bytes
-    could hold a handshake are parsed: a TLS record type first, an HTTP method first
-    (``starts_like`` says the first byte is a record type or a capital), or ``16 03`` (a
-    handshake record's header) anywhere, found by one compiled scan.
+    could hold a handshake are parsed: ``record_like`` (a TLS record type first, or ``16 03``
+    anywhere) or an HTTP method first (checked where ``capital``: a capital letter first).
 
     Columns are blank series with the parsed flows' values scattered in: most flows have
     none, and polars builds a constant column much faster than it converts a list.
     """
     n = len(prefixes)
-    first = prefixes.first_bytes(0)[candidates]
-    like = starts_like[candidates]
-    record_first = like & (first >= 20) & (first <= 23)
-    parse = record_first | k.holds_pair(prefixes.data, prefixes.spans, candidates, 0, 0x16, 0x03)
+    parse = record_like[candidates]
     head = prefixes.head
-    for j in np.flatnonzero(like & ~parse).tolist():
+    for j in np.flatnonzero(capital[candidates] & ~parse).tolist():
         parse[j] = head(int(candidates[j]), 0, _HTTP_PREFIX_MAX).startswith(_HTTP_PREFIXES)
     parsed_at: list[int] = candidates[parse].tolist()
     parsed = [handshake_metadata(*prefixes[i], proto=PROTO_TCP) for i in parsed_at]
