@@ -35,8 +35,10 @@ def real_datasets() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the developer's real case file or config."""
+    """No test reads or writes the developer's real case file, config or cache."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.delenv("MINERSCOPE_CACHE_DIR", raising=False)
     monkeypatch.delenv("MINERSCOPE_DB", raising=False)

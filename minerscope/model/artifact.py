@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minerscope.errors import ModelError
+from minerscope.model import treecache
 from minerscope.model.trees import TreeArrays, read_trees
 
 if TYPE_CHECKING:
@@ -346,12 +347,17 @@ def _load_booster(
         blob = file.read_bytes()
     except OSError as exc:
         raise ModelError(f"{file}: cannot read booster: {exc.strerror or exc}") from None
-    if _sha256(blob) != part.get("sha256"):
+    digest = _sha256(blob)
+    if digest != part.get("sha256"):
         raise ModelError(f"{file}: checksum differs from the one in {METADATA_FILE} (edited or half-copied?)")
-    try:
-        arrays = read_trees(blob)
-    except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError) as exc:
-        raise ModelError(f"{file}: not an XGBoost UBJ booster ({type(exc).__name__}: {exc})") from None
+    arrays = treecache.load(digest)
+    if arrays is None:
+        try:
+            arrays = read_trees(blob)
+        except (ValueError, KeyError, IndexError, TypeError, struct.error, UnicodeDecodeError) as exc:
+            raise ModelError(f"{file}: not an XGBoost UBJ booster ({type(exc).__name__}: {exc})") from None
+        if arrays is not None:
+            treecache.save(digest, arrays)
     loaded = BoosterFile(blob, arrays, str(file))
     if arrays is None:
         loaded.booster  # noqa: B018  (XGBoost validates what the kernels do not read)

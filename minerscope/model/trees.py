@@ -150,15 +150,9 @@ def read_trees(raw: bytes) -> TreeArrays | None:
     default_left = _concatenate(raw, columns["default_left"], np.uint8).astype(bool)
     cover = _concatenate(raw, columns["sum_hessian"], np.float32)
     start = np.concatenate((np.zeros(1, np.int64), np.cumsum(sizes)))
-    mean = np.zeros(left.size, np.float32)
-    bad = _link_and_mean(start, left, right, threshold, cover, mean)
-    if bad >= 0:
-        raise ValueError(f"tree {bad}: a node links outside the tree, twice, or to one child only")
     group = _materialize(raw, booster["model"]["tree_info"], np.int32)
-    if group.size != len(trees) or np.any((group < 0) | (group >= groups)):
-        raise ValueError(f"tree_info does not give each of {len(trees)} trees one of {groups} outputs")
     objective = str(learner.get("objective", {}).get("name", ""))
-    return TreeArrays(
+    return linked_trees(
         start=start,
         left=left,
         right=right,
@@ -166,13 +160,56 @@ def read_trees(raw: bytes) -> TreeArrays | None:
         threshold=threshold,
         default_left=default_left,
         cover=cover,
-        mean=mean,
         group=group,
         groups=groups,
         objective=objective,
         n_features=int(param.get("num_feature", "0")),
         base_margin=_base_margin(objective, str(param.get("base_score", "")), groups),
     )
+
+
+_FIELD_DTYPES = {
+    "start": np.int64,
+    "left": np.int32,
+    "right": np.int32,
+    "feature": np.int32,
+    "threshold": np.float32,
+    "default_left": np.bool_,
+    "cover": np.float32,
+    "group": np.int32,
+    "base_margin": np.float32,
+}
+"""The array fields of :class:`TreeArrays` (``mean`` aside) and the dtypes the kernels are compiled for."""
+
+
+def linked_trees(**columns: Any) -> TreeArrays:
+    """:class:`TreeArrays` from its fields but ``mean``, checked: every node array as long
+    as the trees' nodes, every link inside its own tree, every tree in a valid output
+    group. ``mean`` is computed on the way (it walks the links the check follows).
+
+    Raises:
+        ValueError: the arrays do not make whole trees.
+    """
+    for name, dtype in _FIELD_DTYPES.items():
+        if columns[name].dtype != dtype:
+            raise ValueError(f"{name} is {columns[name].dtype}, not {np.dtype(dtype)}")
+    start = columns["start"]
+    nodes = int(start[-1]) if start.ndim == 1 and start.size else -1
+    if nodes < 0 or int(start[0]) != 0 or np.any(np.diff(start) <= 0):
+        raise ValueError("tree starts are not increasing from 0")
+    for name in ("left", "right", "feature", "threshold", "default_left", "cover"):
+        if columns[name].shape != (nodes,):
+            raise ValueError(f"{name} holds {columns[name].shape} items for {nodes} nodes")
+    mean = np.zeros(nodes, np.float32)
+    bad = _link_and_mean(
+        start, columns["left"], columns["right"], columns["threshold"], columns["cover"], mean
+    )
+    if bad >= 0:
+        raise ValueError(f"tree {bad}: a node links outside the tree, twice, or to one child only")
+    group, groups = columns["group"], columns["groups"]
+    if group.shape != (start.size - 1,) or np.any((group < 0) | (group >= groups)):
+        raise ValueError(f"tree_info does not give each of {start.size - 1} trees one of {groups} outputs")
+    return TreeArrays(mean=mean, **columns)
 
 
 def _base_margin(objective: str, base_score: str, groups: int) -> npt.NDArray[np.float32]:
