@@ -593,6 +593,13 @@ def take_records(m_slot, m_ord, m_ts, m_len, m_side, m_type, n, dead, rank, nran
     return offs, o_ord, o_ts, o_len, o_side, o_type, n, dead + m
 
 
+@njit(cache=True, inline="always")
+def _direction_cols(fst, s, d):
+    """Where flow ``s``'s state for direction ``d`` (0: client->server) starts: its side's columns."""
+    side = d if fst[s, C_CLIENT_A] != 0 else 1 - d
+    return C_SIDE + side * SIDE_COLS
+
+
 @njit(cache=True)
 def take_prefixes(fst, slots, pbytes):
     """Copy the prefixes of ``slots`` out of the arena into one buffer (flow by flow,
@@ -611,17 +618,14 @@ def take_prefixes(fst, slots, pbytes):
     capital = np.zeros(nf, np.bool_)
     total = 0
     for i in range(nf):
-        s = slots[i]
         for d in range(2):
-            side = d if fst[s, C_CLIENT_A] != 0 else 1 - d
-            total += fst[s, C_SIDE + side * SIDE_COLS + P_LEN]
+            total += fst[slots[i], _direction_cols(fst, slots[i], d) + P_LEN]
     data = np.empty(total, np.uint8)
     at = 0
     for i in range(nf):
         s = slots[i]
         for d in range(2):
-            side = d if fst[s, C_CLIENT_A] != 0 else 1 - d
-            b = C_SIDE + side * SIDE_COLS
+            b = _direction_cols(fst, s, d)
             ln = fst[s, b + P_LEN]
             copy_items(data, at, pbytes, fst[s, b + P_OFF], ln)
             spans[i, 2 * d] = at
