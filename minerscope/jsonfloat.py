@@ -10,7 +10,7 @@ and packet sizes repeat a lot.
 
 from __future__ import annotations
 
-import math
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -29,10 +29,13 @@ def distinct_json_numbers(
     bits, index = np.unique(flat.view(np.int64), return_inverse=True)
     distinct = bits.view(np.float64)
     if digits is not None:  # round each distinct value once, then merge those now equal
-        rounded = np.array([round(v, digits) for v in distinct.tolist()], dtype=np.float64)
+        rounded = np.array(list(map(round, distinct.tolist(), repeat(digits))), dtype=np.float64)
         bits, again = np.unique(rounded.view(np.int64), return_inverse=True)
         index, distinct = again[index], bits.view(np.float64)
-    texts = [float.__repr__(v) if math.isfinite(v) else "null" for v in distinct.tolist()]
+    # ``map`` over a list runs the spelling in C; the few NaN/inf are overwritten after
+    texts = list(map(float.__repr__, distinct.tolist()))
+    for i in np.flatnonzero(~np.isfinite(distinct)).tolist():
+        texts[i] = "null"
     return texts, index.reshape(-1)
 
 
