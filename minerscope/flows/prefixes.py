@@ -50,8 +50,8 @@ class PayloadPrefixes(Sequence[tuple[bytes, bytes]]):
         self.spans = spans
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[bytes, bytes]]) -> PayloadPrefixes:
-        """The buffer form of (client->server, server->client) pairs."""
+    def from_pairs(cls, pairs: Iterable[tuple[bytes | memoryview, bytes | memoryview]]) -> PayloadPrefixes:
+        """The buffer form of (client->server, server->client) pairs (bytes or byte views)."""
         pieces = [side for pair in pairs for side in pair]
         lens = np.fromiter(map(len, pieces), np.int64, len(pieces))
         offs = np.zeros_like(lens)
@@ -66,13 +66,17 @@ class PayloadPrefixes(Sequence[tuple[bytes, bytes]]):
 
     @staticmethod
     def concat(parts: Sequence[PayloadPrefixes]) -> PayloadPrefixes:
-        """One buffer for the flows of ``parts``, in order (each part's used bytes copied once)."""
+        """One buffer for the flows of ``parts``, in order. A part that uses its whole buffer
+        (as the assembler hands them out) is copied as it is; a slice or take of a larger
+        one gives only its flows' bytes, so no part brings its parent's whole buffer along."""
         if len(parts) == 1:
             return parts[0]
         datas: list[npt.NDArray[np.uint8]] = []
         spans: list[Spans] = []
         base = 0
         for part in parts:
+            if int(part.spans[:, 1::2].sum()) != part.data.shape[0]:
+                part = PayloadPrefixes.from_pairs(part._views())
             moved = part.spans.copy()
             moved[:, 0::2] += base
             datas.append(part.data)
@@ -97,9 +101,14 @@ class PayloadPrefixes(Sequence[tuple[bytes, bytes]]):
         return data[c_off : c_off + c_len].tobytes(), data[s_off : s_off + s_len].tobytes()
 
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        for c2s, s2c in self._views():
+            yield c2s.tobytes(), s2c.tobytes()
+
+    def _views(self) -> Iterator[tuple[memoryview, memoryview]]:
+        """Each flow's two sides as views of the buffer (no copy)."""
         view = self.data.data
         for c_off, c_len, s_off, s_len in self.spans.tolist():
-            yield view[c_off : c_off + c_len].tobytes(), view[s_off : s_off + s_len].tobytes()
+            yield view[c_off : c_off + c_len], view[s_off : s_off + s_len]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):

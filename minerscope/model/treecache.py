@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minerscope.model.trees import _FIELD_DTYPES, TreeArrays, linked_trees
+from minerscope.model.trees import ARRAY_FIELDS, TreeArrays, linked_trees
 
 FORMAT = 1
 """Bumped when :class:`TreeArrays` or the way it is read changes: old entries then miss."""
@@ -50,7 +50,7 @@ def load(sha256: str) -> TreeArrays | None:
         with _entry(sha256).open("rb") as raw, np.load(raw, allow_pickle=False) as npz:
             if str(npz["sha256"][()]) != sha256:  # a file copied or renamed into place
                 return None
-            columns = {name: npz[name] for name in _FIELD_DTYPES}
+            columns = {name: npz[name] for name in ARRAY_FIELDS}
             groups, n_features = (int(v) for v in npz["counts"])
             objective = str(npz["objective"][()])
         return linked_trees(**columns, groups=groups, n_features=n_features, objective=objective)
@@ -70,7 +70,7 @@ def save(sha256: str, trees: TreeArrays) -> None:
         with os.fdopen(fd, "wb") as out:
             np.savez(
                 out,
-                **{name: getattr(trees, name) for name in _FIELD_DTYPES},
+                **{name: getattr(trees, name) for name in ARRAY_FIELDS},
                 counts=np.asarray([trees.groups, trees.n_features], np.int64),
                 objective=np.asarray(trees.objective),
                 sha256=np.asarray(sha256),

@@ -168,7 +168,7 @@ def read_trees(raw: bytes) -> TreeArrays | None:
     )
 
 
-_FIELD_DTYPES = {
+ARRAY_FIELDS = {
     "start": np.int64,
     "left": np.int32,
     "right": np.int32,
@@ -190,7 +190,7 @@ def linked_trees(**columns: Any) -> TreeArrays:
     Raises:
         ValueError: the arrays do not make whole trees.
     """
-    for name, dtype in _FIELD_DTYPES.items():
+    for name, dtype in ARRAY_FIELDS.items():
         if columns[name].dtype != dtype:
             raise ValueError(f"{name} is {columns[name].dtype}, not {np.dtype(dtype)}")
     start = columns["start"]

@@ -168,14 +168,14 @@ def _candidates(
             mask |= summary.select(named.alias("named")).get_column("named").to_numpy()
     if prefixes is not None:
         tls = summary.get_column("is_tls").fill_null(False).to_numpy().astype(bool)
-        mask[_may_be_stratum(PayloadPrefixes.of(prefixes), np.flatnonzero(~tls))] = True
+        mask[_stratum_candidates(PayloadPrefixes.of(prefixes), np.flatnonzero(~tls))] = True
     return np.flatnonzero(mask)
 
 
 _CHECK_FIRST_CODES = np.frombuffer(CHECK_FIRST, np.uint8)
 
 
-def _may_be_stratum(prefixes: PayloadPrefixes, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def _stratum_candidates(prefixes: PayloadPrefixes, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """The ``rows`` for which :func:`~minerscope.prefilter.stratum.may_be_stratum` holds.
 
     It decides most flows by their first bytes: where one is in ``CHECK_FIRST`` the

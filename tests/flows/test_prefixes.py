@@ -44,6 +44,15 @@ def test_concat_keeps_every_flow_in_order() -> None:
     assert PayloadPrefixes.concat([a, b[1:], b[:1]]) == [*PAIRS[:2], PAIRS[3], PAIRS[2]]
 
 
+def test_concat_of_slices_keeps_only_their_bytes() -> None:
+    """A slice shares its parent's buffer; joining slices must not copy the parent's
+    whole buffer once per slice."""
+    big = PayloadPrefixes.from_pairs(PAIRS * 50)
+    joined = PayloadPrefixes.concat([big[:1], big.take(np.array([2, 3]))])
+    assert joined == [PAIRS[0], PAIRS[2], PAIRS[3]]
+    assert joined.data.shape[0] == sum(len(a) + len(b) for a, b in (PAIRS[0], PAIRS[2], PAIRS[3]))
+
+
 def test_first_bytes_and_heads() -> None:
     prefixes = PayloadPrefixes.from_pairs(PAIRS)
     assert prefixes.first_bytes(0).tolist() == [ord("G"), -1, 0x16, -1]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.prefilter._kernels import line_brace
-from minerscope.prefilter.stage0 import _may_be_stratum
+from minerscope.prefilter.stage0 import _stratum_candidates
 from minerscope.prefilter.stratum import LINE_BRACE, may_be_stratum
 from tests.prefilter.test_stage0_fast import LOGIN, REPLY
 
@@ -51,4 +51,4 @@ def test_column_wise_candidates_are_the_flows_may_be_stratum_picks(
     prefixes, rows = _pairs_and_rows(flows)
     rows = np.array(sorted(data.draw(st.sets(st.sampled_from(rows.tolist())))), np.int64)
     expected = [i for i in rows.tolist() if may_be_stratum(*flows[i])]
-    assert sorted(_may_be_stratum(prefixes, rows).tolist()) == expected
+    assert sorted(_stratum_candidates(prefixes, rows).tolist()) == expected
