@@ -57,12 +57,13 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from minerscope.errors import LimitExceededError
-from minerscope.probe.framing import decode_json_object
+from minerscope.probe.framing import decode_json_object, encode_json_line
 from minerscope.probe.verdict import DialectResult, Evidence, Outcome, Transport
 
 JsonObject = dict[str, object]
@@ -250,6 +251,31 @@ def looks_like_http(data: bytes) -> bool:
     """The bytes start like an HTTP response or request (an HTTP server on a line port)."""
     head = data.lstrip()[:16]
     return head.startswith((b"HTTP/", b"<!DOCTYPE", b"<html", b"<HTML", b"GET ", b"POST "))
+
+
+LINE_SILENCE = ("HTTP reply to a Stratum line", "non-JSON reply", "no reply")
+"""Why a line dialect's replies held no JSON message: an HTTP answer, other bytes, nothing."""
+FRAME_SILENCE = ("HTTP page instead of WebSocket frames", "non-JSON frames", "no frame")
+"""The same reasons for WebSocket frames."""
+
+
+def no_json_result(
+    dialect: str, replies: Sequence[Reply], reasons: tuple[str, str, str] = LINE_SILENCE
+) -> DialectResult:
+    """The verdict on replies in which :func:`decode_messages` found nothing: not this
+    dialect, saying whether the peer spoke HTTP, sent other bytes, or stayed silent (what
+    an analyst needs to tell a web server from a closed or unrelated service)."""
+    raw = [r for r in replies if isinstance(r, bytes)]
+    if any(looks_like_http(r) for r in raw):
+        return DialectResult.none(dialect, reasons[0])
+    if any(r.strip() for r in raw):
+        return DialectResult.none(dialect, reasons[1])
+    return DialectResult.none(dialect, reasons[2])
+
+
+def line_requests(messages: Sequence[Mapping[str, Any]], *, spaced: bool = False) -> list[Request]:
+    """JSON-RPC requests as newline-terminated lines, each completed by the reply with its id."""
+    return [Request(str(m["method"]), encode_json_line(m, spaced=spaced), reply_id=m["id"]) for m in messages]
 
 
 def decode_messages(replies: Sequence[Reply]) -> list[JsonObject]:

@@ -52,7 +52,8 @@ from minerscope.probe.dialects.base import (
     is_echo,
     is_hex,
     is_method_not_found,
-    looks_like_http,
+    line_requests,
+    no_json_result,
     reply_id,
     software_hints,
 )
@@ -632,14 +633,9 @@ def judge_stratum(
     24/25, ``authorize`` false) and the control was answered differently; none otherwise
     (silence, non-JSON, HTTP, echo, "method not found" for everything).
     """
-    raw = [r for r in replies if isinstance(r, bytes)]
     msgs = decode_messages(replies)
     if not msgs:
-        if any(looks_like_http(r) for r in raw):
-            return DialectResult.none(dialect, "HTTP reply to a Stratum line")
-        if any(r.strip() for r in raw):
-            return DialectResult.none(dialect, "non-JSON reply")
-        return DialectResult.none(dialect, "no reply")
+        return no_json_result(dialect, replies)
     own = [m for m in msgs if not is_echo(m, sent)]
     if not own:
         return DialectResult.none(dialect, "echo of our request")
@@ -794,10 +790,7 @@ class StratumV1(Dialect):
         ]
 
     def probe_requests(self, ctx: ProbeContext) -> list[Request]:
-        return [
-            Request(str(m["method"]), encode_json_line(m, spaced=True), reply_id=m["id"])
-            for m in self._requests(ctx)
-        ]
+        return line_requests(self._requests(ctx), spaced=True)
 
     def control_request(self, ctx: ProbeContext) -> Request:
         msg = rpc_request(CONTROL_ID, CONTROL_METHOD, [ctx.worker or DEFAULT_WORKER, ctx.password])

@@ -29,6 +29,7 @@ from typing import Any
 
 from minerscope.errors import RemoteProtocolError
 from minerscope.probe.dialects.base import (
+    FRAME_SILENCE,
     Dialect,
     Family,
     Framing,
@@ -39,7 +40,7 @@ from minerscope.probe.dialects.base import (
     answered_alike,
     decode_messages,
     is_echo,
-    looks_like_http,
+    no_json_result,
     software_hints,
 )
 from minerscope.probe.dialects.monero import Job, parse_job
@@ -214,14 +215,9 @@ class CoinhiveWs(Dialect):
     def classify(
         self, replies: Sequence[Reply], control_replies: Sequence[Reply] | None = None
     ) -> DialectResult:
-        raw = [r for r in replies if isinstance(r, bytes)]
         msgs = decode_messages(replies)
         if not msgs:
-            if any(looks_like_http(r) for r in raw):
-                return DialectResult.none(self.name, "HTTP page instead of WebSocket frames")
-            if any(r.strip() for r in raw):
-                return DialectResult.none(self.name, "non-JSON frames")
-            return DialectResult.none(self.name, "no frame")
+            return no_json_result(self.name, replies, FRAME_SILENCE)
         own = [m for m in msgs if not is_echo(m, [self._auth(ProbeContext("", 0))])]
         if not own:
             return DialectResult.none(self.name, "echo of our auth frame")

@@ -52,7 +52,8 @@ from minerscope.probe.dialects.base import (
     is_echo,
     is_hex,
     is_method_not_found,
-    looks_like_http,
+    line_requests,
+    no_json_result,
     reply_id,
     software_hints,
 )
@@ -425,7 +426,7 @@ class EthProxy(Dialect):
         ]
 
     def probe_requests(self, ctx: ProbeContext) -> list[Request]:
-        return [Request(str(m["method"]), encode_json_line(m), reply_id=m["id"]) for m in self._requests(ctx)]
+        return line_requests(self._requests(ctx))
 
     def control_request(self, ctx: ProbeContext) -> Request:
         msg = rpc_request(
@@ -440,14 +441,9 @@ class EthProxy(Dialect):
     def classify(
         self, replies: Sequence[Reply], control_replies: Sequence[Reply] | None = None
     ) -> DialectResult:
-        raw = [r for r in replies if isinstance(r, bytes)]
         msgs = decode_messages(replies)
         if not msgs:
-            if any(looks_like_http(r) for r in raw):
-                return DialectResult.none(self.name, "HTTP reply to a Stratum line")
-            if any(r.strip() for r in raw):
-                return DialectResult.none(self.name, "non-JSON reply")
-            return DialectResult.none(self.name, "no reply")
+            return no_json_result(self.name, replies)
         own = [m for m in msgs if not is_echo(m, self._requests(ProbeContext("", 0)))]
         if not own:
             return DialectResult.none(self.name, "echo of our request")
@@ -485,7 +481,7 @@ class EthereumStratum(Dialect):
         ]
 
     def probe_requests(self, ctx: ProbeContext) -> list[Request]:
-        return [Request(str(m["method"]), encode_json_line(m), reply_id=m["id"]) for m in self._requests(ctx)]
+        return line_requests(self._requests(ctx))
 
     def control_request(self, ctx: ProbeContext) -> Request:
         msg = rpc_request(CONTROL_ID, CONTROL_METHOD, [ctx.agent or NH_AGENT, PROTOCOL])

@@ -44,7 +44,7 @@ from minerscope.probe.dialects.base import (
     is_echo,
     is_hex,
     is_method_not_found,
-    looks_like_http,
+    no_json_result,
     reply_id,
     software_hints,
 )
@@ -567,14 +567,9 @@ class XmrigStratum(Dialect):
     def classify(
         self, replies: Sequence[Reply], control_replies: Sequence[Reply] | None = None
     ) -> DialectResult:
-        raw = [r for r in replies if isinstance(r, bytes)]
         msgs = decode_messages(replies)
         if not msgs:
-            if any(looks_like_http(r) for r in raw):
-                return DialectResult.none(self.name, "HTTP reply to a Stratum line")
-            if any(r.strip() for r in raw):
-                return DialectResult.none(self.name, "non-JSON reply")
-            return DialectResult.none(self.name, "no reply")
+            return no_json_result(self.name, replies)
         sent = [self._login(ProbeContext("", 0))]
         own = [m for m in msgs if not is_echo(m, sent)]
         if not own:

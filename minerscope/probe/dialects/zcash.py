@@ -38,6 +38,7 @@ from minerscope.probe.dialects.base import (
     Reply,
     Request,
     is_hex,
+    line_requests,
 )
 from minerscope.probe.framing import encode_json_line, rpc_notification, rpc_request, rpc_response
 from minerscope.probe.verdict import DialectResult, Evidence, Transport
@@ -196,7 +197,7 @@ class ZcashStratum(Dialect):
         ]
 
     def probe_requests(self, ctx: ProbeContext) -> list[Request]:
-        return [Request(str(m["method"]), encode_json_line(m), reply_id=m["id"]) for m in self._requests(ctx)]
+        return line_requests(self._requests(ctx))
 
     def control_request(self, ctx: ProbeContext) -> Request:
         msg = rpc_request(

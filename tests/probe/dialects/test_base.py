@@ -7,6 +7,8 @@ import pytest
 from minerscope.probe.dialects import DIALECTS, dialects_for, get_dialect
 from minerscope.probe.dialects.base import (
     CONTROL_METHOD,
+    FRAME_SILENCE,
+    LINE_SILENCE,
     Framing,
     HttpReply,
     ProbeContext,
@@ -78,6 +80,19 @@ def test_line_dialects_refuse_generic_json_rpc_echo_http_and_noise(name: str) ->
         result = dialect.classify(replies, not_found)
         assert result.outcome is Outcome.NONE, (trap, result)
         assert not result.is_pool
+
+
+@pytest.mark.parametrize("name", [*LINE_DIALECTS, "coinhive"])
+def test_replies_without_json_say_what_the_peer_did_instead(name: str) -> None:
+    """An analyst told "not a pool" needs to know whether a web server, some other
+    service or nothing answered: each dialect names the three cases apart."""
+    dialect = get_dialect(name)
+    http, other, nothing = FRAME_SILENCE if name == "coinhive" else LINE_SILENCE
+    assert len({http, other, nothing}) == 3
+    cases = {http: [HTTP_404], other: [b"SSH-2.0-OpenSSH_9.6\r\n"], nothing: [b"", b" \r\n"]}
+    for reason, replies in cases.items():
+        result = dialect.classify(replies)
+        assert (result.outcome, result.reason) == (Outcome.NONE, reason), name
 
 
 def test_helpers() -> None:
