@@ -72,7 +72,8 @@ class TriageOptions:
         db_path: case file whose blacklist and allowlist apply (None: none used).
         idle_timeout: seconds of silence that end a flow.
         active_timeout: seconds after which a long flow is cut (None: never).
-        window_s: feature window length in seconds.
+        window_s: live capture only: seconds after which an open flow is cut and scored
+            (file triage scores each flow in the model's own window, ``Model.window_s``).
     """
 
     model: str | None = None

@@ -1,8 +1,12 @@
-"""What every CLI command shares: exit codes, the error-to-exit-code map, output helpers."""
+"""What every CLI command shares: exit codes, the error-to-exit-code map, output helpers,
+and the options several commands take (one definition each, so ``scan``, ``live`` and
+``flows`` accept and refuse the same values)."""
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -58,3 +62,63 @@ def stderr_progress(*columns: Any) -> Any:
     from rich.progress import Progress
 
     return Progress(*columns, transient=True, console=Console(stderr=True), redirect_stdout=False)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf``.
+
+    Python's ``float()`` parses both, and a NaN passes every range test (it compares false
+    with any bound), so ``--idle-timeout nan`` used to reach the flow assembler and end in
+    a traceback, and ``--duration nan`` ran for ever. A usage error names the option.
+    """
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def seconds(*, minimum: float = 0.0, maximum: float | None = None) -> FiniteFloatRange:
+    """A finite number of seconds above ``minimum`` (up to ``maximum``)."""
+    return FiniteFloatRange(min=minimum, max=maximum, min_open=True)
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+model_option: Decorator = click.option(
+    "--model", default=None, help="Model name or path (default: the shipped model)."
+)
+idle_timeout_option: Decorator = click.option(
+    "--idle-timeout",
+    type=seconds(),
+    default=120.0,
+    show_default=True,
+    help="Seconds of silence that end a flow.",
+)
+active_timeout_option: Decorator = click.option(
+    "--active-timeout",
+    type=FiniteFloatRange(min=0.0),
+    default=None,
+    help="Seconds after which a long flow is cut (default: never; 0 is never too).",
+)
+probe_timeout_option: Decorator = click.option(
+    "--probe-timeout",
+    type=seconds(maximum=3600.0),
+    default=45.0,
+    show_default=True,
+    help="Seconds for one endpoint's whole dialect sweep.",
+)
+
+
+def blacklist_option(help_text: str, **path: Any) -> Decorator:
+    """``--blacklist FILE`` (repeatable, into ``blacklists``): an existing file."""
+    return click.option(
+        "--blacklist",
+        "blacklists",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, **path),
+        help=help_text,
+    )

@@ -25,7 +25,16 @@ from typing import Any
 import click
 
 from minerscope import errors, untrusted
-from minerscope.cli.common import ExitCode, exit_code_for, progress_wanted, stderr_progress, warn
+from minerscope.cli.common import (
+    ExitCode,
+    active_timeout_option,
+    blacklist_option,
+    exit_code_for,
+    idle_timeout_option,
+    progress_wanted,
+    stderr_progress,
+    warn,
+)
 
 FORMATS = ("table", "jsonl", "csv")
 SAMPLE = "sample"
@@ -147,26 +156,9 @@ def _bytes_read_bar(bar: Any, path: Path) -> Callable[[Any], None]:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
-@click.option(
-    "--blacklist",
-    "blacklists",
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help="Indicator file (plain list, hosts file or CSV); repeatable.",
-)
-@click.option(
-    "--idle-timeout",
-    type=click.FloatRange(min=0.001),
-    default=120.0,
-    show_default=True,
-    help="Seconds of silence that end a flow.",
-)
-@click.option(
-    "--active-timeout",
-    type=click.FloatRange(min=0.0),
-    default=None,
-    help="Seconds after which a long flow is cut (default: never).",
-)
+@blacklist_option("Indicator file (plain list, hosts file or CSV); repeatable.")
+@idle_timeout_option
+@active_timeout_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def flows(
     captures: tuple[str, ...],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from minerscope.cli.common import fail
+from minerscope.cli.common import FiniteFloatRange, fail
 from minerscope.errors import MinerscopeError
 
 
@@ -23,9 +23,23 @@ def lab() -> None:
 @click.option(
     "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder."
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same bytes.")
-@click.option("--hours", type=float, default=1.0, show_default=True, help="Simulated duration.")
-@click.option("--sessions", type=int, default=100, show_default=True, help="Concurrent sessions (slots).")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=1, show_default=True, help="Same seed, same bytes."
+)
+@click.option(
+    "--hours",
+    type=FiniteFloatRange(min=0.0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Simulated duration.",
+)
+@click.option(
+    "--sessions",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Concurrent sessions (slots).",
+)
 @click.option(
     "--coins",
     default="btc,ltc,xmr,etc,ethw,rvn,zec",
@@ -34,7 +48,7 @@ def lab() -> None:
 )
 @click.option(
     "--benign-ratio",
-    type=float,
+    type=FiniteFloatRange(0.0, 1.0),
     default=0.5,
     show_default=True,
     help="Share of slots running benign sessions.",
@@ -82,7 +96,7 @@ def generate_cmd(
 @lab.command("wrap-tls")
 @click.argument("src", metavar="IN", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.argument("dst", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--tls-version", type=click.Choice(["1.2", "1.3"]), default="1.3", show_default=True)
 @click.option("--sni", default="", help="Server name to send in the ClientHello (default: none).")
 def wrap_tls_cmd(src: Path, dst: Path, seed: int, tls_version: str, sni: str) -> None:

@@ -25,7 +25,16 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import ExitCode, fail, warn
+from minerscope.cli.common import (
+    ExitCode,
+    blacklist_option,
+    fail,
+    idle_timeout_option,
+    model_option,
+    probe_timeout_option,
+    seconds,
+    warn,
+)
 from minerscope.cli.output import row_to_record, write_jsonl
 
 Endpoint = tuple[str, int]
@@ -87,33 +96,21 @@ class _Prober:
 @click.command(name="live")
 @click.option("-i", "--interface", required=True, metavar="IFACE", help="Network interface to capture on.")
 @click.option("--bpf", default=None, metavar="FILTER", help="Capture filter, tcpdump syntax (needs libpcap).")
-@click.option("--duration", "duration_s", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--duration", "duration_s", type=seconds(), default=None, help="Stop after this many seconds.")
 @click.option(
     "--count", "max_packets", type=click.IntRange(min=1), default=None, help="Stop after N packets."
 )
 @click.option(
     "--window",
     "window_s",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=seconds(),
     default=300.0,
     show_default=True,
     help="Feature window (seconds): flows are cut and scored each time one closes.",
 )
-@click.option(
-    "--idle-timeout",
-    type=click.FloatRange(min=0.0, min_open=True),
-    default=120.0,
-    show_default=True,
-    help="Seconds of silence that end a flow.",
-)
-@click.option("--model", default=None, help="Model name or path (default: the shipped model).")
-@click.option(
-    "--blacklist",
-    "blacklists",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.",
-)
+@idle_timeout_option
+@model_option
+@blacklist_option("Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.")
 @click.option("--only-suspicious", is_flag=True, help="Print only records whose verdict is mining.")
 @click.option("--promisc", is_flag=True, help="Put the interface in promiscuous mode.")
 @click.option(
@@ -132,9 +129,7 @@ class _Prober:
 @click.option(
     "--deny", "scope_deny", multiple=True, metavar="CIDR", help="Networks --probe must never contact."
 )
-@click.option(
-    "--probe-timeout", default=45.0, show_default=True, help="Seconds for one endpoint's whole dialect sweep."
-)
+@probe_timeout_option
 @click.option("--no-store", is_flag=True, help="Do not record the session's flows in the case file.")
 @click.option("--tui", is_flag=True, help="Show the live flows in the analyst workstation instead.")
 @click.option("--quiet", "-q", is_flag=True, help="No status lines on stderr.")
@@ -178,8 +173,6 @@ def live(
     from minerscope.store import default_db_path
     from minerscope.triage import TriageOptions
 
-    if duration_s is not None and duration_s <= 0:
-        raise click.BadParameter("must be positive", param_hint="--duration")
     db = (ctx.find_root().obj or {}).get("db")
     db_path = Path(db) if db else default_db_path()
     db_path.parent.mkdir(parents=True, exist_ok=True)

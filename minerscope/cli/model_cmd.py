@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import fail, warn
+from minerscope.cli.common import FiniteFloatRange, fail, seconds, warn
 
 DATA_HELP = (
     "Labelled data: a manifest folder or MANIFEST.csv (../shared/datasets/real format), "
@@ -73,12 +73,30 @@ def _progress(message: str) -> None:
     type=click.Path(file_okay=False),
     help="Model folder to write (e.g. models/NAME).",
 )
-@click.option("--window", "window_s", default=300.0, show_default=True, help="Window length in seconds.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the split and the boosters.")
 @click.option(
-    "--rounds", default=300, show_default=True, help="Maximum boosting rounds (early stopping on validation)."
+    "--window", "window_s", type=seconds(), default=300.0, show_default=True, help="Window length in seconds."
 )
-@click.option("--alpha", default=0.01, show_default=True, help="FDR level of the feature selection.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of the split and the boosters.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Maximum boosting rounds (early stopping on validation).",
+)
+@click.option(
+    "--alpha",
+    type=FiniteFloatRange(0.0, 1.0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="FDR level of the feature selection.",
+)
 @click.option("--note", default="", help="Free text stored in the sidecar's recipe (how the data was made).")
 @click.option("--holdout", "holdout", multiple=True, type=click.Path(exists=True), help=HOLDOUT_HELP)
 @click.option("--coin-data", "coin_data", multiple=True, type=click.Path(exists=True), help=COIN_DATA_HELP)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import fail
+from minerscope.cli.common import FiniteFloatRange, fail
 from minerscope.emulate.pool import POOL_DIALECTS, WALLET_POLICIES, WS_DIALECTS, describe, start_pool
 from minerscope.emulate.server import require_loopback_or_explicit
 
@@ -43,25 +43,27 @@ from minerscope.emulate.server import require_loopback_or_explicit
 )
 @click.option(
     "--job-interval",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=30.0,
     show_default=True,
-    help="Seconds between pushed jobs.",
+    help="Seconds between pushed jobs (0: never push).",
 )
 @click.option(
     "--vardiff-interval",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=90.0,
     show_default=True,
-    help="Seconds between retargets.",
+    help="Seconds between retargets (0: never).",
 )
 @click.option("--ws-path", default="/proxy", show_default=True, help="Path of the coinhive shard.")
 @click.option("--rpc-user", default="minerscope", show_default=True, help="bitcoind basic-auth user.")
 @click.option("--rpc-password", default="x", show_default=True, help="bitcoind basic-auth password.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for job contents.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for job contents."
+)
 @click.option(
     "--duration",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=0.0,
     help="Stop after this many seconds (0: run until Ctrl-C).",
 )

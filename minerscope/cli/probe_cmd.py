@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import ExitCode, fail, progress_wanted, stderr_progress, warn
+from minerscope.cli.common import ExitCode, FiniteFloatRange, fail, progress_wanted, stderr_progress, warn
 from minerscope.probe.runner import ProbeOptions, Target, format_target, parse_target, probe_many
 from minerscope.probe.scope import Scope
 from minerscope.probe.verdict import UNREACHABLE, ProbeAttempt, Verdict
@@ -116,9 +116,9 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
     "--deny", "deny", multiple=True, help="Denied network (CIDR, repeatable), checked before --scope."
 )
 @click.option(
-    "--timeout", type=click.FloatRange(0.05, 600), default=5.0, show_default=True, help="Seconds per attempt."
+    "--timeout", type=FiniteFloatRange(0.05, 600), default=5.0, show_default=True, help="Seconds per attempt."
 )
-@click.option("--connect-timeout", type=click.FloatRange(0.05, 600), default=3.0, show_default=True)
+@click.option("--connect-timeout", type=FiniteFloatRange(0.05, 600), default=3.0, show_default=True)
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 4096),
@@ -131,7 +131,7 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=100.0,
     show_default=True,
     help="New connections/s (0: no limit).",

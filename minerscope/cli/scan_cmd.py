@@ -24,7 +24,18 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import ExitCode, exit_code_for, progress_wanted, stderr_progress, warn
+from minerscope.cli.common import (
+    ExitCode,
+    active_timeout_option,
+    blacklist_option,
+    exit_code_for,
+    idle_timeout_option,
+    model_option,
+    probe_timeout_option,
+    progress_wanted,
+    stderr_progress,
+    warn,
+)
 from minerscope.cli.output import (
     SCAN_FIELDS,
     frame_to_records,
@@ -76,19 +87,16 @@ def _mark_analyst(
     show_default=True,
     help="Output format on stdout.",
 )
-@click.option("--model", default=None, help="Model name or path (default: the shipped model).")
+@model_option
+@blacklist_option("Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.")
+@idle_timeout_option
+@active_timeout_option
 @click.option(
-    "--blacklist",
-    "blacklists",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.",
-)
-@click.option("--idle-timeout", default=120.0, show_default=True, help="Seconds of silence that end a flow.")
-@click.option("--active-timeout", default=None, type=float, help="Cut flows longer than this (seconds).")
-@click.option("--window", "window_s", default=300.0, show_default=True, help="Feature window (seconds).")
-@click.option(
-    "--jobs", "-j", default=0, type=int, help="Worker processes for many captures (default: one per core)."
+    "--jobs",
+    "-j",
+    default=0,
+    type=click.IntRange(min=0),
+    help="Worker processes for many captures (default 0: one per core).",
 )
 @click.option("--only-suspicious", is_flag=True, help="Print only flows whose verdict is mining.")
 @click.option(
@@ -111,9 +119,7 @@ def _mark_analyst(
     metavar="CIDR",
     help="Networks --probe must never contact, even inside --scope (repeatable).",
 )
-@click.option(
-    "--probe-timeout", default=45.0, show_default=True, help="Seconds for one endpoint's whole dialect sweep."
-)
+@probe_timeout_option
 @click.option("--no-store", is_flag=True, help="Do not record the scan in the case file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.pass_context
@@ -125,7 +131,6 @@ def scan(
     blacklists: Sequence[str],
     idle_timeout: float,
     active_timeout: float | None,
-    window_s: float,
     jobs: int,
     only_suspicious: bool,
     do_probe: bool,
@@ -174,7 +179,6 @@ def scan(
         db_path=db_path,
         idle_timeout=idle_timeout,
         active_timeout=active_timeout,
-        window_s=window_s,
     )
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     workers = min(workers, len(paths))

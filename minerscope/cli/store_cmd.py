@@ -21,14 +21,13 @@ from typing import Any, ParamSpec, TextIO, TypeVar
 
 import click
 
-from minerscope.cli.common import fail, warn
+from minerscope.cli.common import FiniteFloatRange, fail, warn
 from minerscope.errors import MinerscopeError, StoreError
+from minerscope.timetext import utc_text
 from minerscope.untrusted import clean
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def _handled(func: Callable[P, R]) -> Callable[P, R]:
@@ -80,10 +79,6 @@ def _output(path: str) -> Iterator[TextIO]:
         tmp.unlink(missing_ok=True)
 
 
-def _when(ts: float | None) -> str:
-    return "" if ts is None else time.strftime(_TIME, time.gmtime(ts)) + "Z"
-
-
 def _print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """A tab-separated table for people (and for ``cut``); every cell made inert."""
     click.echo("\t".join(columns))
@@ -92,12 +87,24 @@ def _print_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> No
         for col in columns:
             value = row.get(col)
             if col.endswith("_at") or col in ("at", "first_seen", "last_seen"):
-                cells.append(_when(value))
+                cells.append(utc_text(value, " "))
             elif isinstance(value, list):
                 cells.append(clean(" ".join(str(v) for v in value), 200))
             else:
                 cells.append(clean("" if value is None else value, 200).replace("\\x09", " "))
         click.echo("\t".join(cells))
+
+
+MAX_EXPIRY_DAYS = 36_500
+"""A century: beyond it an expiry means "never" (leave ``--expires-days`` out), and far
+beyond it the date no longer fits the platform's time functions."""
+
+_expires_option = click.option(
+    "--expires-days",
+    type=FiniteFloatRange(min=0, max=MAX_EXPIRY_DAYS, min_open=True),
+    default=None,
+    help="Expire after N days (default: never).",
+)
 
 
 def _expiry(days: float | None) -> float | None:
@@ -125,7 +132,9 @@ def export() -> None:
 @export.command(name="pools")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("-o", "--output", default="-", show_default=True, help="File to write ('-': stdout).")
-@click.option("--case", "case_id", type=int, default=None, help="Only pools confirmed in this case.")
+@click.option(
+    "--case", "case_id", type=click.IntRange(min=1), default=None, help="Only pools confirmed in this case."
+)
 @click.pass_context
 @_handled
 def export_pools(ctx: click.Context, fmt: str, output: str, case_id: int | None) -> None:
@@ -253,9 +262,7 @@ def blacklist_list(ctx: click.Context, show_all: bool) -> None:
 @blacklist.command(name="add")
 @click.argument("indicators", nargs=-1, required=True)
 @click.option("--source", default="analyst", show_default=True, help="Where the indicator came from.")
-@click.option(
-    "--expires-days", type=click.FloatRange(min=0, min_open=True), default=None, help="Expire after N days."
-)
+@_expires_option
 @click.pass_context
 @_handled
 def blacklist_add(
@@ -272,9 +279,7 @@ def blacklist_add(
 @blacklist.command(name="import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--source", default=None, help="Source label (default: file:<name>).")
-@click.option(
-    "--expires-days", type=click.FloatRange(min=0, min_open=True), default=None, help="Expire after N days."
-)
+@_expires_option
 @click.pass_context
 @_handled
 def blacklist_import(
@@ -383,7 +388,13 @@ def case_show(ctx: click.Context, case_id: int | None) -> None:
 @click.argument("target_kind", type=click.Choice(["case", "flow", "pool", "probe", "endpoint"]))
 @click.argument("target")
 @click.argument("text")
-@click.option("--case", "case_id", type=int, default=None, help="Case the note belongs to (default case).")
+@click.option(
+    "--case",
+    "case_id",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Case the note belongs to (default case).",
+)
 @click.pass_context
 @_handled
 def case_note(ctx: click.Context, target_kind: str, target: str, text: str, case_id: int | None) -> None:

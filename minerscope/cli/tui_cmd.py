@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from minerscope import resources
-from minerscope.cli.common import ExitCode, fail
+from minerscope.cli.common import ExitCode, blacklist_option, fail, model_option
 from minerscope.errors import CaptureError
 
 if TYPE_CHECKING:
@@ -31,14 +31,8 @@ def default_db_path() -> Path:
 
 @click.command(name="open")
 @click.argument("captures", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", default=None, help="Model name or path (default: the shipped model).")
-@click.option(
-    "--blacklist",
-    "blacklists",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Extra blacklist file for stage 0 (repeatable).",
-)
+@model_option
+@blacklist_option("Extra blacklist file for stage 0 (repeatable).", path_type=Path)
 @click.pass_context
 def open_cmd(
     ctx: click.Context, captures: tuple[Path, ...], model: str | None, blacklists: tuple[Path, ...]

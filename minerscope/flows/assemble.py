@@ -33,6 +33,7 @@ in the capture, a streaming caller gets the answers seen so far.
 
 from __future__ import annotations
 
+import math
 import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -366,10 +367,12 @@ class FlowAssembler:
     _source: str = ""
 
     def __post_init__(self) -> None:
-        if self.idle_timeout <= 0:
-            raise ValueError(f"idle_timeout must be > 0, got {self.idle_timeout}")
-        if self.active_timeout is not None and self.active_timeout < 0:
-            raise ValueError(f"active_timeout must be >= 0, got {self.active_timeout}")
+        # (a NaN passes any comparison's "else": test what must hold, finiteness included)
+        if not (math.isfinite(self.idle_timeout) and self.idle_timeout > 0):
+            raise ValueError(f"idle_timeout must be a finite number > 0, got {self.idle_timeout}")
+        active = self.active_timeout
+        if active is not None and not (math.isfinite(active) and active >= 0):
+            raise ValueError(f"active_timeout must be a finite number >= 0, got {active}")
 
     @property
     def live_packets(self) -> int:

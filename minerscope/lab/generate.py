@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import random
 import time
 from collections.abc import Iterable
@@ -571,7 +572,7 @@ def write_capture(path: Path, packets: list[Packet]) -> None:
 
 def generate(cfg: LabConfig, out_dir: Path, name: str = "lab") -> GenerateResult:
     """Generate ``cfg`` into ``out_dir/<name>.pcapng`` and ``out_dir/<name>.labels.csv``."""
-    if cfg.hours <= 0 or cfg.sessions <= 0:
+    if not (math.isfinite(cfg.hours) and cfg.hours > 0) or cfg.sessions <= 0:
         raise InputError("--hours and --sessions must be positive")
     if not 0.0 <= cfg.benign_ratio <= 1.0:
         raise InputError(f"--benign-ratio must be within [0, 1], got {cfg.benign_ratio}")

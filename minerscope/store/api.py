@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 from minerscope.errors import StoreError
@@ -27,6 +26,7 @@ from minerscope.store.flows import FlowOps
 from minerscope.store.migrations import migrate
 from minerscope.store.pools import endpoint_text
 from minerscope.store.probes import ProbeOps
+from minerscope.timetext import time_order, utc_text
 
 
 class Store(CaseOps, FlowOps, ProbeOps):
@@ -65,7 +65,7 @@ class Store(CaseOps, FlowOps, ProbeOps):
                 (
                     p["probed_at"],
                     f"probe: {p['outcome']} {p['dialect'] or '-'}/{p['transport'] or '-'}"
-                    f" confidence {p['confidence']:.2f}",
+                    f" confidence {_two_places(p['confidence'])}",
                 )
             )
         for a in self.rows(
@@ -83,8 +83,13 @@ class Store(CaseOps, FlowOps, ProbeOps):
             (ref, _json_list(pool_ids)),
         ):
             events.append((n["created_at"], f"note: {n['text']}"))
-        events.sort(key=lambda e: e[0])
-        return [f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(at))}Z {text}" for at, text in events]
+        events.sort(key=lambda e: time_order(e[0]))
+        return [f"{utc_text(at, ' ')} {text}" for at, text in events]
+
+
+def _two_places(value: object) -> str:
+    """A stored number with two decimals (what an imported case file holds instead, as text)."""
+    return f"{value:.2f}" if isinstance(value, int | float) else str(value)
 
 
 def _json_list(items: list[str]) -> str:

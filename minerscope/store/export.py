@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 from minerscope.errors import StoreError
 from minerscope.store.api import Store
+from minerscope.timetext import utc_text
 from minerscope.untrusted import clean, csv_cell
 
 POOL_CSV_COLUMNS = (
@@ -70,13 +71,6 @@ class ExportCount:
     skipped: int = 0
 
 
-def iso_time(ts: float | None) -> str:
-    """UTC ISO 8601 with a ``Z``, or "" for an unknown time."""
-    if ts is None:
-        return ""
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _pool_record(pool: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "host": pool["host"],
@@ -86,8 +80,8 @@ def _pool_record(pool: Mapping[str, Any]) -> dict[str, Any]:
         "dialect": pool["dialect"] or "",
         "transport": pool["transport"] or "",
         "tls": bool(pool["tls"]),
-        "first_seen": iso_time(pool["first_seen"]),
-        "last_seen": iso_time(pool["last_seen"]),
+        "first_seen": utc_text(pool["first_seen"]),
+        "last_seen": utc_text(pool["last_seen"]),
         "confirmation": pool["confirmed_by"],
         "evidence": pool["evidence"] or "",
         "note": pool["note"] or "",
@@ -131,7 +125,7 @@ def _field(text: object) -> str:
 
 
 def _header(fmt: str) -> str:
-    return f"minerscope blacklist ({fmt}), generated {iso_time(dt.datetime.now(dt.UTC).timestamp())}"
+    return f"minerscope blacklist ({fmt}), generated {utc_text(dt.datetime.now(dt.UTC).timestamp())}"
 
 
 def write_blacklist(
@@ -165,8 +159,8 @@ def write_blacklist(
                     csv_cell(r["value"]),
                     r["port"] or "",
                     csv_cell(r["source"]),
-                    iso_time(r["added_at"]),
-                    iso_time(r["expires_at"]),
+                    utc_text(r["added_at"]),
+                    utc_text(r["expires_at"]),
                     "yes" if r["enabled"] else "no",
                 ]
             )

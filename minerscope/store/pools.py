@@ -222,10 +222,14 @@ class PoolOps(BlacklistOps):
         """Confirmed pools, oldest confirmation first.
 
         ``names`` is decoded to a list; ``note`` holds the pool's notes joined by `` | ``.
+
+        Raises:
+            StoreError: there is no case ``case_id`` (an export of a mistyped case would
+                otherwise look like an empty one).
         """
         if case_id is None:
             return self._pools("", ())
-        return self._pools(" WHERE p.case_id = ?", (case_id,))
+        return self._pools(" WHERE p.case_id = ?", (self._case_or_default(case_id),))
 
     def get_pool(self, host: str, port: int) -> dict[str, Any] | None:
         """The pool at ``host:port`` (as in :meth:`list_pools`), or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,22 @@ def test_dismissing_a_confirmed_pool_switches_its_indicators_off(store: Store) -
         "dismiss by tester",
         "confirm by tester",
     ]
+
+
+def test_history_of_an_imported_file_with_impossible_times(store: Store) -> None:
+    """A colleague's case file may hold any value in a time column: the history still
+    comes out, in order where the times are times, the rest last and marked."""
+    store.confirm_pool("pool.example", 443, tls=True)
+    store.dismiss_endpoint("pool.example", 443, reason="ours")
+    store.confirm_pool("pool.example", 443)
+    ids = [r["id"] for r in store.rows("SELECT id FROM audit WHERE target_kind = 'endpoint' ORDER BY id")]
+    with store.conn:
+        store.conn.execute("UPDATE audit SET at = 'later' WHERE id = ?", (ids[0],))
+        store.conn.execute("UPDATE audit SET at = 1e300 WHERE id = ?", (ids[1],))
+    history = store.endpoint_history("pool.example", 443)
+    assert len(history) == 3
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ confirm by tester", history[0])
+    assert history[1:] == ["1e+300 (not a time) dismiss by tester", "later (not a time) confirm by tester"]
 
 
 def test_confirm_validation(store: Store) -> None:
