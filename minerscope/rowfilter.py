@@ -27,6 +27,7 @@ that names the offending term.
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass
@@ -232,6 +233,8 @@ def _numeric_term(term: Term, col: str) -> pl.Expr:
         try:
             number = float(raw.rstrip("%")) / (100.0 if raw.endswith("%") else 1.0)
         except ValueError:
+            number = math.nan
+        if math.isnan(number):  # polars orders NaN above every number: p>=nan would match NaN rows
             raise FilterError(f"filter: {term}: {term.field} needs a number, not {term.value!r}") from None
     if term.op == "~":
         raise FilterError(f"filter: {term}: '~' (contains) applies to text fields only")

@@ -77,6 +77,7 @@ def test_quoted_value_keeps_spaces() -> None:
     [
         ("nosuch=1", "unknown field 'nosuch'"),
         ("p>high", "p needs a number"),
+        ("p>=nan", "p needs a number, not 'nan'"),
         ("coin>xmr", "coin is text"),
         ("p~0.5", "text fields only"),
         ("is_tls=maybe", "=true or =false"),

@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import Callable
 from enum import IntEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -37,7 +37,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
-def fail(exc: errors.MinerscopeError) -> None:
+def fail(exc: errors.MinerscopeError) -> NoReturn:
     """Print ``exc`` as one line on stderr and exit with its code."""
     click.echo(f"minerscope: error: {exc}", err=True)
     sys.exit(int(exit_code_for(exc)))

@@ -199,7 +199,10 @@ def live(
         from minerscope.probe.scope import Scope
         from minerscope.store import open_store
 
-        scope = Scope.from_cli(scope_allow, scope_deny) if scope_allow else Scope.loopback()
+        try:
+            scope = Scope.for_capture(scope_allow, scope_deny)
+        except errors.InputError as exc:
+            fail(exc)
         with open_store(db_path) as store:
             skip = {(h, p) for h, p, _status in store.endpoint_status()}
         prober = _Prober(ProbeOptions(scope=scope, total_deadline=probe_timeout), db_path)

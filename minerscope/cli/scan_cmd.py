@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +29,7 @@ from minerscope.cli.common import (
     active_timeout_option,
     blacklist_option,
     exit_code_for,
+    fail,
     idle_timeout_option,
     model_option,
     probe_timeout_option,
@@ -46,6 +47,9 @@ from minerscope.cli.output import (
     write_table,
 )
 from minerscope.cli.workers import Outcome, triage_in_order
+
+if TYPE_CHECKING:
+    from minerscope.probe.scope import Scope
 
 
 def _mark_analyst(
@@ -164,6 +168,14 @@ def scan(
         captures = [str(sample)]
         if not blacklists and resources.sample_blacklist().is_file():
             blacklists = [str(resources.sample_blacklist())]
+    scope = None
+    if do_probe:  # before any work: a mistyped network must not cost a whole triage
+        from minerscope.probe.scope import Scope
+
+        try:
+            scope = Scope.for_capture(scope_allow, scope_deny)
+        except errors.InputError as exc:
+            fail(exc)
     paths = [str(p) for p in expand_captures(captures)]
     if not paths:
         raise click.UsageError("no capture files found in the given paths")
@@ -230,8 +242,8 @@ def scan(
             records.extend(batch)
     if not any_ok or streaming:
         ctx.exit(int(status))
-    if do_probe:
-        _probe_and_join(records, scope_allow, scope_deny, probe_timeout, db_path, show_progress)
+    if scope is not None:
+        _probe_and_join(records, scope, probe_timeout, db_path, show_progress)
     if only_suspicious:
         records = [r for r in records if r.get("verdict") == "mining"]
     if fmt == "jsonl":
@@ -379,18 +391,15 @@ class _Progress:
 
 def _probe_and_join(
     records: list[dict[str, Any]],
-    scope_allow: Sequence[str],
-    scope_deny: Sequence[str],
+    scope: Scope,
     probe_timeout: float,
     db_path: Path | None,
     show_progress: bool,
 ) -> None:
     """Probe the suspicious endpoints of ``records`` and put each outcome in its ``probe`` field."""
     from minerscope.probe.runner import ProbeOptions
-    from minerscope.probe.scope import Scope
     from minerscope.stage2 import probe_endpoints, suspicious_endpoints
 
-    scope = Scope.from_cli(scope_allow, scope_deny) if scope_allow else Scope.loopback()
     endpoints = suspicious_endpoints(records)
     options = ProbeOptions(scope=scope, total_deadline=probe_timeout)
     if show_progress and endpoints:

@@ -101,6 +101,18 @@ class Scope:
         return cls(allow=None, deny=parse_networks(deny, option="--deny"))
 
     @classmethod
+    def for_capture(cls, allow: Iterable[str], deny: Iterable[str]) -> Scope:
+        """Scope of endpoints found in traffic (``scan --probe``, ``live --probe``):
+        ``--scope`` networks, loopback when none is given, minus ``--deny`` either way.
+
+        Nobody named these targets, so nothing outside loopback is probed unless the analyst
+        widens the scope; and a ``--deny`` given without ``--scope`` still applies.
+        """
+        allow_list = tuple(allow)
+        allowed = parse_networks(allow_list) if allow_list else LOOPBACK_NETWORKS
+        return cls(allow=allowed, deny=parse_networks(deny, option="--deny"))
+
+    @classmethod
     def from_cli(cls, allow: Iterable[str], deny: Iterable[str]) -> Scope:
         """Build from ``--scope``/``--deny`` values; no ``--scope`` means :meth:`explicit_targets`."""
         allow_list = tuple(allow)

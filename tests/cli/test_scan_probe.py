@@ -132,3 +132,27 @@ def test_probe_scope_excludes_out_of_scope_endpoints(tmp_path: Path) -> None:
     for p in probes:
         if p:
             assert p["is_pool"] is None and "scope" in p["error"]
+
+
+def test_deny_applies_without_scope(tmp_path: Path) -> None:
+    """The default scope is loopback, and ``--deny`` still carves out of it: the sample's
+    servers (127.20.0.x) are refused, not contacted (they would be unreachable)."""
+    result = CliRunner().invoke(
+        main,
+        ["--db", str(tmp_path / "c.sqlite"), "scan", "-q", "--format", "jsonl", "--probe"]
+        + ["--deny", "127.20.0.0/16"],
+    )
+    assert result.exit_code == 0, result.stderr
+    probes = [p for line in result.stdout.splitlines() if (p := json.loads(line)["probe"])]
+    assert probes
+    for p in probes:
+        assert p["is_pool"] is None and "denied network 127.20.0.0/16" in p["error"], p
+
+
+@pytest.mark.parametrize("option", ["--scope", "--deny"])
+def test_a_mistyped_network_stops_scan_before_any_work(tmp_path: Path, option: str) -> None:
+    db = tmp_path / "c.sqlite"
+    result = CliRunner().invoke(main, ["--db", str(db), "scan", "-q", "--probe", option, "127.0.0/8"])
+    assert result.exit_code == 4
+    assert f"{option} '127.0.0/8': not an IP address or CIDR network" in result.stderr
+    assert not db.exists()  # nothing triaged, nothing recorded

@@ -40,6 +40,19 @@ def test_deny_list_wins_over_allow_list() -> None:
         scope.check("10.1.2.3", ["10.1.2.3"])
 
 
+def test_capture_scope_is_loopback_by_default_and_deny_always_applies() -> None:
+    """Endpoints found in traffic were named by nobody: loopback unless widened, and a
+    ``--deny`` counts with or without ``--scope`` (it used to be dropped without one)."""
+    default = Scope.for_capture([], ["127.20.0.0/16"])
+    assert default.permits("127.0.0.1") and not default.permits("192.0.2.1")
+    assert not default.permits("127.20.0.9")
+    widened = Scope.for_capture(["192.0.2.0/24"], ["192.0.2.128/25"])
+    assert widened.permits("192.0.2.1") and not widened.permits("192.0.2.200")
+    assert not widened.permits("127.0.0.1")
+    with pytest.raises(InputError, match="--deny '127.20/16'"):
+        Scope.for_capture([], ["127.20/16"])
+
+
 def test_every_resolved_address_must_be_in_scope() -> None:
     with pytest.raises(ScopeError, match=r"pool\.test \(192\.0\.2\.7\).*outside the allowed scope"):
         LOOPBACK.check("pool.test", ["127.0.0.1", "192.0.2.7"])
