@@ -559,7 +559,9 @@ def case_import(ctx: click.Context, src: str, replace: bool) -> None:
 @click.pass_context
 @_handled
 def case_check(ctx: click.Context, path: str | None) -> None:
-    """Run PRAGMA integrity_check on a case file (default: the current one); prints its schema version."""
+    """Check a case file (default: the current one): PRAGMA integrity_check, and that every
+    cell holds what its column should (JSON where JSON belongs, numbers where times and
+    counts belong), as case import does; prints its schema version."""
     from minerscope.store import default_db_path
     from minerscope.store.casefile import verify_case_file
 

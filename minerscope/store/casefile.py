@@ -7,6 +7,11 @@ checked with ``PRAGMA integrity_check`` (the full check, not the quick one) befo
 reported as written, and an incoming file gets the same check plus the schema-version test
 before it replaces anything.
 
+An incoming file is input like a capture: SQLite keeps whatever a column is given (text in
+a REAL column, a broken JSON list of pool names), and such a cell, merged in, used to stop
+``case pools`` or ``export pools`` with a traceback much later. :func:`check_contents`
+refuses it at the door, naming the table, row and column.
+
 Two ways in: :func:`merge_case` adds a colleague's file to the open one (one transaction,
 ids translated, rows already present skipped), and :func:`import_case` *replaces* the
 destination file (after keeping the old one as ``<name>.bak-<timestamp>``).
@@ -14,6 +19,7 @@ destination file (after keeping the old one as ``<name>.bak-<timestamp>``).
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import tempfile
@@ -23,6 +29,7 @@ from pathlib import Path
 from minerscope.errors import StoreError
 from minerscope.store.db import StoreBase, check_sqlite_header, connect, integrity_check
 from minerscope.store.migrations import SCHEMA_VERSION, migrate
+from minerscope.untrusted import clean
 
 _PAGES_PER_STEP = 1024
 
@@ -92,7 +99,101 @@ def verify_case_file(path: Path | str) -> int:
         )
     if version == 0 or not {"cases", "notes", "pools", "indicators"} <= tables:
         raise StoreError(f"{src}: not a minerscope case file")
+    conn = connect(src)
+    try:
+        check_contents(conn, src)
+    finally:
+        conn.close()
     return version
+
+
+JSON_COLUMNS: dict[tuple[str, str], str] = {
+    ("pools", "names"): "array",
+    ("probes", "evidence"): "array",
+    ("probes", "record"): "object",
+    ("flow_scores", "coin_probs"): "object",
+    ("audit", "detail"): "object",
+}
+"""Columns minerscope writes as JSON text and parses when it reads them, and the JSON type."""
+
+_STORAGE_CLASSES = {
+    "INTEGER": ("integer", "null"),
+    "REAL": ("integer", "real", "null"),
+    "TEXT": ("text", "null"),
+}
+"""What each declared column type may hold (SQLite's ``typeof``); a column of another
+declared type is not checked."""
+
+
+@functools.cache
+def _own_columns() -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """Every table of the current schema with its (column, declared type) pairs, read from
+    a fresh in-memory case file: the content check takes the names it puts into SQL from
+    here, never from the file it checks."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        migrate(conn, Path(":memory:"))
+        tables = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
+        return tuple(
+            (
+                table,
+                tuple(
+                    (str(r[0]), str(r[1]).upper())
+                    for r in conn.execute("SELECT name, type FROM pragma_table_info(?)", (table,))
+                ),
+            )
+            for table in tables
+            if not table.startswith("sqlite_")
+        )
+    finally:
+        conn.close()
+
+
+def check_contents(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a case file any of whose cells minerscope could not read back: a value of
+    the wrong storage class for its column (text where a time or a count belongs) or a
+    JSON column that does not hold JSON of its type.
+
+    One pass over each table of minerscope's schema; what an older schema lacks is skipped.
+
+    Raises:
+        StoreError: naming the first bad cell: table, row id and column.
+    """
+    try:
+        for table, columns in _own_columns():
+            present = {r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+            tests: list[tuple[str, str, str]] = []  # (column, SQL test of a bad cell, what it must be)
+            for column, declared in columns:
+                allowed = _STORAGE_CLASSES.get(declared)
+                if allowed is None or column not in present:
+                    continue
+                classes = ", ".join(f"'{c}'" for c in allowed)
+                tests.append((column, f"typeof({column}) NOT IN ({classes})", f"{declared.lower()} value"))
+                kind = JSON_COLUMNS.get((table, column))
+                if kind is not None:
+                    # (json_type raises on malformed text, and OR does not short-circuit in SQL)
+                    bad_json = (
+                        f"CASE WHEN json_valid({column}) THEN json_type({column}) != '{kind}' ELSE 1 END"
+                    )
+                    tests.append((column, f"({column} IS NOT NULL AND ({bad_json}))", f"JSON {kind}"))
+            if not tests:
+                continue
+            names = [column for column, _test, _what in tests]
+            sql = f"SELECT rowid, {', '.join(names)} FROM {table} WHERE {' OR '.join(t for _c, t, _w in tests)} LIMIT 1"
+            bad = conn.execute(sql).fetchone()
+            if bad is None:
+                continue
+            for (column, test, what), value in zip(tests, bad[1:], strict=True):
+                sql = f"SELECT {test} FROM (SELECT ? AS {column})"  # which cell: the same test on its value
+                if conn.execute(sql, (value,)).fetchone()[0]:
+                    raise StoreError(
+                        f"{path}: table {table}, row {bad[0]}, column {column}:"
+                        f" {clean(repr(value), 40)} is not a valid {what}"
+                    )
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: case file is damaged: {exc}") from None
 
 
 def import_case(src: Path | str, dest: Path | str, *, replace: bool = False) -> Path | None:

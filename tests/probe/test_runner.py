@@ -217,35 +217,60 @@ HOSTILE_OPTIONS = {
 
 
 async def test_hostile_servers_are_bounded_in_time_and_memory(start_server: StartServer) -> None:
+    """Every hostile server is left within its deadlines, and the replies are budgeted.
+
+    The servers share the prober's event loop (and tracemalloc slows both), so on a busy
+    machine the loop itself can run late; a deadline cannot fire before the loop gets to
+    it. The slack allowed is a second plus the worst lateness a 20 ms heartbeat saw, so a
+    starved loop is not mistaken for a deadline that was ignored (the servers never end a
+    reply by themselves: without the deadlines these attempts would not end at all).
+    """
     handles = [await start_server(hostile.start_hostile(name, interval=50 * MS)) for name in hostile.HOSTILE]
     options = fast_options(**HOSTILE_OPTIONS)
     names = {format_target(*h.target): h.name for h in handles}
     finished: dict[str, float] = {}
+    verdicts = []
+    loop = asyncio.get_running_loop()
+    lateness = 0.0
+
+    async def heartbeat() -> None:
+        nonlocal lateness
+        while True:
+            before = loop.time()
+            await asyncio.sleep(20 * MS)
+            lateness = max(lateness, loop.time() - before - 20 * MS)
+
+    beat = asyncio.create_task(heartbeat())
     start = time.monotonic()
     tracemalloc.start()
     try:
         async for verdict in probe_many([h.target for h in handles], options):
             finished[verdict.target] = time.monotonic() - start
-            if names[verdict.target] == "hostile:ws_flood":
-                # unsolicited hash_accepted frames to the control too: the coinhive
-                # judge still rates that 0.7 ("control answered alike"); never more
-                assert verdict.confidence <= 0.7
-            else:
-                assert not verdict.is_pool, (names[verdict.target], verdict.to_json())
-            for attempt in verdict.attempts:
-                if attempt.dialect == "sweep":  # the total-deadline marker, checked below
-                    continue
-                assert attempt.elapsed_s < options.attempt_deadline + 1.0, (
-                    names[verdict.target],
-                    attempt.to_json(),
-                )
-                assert len(attempt.reply_excerpt) <= 512
+            verdicts.append(verdict)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        beat.cancel()
+    slack = 1.0 + lateness
+    for verdict in verdicts:
+        if names[verdict.target] == "hostile:ws_flood":
+            # unsolicited hash_accepted frames to the control too: the coinhive
+            # judge still rates that 0.7 ("control answered alike"); never more
+            assert verdict.confidence <= 0.7
+        else:
+            assert not verdict.is_pool, (names[verdict.target], verdict.to_json())
+        for attempt in verdict.attempts:
+            if attempt.dialect == "sweep":  # the total-deadline marker, checked below
+                continue
+            assert attempt.elapsed_s < options.attempt_deadline + slack, (
+                names[verdict.target],
+                attempt.to_json(),
+                f"loop lateness {lateness:.2f} s",
+            )
+            assert len(attempt.reply_excerpt) <= 512
     assert len(finished) == len(handles)
     slowest = max(finished.values())
-    assert slowest < options.total_deadline + 1.5, finished
+    assert slowest < options.total_deadline + 0.5 + slack, (finished, lateness)
     # 16 hostile servers (one floods 8 MB, one never ends a line) cost the prober and
     # the servers together a few MB at most: every read is budgeted
     assert peak < 24 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"

@@ -147,3 +147,56 @@ def test_merge_of_an_older_schema_file(store: Store, tmp_path: Path) -> None:
     conn = sqlite3.connect(old)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # the colleague's file is untouched
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        (
+            "UPDATE pools SET names = 'notjson{'",
+            "table pools, row 1, column names: 'notjson{' is not a valid JSON array",
+        ),
+        ("UPDATE pools SET names = '{\"a\": 1}'", "column names: .* is not a valid JSON array"),
+        (
+            "UPDATE flow_scores SET coin_probs = '[1]' WHERE rowid = 2",
+            "table flow_scores, row 2, column coin_probs",
+        ),
+        (
+            "UPDATE flows SET first_seen = 'yesterday' WHERE id = 1",
+            "table flows, row 1, column first_seen: 'yesterday' is not a valid real value",
+        ),
+        (
+            "UPDATE flows SET packets = 2.5 WHERE id = 2",
+            "table flows, row 2, column packets: 2.5 is not a valid integer value",
+        ),
+        ("UPDATE probes SET record = 'null'", "column record: 'null' is not a valid JSON object"),
+        (
+            "UPDATE notes SET text = x'00ff'",
+            "table notes, row 1, column text: b'\\\\x00\\\\xff' is not a valid text value",
+        ),
+    ],
+)
+def test_merge_refuses_cells_minerscope_could_not_read_back(
+    store: Store, tmp_path: Path, update: str, message: str
+) -> None:
+    """A colleague's file is input: a cell of the wrong kind used to merge silently and
+    stop ``case pools`` or the exports later; now it is refused, named, and nothing moves."""
+    theirs = _colleague_file(tmp_path)
+    with sqlite3.connect(theirs) as conn:
+        assert conn.execute(update).rowcount >= 1
+    conn.close()
+    before = store.scalar("SELECT count(*) FROM flows"), len(store.list_pools())
+    with pytest.raises(StoreError, match=message):
+        merge_case(store, theirs)
+    with pytest.raises(StoreError, match=message):
+        import_case(theirs, tmp_path / "fresh.sqlite")
+    assert (store.scalar("SELECT count(*) FROM flows"), len(store.list_pools())) == before
+    assert not (tmp_path / "fresh.sqlite").exists()
+
+
+def test_a_colleagues_file_as_minerscope_writes_it_passes_the_content_check(
+    store: Store, tmp_path: Path
+) -> None:
+    theirs = _colleague_file(tmp_path)
+    assert verify_case_file(theirs) >= 1
+    assert merge_case(store, theirs)["pools"] == 1
