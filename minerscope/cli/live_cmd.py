@@ -203,8 +203,11 @@ def live(
             scope = Scope.for_capture(scope_allow, scope_deny)
         except errors.InputError as exc:
             fail(exc)
-        with open_store(db_path) as store:
-            skip = {(h, p) for h, p, _status in store.endpoint_status()}
+        try:
+            with open_store(db_path) as store:
+                skip = {(h, p) for h, p, _status in store.endpoint_status()}
+        except errors.StoreError as exc:
+            fail(exc)
         prober = _Prober(ProbeOptions(scope=scope, total_deadline=probe_timeout), db_path)
 
     cancel = threading.Event()
@@ -216,7 +219,10 @@ def live(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = ExitCode.OK
-    case = None if no_store else _CaseWriter(db_path, interface)
+    try:
+        case = None if no_store else _CaseWriter(db_path, interface)
+    except errors.StoreError as exc:
+        fail(exc)
     latest: dict[Endpoint, dict[str, Any]] = {}
     probed: dict[Endpoint, dict[str, Any]] = {}
 

@@ -209,7 +209,10 @@ def scan(
         if db_path is not None:
             from minerscope.store import open_store
 
-            store = stack.enter_context(open_store(str(db_path)))
+            try:  # a bad case file is one line before any work, not a traceback after it
+                store = stack.enter_context(open_store(str(db_path)))
+            except errors.StoreError as exc:
+                fail(exc)
             endpoint_status = {(h, p): st for h, p, st in store.endpoint_status()}
             hashes = _hash_in_background(stack, paths)
         for outcome in _run(paths, options, workers, show_progress):

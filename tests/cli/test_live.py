@@ -307,3 +307,14 @@ def test_live_workstation_refuses_probe_flag_instead_of_ignoring_it(tmp_path: Pa
     )
     assert result.exit_code == 2, result.output
     assert "--probe is for the headless stream" in result.stderr
+
+
+@pytest.mark.parametrize("probe", [[], ["--probe"]])
+def test_live_refuses_a_file_that_is_no_case_file_before_capturing(tmp_path: Path, probe: list[str]) -> None:
+    junk = tmp_path / "notes.sqlite"
+    junk.write_bytes(b"just some notes, not SQLite\n")
+    result = CliRunner().invoke(main, ["--db", str(junk), "live", "-i", "lo", "--duration", "1", *probe])
+    assert result.exit_code == 4, result.output
+    assert "not a minerscope case file (not an SQLite database)" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert junk.read_bytes() == b"just some notes, not SQLite\n"

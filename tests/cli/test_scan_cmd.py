@@ -211,3 +211,15 @@ def test_pipeline_commands_run_one_blas_thread(
         monkeypatch.setenv("OPENBLAS_NUM_THREADS", preset)
     assert main.get_command(click.Context(main), command) is not None
     assert os.environ.get("OPENBLAS_NUM_THREADS") == expected
+
+
+@pytest.mark.parametrize("probe", [[], ["--probe"]])
+def test_scan_refuses_a_file_that_is_no_case_file_before_any_work(tmp_path: Path, probe: list[str]) -> None:
+    """A mistyped --db (a capture, some notes) is one line and exit 4, not a traceback."""
+    junk = tmp_path / "notes.sqlite"
+    junk.write_bytes(b"just some notes, not SQLite\n")
+    result = CliRunner().invoke(main, ["--db", str(junk), "scan", "-q", *probe])
+    assert result.exit_code == 4, result.output
+    assert "not a minerscope case file (not an SQLite database)" in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert junk.read_bytes() == b"just some notes, not SQLite\n"
