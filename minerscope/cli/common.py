@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -122,3 +123,33 @@ def blacklist_option(help_text: str, **path: Any) -> Decorator:
         type=click.Path(exists=True, dir_okay=False, **path),
         help=help_text,
     )
+
+
+SAMPLE = "sample"
+"""The capture argument that names the bundled sample (unless a file of that name exists)."""
+
+
+def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tuple[Path, ...]]:
+    """The capture paths, where no capture at all, or the word ``sample``, means the bundled
+    sample capture; and the indicator files that come with it (its sample blacklist, when
+    the sample is among the captures), so ``scan``, ``flows`` and the workstation show the
+    sample's blacklisted pool alike.
+
+    Raises:
+        errors.InputError: the sample is asked for and not installed.
+    """
+    from minerscope import resources
+
+    paths: list[Path] = []
+    extra: tuple[Path, ...] = ()
+    for item in captures or [SAMPLE]:
+        if str(item) == SAMPLE and not Path(item).exists():
+            sample = resources.sample_capture()
+            if not sample.is_file():
+                raise errors.InputError(f"the bundled sample capture is missing ({sample})")
+            paths.append(sample)
+            if resources.sample_blacklist().is_file():
+                extra = (resources.sample_blacklist(),)
+        else:
+            paths.append(Path(item))
+    return paths, extra

@@ -29,6 +29,7 @@ from minerscope.cli.common import (
     ExitCode,
     active_timeout_option,
     blacklist_option,
+    captures_with_sample,
     exit_code_for,
     idle_timeout_option,
     progress_wanted,
@@ -37,7 +38,6 @@ from minerscope.cli.common import (
 )
 
 FORMATS = ("table", "jsonl", "csv")
-SAMPLE = "sample"
 
 _TABLE_COLUMNS = (
     ("id", "flow_id"),
@@ -52,25 +52,6 @@ _TABLE_COLUMNS = (
     ("ja4", "ja4"),
     ("stage0", "stage0"),
 )
-
-
-def _resolve(captures: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
-    """Capture paths (``sample`` -> the bundled capture) and the default blacklists that come with them."""
-    from minerscope import resources
-
-    paths: list[Path] = []
-    blacklists: list[Path] = []
-    for item in captures:
-        if item == SAMPLE and not Path(item).exists():
-            sample = resources.sample_capture()
-            if not sample.is_file():
-                raise errors.InputError(f"the bundled sample capture is missing ({sample})")
-            paths.append(sample)
-            if resources.sample_blacklist().is_file() and resources.sample_blacklist() not in blacklists:
-                blacklists.append(resources.sample_blacklist())
-        else:
-            paths.append(Path(item))
-    return paths, blacklists
 
 
 def _name_cell(row: dict[str, Any]) -> str:
@@ -181,7 +162,7 @@ def flows(
 
     status = ExitCode.OK
     try:
-        paths, default_lists = _resolve(captures)
+        paths, default_lists = captures_with_sample(captures)
         blacklist = Blacklist.from_files([*default_lists, *(Path(b) for b in blacklists)])
     except errors.MinerscopeError as exc:
         click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)

@@ -28,6 +28,7 @@ from minerscope.cli.common import (
     ExitCode,
     active_timeout_option,
     blacklist_option,
+    captures_with_sample,
     exit_code_for,
     fail,
     idle_timeout_option,
@@ -146,7 +147,8 @@ def scan(
 ) -> None:
     """Run stage 0 and stage 1 over CAPTURES (files or directories) and print one record per flow.
 
-    With no CAPTURES, scans the bundled sample capture with its sample blacklist.
+    With no CAPTURES (or the word ``sample`` among them) scans the bundled sample capture,
+    with its sample blacklist.
     Every capture, flow and score is recorded in the case file (``--db``; see
     ``--no-store``), whose blacklist feeds stage 0 and whose allowlist marks dismissed
     flows (``analyst`` field).
@@ -159,15 +161,14 @@ def scan(
     dialect, inside --scope only (default: loopback), and the outcome is joined into
     each record's ``probe`` field; confirmed pools join the case file's blacklist.
     """
-    from minerscope import resources
     from minerscope.capture.discover import expand_captures
     from minerscope.triage import TriageOptions
 
-    if not captures or list(captures) == ["sample"]:
-        sample = resources.sample_capture()
-        captures = [str(sample)]
-        if not blacklists and resources.sample_blacklist().is_file():
-            blacklists = [str(resources.sample_blacklist())]
+    try:
+        named, sample_lists = captures_with_sample(captures)
+    except errors.InputError as exc:
+        fail(exc)
+    blacklists = [*blacklists, *(str(b) for b in sample_lists)]
     scope = None
     if do_probe:  # before any work: a mistyped network must not cost a whole triage
         from minerscope.probe.scope import Scope
@@ -176,7 +177,7 @@ def scan(
             scope = Scope.for_capture(scope_allow, scope_deny)
         except errors.InputError as exc:
             fail(exc)
-    paths = [str(p) for p in expand_captures(captures)]
+    paths = [str(p) for p in expand_captures([str(p) for p in named])]
     if not paths:
         raise click.UsageError("no capture files found in the given paths")
     db_path = None

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from minerscope import resources
-from minerscope.cli.common import ExitCode, blacklist_option, fail, model_option
-from minerscope.errors import CaptureError
+from minerscope.cli.common import ExitCode, blacklist_option, captures_with_sample, fail, model_option
+from minerscope.errors import CaptureError, InputError
 
 if TYPE_CHECKING:
     from minerscope.triage import TriageOptions
@@ -37,16 +36,16 @@ def default_db_path() -> Path:
 def open_cmd(
     ctx: click.Context, captures: tuple[Path, ...], model: str | None, blacklists: tuple[Path, ...]
 ) -> None:
-    """Open CAPTURES in the analyst workstation (none: the bundled sample capture).
+    """Open CAPTURES in the analyst workstation (none, or ``sample``: the bundled sample capture
+    with its sample blacklist).
 
     Keys: ? help, / filter, enter detail, p probe, n note, o pools, e export, q quit.
     """
     obj = ctx.find_root().obj or {}
     try:
         paths, db, options = workstation_args(captures, db=obj.get("db"), model=model, blacklists=blacklists)
-    except CaptureError as exc:
+    except InputError as exc:
         fail(exc)
-        return
     # Start reading the first capture before Textual is even imported (no Textual in offload):
     # the triage child's start-up then overlaps the UI's, and first rows come sooner.
     from minerscope.tui.offload import prestart
@@ -70,13 +69,13 @@ def workstation_args(
     """
     from minerscope.triage import TriageOptions
 
-    paths = list(captures) or [resources.sample_capture()]
+    paths, sample_lists = captures_with_sample(captures)
     for path in paths:
         if not path.is_file():
             raise CaptureError("no such file", path=str(path))
     case_file = Path(db) if db else default_db_path()
     case_file.parent.mkdir(parents=True, exist_ok=True)
-    options = TriageOptions(model=model, blacklist_files=tuple(blacklists), db_path=case_file)
+    options = TriageOptions(model=model, blacklist_files=(*blacklists, *sample_lists), db_path=case_file)
     return paths, case_file, options
 
 

@@ -223,3 +223,27 @@ def test_scan_refuses_a_file_that_is_no_case_file_before_any_work(tmp_path: Path
     assert "not a minerscope case file (not an SQLite database)" in result.stderr
     assert result.stderr.count("\n") == 1 and result.stdout == ""
     assert junk.read_bytes() == b"just some notes, not SQLite\n"
+
+
+def test_the_word_sample_names_the_bundled_capture_among_others(tmp_path: Path) -> None:
+    """``sample`` means the bundled capture wherever it stands (``flows`` and ``open``
+    read it the same way), and brings the sample blacklist along, next to --blacklist."""
+    other = tmp_path / "other.pcapng"
+    shutil.copy(SAMPLE, other)
+    own = tmp_path / "own.txt"
+    own.write_text("127.20.0.7\n")
+    code, records, err = _scan("--no-store", "--blacklist", str(own), "sample", str(other), db=tmp_path / "c")
+    assert code == 0, err
+    by_capture: dict[object, list[dict[str, object]]] = {}
+    for record in records:
+        by_capture.setdefault(record["capture"], []).append(record)
+    assert set(by_capture) == {SAMPLE.name, other.name}
+    assert len(by_capture[SAMPLE.name]) == len(by_capture[other.name])
+
+    def blacklisted(rows: list[dict[str, object]]) -> set[object]:
+        return {r["dst"] for r in rows if any(e["kind"] == "blacklist" for e in r["stage0"])}  # type: ignore[attr-defined]
+
+    # the sample's own list (pool names) applies to every capture of the run, as does ours
+    assert blacklisted(by_capture[SAMPLE.name]) == blacklisted(by_capture[other.name])
+    assert "127.20.0.7" in blacklisted(by_capture[SAMPLE.name])
+    assert len(blacklisted(by_capture[SAMPLE.name])) >= 2

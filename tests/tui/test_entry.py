@@ -26,7 +26,7 @@ import pytest
 from minerscope.cli import main
 from minerscope.cli.tui_cmd import workstation_args
 from minerscope.model.artifact import load_model
-from minerscope.resources import sample_capture
+from minerscope.resources import sample_blacklist, sample_capture
 from minerscope.triage import TriageUpdate
 from minerscope.tui.app import MinerscopeApp
 from tests.conftest import MS
@@ -53,6 +53,9 @@ async def test_no_arguments_load_the_sample_with_the_shipped_model_and_env_case_
     assert paths == [sample_capture()]
     assert case_file == db and db.parent.is_dir()
     assert options.model is None and options.db_path == db
+    # the sample comes with its blacklist, as in scan and flows (its blacklisted pool shows BL)
+    assert options.blacklist_files == (sample_blacklist(),)
+    assert workstation_args(("sample",), db=db, model=None)[2].blacklist_files == (sample_blacklist(),)
 
     app = MinerscopeApp(paths, db_path=case_file, options=options)  # the real offloaded pipeline
     async with app.run_test(size=(80, 24)) as pilot:
