@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from minerscope import errors
+from minerscope.untrusted import clean
 
 
 class ExitCode(IntEnum):
@@ -38,15 +39,23 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     return ExitCode.INTERNAL
 
 
+MESSAGE_CHARS = 2_000
+"""Longest diagnostic line printed (a message quoting a hostile server is cut there)."""
+
+
 def fail(exc: errors.MinerscopeError) -> NoReturn:
-    """Print ``exc`` as one line on stderr and exit with its code."""
-    click.echo(f"minerscope: error: {exc}", err=True)
+    """Print ``exc`` as one inert line on stderr and exit with its code.
+
+    Messages quote file names, options and replies: on a terminal a file name holding an
+    escape sequence would otherwise clear the screen or retitle the window (click strips
+    colour codes only when stderr is no terminal)."""
+    click.echo(f"minerscope: error: {clean(exc, MESSAGE_CHARS)}", err=True)
     sys.exit(int(exit_code_for(exc)))
 
 
 def warn(message: str) -> None:
-    """One diagnostic line on stderr."""
-    click.echo(f"minerscope: warning: {message}", err=True)
+    """One diagnostic line on stderr, made inert as :func:`fail`'s."""
+    click.echo(f"minerscope: warning: {clean(message, MESSAGE_CHARS)}", err=True)
 
 
 def progress_wanted(quiet: bool, *, results_stream: bool) -> bool:

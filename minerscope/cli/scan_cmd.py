@@ -25,6 +25,7 @@ import click
 
 from minerscope import errors
 from minerscope.cli.common import (
+    MESSAGE_CHARS,
     ExitCode,
     active_timeout_option,
     blacklist_option,
@@ -48,6 +49,7 @@ from minerscope.cli.output import (
     write_table,
 )
 from minerscope.cli.workers import Outcome, triage_in_order
+from minerscope.untrusted import clean
 
 if TYPE_CHECKING:
     from minerscope.probe.scope import Scope
@@ -220,7 +222,7 @@ def scan(
             path, rows, complete, warning, error, _packets = outcome
             if error is not None:
                 kind, _, message = error.partition(":")
-                click.echo(f"minerscope: error: {message}", err=True)
+                click.echo(f"minerscope: error: {clean(message, MESSAGE_CHARS)}", err=True)
                 exc_class = getattr(errors, kind, errors.MinerscopeError)
                 status = max(status, exit_code_for(exc_class(message)))
                 continue

@@ -247,3 +247,25 @@ def test_the_word_sample_names_the_bundled_capture_among_others(tmp_path: Path) 
     assert blacklisted(by_capture[SAMPLE.name]) == blacklisted(by_capture[other.name])
     assert "127.20.0.7" in blacklisted(by_capture[SAMPLE.name])
     assert len(blacklisted(by_capture[SAMPLE.name])) >= 2
+
+
+def test_hostile_file_names_reach_stderr_inert(tmp_path: Path) -> None:
+    """A capture handed over from a compromised host may be named to drive the analyst's
+    terminal (clear the screen, reverse the text); every diagnostic line shows it escaped.
+    (click strips colour codes only when stderr is not a terminal: not enough.)"""
+    name = "evil\x1b[2J\u202ecod.exe\x07.pcap"
+    junk = tmp_path / name
+    junk.write_bytes(b"not a capture at all\n")
+    missing = tmp_path / ("gone\x1b]0;pwned\x07" + ".pcap")
+    for target, what in ((junk, "not a pcap or pcapng file"), (missing, "cannot open")):
+        result = CliRunner().invoke(main, ["scan", "--no-store", "-q", str(target)])
+        assert result.exit_code == 4, result.output
+        assert what in result.stderr
+        assert not any(ch in result.stderr for ch in "\x1b\x07\u202e"), repr(result.stderr)
+        assert "\\x1b" in result.stderr and "\\x07" in result.stderr
+    result = CliRunner().invoke(main, ["scan", "--no-store", "-q", str(junk)])
+    assert "\\u202e" in result.stderr
+    # and through the one-line error of a command that stops (here: a junk case file)
+    result = CliRunner().invoke(main, ["--db", str(junk), "scan", "-q"])
+    assert result.exit_code == 4 and "not a minerscope case file" in result.stderr
+    assert not any(ch in result.stderr for ch in "\x1b\x07\u202e") and "\\x1b[2J" in result.stderr
