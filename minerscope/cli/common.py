@@ -43,18 +43,23 @@ MESSAGE_CHARS = 2_000
 """Longest diagnostic line printed (a message quoting a hostile server is cut there)."""
 
 
-def fail(exc: errors.MinerscopeError) -> NoReturn:
-    """Print ``exc`` as one inert line on stderr and exit with its code.
+def error_line(message: object) -> None:
+    """One inert ``minerscope: error:`` line on stderr.
 
     Messages quote file names, options and replies: on a terminal a file name holding an
     escape sequence would otherwise clear the screen or retitle the window (click strips
     colour codes only when stderr is no terminal)."""
-    click.echo(f"minerscope: error: {clean(exc, MESSAGE_CHARS)}", err=True)
+    click.echo(f"minerscope: error: {clean(message, MESSAGE_CHARS)}", err=True)
+
+
+def fail(exc: errors.MinerscopeError) -> NoReturn:
+    """Print ``exc`` as one :func:`error_line` and exit with its code."""
+    error_line(exc)
     sys.exit(int(exit_code_for(exc)))
 
 
 def warn(message: str) -> None:
-    """One diagnostic line on stderr, made inert as :func:`fail`'s."""
+    """One diagnostic line on stderr, made inert as :func:`error_line`'s."""
     click.echo(f"minerscope: warning: {clean(message, MESSAGE_CHARS)}", err=True)
 
 

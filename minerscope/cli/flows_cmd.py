@@ -30,7 +30,9 @@ from minerscope.cli.common import (
     active_timeout_option,
     blacklist_option,
     captures_with_sample,
+    error_line,
     exit_code_for,
+    fail,
     idle_timeout_option,
     progress_wanted,
     stderr_progress,
@@ -165,8 +167,7 @@ def flows(
         paths, default_lists = captures_with_sample(captures)
         blacklist = Blacklist.from_files([*default_lists, *(Path(b) for b in blacklists)])
     except errors.MinerscopeError as exc:
-        click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
-        sys.exit(int(exit_code_for(exc)))
+        fail(exc)
     tables = []
     with ExitStack() as stack:
         # every row is printed at the end, so a bar (on a terminal, gone when done) never
@@ -186,11 +187,11 @@ def flows(
                     on_batch=None if bar is None else _bytes_read_bar(bar, path),
                 )
             except errors.MinerscopeError as exc:
-                click.echo(f"minerscope: error: {untrusted.clean(exc)}", err=True)
+                error_line(exc)
                 status = max(status, exit_code_for(exc))
                 continue
             if not report.complete:
-                warn(untrusted.clean(report.warning or f"{path}: capture is damaged"))
+                warn(report.warning or f"{path}: capture is damaged")
                 status = max(status, ExitCode.PARTIAL)
             tables.append(apply_stage0(table, blacklist if len(blacklist) else None))
     result = FlowTable.concat(tables)

@@ -25,11 +25,11 @@ import click
 
 from minerscope import errors
 from minerscope.cli.common import (
-    MESSAGE_CHARS,
     ExitCode,
     active_timeout_option,
     blacklist_option,
     captures_with_sample,
+    error_line,
     exit_code_for,
     fail,
     idle_timeout_option,
@@ -49,7 +49,6 @@ from minerscope.cli.output import (
     write_table,
 )
 from minerscope.cli.workers import Outcome, triage_in_order
-from minerscope.untrusted import clean
 
 if TYPE_CHECKING:
     from minerscope.probe.scope import Scope
@@ -179,7 +178,7 @@ def scan(
             scope = Scope.for_capture(scope_allow, scope_deny)
         except errors.InputError as exc:
             fail(exc)
-    paths = [str(p) for p in expand_captures([str(p) for p in named])]
+    paths = [str(p) for p in expand_captures(named)]
     if not paths:
         raise click.UsageError("no capture files found in the given paths")
     db_path = None
@@ -222,7 +221,7 @@ def scan(
             path, rows, complete, warning, error, _packets = outcome
             if error is not None:
                 kind, _, message = error.partition(":")
-                click.echo(f"minerscope: error: {clean(message, MESSAGE_CHARS)}", err=True)
+                error_line(message)
                 exc_class = getattr(errors, kind, errors.MinerscopeError)
                 status = max(status, exit_code_for(exc_class(message)))
                 continue

@@ -108,17 +108,17 @@ class Scope:
         Nobody named these targets, so nothing outside loopback is probed unless the analyst
         widens the scope; and a ``--deny`` given without ``--scope`` still applies.
         """
-        allow_list = tuple(allow)
-        allowed = parse_networks(allow_list) if allow_list else LOOPBACK_NETWORKS
-        return cls(allow=allowed, deny=parse_networks(deny, option="--deny"))
+        return cls.from_cli(allow, deny, default=LOOPBACK_NETWORKS)
 
     @classmethod
-    def from_cli(cls, allow: Iterable[str], deny: Iterable[str]) -> Scope:
-        """Build from ``--scope``/``--deny`` values; no ``--scope`` means :meth:`explicit_targets`."""
+    def from_cli(
+        cls, allow: Iterable[str], deny: Iterable[str], *, default: tuple[Network, ...] | None = None
+    ) -> Scope:
+        """Build from ``--scope``/``--deny`` values; no ``--scope`` allows ``default`` (None:
+        any explicitly named target, as :meth:`explicit_targets`), minus ``--deny`` always."""
         allow_list = tuple(allow)
-        if not allow_list:
-            return cls.explicit_targets(deny)
-        return cls(allow=parse_networks(allow_list), deny=parse_networks(deny, option="--deny"))
+        allowed = parse_networks(allow_list) if allow_list else default
+        return cls(allow=allowed, deny=parse_networks(deny, option="--deny"))
 
     def reason_refused(self, address: Address) -> str | None:
         """Why ``address`` is out of scope, or None when it may be probed."""

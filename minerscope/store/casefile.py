@@ -91,16 +91,12 @@ def verify_case_file(path: Path | str) -> int:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{src}: case file is damaged: {exc}") from None
-    finally:
-        conn.close()
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{src}: case file has schema version {version}, this minerscope knows up to {SCHEMA_VERSION}"
-        )
-    if version == 0 or not {"cases", "notes", "pools", "indicators"} <= tables:
-        raise StoreError(f"{src}: not a minerscope case file")
-    conn = connect(src)
-    try:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{src}: case file has schema version {version}, this minerscope knows up to {SCHEMA_VERSION}"
+            )
+        if version == 0 or not {"cases", "notes", "pools", "indicators"} <= tables:
+            raise StoreError(f"{src}: not a minerscope case file")
         check_contents(conn, src)
     finally:
         conn.close()
