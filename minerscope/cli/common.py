@@ -63,6 +63,17 @@ def warn(message: str) -> None:
     click.echo(f"minerscope: warning: {clean(message, MESSAGE_CHARS)}", err=True)
 
 
+def progress_note(message: str) -> None:
+    """One ``minerscope:`` progress line on stderr, made inert as :func:`error_line`'s."""
+    click.echo(f"minerscope: {clean(message, MESSAGE_CHARS)}", err=True)
+
+
+def echo_report(text: str) -> None:
+    """A multi-line report on stdout, each line made inert: reports quote model names
+    from sidecars and group or coin names from label files someone else wrote."""
+    click.echo("\n".join(clean(line, MESSAGE_CHARS) for line in text.split("\n")))
+
+
 def progress_wanted(quiet: bool, *, results_stream: bool) -> bool:
     """Whether a command shows progress bars on stderr: on a terminal, unless ``-q``, and
     not while its results stream onto that same terminal (redrawing a bar moves the cursor

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from minerscope import errors
-from minerscope.cli.common import FiniteFloatRange, fail, seconds, warn
+from minerscope.cli.common import FiniteFloatRange, echo_report, fail, progress_note, seconds, warn
 
 DATA_HELP = (
     "Labelled data: a manifest folder or MANIFEST.csv (../shared/datasets/real format), "
@@ -57,10 +57,6 @@ def _load(
         n, m = len(datasets), len(datasets) + len(coin)
         datasets, coin, held = merged[:n], merged[n:m], merged[m:]
     return datasets, held, recipe, coin
-
-
-def _progress(message: str) -> None:
-    click.echo(f"minerscope: {message}", err=True)
 
 
 @click.command()
@@ -119,7 +115,7 @@ def train(
     if not specs:
         raise click.UsageError("give at least one --data path")
     try:
-        _progress(f"reading {len(specs) + len(holdout) + len(coin_data)} data item(s)")
+        progress_note(f"reading {len(specs) + len(holdout) + len(coin_data)} data item(s)")
         datasets, held, recipe, coin = _load(specs, list(holdout), list(coin_data))
         for item in recipe["skipped"]:
             warn(f"skipped {item}")
@@ -127,7 +123,7 @@ def train(
         if note:
             recipe["note"] = note
         train_sets = [*datasets, *coin]
-        _progress(
+        progress_note(
             f"{sum(len(d.table) for d in train_sets)} flows from {len(train_sets)} capture(s); training"
         )
         result = train_mod.train(
@@ -144,9 +140,7 @@ def train(
     except errors.MinerscopeError as exc:
         fail(exc)
         return
-    for line in train_mod.summary_lines(result):
-        click.echo(line)
-    click.echo(f"model written to {out}")
+    echo_report("\n".join([*train_mod.summary_lines(result), f"model written to {out}"]))
 
 
 @click.command()
@@ -179,7 +173,7 @@ def evaluate(
     except ImportError as exc:
         fail(errors.InputError(f"evaluate needs scikit-learn (pip install 'minerscope[bench]'): {exc}"))
         return
-    click.echo(report)
+    echo_report(report)
 
 
 def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] | None = None) -> str:
@@ -199,7 +193,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
 
     model = load_model(model_name)
     meta = model.metadata
-    _progress(f"model {model.name}: reading {len(specs) + len(holdout or [])} data item(s)")
+    progress_note(f"model {model.name}: reading {len(specs) + len(holdout or [])} data item(s)")
     datasets, held_data, _, _ = _load(specs, list(holdout or []))
     held = {g for ds in held_data for g in ds.labels["group"].unique().to_list()}
     samples = train_mod.build_samples([*datasets, *held_data], window_s=model.window_s)
@@ -212,7 +206,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     seed = int(meta.get("data", {}).get("seed", 0))
     seen_held = sorted(g for g in held if known.get(g) in ("train", "val"))
     if seen_held:
-        _progress(
+        progress_note(
             f"the model trained on {len(seen_held)} held-out group(s); training a fresh one without them"
         )
         binfo = meta.get("binary", {})

@@ -148,3 +148,30 @@ def test_coin_data_serves_the_coin_model_only(tmp_path: Path) -> None:
     binary_test = len([g for g in groups["test"] if g not in coin_only])
     found = re.search(r"split: train \d+ windows / \d+ groups, test \d+ windows / (\d+) groups", res.output)
     assert found and int(found.group(1)) == binary_test
+
+
+def test_model_folder_name_reaches_the_terminal_inert(tmp_path: Path) -> None:
+    """A model folder from someone else: evaluate's progress line quotes its name, and an
+    escape sequence in that name must not reach the terminal."""
+    import shutil
+
+    model = tmp_path / "evil\x1b]0;owned\x07\x1b[2J"
+    shutil.copytree(REPO / "models" / "minerscope-default", model)
+    data = tmp_path / "MANIFEST.csv"
+    data.write_text("path,label\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "minerscope", "evaluate", "--data", str(data), "--model", str(model)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert "model evil\\x1b]0;owned\\x07\\x1b[2J: reading" in proc.stderr, proc.stderr
+    assert "\x1b" not in proc.stderr + proc.stdout and "\x07" not in proc.stderr + proc.stdout
+
+
+def test_reports_are_printed_line_by_line_inert(capsys: pytest.CaptureFixture[str]) -> None:
+    from minerscope.cli.common import echo_report
+
+    echo_report("coin classes: btc, x\x1b[31mmr\nper source\n  lab\u202eevil 0.9")
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["coin classes: btc, x\\x1b[31mmr", "per source", "  lab\\u202eevil 0.9"]
