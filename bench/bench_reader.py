@@ -2,6 +2,10 @@
 
 Run ``.venv/bin/python -m bench.bench_reader --packets N`` (default 2,000,000).
 
+The reader is also timed with capture filters (``--bpf``, libpcap syntax, run by the
+reader's BPF interpreter on every record): one that keeps almost everything (the
+interpreter's cost on top of decoding) and one that keeps little (decoding skipped).
+
 The capture is generated once with :mod:`minerscope.capture.writer` and cached under
 ``bench/out/`` (git-ignored): IPv4/IPv6 TCP and UDP flows whose sizes are heavy-tailed
 (three elephants hold ~30 % of the packets, hundreds of thousands each at 2M; the rest
@@ -201,8 +205,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(tool: str, path: Path, limit: int) -> dict[str, float]:
-    """Time one tool over ``path`` (at most ``limit`` packets for the slow ones)."""
+def measure(tool: str, path: Path, limit: int, bpf: str | None = None) -> dict[str, float]:
+    """Time one tool over ``path`` (at most ``limit`` packets for the slow ones; minerscope's
+    reader with the capture filter ``bpf``, if given)."""
     if tool.startswith("minerscope"):
         from minerscope.capture import pcap
         from minerscope.capture.writer import PcapWriter
@@ -212,15 +217,16 @@ def measure(tool: str, path: Path, limit: int) -> dict[str, float]:
         with PcapWriter(warm) as w:  # load the compiled kernels before the clock starts
             w.write_packet(0, bytes(60))
         t0 = time.perf_counter()
-        stage_read(pcap.iter_batches(warm))
+        stage_read(pcap.iter_batches(warm, bpf=bpf))
         if stage is not stage_read:  # the later stage's imports and kernels too: one batch of the file
             stage(itertools.islice(pcap.iter_batches(path), 1))
         warmup = time.perf_counter() - t0
         base = _rss_mb()
         c0, t0 = time.process_time(), time.perf_counter()
-        n = stage(pcap.iter_batches(path))
+        kept = stage(pcap.iter_batches(path, bpf=bpf))
         return {
-            "packets": n,
+            "packets": limit if bpf else kept,  # read from the file, kept or not
+            "kept": kept,
             "wall": time.perf_counter() - t0,
             "cpu": time.process_time() - c0,
             "warmup": warmup,
@@ -286,11 +292,11 @@ def measure(tool: str, path: Path, limit: int) -> dict[str, float]:
     raise SystemExit(f"unknown tool {tool}")
 
 
-def run_isolated(tool: str, path: Path, limit: int) -> dict[str, float]:
+def run_isolated(tool: str, path: Path, limit: int, bpf: str | None = None) -> dict[str, float]:
     """Run :func:`measure` in a fresh interpreter; add its peak RSS."""
     code = (
         "import json; from pathlib import Path; from bench.bench_reader import measure; "
-        f"r = measure({tool!r}, Path({str(path)!r}), {limit}); "
+        f"r = measure({tool!r}, Path({str(path)!r}), {limit}, {bpf!r}); "
         "from bench.bench_reader import _rss_mb; r['rss_mb'] = _rss_mb(); print(json.dumps(r))"
     )
     repo = Path(__file__).resolve().parent.parent
@@ -307,6 +313,12 @@ def main(argv: list[str] | None = None) -> None:
         "--scapy-prefix", type=int, default=20_000, help="packets scapy parses (extrapolated)"
     )
     parser.add_argument("--flows", action="store_true", help="also time reader + flow assembler")
+    parser.add_argument(
+        "--bpf",
+        action="append",
+        default=["not port 53", "tcp port 443"],
+        help="also time the reader with this capture filter (repeatable; default: two)",
+    )
     args = parser.parse_args(argv)
 
     path = capture_for(args.packets)
@@ -316,6 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     rows: list[tuple[str, dict[str, float], str]] = []
     rows.append(("minerscope reader", run_isolated("minerscope:read", path, args.packets), "full file"))
+    for expression in args.bpf:
+        r = run_isolated("minerscope:read", path, args.packets, expression)
+        rows.append((f"  --bpf {expression!r}", r, f"full file, {int(r['kept']):,} kept"))
     if args.flows:
         rows.append(
             ("minerscope reader+flows", run_isolated("minerscope:flows", path, args.packets), "full file")

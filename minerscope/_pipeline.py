@@ -200,7 +200,7 @@ def run(path: Path, options: TriageOptions, cancel: threading.Event | None) -> I
     model = cached_model(options.model)
     blacklist = build_blacklist(options)
     total = path.stat().st_size if path.is_file() else 0
-    reader = CaptureReader(path)
+    reader = CaptureReader(path, bpf=options.bpf)
     assembler = FlowAssembler(
         idle_timeout=options.idle_timeout, active_timeout=options.active_timeout, capture=path.name
     )

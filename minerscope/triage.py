@@ -74,6 +74,8 @@ class TriageOptions:
         active_timeout: seconds after which a long flow is cut (None: never).
         window_s: live capture only: seconds after which an open flow is cut and scored
             (file triage scores each flow in the model's own window, ``Model.window_s``).
+        bpf: files only: a capture filter in tcpdump syntax; the packets it rejects are
+            left out before decoding (a live capture's filter runs in the kernel).
     """
 
     model: str | None = None
@@ -82,6 +84,7 @@ class TriageOptions:
     idle_timeout: float = 120.0
     active_timeout: float | None = None
     window_s: float = 300.0
+    bpf: str | None = None
 
 
 @dataclass(slots=True)

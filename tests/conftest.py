@@ -1,7 +1,8 @@
-"""Shared fixtures: one timing unit, the real-dataset locator, a clean home directory."""
+"""Shared fixtures: one timing unit, the real-dataset locator, a clean home directory, the libpcap marker."""
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import subprocess
 import sys
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+needs_libpcap = pytest.mark.skipif(
+    ctypes.util.find_library("pcap") is None, reason="capture filters need libpcap (apt install libpcap0.8)"
+)
 
 
 def runs_ok_in_a_fresh_interpreter(code: str) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from minerscope.capture.bpf import MEMWORDS, keeps
 from minerscope.capture.prefetch import prefetch_until
 
 U8 = npt.NDArray[np.uint8]
@@ -408,8 +409,9 @@ def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> No
 # Running counts kept by the walkers (one int64 array per reader, see ``_tally``).
 STATS_IP = 256  # slots 0..255: packets per IP protocol
 STATS_FRAGMENTS = 257
-STATS_LINKTYPE = 258  # slots 258..258+65535: packets per link type
-STATS_SIZE = STATS_LINKTYPE + 65536
+STATS_LINKTYPE = 258  # slots 258..258+65535: packets per link type (read, kept or not)
+STATS_FILTERED = STATS_LINKTYPE + 65536  # packets the capture filter left out
+STATS_SIZE = STATS_FILTERED + 1
 
 
 @njit(cache=True)
@@ -420,6 +422,13 @@ def _tally(stats: I64, out: Rows, i: int, lt: int) -> None:
         stats[STATS_IP] += 1
     stats[STATS_FRAGMENTS] += out[i].frag
     stats[STATS_LINKTYPE + (lt & 0xFFFF)] += 1
+
+
+@njit(cache=True, inline="always")
+def _left_out(stats: I64, lt: Any) -> None:
+    """Count a packet the capture filter left out (it still counts for its link type)."""
+    stats[STATS_LINKTYPE + (lt & 0xFFFF)] += 1
+    stats[STATS_FILTERED] += 1
 
 
 @njit(cache=True)
@@ -434,8 +443,11 @@ def walk_pcap(
     max_caplen: int,
     out: Rows,
     stats: I64,
+    progs: I64,
+    prog_at: I64,
 ) -> tuple[int, int, int, int]:
-    """Walk classic pcap records in ``buf[pos:end]`` into ``out``.
+    """Walk classic pcap records in ``buf[pos:end]`` into ``out``, keeping the packets the
+    capture filter ``progs``/``prog_at`` keeps (:mod:`minerscope.capture.bpf`).
 
     Returns:
         ``(rows written, position reached, status, damage reason)``.
@@ -443,6 +455,7 @@ def walk_pcap(
     n = 0
     cap_out = out.shape[0]
     mult = 1 if nsec else 1000
+    mem = np.zeros(MEMWORDS, np.int64)  # the capture filter's scratch memory
     ahead = pos  # first byte whose cache line is not requested yet
     while pos + rec_hdr <= end:
         if n >= cap_out:
@@ -456,6 +469,10 @@ def walk_pcap(
             return n, pos, STATUS_DAMAGE, DAMAGE_RECORD_LENGTH
         if pos + rec_hdr + incl > end:
             break
+        if not keeps(progs, prog_at, linktype, buf, pos + rec_hdr, incl, orig, mem):
+            _left_out(stats, linktype)
+            pos += rec_hdr + incl
+            continue
         out[n].ts_ns = sec * _NS + frac * mult
         out[n].wire_len = orig
         out[n].cap_len = incl
@@ -515,8 +532,11 @@ def walk_pcapng(
     ifaces: I64,
     out: Rows,
     stats: I64,
+    progs: I64,
+    prog_at: I64,
 ) -> tuple[int, int, int, int]:
-    """Walk pcapng blocks in ``buf[pos:end]``; packet blocks become rows of ``out``.
+    """Walk pcapng blocks in ``buf[pos:end]``; packet blocks the capture filter keeps
+    (``progs``/``prog_at``, see :mod:`minerscope.capture.bpf`) become rows of ``out``.
 
     ``state`` (byte order, interface count, last timestamp) and ``ifaces`` (one row per
     interface: linktype, tsresol byte, tsoffset, snaplen) persist between calls, so a
@@ -527,6 +547,7 @@ def walk_pcapng(
     """
     n = 0
     cap_out = out.shape[0]
+    mem = np.zeros(MEMWORDS, np.int64)  # the capture filter's scratch memory
     ahead = pos
     while pos + 12 <= end:
         ahead = prefetch_until(buf, ahead, min(pos + PREFETCH_BYTES, end))
@@ -618,6 +639,10 @@ def walk_pcapng(
                 ts = _ts_to_ns((hi << _u64(32)) | lo, ifaces[iface, 1], ifaces[iface, 2])
                 state[STATE_LAST_TS] = ts
             lt = ifaces[iface, 0]
+            if not keeps(progs, prog_at, lt, buf, data, incl, orig, mem):
+                _left_out(stats, lt)
+                pos += blen
+                continue
             out[n].ts_ns = ts
             out[n].wire_len = orig
             out[n].cap_len = incl

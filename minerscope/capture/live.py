@@ -33,9 +33,10 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from minerscope.capture.bpf import compile_bpf
 from minerscope.capture.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW, _decode_frame
 from minerscope.capture.packets import PACKET_DTYPE, PacketBatch
-from minerscope.errors import CaptureError, CapturePrivilegeError, InputError
+from minerscope.errors import CaptureError, CapturePrivilegeError
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -99,30 +100,6 @@ def interface_linktype(interface: str) -> int:
     if linktype is None:
         raise CaptureError(f"interface {interface!r} has hardware type {arphrd}, which is not supported")
     return linktype
-
-
-def compile_bpf(expression: str, linktype: int) -> bytes:
-    """Compile a tcpdump-style filter with libpcap into classic BPF instructions (8 bytes each).
-
-    Raises:
-        InputError: the filter does not compile, or libpcap is not installed.
-    """
-    import ctypes
-
-    try:  # scapy (and its libpcap binding) is heavy: only a filter needs it
-        from scapy.arch.common import compile_filter
-        from scapy.error import Scapy_Exception
-    except ImportError as exc:  # pragma: no cover - scapy is a dependency
-        raise InputError(f"--bpf needs scapy: {exc}") from None
-    try:
-        program = compile_filter(expression, linktype=linktype)
-    except ImportError:
-        raise InputError(
-            "--bpf needs libpcap (e.g. apt install libpcap0.8); capture without a filter"
-        ) from None
-    except (Scapy_Exception, OSError) as exc:
-        raise InputError(f"--bpf {expression!r}: {str(exc).strip()}") from None
-    return ctypes.string_at(program.bf_insns, int(program.bf_len) * 8)
 
 
 @njit(cache=True)

@@ -87,7 +87,8 @@ class ReadReport:
     path: str
     file_format: str = ""  # "pcap", "pcapng", plus "+gzip" when compressed
     bytes_read: int = 0
-    packets: int = 0
+    packets: int = 0  # packets delivered (kept by the capture filter, when there is one)
+    filtered: int = 0  # packets the capture filter left out
     ip_packets: int = 0
     non_ip_packets: int = 0
     fragments: int = 0

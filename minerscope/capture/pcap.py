@@ -34,7 +34,7 @@ import mmap
 import os
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, Protocol, Self
@@ -42,7 +42,7 @@ from typing import BinaryIO, Literal, Protocol, Self
 import numpy as np
 import numpy.typing as npt
 
-from minerscope.capture import decode
+from minerscope.capture import bpf, decode
 from minerscope.capture.packets import PACKET_DTYPE, PacketBatch, ReadReport
 from minerscope.errors import CaptureError, NotACaptureError, UnsupportedLinkTypeError
 from minerscope.untrusted import clean
@@ -184,8 +184,11 @@ class CaptureReader:
         path: the capture file (pcap, pcapng, either gzip-compressed).
         batch_bytes: bytes of capture per window/buffer (memory is bounded by this).
         batch_rows: most packets per batch.
+        bpf: a capture filter in tcpdump syntax (None: every packet); packets it rejects
+            are left out before decoding and counted in ``report.filtered``.
 
     Raises:
+        InputError: ``bpf`` does not compile (or libpcap is missing).
         NotACaptureError: the magic bytes match no supported format (the message names them).
         UnsupportedLinkTypeError: a classic pcap whose link type cannot be decoded.
         CaptureError: the file cannot be opened.
@@ -200,8 +203,10 @@ class CaptureReader:
         *,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        bpf: str | None = None,
     ) -> None:
         self.path = str(path)
+        self._bpf = bpf
         self._batch_bytes = max(256, int(batch_bytes))
         self._batch_rows = max(1, int(batch_rows))
         self.report = ReadReport(path=self.path)
@@ -242,6 +247,7 @@ class CaptureReader:
             self.report.file_format = "pcapng" + suffix
             self._state = np.zeros(decode.STATE_SIZE, dtype=np.int64)
             self._ifaces = np.zeros((decode.MAX_IFACES, decode.IFACE_COLUMNS), dtype=np.int64)
+            self._filter = self._compile(decode.SUPPORTED_LINKTYPES)
             return
         key = int.from_bytes(magic, "big") if len(magic) == 4 else -1
         if key in _PCAP_MAGICS:
@@ -260,6 +266,7 @@ class CaptureReader:
             self.report.file_format = "pcap" + suffix
             self._pcap = (big, nsec, rec_hdr, linktype, min(max(snaplen, 262144), decode.MAX_RECORD_BYTES))
             self._head = first[:0]
+            self._filter = self._compile([linktype])
             return
         shown = magic.hex() if magic else "none (empty file)"
         what = next((text for m, text in _OTHER_MAGICS.items() if first[:got].tobytes().startswith(m)), None)
@@ -269,6 +276,12 @@ class CaptureReader:
             what = f"looks like text: {clean(first[:got].tobytes().decode('ascii'), 24)!r}"
         detail = f" ({what})" if what else ""
         raise NotACaptureError(f"not a pcap or pcapng file: magic bytes {shown}{detail}", path=self.path)
+
+    def _compile(self, linktypes: Iterable[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The capture filter for the file's possible link types (every packet without one)."""
+        if self._bpf is None:
+            return bpf.NO_FILTER
+        return bpf.programs_by_linktype(self._bpf, linktypes)
 
     def __enter__(self) -> Self:
         return self
@@ -382,23 +395,32 @@ class CaptureReader:
     ) -> tuple[int, int, int, int]:
         if self._format == "pcap":
             big, nsec, rec_hdr, linktype, max_cap = self._pcap
-            result = decode.walk_pcap(buf, pos, end, big, nsec, rec_hdr, linktype, max_cap, out, self._stats)
+            result = decode.walk_pcap(
+                buf, pos, end, big, nsec, rec_hdr, linktype, max_cap, out, self._stats, *self._filter
+            )
         else:
-            result = decode.walk_pcapng(buf, pos, end, self._state, self._ifaces, out, self._stats)
+            result = decode.walk_pcapng(
+                buf, pos, end, self._state, self._ifaces, out, self._stats, *self._filter
+            )
         n, newpos, status, reason = result
         return int(n), int(newpos), int(status), int(reason)
 
     def _count(self, rows: npt.NDArray[np.void]) -> None:
-        """Refresh the report from the walkers' running counts (cheap: no pass over ``rows``)."""
+        """Count a batch's rows and refresh the report from the walkers' running counts
+        (cheap: no pass over ``rows``)."""
+        self.report.packets += rows.shape[0]
+        self._refresh()
+
+    def _refresh(self) -> None:
         report = self.report
         stats = self._stats
-        report.packets += rows.shape[0]
+        report.filtered = int(stats[decode.STATS_FILTERED])
         report.ip_packets = int(stats[decode.STATS_IP])
         report.non_ip_packets = report.packets - report.ip_packets
         report.fragments = int(stats[decode.STATS_FRAGMENTS])
         protos = stats[: decode.STATS_IP]
         report.by_protocol = {int(p): int(protos[p]) for p in np.flatnonzero(protos)}
-        links = stats[decode.STATS_LINKTYPE :]
+        links = stats[decode.STATS_LINKTYPE : decode.STATS_FILTERED]
         report.linktypes = {int(t): int(links[t]) for t in np.flatnonzero(links)}
 
     def _damage(self, offset: int, why: str) -> None:
@@ -415,11 +437,23 @@ class CaptureReader:
         report.warning = text if not report.warning else f"{report.warning}; {text}"
 
     def _finish(self) -> None:
-        unsupported = {t: c for t, c in self.report.linktypes.items() if t not in decode.SUPPORTED_LINKTYPES}
+        self._refresh()
+        report = self.report
+        unfiltered = {
+            t: c
+            for t, c in report.linktypes.items()
+            if t in decode.SUPPORTED_LINKTYPES and not bpf.applies(self._filter[1], t)
+        }
+        if unfiltered:
+            names = ", ".join(
+                f"{decode.LINKTYPE_NAMES[t]} ({c} packets)" for t, c in sorted(unfiltered.items())
+            )
+            self._warn(f"{self.path}: --bpf does not apply to link type {names}; left out")
+        unsupported = {t: c for t, c in report.linktypes.items() if t not in decode.SUPPORTED_LINKTYPES}
         if not unsupported:
             return
         names = ", ".join(f"{_linktype_message(t)} ({c} packets)" for t, c in sorted(unsupported.items()))
-        if sum(unsupported.values()) == self.report.packets:
+        if sum(unsupported.values()) == report.packets + report.filtered:
             raise UnsupportedLinkTypeError(f"no packet could be decoded: {names}", path=self.path)
         self._warn(f"{self.path}: packets left undecoded (non-IP): {names}")
 
@@ -431,23 +465,40 @@ def _linktype_message(linktype: int) -> str:
     return f"unsupported link type {label}; supported: {supported}"
 
 
+def check_filter(expression: str) -> None:
+    """Compile a capture filter for every link type the reader decodes.
+
+    Raises:
+        InputError: it compiles for none of them (libpcap's message), or libpcap is missing.
+    """
+    bpf.programs_by_linktype(expression, decode.SUPPORTED_LINKTYPES)
+
+
 def read_capture(
-    path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES, batch_rows: int = DEFAULT_BATCH_ROWS
+    path: str | Path,
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    bpf: str | None = None,
 ) -> tuple[Iterator[PacketBatch], ReadReport]:
     """Open ``path`` and return ``(batches, report)``; the report is final once batches are exhausted.
 
     Raises:
-        NotACaptureError, UnsupportedLinkTypeError, CaptureError: see :class:`CaptureReader`.
+        NotACaptureError, UnsupportedLinkTypeError, CaptureError, InputError: see :class:`CaptureReader`.
     """
-    reader = CaptureReader(path, batch_bytes=batch_bytes, batch_rows=batch_rows)
+    reader = CaptureReader(path, batch_bytes=batch_bytes, batch_rows=batch_rows, bpf=bpf)
     return reader.batches(), reader.report
 
 
 def iter_batches(
-    path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES, batch_rows: int = DEFAULT_BATCH_ROWS
+    path: str | Path,
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    bpf: str | None = None,
 ) -> Iterator[PacketBatch]:
     """Just the batches of ``path`` (for callers that do not need the report)."""
-    return CaptureReader(path, batch_bytes=batch_bytes, batch_rows=batch_rows).batches()
+    return CaptureReader(path, batch_bytes=batch_bytes, batch_rows=batch_rows, bpf=bpf).batches()
 
 
 def read_all(path: str | Path, *, batch_bytes: int = DEFAULT_BATCH_BYTES) -> tuple[PacketBatch, ReadReport]:

@@ -139,6 +139,30 @@ probe_timeout_option: Decorator = click.option(
 )
 
 
+def _checked_filter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Compile ``--bpf`` while the options are parsed: a typo is one line and exit 4 (as a
+    mistyped ``--scope``) before any capture is opened; libpcap's message says what is wrong."""
+    if value is None:
+        return None
+    from minerscope.capture.pcap import check_filter
+
+    try:
+        check_filter(value)
+    except errors.InputError as exc:
+        fail(exc)
+    return value
+
+
+bpf_option: Decorator = click.option(
+    "--bpf",
+    default=None,
+    metavar="FILTER",
+    callback=_checked_filter,
+    help="Capture filter in tcpdump syntax, e.g. 'not port 53' (needs libpcap): "
+    "only the packets it keeps are read.",
+)
+
+
 def blacklist_option(help_text: str, **path: Any) -> Decorator:
     """``--blacklist FILE`` (repeatable, into ``blacklists``): an existing file."""
     return click.option(

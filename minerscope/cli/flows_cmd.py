@@ -29,6 +29,7 @@ from minerscope.cli.common import (
     ExitCode,
     active_timeout_option,
     blacklist_option,
+    bpf_option,
     captures_with_sample,
     error_line,
     exit_code_for,
@@ -142,6 +143,7 @@ def _bytes_read_bar(bar: Any, path: Path) -> Callable[[Any], None]:
 @blacklist_option("Indicator file (plain list, hosts file or CSV); repeatable.")
 @idle_timeout_option
 @active_timeout_option
+@bpf_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def flows(
     captures: tuple[str, ...],
@@ -149,6 +151,7 @@ def flows(
     blacklists: tuple[str, ...],
     idle_timeout: float,
     active_timeout: float | None,
+    bpf: str | None,
     quiet: bool,
 ) -> None:
     """List the flows of CAPTURE files (pcap/pcapng, gzip ok) with TLS/DNS/HTTP metadata.
@@ -184,6 +187,7 @@ def flows(
                     path,
                     idle_timeout=idle_timeout,
                     active_timeout=active_timeout,
+                    bpf=bpf,
                     on_batch=None if bar is None else _bytes_read_bar(bar, path),
                 )
             except errors.MinerscopeError as exc:

@@ -28,6 +28,7 @@ from minerscope import errors
 from minerscope.cli.common import (
     ExitCode,
     blacklist_option,
+    bpf_option,
     fail,
     idle_timeout_option,
     model_option,
@@ -95,7 +96,7 @@ class _Prober:
 
 @click.command(name="live")
 @click.option("-i", "--interface", required=True, metavar="IFACE", help="Network interface to capture on.")
-@click.option("--bpf", default=None, metavar="FILTER", help="Capture filter, tcpdump syntax (needs libpcap).")
+@bpf_option
 @click.option("--duration", "duration_s", type=seconds(), default=None, help="Stop after this many seconds.")
 @click.option(
     "--count", "max_packets", type=click.IntRange(min=1), default=None, help="Stop after N packets."

@@ -28,6 +28,7 @@ from minerscope.cli.common import (
     ExitCode,
     active_timeout_option,
     blacklist_option,
+    bpf_option,
     captures_with_sample,
     error_line,
     exit_code_for,
@@ -97,6 +98,7 @@ def _mark_analyst(
 @blacklist_option("Indicator file (plain list, hosts file or CSV) for stage 0; repeatable.")
 @idle_timeout_option
 @active_timeout_option
+@bpf_option
 @click.option(
     "--jobs",
     "-j",
@@ -137,6 +139,7 @@ def scan(
     blacklists: Sequence[str],
     idle_timeout: float,
     active_timeout: float | None,
+    bpf: str | None,
     jobs: int,
     only_suspicious: bool,
     do_probe: bool,
@@ -193,6 +196,7 @@ def scan(
         db_path=db_path,
         idle_timeout=idle_timeout,
         active_timeout=active_timeout,
+        bpf=bpf,
     )
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     workers = min(workers, len(paths))

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from minerscope.cli.common import ExitCode, blacklist_option, captures_with_sample, fail, model_option
+from minerscope.cli.common import (
+    ExitCode,
+    blacklist_option,
+    bpf_option,
+    captures_with_sample,
+    fail,
+    model_option,
+)
 from minerscope.errors import CaptureError, InputError
 
 if TYPE_CHECKING:
@@ -32,9 +39,14 @@ def default_db_path() -> Path:
 @click.argument("captures", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @model_option
 @blacklist_option("Extra blacklist file for stage 0 (repeatable).", path_type=Path)
+@bpf_option
 @click.pass_context
 def open_cmd(
-    ctx: click.Context, captures: tuple[Path, ...], model: str | None, blacklists: tuple[Path, ...]
+    ctx: click.Context,
+    captures: tuple[Path, ...],
+    model: str | None,
+    blacklists: tuple[Path, ...],
+    bpf: str | None,
 ) -> None:
     """Open CAPTURES in the analyst workstation (none, or ``sample``: the bundled sample capture
     with its sample blacklist).
@@ -43,7 +55,9 @@ def open_cmd(
     """
     obj = ctx.find_root().obj or {}
     try:
-        paths, db, options = workstation_args(captures, db=obj.get("db"), model=model, blacklists=blacklists)
+        paths, db, options = workstation_args(
+            captures, db=obj.get("db"), model=model, blacklists=blacklists, bpf=bpf
+        )
     except InputError as exc:
         fail(exc)
     # Start reading the first capture before Textual is even imported (no Textual in offload):
@@ -56,7 +70,12 @@ def open_cmd(
 
 
 def workstation_args(
-    captures: Sequence[Path], *, db: str | Path | None, model: str | None, blacklists: Sequence[Path] = ()
+    captures: Sequence[Path],
+    *,
+    db: str | Path | None,
+    model: str | None,
+    blacklists: Sequence[Path] = (),
+    bpf: str | None = None,
 ) -> tuple[list[Path], Path, TriageOptions]:
     """What ``open`` runs the workstation on: captures (none: the sample), case file, options.
 
@@ -75,7 +94,9 @@ def workstation_args(
             raise CaptureError("no such file", path=str(path))
     case_file = Path(db) if db else default_db_path()
     case_file.parent.mkdir(parents=True, exist_ok=True)
-    options = TriageOptions(model=model, blacklist_files=(*blacklists, *sample_lists), db_path=case_file)
+    options = TriageOptions(
+        model=model, blacklist_files=(*blacklists, *sample_lists), db_path=case_file, bpf=bpf
+    )
     return paths, case_file, options
 
 

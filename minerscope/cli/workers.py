@@ -47,7 +47,8 @@ from typing import Any
 from minerscope import errors
 
 Outcome = tuple[str, Any, bool, str | None, str | None, int]
-"""(path, rows frame or None, complete, warning, error "Class:message", packets)."""
+"""(path, rows frame or None, complete, warning, error "Class:message", packets in the file
+(kept by ``--bpf`` or not))."""
 
 Work = Callable[[str, Any], Outcome]
 """Triage one capture: ``(path, options) -> Outcome``; must be importable by a worker."""
@@ -66,7 +67,7 @@ def triage_one(path: str, options: Any, on_update: Callable[[Any], None] | None 
         rows, report = triage_rows(path, options, on_update=on_update)
     except errors.MinerscopeError as exc:
         return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
-    return path, rows, report.complete, report.warning, None, report.packets
+    return path, rows, report.complete, report.warning, None, report.packets + report.filtered
 
 
 def triage_in_order(

@@ -788,10 +788,12 @@ def assemble_capture(
     *,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     active_timeout: float | None = None,
+    bpf: str | None = None,
     on_batch: Callable[[ReadReport], None] | None = None,
 ) -> tuple[FlowTable, ReadReport]:
     """Read a pcap/pcapng file and assemble all its flows (``capture`` column = the file name).
 
+    ``bpf`` is a capture filter (tcpdump syntax): only the packets it keeps are assembled.
     ``on_batch`` sees the read report after each batch (progress: ``bytes_read``).
 
     Returns:
@@ -799,11 +801,11 @@ def assemble_capture(
         (``complete`` is False when the file was damaged; the flows cover what was read).
 
     Raises:
-        NotACaptureError, UnsupportedLinkTypeError, CaptureError: from the reader.
+        NotACaptureError, UnsupportedLinkTypeError, CaptureError, InputError: from the reader.
     """
     from minerscope.capture.pcap import read_capture  # the reader pulls in its numba walker
 
-    batches, report = read_capture(path)
+    batches, report = read_capture(path, bpf=bpf)
     if on_batch is not None:
         batches = _reporting(batches, report, on_batch)
     table = assemble(

@@ -105,7 +105,8 @@ class MinerscopeApp(App[None]):
         self.last_error = ""
         self._dirty = False
         names = ", ".join(clean(c.name, 60) for c in self.captures) or "no capture"
-        self.sub_title = names
+        bpf = options.bpf if options is not None else None
+        self.sub_title = f"{names} · filter: {clean(bpf, 80)}" if bpf else names  # why flows are missing
 
     # ---- lifecycle ---------------------------------------------------------------
     def on_mount(self) -> None:

@@ -16,7 +16,7 @@ from minerscope import resources
 from minerscope.capture.writer import PcapWriter
 from minerscope.cli import main
 from tests.capture.test_handshake import _sni_ext, build_client_hello
-from tests.conftest import REPO
+from tests.conftest import REPO, needs_libpcap
 from tests.flows.frames import tcp_session, udp
 
 HOSTILE_SNI = "=HYPERLINK(1)[bold]x\x1b.example"
@@ -126,3 +126,13 @@ def test_subprocess_exit_codes_and_stream_separation(tmp_path: Path) -> None:
 
     mixed = _run("--format", "jsonl", str(good), str(junk))
     assert mixed.returncode == 4 and len(mixed.stdout.splitlines()) == 3
+
+
+@needs_libpcap
+def test_capture_filter_applies_to_flows() -> None:
+    if not resources.sample_capture().is_file():
+        pytest.skip("the bundled sample capture has not been generated in this checkout")
+    result = CliRunner().invoke(main, ["flows", "--format", "jsonl", "sample", "--bpf", "udp"])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows and {r["proto"] for r in rows} == {17}

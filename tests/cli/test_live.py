@@ -49,7 +49,7 @@ def capture_unavailable() -> str | None:
     except PermissionError:
         return "live capture needs root or CAP_NET_RAW"
     try:
-        from minerscope.capture.live import compile_bpf
+        from minerscope.capture.bpf import compile_bpf
 
         compile_bpf("tcp", 1)
     except Exception as exc:  # no libpcap: the tests filter by address

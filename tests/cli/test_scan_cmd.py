@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from minerscope import resources
 from minerscope.cli import main
 from minerscope.cli.output import RECORD_FIELDS
-from tests.conftest import runs_ok_in_a_fresh_interpreter
+from tests.conftest import needs_libpcap, runs_ok_in_a_fresh_interpreter
 
 SAMPLE = resources.sample_capture()
 LABELS = SAMPLE.with_name("campus-gateway.labels.csv")
@@ -269,3 +269,48 @@ def test_hostile_file_names_reach_stderr_inert(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--db", str(junk), "scan", "-q"])
     assert result.exit_code == 4 and "not a minerscope case file" in result.stderr
     assert not any(ch in result.stderr for ch in "\x1b\x07\u202e") and "\\x1b[2J" in result.stderr
+
+
+@needs_libpcap
+def test_capture_filter_leaves_packets_out_before_any_flow(tmp_path: Path) -> None:
+    """``--bpf`` drops DNS before assembly: no port-53 flow is left, every other flow is
+    built from the same packets, parallel workers apply it too, and the case file still
+    records the capture's full packet count."""
+    key = ("src", "sport", "dst", "dport", "proto", "packets", "bytes", "first_seen")
+    _, everything, _ = _scan("--no-store", "-j", "1", db=tmp_path / "x")
+    db = tmp_path / "case.sqlite"
+    code, kept, _ = _scan("--bpf", "not port 53", "-j", "1", db=db)
+    assert code == 0
+    assert kept and not [r for r in kept if 53 in (r["sport"], r["dport"])]
+    expected = sorted(tuple(r[k] for k in key) for r in everything if 53 not in (r["sport"], r["dport"]))
+    assert sorted(tuple(r[k] for k in key) for r in kept) == expected
+    assert len(kept) < len(everything)
+    with sqlite3.connect(db) as conn:
+        assert (
+            conn.execute("SELECT packets FROM captures").fetchone()[0] == 13423
+        )  # the file's, not the filter's
+        assert conn.execute("SELECT COUNT(*) FROM flows").fetchone()[0] == len(kept)
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / "a.pcapng")
+    shutil.copy(SAMPLE, folder / "b.pcapng")
+    _, serial, _ = _scan(str(folder), "--bpf", "tcp port 3333", "-j", "1", "--no-store", db=tmp_path / "x")
+    _, parallel, _ = _scan(str(folder), "--bpf", "tcp port 3333", "-j", "2", "--no-store", db=tmp_path / "x")
+    assert serial == parallel
+    assert serial and all(r["proto"] == 6 and 3333 in (r["sport"], r["dport"]) for r in serial)
+
+
+@needs_libpcap
+@pytest.mark.parametrize("command", [["scan", "--no-store"], ["flows", "sample"], ["open"]])
+def test_a_filter_libpcap_cannot_parse_is_one_line_before_any_work(
+    command: list[str], tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "c.sqlite"), *command, "--bpf", "tcp prot 443"])
+    assert result.exit_code == 4, result.output
+    assert result.stdout == ""
+    assert (
+        result.stderr
+        == "minerscope: error: --bpf 'tcp prot 443': can't parse filter expression: syntax error\n"
+    )
+    assert not (tmp_path / "c.sqlite").exists()

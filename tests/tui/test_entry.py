@@ -29,7 +29,7 @@ from minerscope.model.artifact import load_model
 from minerscope.resources import sample_blacklist, sample_capture
 from minerscope.triage import TriageUpdate
 from minerscope.tui.app import MinerscopeApp
-from tests.conftest import MS
+from tests.conftest import MS, needs_libpcap
 from tests.tui.test_app import until
 
 pytestmark = pytest.mark.skipif(not sample_capture().is_file(), reason="bundled sample not generated")
@@ -66,6 +66,27 @@ async def test_no_arguments_load_the_sample_with_the_shipped_model_and_env_case_
         assert set(app.session.rows["model"].to_list()) == {load_model(None).name}
         assert app.sub_title == sample_capture().name
     assert db.is_file()  # the case file named by $MINERSCOPE_DB was created and used
+
+
+@needs_libpcap
+async def test_open_with_a_capture_filter_shows_only_what_it_keeps(tmp_path: Path) -> None:
+    """``open --bpf``: the filter travels with the options into the offloaded pipeline."""
+    paths, case_file, options = workstation_args(
+        ("sample",), db=tmp_path / "case.sqlite", model=None, bpf="udp port 53"
+    )
+    assert options.bpf == "udp port 53"
+    app = MinerscopeApp(paths, db_path=case_file, options=options)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.loads_done == 1, LOAD_TIMEOUT)
+        await pilot.pause()
+        assert not app.last_error
+        assert app.sub_title == f"{sample_capture().name} · filter: udp port 53"
+        rows = app.session.rows
+        assert rows.height == app.flows_screen.table.row_count > 0
+        assert set(rows["proto"].to_list()) == {17}
+        assert all(
+            53 in ports for ports in zip(rows["sport"].to_list(), rows["dport"].to_list(), strict=True)
+        )
 
 
 def _read(fd: int, until_s: float) -> bytes:
