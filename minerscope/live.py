@@ -230,6 +230,8 @@ def _run(
             flows_scored=scored,
             done=done,
             report=report if done else None,
+            open_flows=assembler.open_flows,
+            dropped=capture.kernel_stats().dropped,
         )
         if finished is not None and len(finished):
             fill_dns_names(finished, assembler.dns_names)

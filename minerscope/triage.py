@@ -93,7 +93,8 @@ class TriageUpdate:
 
     ``rows`` holds only the flows finished since the previous update (append them);
     ``done`` is True on the last update, whose ``report`` says whether the file was
-    complete.
+    complete. A live capture also says how many flows it holds open (``open_flows``) and
+    how many packets the kernel dropped so far (``dropped``).
     """
 
     path: str
@@ -105,6 +106,20 @@ class TriageUpdate:
     table: FlowTable | None = None
     done: bool = False
     report: ReadReport | None = None
+    open_flows: int | None = None
+    dropped: int = 0
+
+
+def live_status(packets: int, open_flows: int | None, dropped: int) -> str:
+    """A live capture's state in one phrase, for the workstation and the headless command:
+    packets seen, the flows held open (the memory a long run grows), and kernel drops
+    when there were any (the sign the host cannot keep up)."""
+    parts = [f"{packets:,} pkts"]
+    if open_flows is not None:
+        parts.append(f"{open_flows:,} open flow{'' if open_flows == 1 else 's'}")
+    if dropped:
+        parts.append(f"{dropped:,} dropped")
+    return " · ".join(parts)
 
 
 @dataclass(slots=True)

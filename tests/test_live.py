@@ -117,6 +117,24 @@ def test_a_window_that_ran_out_on_a_quiet_link_is_reported_while_its_flow_stays_
     assert [(r["dport"], r["end_reason"], r["c2s_payload_bytes"]) for r in rows] == [(port, "active", 6)]
 
 
+@needs_capture
+def test_progress_updates_show_the_flows_held_open_and_the_kernel_drops() -> None:
+    """The flow cache a long live run grows (nfstream #24, #60) is in every update."""
+    with socket.create_server((HOST, 0)) as server:
+        port = server.getsockname()[1]
+        live = LiveOptions("lo", bpf=f"host {HOST} and tcp port {port}", duration_s=3.5)
+        updates = iter_live("lo", TriageOptions(idle_timeout=60.0, window_s=60.0), live=live)
+        assert next(updates).open_flows == 0
+        with socket.create_connection((HOST, port)) as client, server.accept()[0] as conn:
+            client.sendall(b"hello\n")
+            conn.recv(16)
+            held = [(u.packets, u.open_flows, u.dropped, u.done) for u in updates]
+    assert held[-1][1:] == (0, 0, True)  # the capture stopped: everything was handed out
+    # while it ran, a progress update a second showed the one connection held
+    assert any(packets >= 3 and open_flows == 1 for packets, open_flows, _, done in held if not done), held
+    assert all(dropped == 0 for _, _, dropped, _ in held)
+
+
 def _pieces(*pieces: tuple[str, str, bytes]) -> FlowTable:
     """Window pieces of one conversation: (end_reason, sni, first client bytes) each."""
     n = len(pieces)

@@ -69,3 +69,12 @@ def test_model_is_loaded_once_per_version(tmp_path: Path) -> None:
     os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 10**9))
     second = _pipeline.cached_model(folder)
     assert second is not first and second.binary_features == first.binary_features
+
+
+def test_live_status_names_packets_the_flow_cache_and_drops_only_when_there_are_some() -> None:
+    from minerscope.triage import live_status
+
+    assert live_status(12345, 321, 0) == "12,345 pkts · 321 open flows"
+    assert live_status(12345, 321, 7) == "12,345 pkts · 321 open flows · 7 dropped"
+    assert live_status(5, None, 0) == "5 pkts"
+    assert live_status(5, 1, 0) == "5 pkts · 1 open flow"

@@ -33,10 +33,14 @@ from minerscope.cli.common import (
     idle_timeout_option,
     model_option,
     probe_timeout_option,
+    progress_note,
+    progress_wanted,
     seconds,
+    stderr_progress,
     warn,
 )
 from minerscope.cli.output import row_to_record, write_jsonl
+from minerscope.untrusted import clean
 
 Endpoint = tuple[str, int]
 
@@ -170,9 +174,11 @@ def live(
     confirmed pools join the blacklist (the probe's own connections are captured too when
     they pass the filter).
     """
+    from rich.progress import TextColumn
+
     from minerscope.live import LiveOptions, iter_live
     from minerscope.store import default_db_path
-    from minerscope.triage import TriageOptions
+    from minerscope.triage import TriageOptions, live_status
 
     db = (ctx.find_root().obj or {}).get("db")
     db_path = Path(db) if db else default_db_path()
@@ -257,13 +263,26 @@ def live(
     preparing.daemon = True
     if not quiet:
         preparing.start()
+    # one transient status line on a terminal (packets, flows held open, kernel drops),
+    # not while the records stream onto that same terminal
+    bar = (
+        stderr_progress(TextColumn("{task.description}"))
+        if progress_wanted(quiet, results_stream=True)
+        else None
+    )
+    task = bar.add_task("", total=None) if bar is not None else None
     try:
         for update in iter_live(interface, options, cancel=cancel, live=live_options):
             preparing.cancel()
             if not announced and not quiet:
                 announced = True
                 where = f" (filter: {bpf})" if bpf else ""
-                click.echo(f"minerscope: capturing on {interface}{where}; Ctrl-C stops", err=True)
+                progress_note(f"capturing on {interface}{where}; Ctrl-C stops")
+                if bar is not None:
+                    bar.start()
+            if bar is not None and task is not None:
+                state = live_status(update.packets, update.open_flows, update.dropped)
+                bar.update(task, description=clean(f"{interface}: {state} · {update.flows_scored:,} scored"))
             if case is not None:
                 case.add(update.rows, packets=update.packets, final=update.done)
             records: list[dict[str, Any]] = []
@@ -294,6 +313,8 @@ def live(
         fail(exc)
     finally:
         preparing.cancel()
+        if bar is not None:
+            bar.stop()
         if case is not None:
             case.close()
         for sig, handler in previous.items():

@@ -381,6 +381,14 @@ class FlowAssembler:
         return int(cnt[k.K_PLOG] - cnt[k.K_PDEAD])
 
     @property
+    def open_flows(self) -> int:
+        """Flows held now: open, or ended and waiting to be handed out. This is the flow
+        cache whose growth on long live runs users watch (nfstream #24, #60); a shorter
+        ``idle_timeout`` is what bounds it."""
+        state = self._logs.fst[:, k.C_ST]
+        return int(np.count_nonzero((state == k.ST_LIVE) | (state >= k.ST_DONE)))
+
+    @property
     def dns_names(self) -> dict[str, set[str]]:
         """Address text -> names, from every DNS answer seen so far."""
         return self._dns

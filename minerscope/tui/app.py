@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.worker import WorkerState, get_current_worker
 
 from minerscope.errors import MinerscopeError
+from minerscope.triage import live_status
 from minerscope.tui.messages import (
     CaseChanged,
     FlowsArrived,
@@ -173,7 +174,13 @@ class MinerscopeApp(App[None]):
                         self.post_message(FlowsArrived(name, update.rows, update.table, capture_id))
                     self.post_message(
                         LoadProgress(
-                            name, update.bytes_read, update.bytes_total, update.packets, update.flows_scored
+                            name,
+                            update.bytes_read,
+                            update.bytes_total,
+                            update.packets,
+                            update.flows_scored,
+                            update.open_flows,
+                            update.dropped,
                         )
                     )
                     if update.done:
@@ -199,7 +206,8 @@ class MinerscopeApp(App[None]):
     def on_load_progress(self, message: LoadProgress) -> None:
         self.progress_seen = True
         if not message.bytes_total:  # a live interface (minerscope live --tui): no end to measure
-            self.flows_screen.set_progress(f"capturing · {message.packets:,} pkts · x stops", message.path)
+            status = live_status(message.packets, message.open_flows, message.dropped)
+            self.flows_screen.set_progress(f"capturing · {status} · x stops", message.path)
             return
         pct = 100.0 * message.bytes_read / message.bytes_total if message.bytes_total else 0.0
         # the file's name, last: at 80 columns a full path would push the flow count off the line

@@ -24,13 +24,24 @@ if TYPE_CHECKING:
 class LoadProgress(Message):
     """How far the reader is through one capture."""
 
-    def __init__(self, path: str, bytes_read: int, bytes_total: int, packets: int, flows: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        bytes_read: int,
+        bytes_total: int,
+        packets: int,
+        flows: int,
+        open_flows: int | None = None,
+        dropped: int = 0,
+    ) -> None:
         super().__init__()
         self.path = path
         self.bytes_read = bytes_read
         self.bytes_total = bytes_total
         self.packets = packets
         self.flows = flows
+        self.open_flows = open_flows  # live: flows the assembler holds
+        self.dropped = dropped  # live: packets the kernel dropped so far
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LoadProgress) and message.path == self.path

@@ -318,3 +318,54 @@ def test_live_refuses_a_file_that_is_no_case_file_before_capturing(tmp_path: Pat
     assert "not a minerscope case file (not an SQLite database)" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert junk.read_bytes() == b"just some notes, not SQLite\n"
+
+
+@needs_capture
+def test_headless_live_shows_the_flow_cache_on_a_terminal_beside_the_records(tmp_path: Path) -> None:
+    """stderr on a terminal, records piped away: a status line counts packets and open flows."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    from tests.tui.test_entry import ANSI, _read
+
+    host = "127.79.0.7"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    with socket.create_server((host, 0)) as server:
+        port = server.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minerscope", "--db", str(tmp_path / "c.sqlite"), "live", "-i", "lo",
+             "--bpf", f"host {host} and port {port}", "--duration", "6", "--no-store"],
+            stdout=subprocess.PIPE, stderr=slave, cwd=REPO, env={**os.environ, "TERM": "xterm-256color"},
+        )  # fmt: skip
+        os.close(slave)
+        seen = b""
+        try:
+            deadline = time.monotonic() + 180
+            while b"capturing on lo" not in seen:
+                assert time.monotonic() < deadline and proc.poll() is None, seen[-500:]
+                seen += _read(master, 0.2)
+            with socket.create_connection((host, port)) as client, server.accept()[0] as conn:
+                client.sendall(b"hello\n")
+                conn.recv(16)
+                held = time.monotonic() + 2.5  # open across two status updates
+                while time.monotonic() < held:
+                    seen += _read(master, 0.2)
+            while proc.poll() is None:
+                seen += _read(master, 0.2)
+            seen += _read(master, 0.2)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            os.close(master)
+    text = ANSI.sub(b"", seen).decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-800:]
+    assert re.search(r"lo: [1-9][0-9]* pkts · 1 open flow · 0 scored", text), text[-800:]
+    assert proc.stdout is not None
+    with proc.stdout:
+        records = [json.loads(line) for line in proc.stdout.read().splitlines()]
+    assert [(r["dst"], r["dport"]) for r in records] == [(host, port)]

@@ -295,3 +295,16 @@ def test_a_tls_side_keeps_its_prefix_up_to_its_first_application_data(version: s
     plain = [(0, b"\x17\x03" + bytes(range(256)) * 20)]
     t = one_table(tcp_session(1.0, C, ("192.0.2.10", 443), plain, mss=mss, gap=0.001))
     assert t.payload_prefixes is not None and t.payload_prefixes[0][0] == plain[0][1][:4096]
+
+
+def test_open_flows_counts_the_flow_cache_as_it_grows_and_drains() -> None:
+    """What a live run shows as "open flows": every flow held, until it ends and is handed out."""
+    asm = FlowAssembler(idle_timeout=10.0)
+    assert asm.open_flows == 0
+    first = [udp(100.0, "10.0.0.1", 1000 + i, "10.0.0.2", 53, b"q") for i in range(5)]
+    assert not len(asm.feed(to_batch(first)))
+    assert asm.open_flows == 5
+    # 20 s later, a sixth flow: the five went quiet past the idle timeout and are handed out
+    ended = asm.feed(to_batch([udp(120.0, "10.0.0.1", 2000, "10.0.0.2", 53, b"q")]))
+    assert len(ended) == 5 and asm.open_flows == 1
+    assert len(asm.finish()) == 1 and asm.open_flows == 0

@@ -49,6 +49,8 @@ async def test_live_capture_fills_the_workstation_while_it_runs(tmp_path: Path) 
                 # windows close every second: rows arrive while the miner is still mining
                 await until(pilot, lambda: app.flows_screen.table.row_count >= 2, 60_000 * MS)
                 assert miner.running
+                # the status line shows the flow cache: the miner's connection is held open
+                await until(pilot, lambda: "1 open flow ·" in app.flows_screen.progress, 10_000 * MS)
             finally:
                 stats = await asyncio.to_thread(miner.stop)
             assert stats[0].logged_in and stats[0].accepted >= 3
