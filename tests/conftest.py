@@ -46,4 +46,5 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("MINERSCOPE_CACHE_DIR", raising=False)
+    monkeypatch.delenv("MINERSCOPE_CONFIG_DIR", raising=False)
     monkeypatch.delenv("MINERSCOPE_DB", raising=False)

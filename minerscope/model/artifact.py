@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from minerscope.atomicfile import atomic_write_bytes
 from minerscope.errors import ModelError
 from minerscope.model import treecache
 from minerscope.model.trees import TreeArrays, read_trees
@@ -134,23 +135,6 @@ class Model:
     def coin(self) -> xgboost.Booster | None:
         """The coin ``xgboost.Booster``, or None (imports xgboost on first use)."""
         return None if self.coin_file is None else self.coin_file.booster
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make a shipped model unreadable to others
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _sha256(data: bytes) -> str:

@@ -45,6 +45,7 @@ from minerscope.tui.screens.cases import (
     PoolsScreen,
     QuitScreen,
 )
+from minerscope.tui.screens.columns import ColumnsScreen
 from minerscope.tui.screens.flow_detail import FlowDetailScreen
 from minerscope.tui.screens.flows import SORTABLE, FlowsScreen
 from minerscope.tui.screens.probe import ProbeScreen
@@ -526,9 +527,10 @@ class MinerscopeApp(App[None]):
             ("Pools and blacklist", PoolsScreen),
             ("Note editor", NoteEditor),
             ("Export dialog", ExportScreen),
+            ("Column chooser", ColumnsScreen),
         ):
             keys = [
-                (b.key.replace("question_mark", "?"), b.description)
+                (b.key.replace("question_mark", "?").replace(",", ", "), b.description)
                 for b in cls.BINDINGS
                 if isinstance(b, Binding)
             ]
@@ -538,6 +540,7 @@ class MinerscopeApp(App[None]):
         sections[1][1].append(("left/right", "Scroll to the columns off screen"))
         sections[1][1].append(("tab", "Move between the filter bar and the table"))
         sections[1][1].append(("click header", "Sort by that column (again: reverse)"))
+        sections[-1][1].append(("space", "Show or hide the highlighted column"))
         sections[0][1].append(("ctrl+p", "Command palette"))
         return sections
 
@@ -566,6 +569,9 @@ class MinerscopeApp(App[None]):
         )
         flows = self.flows_screen
         yield SystemCommand("Filter flows", "Focus the filter bar", flows.action_focus_filter)
+        yield SystemCommand(
+            "Columns", "Choose and order the flow table's columns (kept)", flows.action_choose_columns
+        )
         yield SystemCommand("Toggle hide benign", "Hide flows judged benign", flows.action_toggle_benign)
         yield SystemCommand(
             "Toggle hide confirmed", "Hide confirmed/dismissed flows", flows.action_toggle_confirmed

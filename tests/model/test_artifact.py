@@ -12,11 +12,12 @@ import pytest
 import xgboost
 
 from minerscope import resources
+from minerscope.atomicfile import atomic_write_bytes
 from minerscope.errors import ModelError
 from minerscope.features.schema import FEATURE_NAMES, SCHEMA_HASH, SCHEMA_VERSION
 from minerscope.features.synthetic import synthetic_table
 from minerscope.features.windows import extract_features
-from minerscope.model.artifact import METADATA_FILE, atomic_write_bytes, load_model, save_model
+from minerscope.model.artifact import METADATA_FILE, load_model, save_model
 from minerscope.model.train import TrainResult
 from tests.conftest import REPO
 

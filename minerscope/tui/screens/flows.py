@@ -19,6 +19,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static
 
 from minerscope.rowfilter import FilterError, RowFilter, parse_filter
+from minerscope.tui.layout import load_layout, save_layout
+from minerscope.tui.screens.columns import ColumnsScreen
 from minerscope.tui.widgets.flow_table import BASE_COLUMNS, FlowTableView
 from minerscope.untrusted import clean
 
@@ -55,6 +57,7 @@ class FlowsScreen(Screen[None]):
         Binding("o", "app.show_pools", "Pools"),
         Binding("e", "app.export", "Export", show=False),
         Binding("x", "app.cancel_load", "Cancel load", show=False),
+        Binding("C", "choose_columns", "Columns", show=False),
         Binding("escape", "focus_table", "Table", show=False),
     ]
 
@@ -69,6 +72,7 @@ class FlowsScreen(Screen[None]):
         self.progress_source = ""
         self.matching = 0
         self._typed_timer: Timer | None = None
+        self.column_layout, self.layout_note = load_layout()
 
     @property
     def ms_app(self) -> MinerscopeApp:
@@ -84,8 +88,12 @@ class FlowsScreen(Screen[None]):
         yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
-        self.query_one(FlowTableView).focus()
+        table = self.query_one(FlowTableView)
+        table.column_layout = self.column_layout
+        table.focus()
         self.refresh_table()
+        if self.layout_note:
+            self.notify(self.layout_note, severity="warning", timeout=8)
 
     @property
     def table(self) -> FlowTableView:
@@ -215,6 +223,21 @@ class FlowsScreen(Screen[None]):
     def action_toggle_confirmed(self) -> None:
         self.hide_confirmed = not self.hide_confirmed
         self.refresh_table()
+
+    def action_choose_columns(self) -> None:
+        self.app.push_screen(ColumnsScreen(self.column_layout), self.set_columns)
+
+    def set_columns(self, layout: tuple[str, ...] | None, *, keep: bool = True) -> None:
+        """Show ``layout``'s columns (None: no change) and, with ``keep``, save it for next time."""
+        if not layout:
+            return
+        self.column_layout = self.table.column_layout = layout
+        self.refresh_table()
+        if keep:
+            try:
+                save_layout(layout)
+            except OSError as exc:
+                self.set_status(f"columns not kept for next time: {exc.strerror or exc}", error=True)
 
     def sort(self, column: str | None, descending: bool = True) -> None:
         """Sort by a frame column (None: suspicion order)."""

@@ -30,6 +30,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from minerscope.timetext import utc_text
 from minerscope.tui.session import COIN_PREFIX, badges, server_name
 from minerscope.untrusted import clean
 
@@ -123,6 +124,63 @@ BASE_COLUMNS: tuple[Column, ...] = (
 """Columns before the per-coin probabilities, most telling first (so 80 columns show them)."""
 
 
+def _time_cell(key: str) -> Callable[[dict[str, Any]], Text]:
+    return lambda row: Text(utc_text(row.get(key), " ").removesuffix("Z"))
+
+
+def _count(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+EXTRA_COLUMNS: tuple[Column, ...] = (
+    Column("sni", "sni", "sni", _text_cell("sni", 60), 24),
+    Column("dns", "dns names", "dns_names", _text_cell("dns_names", 80), 24),
+    Column("http_host", "http host", "http_host", _text_cell("http_host", 60), 20),
+    Column("ja4", "ja4", "ja4", _text_cell("ja4", 40), 36),
+    Column("ja3", "ja3", "ja3", _text_cell("ja3", 40), 32),
+    Column("alpn", "alpn", "alpn", _text_cell("alpn", 20), 10),
+    Column("tls", "tls", "tls_version", _text_cell("tls_version", 8), 7),
+    Column("verdict", "verdict", "verdict", _text_cell("verdict", 8), 7),
+    Column("end", "end", "end_reason", _text_cell("end_reason", 8), 6),
+    Column("first_seen", "first seen (UTC)", "first_seen", _time_cell("first_seen"), 19),
+    Column("last_seen", "last seen (UTC)", "last_seen", _time_cell("last_seen"), 19),
+    Column("c2s_packets", "c2s pkts", "c2s_packets", _num_cell("c2s_packets", _count), 8),
+    Column("s2c_packets", "s2c pkts", "s2c_packets", _num_cell("s2c_packets", _count), 8),
+    Column("c2s_bytes", "c2s B", "c2s_bytes", _num_cell("c2s_bytes", human_bytes), 6),
+    Column("s2c_bytes", "s2c B", "s2c_bytes", _num_cell("s2c_bytes", human_bytes), 6),
+    Column("window", "win", "window", _num_cell("window", _count), 4),
+    Column("capture", "capture", "capture", _text_cell("capture", 60), 20),
+)
+"""Columns the analyst can add from the column chooser (hidden by default): the handshake
+names and fingerprints, direction counts, times, the window and the capture."""
+
+COINS_KEY = "coins"
+"""Layout key standing for the per-coin probability columns (one per coin the model knows)."""
+
+CATALOGUE: dict[str, Column] = {c.key: c for c in (*BASE_COLUMNS, *EXTRA_COLUMNS)}
+"""Every column by key, in the order the chooser lists them."""
+
+DEFAULT_LAYOUT: tuple[str, ...] = (*(c.key for c in BASE_COLUMNS), COINS_KEY)
+"""The columns shown until the analyst chooses others."""
+
+
+def column_title(key: str) -> str:
+    """What the chooser calls a layout key."""
+    return "per-coin probabilities" if key == COINS_KEY else CATALOGUE[key].label
+
+
+def layout_columns(layout: tuple[str, ...], coins: list[str]) -> list[Column]:
+    """The columns of ``layout`` in its order, the coins' columns where ``coins`` stands;
+    keys this version does not know are skipped."""
+    columns: list[Column] = []
+    for key in layout:
+        if key == COINS_KEY:
+            columns.extend(coin_column(c) for c in coins)
+        elif key in CATALOGUE:
+            columns.append(CATALOGUE[key])
+    return columns
+
+
 def coin_column(coin: str) -> Column:
     """The probability column of one coin."""
     key = COIN_PREFIX + coin
@@ -184,6 +242,7 @@ class FlowTableView(ScrollView, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.columns_spec: list[Column] = []
+        self.column_layout: tuple[str, ...] = DEFAULT_LAYOUT  # the analyst's column choice
         self.sorted_column: str | None = None
         self.cursor_moved = False  # until the analyst moves, the cursor stays on the top row
         self._frame: pl.DataFrame | None = None
@@ -205,7 +264,7 @@ class FlowTableView(ScrollView, can_focus=True):
         ``order`` the filtered, sorted uids. Only the rows drawn are ever read from ``rows``.
         """
         keep = self.selected_uid() if self.cursor_moved else None
-        self.columns_spec = [*BASE_COLUMNS, *(coin_column(c) for c in coins)]
+        self.columns_spec = layout_columns(self.column_layout, coins)
         self.sorted_column = sorted_column
         self._frame = rows.drop(["top_features", "coin_probs"], strict=False)
         self._uids = order.to_list()
