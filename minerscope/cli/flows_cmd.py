@@ -172,6 +172,7 @@ def flows(
     except errors.MinerscopeError as exc:
         fail(exc)
     tables = []
+    left_out = 0
     with ExitStack() as stack:
         # every row is printed at the end, so a bar (on a terminal, gone when done) never
         # meets the output
@@ -198,6 +199,7 @@ def flows(
                 warn(report.warning or f"{path}: capture is damaged")
                 status = max(status, ExitCode.PARTIAL)
             tables.append(apply_stage0(table, blacklist if len(blacklist) else None))
+            left_out += report.filtered
     result = FlowTable.concat(tables)
     rows = result.summary.to_dicts()
     if fmt == "jsonl":
@@ -215,6 +217,7 @@ def flows(
     elif tables:
         _print_table(rows)
     sys.stdout.flush()
-    click.echo(f"minerscope: {len(rows)} flows from {len(tables)} capture(s)", err=True)
+    dropped = f"; --bpf left out {left_out:,} packets" if bpf else ""
+    click.echo(f"minerscope: {len(rows)} flows from {len(tables)} capture(s){dropped}", err=True)
     if status != ExitCode.OK:
         sys.exit(int(status))

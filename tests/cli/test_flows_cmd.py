@@ -136,3 +136,8 @@ def test_capture_filter_applies_to_flows() -> None:
     assert result.exit_code == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows and {r["proto"] for r in rows} == {17}
+    kept = sum(r["packets"] for r in rows)
+    assert (
+        result.stderr
+        == f"minerscope: {len(rows)} flows from 1 capture(s); --bpf left out {13423 - kept:,} packets\n"
+    )
