@@ -229,3 +229,26 @@ def test_programs_that_would_misbehave_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=needle):
         bpf.validate(np.array(rows, np.int64))
+
+
+def test_a_filtered_read_of_a_truncated_capture_keeps_what_it_keeps_whole(tmp_path: Path) -> None:
+    """Damage with a filter on: every complete packet before the damage that the filter
+    keeps is delivered, the report names the same offset, and nothing is read past it."""
+    ips = _ip_packets()
+    path = tmp_path / "small.pcapng"
+    with W.PcapngWriter(path) as w:
+        iface = w.add_interface(W.LINKTYPE_RAW)
+        for i, ip in enumerate(ips):
+            w.write_packet(iface, TS0 + i, ip)
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    for k in range(4, len(raw) + 1, 7):
+        cut.write_bytes(raw[:k])
+        everything, plain = read_all(cut)
+        wanted = everything.packets["ts_ns"][everything.packets["ip_version"] == 6].tolist()
+        reader = CaptureReader(cut, bpf="ip6")
+        kept = [int(t) for b in reader.batches() for t in b.packets["ts_ns"]]
+        assert kept == wanted, k
+        report = reader.report
+        assert (report.complete, report.damage_offset) == (plain.complete, plain.damage_offset), k
+        assert report.packets + report.filtered == plain.packets, k
