@@ -51,6 +51,7 @@ from minerscope.tui.screens.flows import SORTABLE, FlowsScreen
 from minerscope.tui.screens.probe import ProbeScreen
 from minerscope.tui.series import flow_series
 from minerscope.tui.session import Session, server_name
+from minerscope.tui.widgets.flow_table import CATALOGUE
 from minerscope.untrusted import clean
 
 if TYPE_CHECKING:
@@ -517,7 +518,8 @@ class MinerscopeApp(App[None]):
 
     # ---- help, palette, quit ---------------------------------------------------------
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Keys per screen, read from the bindings themselves so the help cannot drift."""
+        """Keys per screen, read from the bindings themselves so the help cannot drift, and
+        what each column says (from the column catalogue, for the same reason)."""
         sections: list[tuple[str, list[tuple[str, str]]]] = []
         for title, cls in (
             ("Everywhere", MinerscopeApp),
@@ -542,6 +544,9 @@ class MinerscopeApp(App[None]):
         sections[1][1].append(("click header", "Sort by that column (again: reverse)"))
         sections[-1][1].append(("space", "Show or hide the highlighted column"))
         sections[0][1].append(("ctrl+p", "Command palette"))
+        legend = [(c.label, c.meaning) for c in CATALOGUE.values()]
+        legend.append(("btc, xmr ...", "the coin model's probability for each coin (C shows or hides them)"))
+        sections.append(("What the columns say (C chooses them)", legend))
         return sections
 
     def action_help(self) -> None:

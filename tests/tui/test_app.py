@@ -144,8 +144,12 @@ async def test_help_lists_the_keys() -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = shown(app.screen.query_one("#help-text"))
-        for key in ("Probe", "Filter", "Confirm pool", "Export", "Quit", "ctrl+p"):
+        for key in ("Probe", "Filter", "Confirm pool", "Export", "Quit", "ctrl+p", "Columns"):
             assert key in text
+        # and what the columns say: every column the table can draw, the score first
+        assert "What the columns say" in text
+        assert "stage 1: probability the flow is mining" in text
+        assert "STRATUM plaintext Stratum" in text and "no all-clear" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

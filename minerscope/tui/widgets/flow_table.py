@@ -94,36 +94,6 @@ def _num_cell(key: str, fmt: Callable[[Any], str]) -> Callable[[dict[str, Any]],
     return lambda row: Text(fmt(row.get(key)), justify="right")
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    """A table column: key, label, frame column it sorts by, cell builder and width."""
-
-    key: str
-    label: str
-    sort_column: str
-    cell: Callable[[dict[str, Any]], Text]
-    width: int
-
-
-BASE_COLUMNS: tuple[Column, ...] = (
-    Column("p", "p", "p_mining", _p_cell, 4),
-    Column("coin", "coin", "coin", _text_cell("coin", 6), 4),
-    Column("server", "server", "dst", _server_cell, 26),
-    Column("port", "port", "dport", _num_cell("dport", lambda v: "" if v is None else str(v)), 5),
-    Column("badges", "stage0", "stage0", _badge_cell, 7),
-    Column("probe", "probe", "probe_status", _status_cell("probe_status"), 7),
-    Column("status", "status", "analyst_status", _status_cell("analyst_status"), 9),
-    Column("client", "client", "src", _text_cell("src", 40), 15),
-    Column("proto", "proto", "proto", lambda r: Text(PROTO.get(r.get("proto") or 0, str(r.get("proto")))), 5),
-    Column("packets", "pkts", "packets", _num_cell("packets", lambda v: "" if v is None else str(v)), 7),
-    Column("bytes", "bytes", "bytes", _num_cell("bytes", human_bytes), 6),
-    Column(
-        "duration", "dur s", "duration", _num_cell("duration", lambda v: "" if v is None else f"{v:.0f}"), 6
-    ),
-)
-"""Columns before the per-coin probabilities, most telling first (so 80 columns show them)."""
-
-
 def _time_cell(key: str) -> Callable[[dict[str, Any]], Text]:
     return lambda row: Text(utc_text(row.get(key), " ").removesuffix("Z"))
 
@@ -132,24 +102,179 @@ def _count(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column: key, label, frame column it sorts by, cell builder, width, and what
+    it says (the help screen's legend: users of neighbouring tools ask what the score
+    columns mean, RITA #751, and where the results are, zeek-cryptomining #3)."""
+
+    key: str
+    label: str
+    sort_column: str
+    cell: Callable[[dict[str, Any]], Text]
+    width: int
+    meaning: str = ""
+
+
+BASE_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "p",
+        "p",
+        "p_mining",
+        _p_cell,
+        4,
+        "stage 1: probability the flow is mining (red >= 0.9, yellow >= 0.5; - not scored)",
+    ),
+    Column(
+        "coin",
+        "coin",
+        "coin",
+        _text_cell("coin", 6),
+        4,
+        "likeliest coin (for flows scored >= 0.01 or with stage-0 evidence)",
+    ),
+    Column(
+        "server",
+        "server",
+        "dst",
+        _server_cell,
+        26,
+        "the server: its SNI, DNS name or HTTP host when seen, else its address",
+    ),
+    Column(
+        "port", "port", "dport", _num_cell("dport", lambda v: "" if v is None else str(v)), 5, "server port"
+    ),
+    Column(
+        "badges",
+        "stage0",
+        "stage0",
+        _badge_cell,
+        7,
+        "stage 0 evidence: BL blacklisted address or name, STRATUM plaintext Stratum",
+    ),
+    Column(
+        "probe",
+        "probe",
+        "probe_status",
+        _status_cell("probe_status"),
+        7,
+        "stage 2 this session: probing, pool, no pool, down (nothing answered: no all-clear), error",
+    ),
+    Column(
+        "status",
+        "status",
+        "analyst_status",
+        _status_cell("analyst_status"),
+        9,
+        "case file: confirmed pool, or dismissed as a false positive",
+    ),
+    Column("client", "client", "src", _text_cell("src", 40), 15, "client address"),
+    Column(
+        "proto",
+        "proto",
+        "proto",
+        lambda r: Text(PROTO.get(r.get("proto") or 0, str(r.get("proto")))),
+        5,
+        "transport protocol",
+    ),
+    Column("packets", "pkts", "packets", _num_cell("packets", _count), 7, "packets, both directions"),
+    Column(
+        "bytes", "bytes", "bytes", _num_cell("bytes", human_bytes), 6, "bytes on the wire, both directions"
+    ),
+    Column(
+        "duration",
+        "dur s",
+        "duration",
+        _num_cell("duration", lambda v: "" if v is None else f"{v:.0f}"),
+        6,
+        "seconds from first to last packet (of the window, for a windowed flow)",
+    ),
+)
+"""Columns before the per-coin probabilities, most telling first (so 80 columns show them)."""
+
+
 EXTRA_COLUMNS: tuple[Column, ...] = (
-    Column("sni", "sni", "sni", _text_cell("sni", 60), 24),
-    Column("dns", "dns names", "dns_names", _text_cell("dns_names", 80), 24),
-    Column("http_host", "http host", "http_host", _text_cell("http_host", 60), 20),
-    Column("ja4", "ja4", "ja4", _text_cell("ja4", 40), 36),
-    Column("ja3", "ja3", "ja3", _text_cell("ja3", 40), 32),
-    Column("alpn", "alpn", "alpn", _text_cell("alpn", 20), 10),
-    Column("tls", "tls", "tls_version", _text_cell("tls_version", 8), 7),
-    Column("verdict", "verdict", "verdict", _text_cell("verdict", 8), 7),
-    Column("end", "end", "end_reason", _text_cell("end_reason", 8), 6),
-    Column("first_seen", "first seen (UTC)", "first_seen", _time_cell("first_seen"), 19),
-    Column("last_seen", "last seen (UTC)", "last_seen", _time_cell("last_seen"), 19),
-    Column("c2s_packets", "c2s pkts", "c2s_packets", _num_cell("c2s_packets", _count), 8),
-    Column("s2c_packets", "s2c pkts", "s2c_packets", _num_cell("s2c_packets", _count), 8),
-    Column("c2s_bytes", "c2s B", "c2s_bytes", _num_cell("c2s_bytes", human_bytes), 6),
-    Column("s2c_bytes", "s2c B", "s2c_bytes", _num_cell("s2c_bytes", human_bytes), 6),
-    Column("window", "win", "window", _num_cell("window", _count), 4),
-    Column("capture", "capture", "capture", _text_cell("capture", 60), 20),
+    Column("sni", "sni", "sni", _text_cell("sni", 60), 24, "TLS server name from the ClientHello"),
+    Column(
+        "dns",
+        "dns names",
+        "dns_names",
+        _text_cell("dns_names", 80),
+        24,
+        "names the capture's DNS answers gave the server's address",
+    ),
+    Column(
+        "http_host",
+        "http host",
+        "http_host",
+        _text_cell("http_host", 60),
+        20,
+        "Host header of plaintext HTTP or a WebSocket upgrade",
+    ),
+    Column("ja4", "ja4", "ja4", _text_cell("ja4", 40), 36, "JA4 fingerprint of the ClientHello"),
+    Column("ja3", "ja3", "ja3", _text_cell("ja3", 40), 32, "JA3 fingerprint of the ClientHello"),
+    Column("alpn", "alpn", "alpn", _text_cell("alpn", 20), 10, "protocols the client offered (ALPN)"),
+    Column("tls", "tls", "tls_version", _text_cell("tls_version", 8), 7, "TLS version negotiated"),
+    Column(
+        "verdict",
+        "verdict",
+        "verdict",
+        _text_cell("verdict", 8),
+        7,
+        "mining or benign, stages 0 and 1 together",
+    ),
+    Column(
+        "end",
+        "end",
+        "end_reason",
+        _text_cell("end_reason", 8),
+        6,
+        "how the flow ended: fin, rst, idle, active (cut at the window), eof",
+    ),
+    Column(
+        "first_seen",
+        "first seen (UTC)",
+        "first_seen",
+        _time_cell("first_seen"),
+        19,
+        "time of the first packet",
+    ),
+    Column(
+        "last_seen", "last seen (UTC)", "last_seen", _time_cell("last_seen"), 19, "time of the last packet"
+    ),
+    Column(
+        "c2s_packets",
+        "c2s pkts",
+        "c2s_packets",
+        _num_cell("c2s_packets", _count),
+        8,
+        "packets client to server",
+    ),
+    Column(
+        "s2c_packets",
+        "s2c pkts",
+        "s2c_packets",
+        _num_cell("s2c_packets", _count),
+        8,
+        "packets server to client (0: nobody answered)",
+    ),
+    Column(
+        "c2s_bytes", "c2s B", "c2s_bytes", _num_cell("c2s_bytes", human_bytes), 6, "bytes client to server"
+    ),
+    Column(
+        "s2c_bytes", "s2c B", "s2c_bytes", _num_cell("s2c_bytes", human_bytes), 6, "bytes server to client"
+    ),
+    Column(
+        "window",
+        "win",
+        "window",
+        _num_cell("window", _count),
+        4,
+        "which feature window of the connection this row scores",
+    ),
+    Column(
+        "capture", "capture", "capture", _text_cell("capture", 60), 20, "the capture file (or live interface)"
+    ),
 )
 """Columns the analyst can add from the column chooser (hidden by default): the handshake
 names and fingerprints, direction counts, times, the window and the capture."""
@@ -184,7 +309,14 @@ def layout_columns(layout: tuple[str, ...], coins: list[str]) -> list[Column]:
 def coin_column(coin: str) -> Column:
     """The probability column of one coin."""
     key = COIN_PREFIX + coin
-    return Column(key, clean(coin, 5), key, _num_cell(key, lambda v: "" if v is None else f"{v:.2f}"), 5)
+    return Column(
+        key,
+        clean(coin, 5),
+        key,
+        _num_cell(key, lambda v: "" if v is None else f"{v:.2f}"),
+        5,
+        f"the coin model's probability for {clean(coin, 12)}",
+    )
 
 
 def _fit(text: Text, width: int) -> tuple[str, str | Style]:
