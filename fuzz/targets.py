@@ -44,6 +44,7 @@ What "correct" means, per target:
 
 from __future__ import annotations
 
+import ctypes.util
 import gzip
 import json
 import os
@@ -139,7 +140,7 @@ PCAP_CONFIG_BYTES = 3
 
 def pcap_input(file_bytes: bytes, *, flags: int = 0, cut: int = 0) -> bytes:
     """Build a ``pcap`` target input (flags: bits 0-1 batch bytes, 2-3 batch rows, 4 gzip, 5 cut,
-    6 gzip cut)."""
+    6 gzip cut, 7 capture filters)."""
     return bytes([flags & 0xFF]) + (cut & 0xFFFF).to_bytes(2, "big") + file_bytes
 
 
@@ -185,6 +186,7 @@ class ReadResult:
     complete: bool = True
     damage_offset: int | None = None
     packet_offsets: list[tuple[int, int]] = field(default_factory=list)  # per batch data, (off, cap)
+    filtered: int = 0  # packets the capture filter left out
 
 
 _KEY_FIELDS = (
@@ -200,9 +202,10 @@ def _one_line_naming(exc: BaseException, path: Path) -> None:
 
 
 def read_capture_bytes(
-    data: bytes, batch_bytes: int | None = None, batch_rows: int | None = None
+    data: bytes, batch_bytes: int | None = None, batch_rows: int | None = None, bpf: str | None = None
 ) -> ReadResult:
-    """Read ``data`` as a capture file and check the per-read invariants."""
+    """Read ``data`` as a capture file (through the capture filter ``bpf``, if given) and
+    check the per-read invariants."""
     from minerscope.capture import decode
     from minerscope.capture.pcap import CaptureReader
     from minerscope.errors import NotACaptureError, UnsupportedLinkTypeError
@@ -215,7 +218,7 @@ def read_capture_bytes(
         kwargs["batch_rows"] = batch_rows
     out = ReadResult()
     try:
-        reader = CaptureReader(path, **kwargs)
+        reader = CaptureReader(path, bpf=bpf, **kwargs)
     except (NotACaptureError, UnsupportedLinkTypeError) as exc:
         _one_line_naming(exc, path)
         out.error, out.at_open = type(exc).__name__, True
@@ -243,6 +246,7 @@ def read_capture_bytes(
             "UnsupportedLinkTypeError although some packets were decodable",
         )
     report = reader.report
+    out.filtered = report.filtered
     check(report.packets == len(out.packets), f"report.packets {report.packets} != rows {len(out.packets)}")
     check(report.ip_packets + report.non_ip_packets == report.packets, "ip + non-ip != packets")
     ip_rows = sum(1 for p in out.packets if p[5] != 0)
@@ -287,11 +291,42 @@ def target_pcap(data: bytes) -> None:
     if flags & 0x10 and body[:2] != b"\x1f\x8b":
         zipped = read_capture_bytes(gzip.compress(body, compresslevel=1, mtime=0), bb, br)
         _same(zipped, result, "gzip vs plain")
+    if flags & 0x80 and result.error is None and _LIBPCAP:
+        check_filtered(body, result)
     if result.error is None and result.complete and body[:2] != b"\x1f\x8b":
         if flags & 0x20:
             check_truncation(body, result, selector % (len(body) + 1))
         if flags & 0x40:
             check_gzip_truncation(body, result, selector)
+
+
+_LIBPCAP = ctypes.util.find_library("pcap") is not None
+KEEP_ALL = "len >= 0"
+"""A capture filter that keeps every packet (its program still runs on each one)."""
+SOME = "udp or ip6 or (tcp[tcpflags] & tcp-syn != 0) or len < 80"
+"""A filter with absolute, indexed and length loads: it keeps some packets of most inputs."""
+
+
+def check_filtered(body: bytes, full: ReadResult) -> None:
+    """The capture filter on hostile bytes: a filter that keeps everything keeps every packet
+    the reader can decode (a link type it cannot is left out: the filter cannot apply to
+    it); another keeps an ordered subset, with the same damage, and counts what it left out."""
+    from minerscope.capture.decode import SUPPORTED_LINKTYPES
+
+    decodable = ReadResult(
+        packets=[p for p, lt in zip(full.packets, full.linktypes, strict=True) if lt in SUPPORTED_LINKTYPES],
+        complete=full.complete,
+        damage_offset=full.damage_offset,
+    )
+    _same(read_capture_bytes(body, bpf=KEEP_ALL), decodable, f"--bpf {KEEP_ALL!r} vs no filter")
+    some = read_capture_bytes(body, bpf=SOME)
+    check(some.error is None, f"--bpf {SOME!r}: {some.error}")
+    check(
+        (some.complete, some.damage_offset) == (full.complete, full.damage_offset), "filter moved the damage"
+    )
+    check(len(some.packets) + some.filtered == len(full.packets), "kept + left out != packets read")
+    rest = iter(full.packets)
+    check(all(any(p == q for q in rest) for p in some.packets), "a kept packet is not one read unfiltered")
 
 
 def check_truncation(body: bytes, full: ReadResult, cut: int) -> None:

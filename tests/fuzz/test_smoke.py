@@ -27,6 +27,7 @@ from fuzz.targets import (
     check_truncation,
     read_capture_bytes,
 )
+from tests.conftest import needs_libpcap
 
 CORPUS = Path(fuzz.__file__).parent / "corpus"
 ROOT = CORPUS.parent.parent
@@ -126,3 +127,11 @@ def test_replay_driver_reports_clean_corpus() -> None:
     )
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result["inputs"] == len(seeds("dns")) and result["failures"] == []
+
+
+@needs_libpcap
+def test_capture_filters_on_every_pcap_seed() -> None:
+    """Flag bit 7: each seed read through a keep-all filter (every decodable packet, nothing
+    else changed) and a selective one (an ordered subset, the same damage, counts that add up)."""
+    for data in seeds("pcap"):
+        TARGETS["pcap"].run(bytes([data[0] | 0x80]) + data[1:])
