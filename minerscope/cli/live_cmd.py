@@ -282,7 +282,9 @@ def live(
                     bar.start()
             if bar is not None and task is not None:
                 state = live_status(update.packets, update.open_flows, update.dropped)
-                bar.update(task, description=clean(f"{interface}: {state} · {update.flows_scored:,} scored"))
+                probes = f" · {len(probed):,} endpoints probed" if prober is not None else ""
+                line = f"{interface}: {state} · {update.flows_scored:,} scored{probes}"
+                bar.update(task, description=clean(line))
             if case is not None:
                 case.add(update.rows, packets=update.packets, final=update.done)
             records: list[dict[str, Any]] = []

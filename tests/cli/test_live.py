@@ -321,8 +321,12 @@ def test_live_refuses_a_file_that_is_no_case_file_before_capturing(tmp_path: Pat
 
 
 @needs_capture
-def test_headless_live_shows_the_flow_cache_on_a_terminal_beside_the_records(tmp_path: Path) -> None:
-    """stderr on a terminal, records piped away: a status line counts packets and open flows."""
+@pytest.mark.parametrize("probe", [[], ["--probe", "--probe-timeout", "5"]])
+def test_headless_live_shows_the_flow_cache_on_a_terminal_beside_the_records(
+    tmp_path: Path, probe: list[str]
+) -> None:
+    """stderr on a terminal, records piped away: a status line counts packets and open flows
+    (and, with --probe, the endpoints probed)."""
     import fcntl
     import pty
     import re
@@ -338,7 +342,7 @@ def test_headless_live_shows_the_flow_cache_on_a_terminal_beside_the_records(tmp
         port = server.getsockname()[1]
         proc = subprocess.Popen(
             [sys.executable, "-m", "minerscope", "--db", str(tmp_path / "c.sqlite"), "live", "-i", "lo",
-             "--bpf", f"host {host} and port {port}", "--duration", "6", "--no-store"],
+             "--bpf", f"host {host} and port {port}", "--duration", "6", *(probe or ["--no-store"])],
             stdout=subprocess.PIPE, stderr=slave, cwd=REPO, env={**os.environ, "TERM": "xterm-256color"},
         )  # fmt: skip
         os.close(slave)
@@ -365,6 +369,7 @@ def test_headless_live_shows_the_flow_cache_on_a_terminal_beside_the_records(tmp
     text = ANSI.sub(b"", seen).decode("utf-8", "replace")
     assert proc.returncode == 0, text[-800:]
     assert re.search(r"lo: [1-9][0-9]* pkts · 1 open flow · 0 scored", text), text[-800:]
+    assert ("endpoints probed" in text) == bool(probe), text[-800:]
     assert proc.stdout is not None
     with proc.stdout:
         records = [json.loads(line) for line in proc.stdout.read().splitlines()]
