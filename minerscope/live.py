@@ -219,9 +219,15 @@ def _run(
     report = ReadReport(path=interface, file_format="live")
     model, blacklist = scoring
     scored = 0
+    # the held-flow count walks the whole flow table: at most once per PROGRESS_S, not on
+    # every batch that ends flows (many a second on a busy link)
+    held, held_at = 0, -PROGRESS_S
 
     def update(finished: FlowTable | None, *, done: bool = False) -> TriageUpdate:
-        nonlocal scored
+        nonlocal scored, held, held_at
+        now = time.monotonic()
+        if done or now - held_at >= PROGRESS_S:
+            held, held_at = assembler.open_flows, now
         out = TriageUpdate(
             path=interface,
             bytes_read=report.bytes_read,
@@ -230,7 +236,7 @@ def _run(
             flows_scored=scored,
             done=done,
             report=report if done else None,
-            open_flows=assembler.open_flows,
+            open_flows=held,
             dropped=capture.kernel_stats().dropped,
         )
         if finished is not None and len(finished):
