@@ -203,7 +203,7 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     records = [json.loads(line) for _, line in lines]
     assert records and all(list(r) == list(RECORD_FIELDS) for r in records)
     for r in records:
-        assert (r["dst"], r["dport"]) in (plain.target, tls.target)
+        assert (r["dst"], r["dport"]) in (plain.target, tls.target), r
         assert r["capture"] == "lo" and r["proto"] == 6 and r["src"] == "127.0.0.1"
         assert isinstance(r["p_mining"], float) and 0.0 <= r["p_mining"] <= 1.0
         assert r["stage1"] in ("mining", "benign") and r["verdict"] in ("mining", "benign")
