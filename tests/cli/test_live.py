@@ -327,46 +327,33 @@ def test_headless_live_shows_the_flow_cache_on_a_terminal_beside_the_records(
 ) -> None:
     """stderr on a terminal, records piped away: a status line counts packets and open flows
     (and, with --probe, the endpoints probed)."""
-    import fcntl
-    import pty
     import re
-    import struct
-    import termios
 
-    from tests.tui.test_entry import ANSI, _read
+    from tests.terminal import PseudoTerminal
 
     host = "127.79.0.7"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    with socket.create_server((host, 0)) as server:
+    with socket.create_server((host, 0)) as server, PseudoTerminal(24, 120) as term:
         port = server.getsockname()[1]
         proc = subprocess.Popen(
             [sys.executable, "-m", "minerscope", "--db", str(tmp_path / "c.sqlite"), "live", "-i", "lo",
              "--bpf", f"host {host} and port {port}", "--duration", "6", *(probe or ["--no-store"])],
-            stdout=subprocess.PIPE, stderr=slave, cwd=REPO, env={**os.environ, "TERM": "xterm-256color"},
+            stdout=subprocess.PIPE, stderr=term.slave, cwd=REPO, env={**os.environ, "TERM": "xterm-256color"},
         )  # fmt: skip
-        os.close(slave)
-        seen = b""
-        try:
-            deadline = time.monotonic() + 180
-            while b"capturing on lo" not in seen:
-                assert time.monotonic() < deadline and proc.poll() is None, seen[-500:]
-                seen += _read(master, 0.2)
-            with socket.create_connection((host, port)) as client, server.accept()[0] as conn:
-                client.sendall(b"hello\n")
-                conn.recv(16)
-                held = time.monotonic() + 2.5  # open across two status updates
-                while time.monotonic() < held:
-                    seen += _read(master, 0.2)
-            while proc.poll() is None:
-                seen += _read(master, 0.2)
-            seen += _read(master, 0.2)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            os.close(master)
-    text = ANSI.sub(b"", seen).decode("utf-8", "replace")
+        term.attach(proc)
+        deadline = time.monotonic() + 180
+        while "capturing on lo" not in term.text():
+            assert time.monotonic() < deadline and proc.poll() is None, term.text()[-500:]
+            term.read(0.2)
+        with socket.create_connection((host, port)) as client, server.accept()[0] as conn:
+            client.sendall(b"hello\n")
+            conn.recv(16)
+            held = time.monotonic() + 2.5  # open across two status updates
+            while time.monotonic() < held:
+                term.read(0.2)
+        while proc.poll() is None:
+            term.read(0.2)
+        term.read(0.2)
+    text = term.text()
     assert proc.returncode == 0, text[-800:]
     assert re.search(r"lo: [1-9][0-9]* pkts · 1 open flow · 0 scored", text), text[-800:]
     assert ("endpoints probed" in text) == bool(probe), text[-800:]

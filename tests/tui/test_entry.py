@@ -9,15 +9,10 @@ expects a clean exit with the terminal restored.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -30,12 +25,12 @@ from minerscope.resources import sample_blacklist, sample_capture
 from minerscope.triage import TriageUpdate
 from minerscope.tui.app import MinerscopeApp
 from tests.conftest import MS, needs_libpcap
+from tests.terminal import PseudoTerminal
 from tests.tui.test_app import until
 
 pytestmark = pytest.mark.skipif(not sample_capture().is_file(), reason="bundled sample not generated")
 
 LOAD_TIMEOUT = 120_000 * MS  # a cold triage child compiles numba kernels; a loaded CI box is slow
-ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>NOM78c])")
 
 
 def sample_flows(updates: list[TriageUpdate]) -> int:
@@ -89,17 +84,6 @@ async def test_open_with_a_capture_filter_shows_only_what_it_keeps(tmp_path: Pat
         )
 
 
-def _read(fd: int, until_s: float) -> bytes:
-    """Whatever the terminal shows within ``until_s`` seconds ('' once the child closed it)."""
-    ready, _, _ = select.select([fd], [], [], until_s)
-    if not ready:
-        return b""
-    try:
-        return os.read(fd, 65536)
-    except OSError:  # EIO: the child exited and the pty closed
-        return b""
-
-
 @pytest.mark.slow
 def test_bare_minerscope_in_a_terminal_draws_the_sample_and_quits_on_q(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("minerscope")
@@ -113,39 +97,37 @@ def test_bare_minerscope_in_a_terminal_draws_the_sample_and_quits_on_q(tmp_path:
         "COLUMNS": "80",
         "LINES": "24",
     }
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    proc = subprocess.Popen(
-        [str(script)], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=tmp_path, start_new_session=True
-    )
-    os.close(slave)
-    screen = b""
-    try:
+    with PseudoTerminal(24, 80) as term:
+        proc = subprocess.Popen(
+            [str(script)],
+            stdin=term.slave,
+            stdout=term.slave,
+            stderr=term.slave,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+        term.attach(proc)
         # "N of N flows" on the status line: rows loaded, none filtered out
-        loaded = re.compile(rb"\b([1-9][0-9,]*) of \1 flows")
+        loaded = re.compile(r"\b([1-9][0-9,]*) of \1 flows")
         deadline = time.monotonic() + LOAD_TIMEOUT
-        while not loaded.search(ANSI.sub(b"", screen)):
-            assert time.monotonic() < deadline, f"flows never drawn: {ANSI.sub(b'', screen)[-800:]!r}"
-            assert proc.poll() is None, f"exited early: {ANSI.sub(b'', screen)[-800:]!r}"
-            screen += _read(master, 0.2)
+        while not loaded.search(term.text()):
+            assert time.monotonic() < deadline, f"flows never drawn: {term.text()[-800:]!r}"
+            assert proc.poll() is None, f"exited early: {term.text()[-800:]!r}"
+            term.read(0.2)
         # q quits; while the load's last moments still run, it asks first: say no, try again
         deadline = time.monotonic() + 30_000 * MS
         while proc.poll() is None:
-            assert time.monotonic() < deadline, f"q did not quit: {ANSI.sub(b'', screen)[-800:]!r}"
-            mark = len(screen)
-            os.write(master, b"q")
+            assert time.monotonic() < deadline, f"q did not quit: {term.text()[-800:]!r}"
+            mark = len(term.screen)
+            term.write(b"q")
             settle = time.monotonic() + 1000 * MS
             while proc.poll() is None and time.monotonic() < settle:
-                screen += _read(master, 0.1)
-            if b"Quit anyway" in ANSI.sub(b"", screen[mark:]):
-                os.write(master, b"n")
-        screen += _read(master, 0.1)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    text = ANSI.sub(b"", screen).decode("utf-8", "replace")
+                term.read(0.1)
+            if "Quit anyway" in term.text(mark):
+                term.write(b"n")
+        term.read(0.1)
+    screen, text = term.screen, term.text()
     assert proc.returncode == 0, text[-800:]
     assert sample_capture().name in text  # the header names the capture
     # the alternate screen was entered and left again: the terminal is given back restored

@@ -248,7 +248,7 @@ class HelpScreen(ModalScreen[None]):
         for title, keys in self.sections:
             text.append(f"{title}\n", style="bold underline")
             for key, description in keys:
-                text.append(f"  {key:<13} ", style="bold cyan")
+                text.append(f"  {key:<16} ", style="bold cyan")
                 text.append(f"{description}\n")
             text.append("\n")
         text.append("ctrl+p opens the command palette: every action is there too.", style="dim")
