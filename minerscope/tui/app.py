@@ -546,6 +546,7 @@ class MinerscopeApp(App[None]):
         sections[0][1].append(("ctrl+p", "Command palette"))
         legend = [(c.label, c.meaning) for c in CATALOGUE.values()]
         legend.append(("btc, xmr ...", "the coin model's probability for each coin (C shows or hides them)"))
+        legend.append(("(data column)", "any other column of the loaded data, as it is (C lists them)"))
         sections.append(("What the columns say (C chooses them)", legend))
         return sections
 

@@ -6,7 +6,8 @@ this: configurable columns and saved profiles, termshark #45, #54, #177). It liv
 user's config folder (``$MINERSCOPE_CONFIG_DIR`` moves it), is written atomically (a crash
 mid-write leaves the old file), and is read defensively: a file from another version, or
 one edited by hand into nonsense, yields the default layout and a note, never a crash.
-Keys this version does not know are dropped, so a newer file still opens here.
+Keys this version does not know are dropped, so a newer file still opens here; a data
+column (``col:NAME``) is kept whatever NAME is, and shows empty cells when the data lacks it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 
 from minerscope.atomicfile import atomic_write_bytes
-from minerscope.tui.widgets.flow_table import CATALOGUE, COINS_KEY, DEFAULT_LAYOUT
+from minerscope.tui.widgets.flow_table import CATALOGUE, COINS_KEY, DATA_PREFIX, DEFAULT_LAYOUT
 from minerscope.untrusted import clean
 
 FILE_NAME = "workstation.json"
@@ -42,10 +43,21 @@ def parse_layout(value: object) -> tuple[str, ...]:
     """
     if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
         raise ValueError("columns must be a list of column names")
-    known = [key for key in dict.fromkeys(value) if key in CATALOGUE or key == COINS_KEY]
+    known = [key for key in dict.fromkeys(value) if key in CATALOGUE or key == COINS_KEY or _data_key(key)]
     if not known:
         raise ValueError("no column this version knows")
     return tuple(known)
+
+
+def _data_key(key: str) -> bool:
+    """``col:NAME`` with a plain column name (letters, digits, underscores; at most 64)."""
+    name = key.removeprefix(DATA_PREFIX)
+    return (
+        key.startswith(DATA_PREFIX)
+        and 0 < len(name) <= 64
+        and name.replace("_", "").isalnum()
+        and name.isascii()
+    )
 
 
 def load_layout(path: Path | None = None) -> tuple[tuple[str, ...], str]:

@@ -8,6 +8,8 @@ leave the workstation usable with its default columns.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,16 @@ from tests.tui.test_app import column, shown, until
 
 def workstation() -> MinerscopeApp:
     return MinerscopeApp([Path("layout.pcapng")], loader=layout_loader(40))
+
+
+@asynccontextmanager
+async def loaded(size: tuple[int, int]) -> AsyncIterator[tuple[MinerscopeApp, Any]]:
+    """A workstation of ``size`` with its 40 flows loaded, and its Pilot."""
+    app = workstation()
+    async with app.run_test(size=size) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        yield app, pilot
 
 
 def keys(app: MinerscopeApp) -> list[str]:
@@ -50,10 +62,7 @@ async def toggle(pilot: Any, app: MinerscopeApp, *columns: str, then: str = "ctr
 
 
 async def test_choose_order_apply_and_find_them_again_next_session(tmp_path: Path) -> None:
-    app = workstation()
-    async with app.run_test(size=(160, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+    async with loaded((160, 40)) as (app, pilot):
         assert keys(app)[:3] == ["p", "coin", "server"]
         await pilot.press("C")
         screen = chooser(app)
@@ -82,18 +91,12 @@ async def test_choose_order_apply_and_find_them_again_next_session(tmp_path: Pat
     saved = json.loads(config_path().read_text())
     assert saved["columns"][0] == "sni" and "client" not in saved["columns"]
 
-    again = workstation()
-    async with again.run_test(size=(160, 40)) as pilot:
-        await again.workers.wait_for_complete()
-        await pilot.pause()
+    async with loaded((160, 40)) as (again, pilot):
         assert keys(again) == shown_keys
 
 
 async def test_escape_changes_nothing_and_defaults_come_back_with_ctrl_r() -> None:
-    app = workstation()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+    async with loaded((120, 40)) as (app, pilot):
         before = keys(app)
         await toggle(pilot, app, "p", then="escape")
         assert keys(app) == before and not config_path().exists()
@@ -106,10 +109,7 @@ async def test_escape_changes_nothing_and_defaults_come_back_with_ctrl_r() -> No
 
 
 async def test_hiding_every_column_is_refused() -> None:
-    app = workstation()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+    async with loaded((120, 40)) as (app, pilot):
         await pilot.press("C")
         screen = chooser(app)
         screen.choices.deselect_all()
@@ -137,10 +137,7 @@ async def test_a_damaged_or_hostile_layout_file_leaves_the_default_columns(conte
     path.write_bytes(content)
     layout, note = load_layout()
     assert layout == DEFAULT_LAYOUT and why in note and "\x1b" not in note
-    app = workstation()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+    async with loaded((120, 40)) as (app, pilot):
         assert tuple(c.key for c in app.flows_screen.table.columns_spec[:3]) == DEFAULT_LAYOUT[:3]
         assert app.flows_screen.table.row_count == 40
 
@@ -163,10 +160,40 @@ async def test_columns_apply_even_when_they_cannot_be_kept(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the config folder should be")
     monkeypatch.setenv("MINERSCOPE_CONFIG_DIR", str(blocker / "minerscope"))
-    app = workstation()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+    async with loaded((120, 40)) as (app, pilot):
         await toggle(pilot, app, "end")
         assert "end" in keys(app)
         assert "columns not kept for next time" in shown(app.flows_screen.query_one("#status"))
+
+
+async def test_any_other_column_of_the_data_can_be_shown_and_is_kept() -> None:
+    """Beyond the catalogue, every other column of the loaded data is offered as it is
+    (numbers right-aligned), sorts from its header, and comes back next session."""
+    async with loaded((160, 40)) as (app, pilot):
+        await pilot.press("C")
+        screen = chooser(app)
+        assert {"col:vlan", "col:syn_seen", "col:fragments"} <= set(screen.order)
+        assert not {"col:uid", "col:capture_id", "col:top_features", "col:sni"} & set(screen.order)
+        assert not [key for key in screen.order if key.startswith("col:pc_")]  # the coins are one group
+        await pilot.press("escape")
+        await toggle(pilot, app, "col:sport", "col:syn_seen")
+        assert keys(app)[-2:] == ["col:sport", "col:syn_seen"]
+        table = app.flows_screen.table
+        uid = table.selected_uid()
+        assert uid is not None
+        row = app.session.row(uid)
+        sport_cell, syn_cell = table.cells(0)[-2:]
+        assert sport_cell.plain == str(row["sport"]) and sport_cell.justify == "right"
+        assert syn_cell.plain == ("yes" if row["syn_seen"] else "no")
+        app.flows_screen.sort("sport")
+        ports = column(app, "sport")
+        assert ports == sorted(ports, reverse=True)
+    assert json.loads(config_path().read_text())["columns"][-2:] == ["col:sport", "col:syn_seen"]
+    async with loaded((160, 40)) as (again, pilot):
+        assert keys(again)[-2:] == ["col:sport", "col:syn_seen"]
+
+
+def test_data_column_keys_must_be_plain_names() -> None:
+    assert parse_layout(["col:vlan", "col:ws_path", "p"]) == ("col:vlan", "col:ws_path", "p")
+    for bad in ("col:", "col:two words", "col:\x1b[2J", "col:ünïcode", "col:" + "x" * 65):
+        assert parse_layout([bad, "p"]) == ("p",), bad

@@ -8,6 +8,8 @@ for the next session (:mod:`minerscope.tui.layout`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -17,13 +19,22 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList
 from textual.widgets.selection_list import Selection
 
-from minerscope.tui.widgets.flow_table import CATALOGUE, COINS_KEY, DEFAULT_LAYOUT, column_title
+from minerscope.tui.widgets.flow_table import (
+    CATALOGUE,
+    COINS_KEY,
+    DATA_PREFIX,
+    DEFAULT_LAYOUT,
+    column_title,
+    extra_data_keys,
+)
 
 
-def listing(layout: tuple[str, ...]) -> list[str]:
-    """Every column key: the shown ones first, in ``layout`` order, then the others."""
-    every = [*CATALOGUE, COINS_KEY]
-    return [*(key for key in layout if key in every), *(key for key in every if key not in layout)]
+def listing(layout: tuple[str, ...], data_columns: Sequence[str] = ()) -> list[str]:
+    """Every column key: the shown ones first, in ``layout`` order, then the others: the
+    catalogue's, then any other column of the data (``data_columns``: the frame's names)."""
+    every = [*CATALOGUE, COINS_KEY, *extra_data_keys(list(data_columns))]
+    shown = [key for key in layout if key in every or key.startswith(DATA_PREFIX)]
+    return [*shown, *(key for key in every if key not in layout)]
 
 
 class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
@@ -45,9 +56,10 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
     ColumnsScreen Horizontal { height: auto; }
     """
 
-    def __init__(self, layout: tuple[str, ...]) -> None:
+    def __init__(self, layout: tuple[str, ...], data_columns: list[str] | None = None) -> None:
         super().__init__(id="columns")
-        self.order = listing(layout)
+        self.data_columns = list(data_columns or [])
+        self.order = listing(layout, self.data_columns)
         self.shown = set(layout)
 
     def compose(self) -> ComposeResult:
@@ -89,7 +101,7 @@ class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
         self._redraw(index + step)
 
     def action_defaults(self) -> None:
-        self.order = listing(DEFAULT_LAYOUT)
+        self.order = listing(DEFAULT_LAYOUT, self.data_columns)
         self.shown = set(DEFAULT_LAYOUT)
         self._redraw(0)
 

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, Input, Static
 from minerscope.rowfilter import FilterError, RowFilter, parse_filter
 from minerscope.tui.layout import load_layout, save_layout
 from minerscope.tui.screens.columns import ColumnsScreen
+from minerscope.tui.session import CAPTURE_ID, UID
 from minerscope.tui.widgets.flow_table import BASE_COLUMNS, FlowTableView
 from minerscope.untrusted import clean
 
@@ -225,7 +226,9 @@ class FlowsScreen(Screen[None]):
         self.refresh_table()
 
     def action_choose_columns(self) -> None:
-        self.app.push_screen(ColumnsScreen(self.column_layout), self.set_columns)
+        internal = {UID, CAPTURE_ID}
+        data = [c for c in self.ms_app.session.rows.columns if c not in internal]
+        self.app.push_screen(ColumnsScreen(self.column_layout, data), self.set_columns)
 
     def set_columns(self, layout: tuple[str, ...] | None, *, keep: bool = True) -> None:
         """Show ``layout``'s columns (None: no change) and, with ``keep``, save it for next time."""

@@ -282,6 +282,39 @@ names and fingerprints, direction counts, times, the window and the capture."""
 COINS_KEY = "coins"
 """Layout key standing for the per-coin probability columns (one per coin the model knows)."""
 
+DATA_PREFIX = "col:"
+"""Layout keys ``col:NAME`` show the frame column NAME as it is: any column the catalogue
+does not draw (termshark users asked for custom columns, #177), e.g. ``col:vlan``."""
+
+NOT_SHOWN = frozenset({"top_features", "coin_probs"})
+"""Frame columns that are JSON for the detail screen, not cells."""
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def data_column(name: str) -> Column:
+    """The frame column ``name`` as a table column: numbers right-aligned, text inert."""
+
+    def cell(row: dict[str, Any]) -> Text:
+        value = row.get(name)
+        if isinstance(value, bool):
+            return Text("yes" if value else "no")
+        if isinstance(value, int | float):
+            return Text(_value_text(value), justify="right")
+        return Text(clean(_value_text(value), 60))
+
+    label = clean(name, 16)
+    return Column(
+        DATA_PREFIX + name, label, name, cell, max(len(label), 8), f"the data's {label} column, as it is"
+    )
+
+
 CATALOGUE: dict[str, Column] = {c.key: c for c in (*BASE_COLUMNS, *EXTRA_COLUMNS)}
 """Every column by key, in the order the chooser lists them."""
 
@@ -291,7 +324,21 @@ DEFAULT_LAYOUT: tuple[str, ...] = (*(c.key for c in BASE_COLUMNS), COINS_KEY)
 
 def column_title(key: str) -> str:
     """What the chooser calls a layout key."""
-    return "per-coin probabilities" if key == COINS_KEY else CATALOGUE[key].label
+    if key == COINS_KEY:
+        return "per-coin probabilities"
+    if key.startswith(DATA_PREFIX):
+        return f"{clean(key.removeprefix(DATA_PREFIX), 40)} (data column)"
+    return CATALOGUE[key].label
+
+
+def extra_data_keys(columns: list[str]) -> list[str]:
+    """Layout keys for the frame ``columns`` no catalogue column draws (sorted)."""
+    drawn = {c.sort_column for c in CATALOGUE.values()} | NOT_SHOWN
+    return [
+        DATA_PREFIX + name
+        for name in sorted(columns)
+        if name not in drawn and not name.startswith(COIN_PREFIX)
+    ]
 
 
 def layout_columns(layout: tuple[str, ...], coins: list[str]) -> list[Column]:
@@ -303,6 +350,8 @@ def layout_columns(layout: tuple[str, ...], coins: list[str]) -> list[Column]:
             columns.extend(coin_column(c) for c in coins)
         elif key in CATALOGUE:
             columns.append(CATALOGUE[key])
+        elif key.startswith(DATA_PREFIX) and key.removeprefix(DATA_PREFIX) not in NOT_SHOWN:
+            columns.append(data_column(key.removeprefix(DATA_PREFIX)))
     return columns
 
 
@@ -398,7 +447,7 @@ class FlowTableView(ScrollView, can_focus=True):
         keep = self.selected_uid() if self.cursor_moved else None
         self.columns_spec = layout_columns(self.column_layout, coins)
         self.sorted_column = sorted_column
-        self._frame = rows.drop(["top_features", "coin_probs"], strict=False)
+        self._frame = rows.drop(sorted(NOT_SHOWN), strict=False)
         self._uids = order.to_list()
         self._cache.clear()
         width = sum(c.width + 1 for c in self.columns_spec)
