@@ -96,8 +96,9 @@ def program_from_bytes(raw: bytes) -> I64:
 def validate(prog: I64) -> None:
     """Refuse what libpcap's ``bpf_validate`` refuses, so :func:`accepts` needs no checks
     of its own on the program: unknown opcodes, jumps out of the program or backwards,
-    scratch slots past 15, division by a constant zero, shifts by a constant of 32 or more, and a last instruction that is not
-    a return. (Programs libpcap compiled always pass; the check guards hand-made ones.)
+    scratch slots past 15, division by a constant zero, shifts by a constant of 32 or
+    more, and a last instruction that is not a return. (Programs libpcap compiled always
+    pass; the check guards hand-made ones.)
 
     Raises:
         ValueError: naming the first bad instruction.
@@ -324,17 +325,15 @@ NO_FILTER: tuple[I64, I64] = (np.zeros((1, 4), np.int64), np.zeros((0, 2), np.in
 """``(progs, prog_at)`` of a reader without a filter: ``prog_at`` is empty, every packet is kept."""
 
 
-def scratch() -> I64:
-    """Scratch memory for :func:`keeps` / :func:`accepts`."""
-    return np.zeros(MEMWORDS, np.int64)
-
-
-def applies(prog_at: I64, linktype: int) -> bool:
-    """Whether packets of ``linktype`` are filtered (True) or all left out (False) by a
-    reader holding ``prog_at``; always True without a filter."""
+@njit(cache=True, inline="always")
+def applies(prog_at: Any, linktype: Any) -> bool:
+    """Whether packets of ``linktype`` get a program (True) or are all left out (False) by
+    a reader holding ``prog_at``; always True without a filter. The walkers' rule; the
+    reader's report asks it too."""
     if prog_at.shape[0] == 0:
         return True
-    return linktype < prog_at.shape[0] and int(prog_at[linktype, 1]) > 0
+    has: bool = linktype < prog_at.shape[0] and prog_at[linktype, 1] > 0
+    return has
 
 
 @njit(cache=True, inline="always")
@@ -342,9 +341,9 @@ def keeps(
     progs: Any, prog_at: Any, linktype: Any, buf: Any, off: Any, buflen: Any, wirelen: Any, mem: Any
 ) -> bool:
     """Whether the filter of ``linktype`` (from :func:`programs_by_linktype`) keeps the packet."""
+    if not applies(prog_at, linktype):
+        return False
     if prog_at.shape[0] == 0:
         return True
-    if linktype >= prog_at.shape[0] or prog_at[linktype, 1] <= 0:
-        return False
     s = prog_at[linktype, 0]
     return accepts(progs[s : s + prog_at[linktype, 1]], buf, off, buflen, wirelen, mem)

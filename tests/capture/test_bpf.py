@@ -70,7 +70,7 @@ def _oracle(prog: np.ndarray, frame: bytes, wirelen: int) -> bool:
 
 def _ours(prog: np.ndarray, frame: bytes, wirelen: int) -> bool:
     buf = np.frombuffer(frame + b"\0", np.uint8)[: len(frame) + 1]  # a byte past the end: never read
-    mem = bpf.scratch()
+    mem = np.zeros(bpf.MEMWORDS, np.int64)
     mem[:] = 0xDEAD  # what an earlier packet left: the program must not see it
     return bool(bpf.accepts(prog, buf, 0, len(frame), wirelen, mem))
 

@@ -21,7 +21,6 @@ from textual.widgets import Footer, Header, Input, Static
 from minerscope.rowfilter import FilterError, RowFilter, parse_filter
 from minerscope.tui.layout import load_layout, save_layout
 from minerscope.tui.screens.columns import ColumnsScreen
-from minerscope.tui.session import CAPTURE_ID, UID
 from minerscope.tui.widgets.flow_table import BASE_COLUMNS, FlowTableView
 from minerscope.untrusted import clean
 
@@ -73,7 +72,7 @@ class FlowsScreen(Screen[None]):
         self.progress_source = ""
         self.matching = 0
         self._typed_timer: Timer | None = None
-        self.column_layout, self.layout_note = load_layout()
+        self.layout_note = ""
 
     @property
     def ms_app(self) -> MinerscopeApp:
@@ -84,14 +83,13 @@ class FlowsScreen(Screen[None]):
         yield Input(
             placeholder="filter: p>0.9 coin=xmr port=443 text   (/ to focus, enter to apply)", id="filter"
         )
-        yield FlowTableView(id="table")
+        layout, self.layout_note = load_layout()
+        yield FlowTableView(layout, id="table")
         yield Static(id="status")
         yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
-        table = self.query_one(FlowTableView)
-        table.column_layout = self.column_layout
-        table.focus()
+        self.query_one(FlowTableView).focus()
         self.refresh_table()
         if self.layout_note:
             self.notify(self.layout_note, severity="warning", timeout=8)
@@ -226,21 +224,19 @@ class FlowsScreen(Screen[None]):
         self.refresh_table()
 
     def action_choose_columns(self) -> None:
-        internal = {UID, CAPTURE_ID}
-        data = [c for c in self.ms_app.session.rows.columns if c not in internal]
-        self.app.push_screen(ColumnsScreen(self.column_layout, data), self.set_columns)
+        columns = self.ms_app.session.rows.columns
+        self.app.push_screen(ColumnsScreen(self.table.column_layout, columns), self.set_columns)
 
-    def set_columns(self, layout: tuple[str, ...] | None, *, keep: bool = True) -> None:
-        """Show ``layout``'s columns (None: no change) and, with ``keep``, save it for next time."""
+    def set_columns(self, layout: tuple[str, ...] | None) -> None:
+        """Show ``layout``'s columns (None: no change) and keep them for the next session."""
         if not layout:
             return
-        self.column_layout = self.table.column_layout = layout
+        self.table.column_layout = layout
         self.refresh_table()
-        if keep:
-            try:
-                save_layout(layout)
-            except OSError as exc:
-                self.set_status(f"columns not kept for next time: {exc.strerror or exc}", error=True)
+        try:
+            save_layout(layout)
+        except OSError as exc:
+            self.set_status(f"columns not kept for next time: {exc.strerror or exc}", error=True)
 
     def sort(self, column: str | None, descending: bool = True) -> None:
         """Sort by a frame column (None: suspicion order)."""

@@ -31,7 +31,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from minerscope.timetext import utc_text
-from minerscope.tui.session import COIN_PREFIX, badges, server_name
+from minerscope.tui.session import CAPTURE_ID, COIN_PREFIX, UID, badges, server_name
 from minerscope.untrusted import clean
 
 PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
@@ -94,12 +94,17 @@ def _num_cell(key: str, fmt: Callable[[Any], str]) -> Callable[[dict[str, Any]],
     return lambda row: Text(fmt(row.get(key)), justify="right")
 
 
+def _value_text(value: Any) -> str:
+    """A cell's text: "" for a missing value, floats to six significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def _time_cell(key: str) -> Callable[[dict[str, Any]], Text]:
     return lambda row: Text(utc_text(row.get(key), " ").removesuffix("Z"))
-
-
-def _count(v: Any) -> str:
-    return "" if v is None else str(v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +146,7 @@ BASE_COLUMNS: tuple[Column, ...] = (
         26,
         "the server: its SNI, DNS name or HTTP host when seen, else its address",
     ),
-    Column(
-        "port", "port", "dport", _num_cell("dport", lambda v: "" if v is None else str(v)), 5, "server port"
-    ),
+    Column("port", "port", "dport", _num_cell("dport", _value_text), 5, "server port"),
     Column(
         "badges",
         "stage0",
@@ -177,7 +180,7 @@ BASE_COLUMNS: tuple[Column, ...] = (
         5,
         "transport protocol",
     ),
-    Column("packets", "pkts", "packets", _num_cell("packets", _count), 7, "packets, both directions"),
+    Column("packets", "pkts", "packets", _num_cell("packets", _value_text), 7, "packets, both directions"),
     Column(
         "bytes", "bytes", "bytes", _num_cell("bytes", human_bytes), 6, "bytes on the wire, both directions"
     ),
@@ -246,7 +249,7 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
         "c2s_packets",
         "c2s pkts",
         "c2s_packets",
-        _num_cell("c2s_packets", _count),
+        _num_cell("c2s_packets", _value_text),
         8,
         "packets client to server",
     ),
@@ -254,7 +257,7 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
         "s2c_packets",
         "s2c pkts",
         "s2c_packets",
-        _num_cell("s2c_packets", _count),
+        _num_cell("s2c_packets", _value_text),
         8,
         "packets server to client (0: nobody answered)",
     ),
@@ -268,7 +271,7 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
         "window",
         "win",
         "window",
-        _num_cell("window", _count),
+        _num_cell("window", _value_text),
         4,
         "which feature window of the connection this row scores",
     ),
@@ -289,13 +292,9 @@ does not draw (termshark users asked for custom columns, #177), e.g. ``col:vlan`
 NOT_SHOWN = frozenset({"top_features", "coin_probs"})
 """Frame columns that are JSON for the detail screen, not cells."""
 
-
-def _value_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+NOT_OFFERED = NOT_SHOWN | {UID, CAPTURE_ID}
+"""Frame columns the chooser never offers as data columns (the JSON ones, and the
+session's internal row and capture numbers)."""
 
 
 def data_column(name: str) -> Column:
@@ -333,7 +332,7 @@ def column_title(key: str) -> str:
 
 def extra_data_keys(columns: list[str]) -> list[str]:
     """Layout keys for the frame ``columns`` no catalogue column draws (sorted)."""
-    drawn = {c.sort_column for c in CATALOGUE.values()} | NOT_SHOWN
+    drawn = {c.sort_column for c in CATALOGUE.values()} | NOT_OFFERED
     return [
         DATA_PREFIX + name
         for name in sorted(columns)
@@ -350,7 +349,7 @@ def layout_columns(layout: tuple[str, ...], coins: list[str]) -> list[Column]:
             columns.extend(coin_column(c) for c in coins)
         elif key in CATALOGUE:
             columns.append(CATALOGUE[key])
-        elif key.startswith(DATA_PREFIX) and key.removeprefix(DATA_PREFIX) not in NOT_SHOWN:
+        elif key.startswith(DATA_PREFIX) and key.removeprefix(DATA_PREFIX) not in NOT_OFFERED:
             columns.append(data_column(key.removeprefix(DATA_PREFIX)))
     return columns
 
@@ -420,10 +419,10 @@ class FlowTableView(ScrollView, can_focus=True):
             self.column_key = column_key
             self.sort_column = sort_column
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, column_layout: tuple[str, ...] = DEFAULT_LAYOUT, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.columns_spec: list[Column] = []
-        self.column_layout: tuple[str, ...] = DEFAULT_LAYOUT  # the analyst's column choice
+        self.column_layout = column_layout  # the analyst's column choice (layout keys)
         self.sorted_column: str | None = None
         self.cursor_moved = False  # until the analyst moves, the cursor stays on the top row
         self._frame: pl.DataFrame | None = None
