@@ -204,14 +204,17 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     assert records and all(list(r) == list(RECORD_FIELDS) for r in records)
     for r in records:
         assert (r["dst"], r["dport"]) in (plain.target, tls.target), r
-        assert r["capture"] == "lo" and r["proto"] == 6 and r["src"] == "127.0.0.1"
+        assert r["capture"] == "lo" and r["proto"] == 6 and r["src"] == "127.0.0.1", r
         assert isinstance(r["p_mining"], float) and 0.0 <= r["p_mining"] <= 1.0
         assert r["stage1"] in ("mining", "benign") and r["verdict"] in ("mining", "benign")
-        assert r["window"] == 0 and r["top_features"]
+        assert r["window"] == 0 and r["top_features"], r
     # (the prober's own connections to the pools are on the wire too: only the sessions are checked)
     session = {
         port: [r for r in records if r["sport"] == port] for port in (plain_miner, tls_miner, idle_port)
     }
+    # the idle connection (jobs pushed to it every 0.5 s) was still open at SIGINT: its last
+    # window, however few packets it holds, can only have been printed by the final flush
+    assert max(r["last_seen"] for r in session[idle_port]) > interrupted_wall - 1.5, session[idle_port]
     # (on a starved machine a session's first window may close before its first payload: the
     # TCP handshake alone, three packets, with nothing to recognise)
     session = {port: [r for r in rs if r["packets"] > 3] for port, rs in session.items()}
@@ -219,16 +222,15 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     for r in session[plain_miner] + session[idle_port]:
         assert (r["dst"], r["dport"]) == plain.target and r["sni"] == ""
         assert [e["kind"] for e in r["stage0"]] == ["stratum"], r
-        assert r["stage0"][0]["dialect"] == "xmrig" and r["verdict"] == "mining"
+        assert r["stage0"][0]["dialect"] == "xmrig" and r["verdict"] == "mining", r
     # TLS: the SNI of the ClientHello, in every window of the session, and no cleartext evidence
-    assert all(r["dst"] == tls.host and r["sni"] == SNI and r["stage0"] == [] for r in session[tls_miner])
+    assert all(r["dst"] == tls.host and r["sni"] == SNI and r["stage0"] == [] for r in session[tls_miner]), (
+        session
+    )
     # (the test waited for two windows of each session, at most one of them handshake-only)
-    assert len(session[plain_miner]) >= 1 and len(session[tls_miner]) >= 1
+    assert len(session[plain_miner]) >= 1 and len(session[tls_miner]) >= 1, session
     # verdicts were printed while the miners ran, not at the end
-    assert still_mining
-    # the idle connection (jobs pushed to it every 0.5 s) was still open at SIGINT: its last
-    # window can only have been printed by the final flush
-    assert max(r["last_seen"] for r in session[idle_port]) > interrupted_wall - 1.5
+    assert still_mining, stats
     # --probe: stage 1 flagged both pools; the background prober confirmed each in its transport,
     # reprinted the endpoint's record with the outcome, and recorded it in the case file
     for pool, transport in ((plain, "tcp"), (tls, "tls")):
