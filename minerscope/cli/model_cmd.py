@@ -196,7 +196,9 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     progress_note(f"model {model.name}: reading {len(specs) + len(holdout or [])} data item(s)")
     datasets, held_data, _, _ = _load(specs, list(holdout or []))
     held = {g for ds in held_data for g in ds.labels["group"].unique().to_list()}
-    samples = train_mod.build_samples([*datasets, *held_data], window_s=model.window_s)
+    samples = train_mod.build_samples(
+        [*datasets, *held_data], window_s=model.window_s, min_messages=model.min_messages
+    )
     # groups the model's coin model alone trained on stay out of the binary figures
     coin_only = list(meta.get("data", {}).get("coin_only_groups", []))
     samples = samples.with_columns(
@@ -228,6 +230,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
             binary_features=tuple(result.metadata["binary"]["features"]),
             threshold=float(result.metadata["binary"]["threshold"]),
             window_s=model.window_s,
+            min_messages=model.min_messages,
             coin_file=None if result.coin is None else BoosterFile.of(result.coin),
             coin_features=tuple(cmeta.get("features", ())),
             coin_classes=tuple(cmeta.get("classes", ())),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from minerscope.probe.verdict import UNREACHABLE
+from minerscope.unscored import NOT_SCORED, unscored
 from minerscope.untrusted import clean, csv_cell
 
 if TYPE_CHECKING:  # polars only for the frame -> records conversion
@@ -418,7 +419,7 @@ def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:
         clean(f"{record.get('dst')}:{record.get('dport')}"),
         clean(name, 60),
         str(record.get("packets", "")),
-        "" if p is None else f"{float(p):.3f}",
+        "" if p is None else NOT_SCORED if unscored(record) else f"{float(p):.3f}",
         clean(str(record.get("verdict") or "")),
         clean(record.get("coin") or ""),
         clean(badges),

@@ -14,6 +14,8 @@ Extraction runs over all flows of a :class:`~minerscope.flows.records.FlowTable`
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -43,6 +45,7 @@ def extract_features(
     *,
     window_s: float | None = DEFAULT_WINDOW_S,
     whole_flow: bool = True,
+    min_messages: int = 0,
 ) -> pl.DataFrame:
     """Feature rows for every window of every flow (and every whole flow).
 
@@ -50,6 +53,9 @@ def extract_features(
         table: the flows.
         window_s: window length in seconds; None for whole-flow samples only.
         whole_flow: also emit one ``window == -1`` row per flow.
+        min_messages: leave out samples with fewer application messages (their
+            ``bidir_msg_count``): the same rows as filtering the result, without computing
+            the features of rows a model was not trained on (on a busy link, most of them).
 
     Returns:
         polars DataFrame: ``flow_id`` (Int64, the table's), ``window`` (Int32, -1 for the
@@ -79,7 +85,9 @@ def extract_features(
     keys: list[list[npt.NDArray[np.generic]]] = [[], [], [], []]
     mats: list[npt.NDArray[np.float32]] = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        for chunk_keys, feats in _extract_chunk(table, int(a), int(b), first, last, window_s, whole_flow):
+        for chunk_keys, feats in _extract_chunk(
+            table, int(a), int(b), first, last, window_s, whole_flow, min_messages
+        ):
             chunk_keys[0] = flow_ids[chunk_keys[0]]
             for i, k in enumerate(chunk_keys):
                 keys[i].append(k)
@@ -172,8 +180,10 @@ def _extract_chunk(
     last: npt.NDArray[np.float64],
     window_s: float | None,
     whole_flow: bool,
+    min_messages: int,
 ) -> list[tuple[list[npt.NDArray[np.generic]], dict[str, npt.NDArray[np.float64]]]]:
-    """Features of flows ``a..b`` (local flow index 0 is flow ``a``)."""
+    """Features of flows ``a..b`` (local flow index 0 is flow ``a``), of the samples with at
+    least ``min_messages`` application messages."""
     n = b - a
     p0, p1 = int(table.pkt_offsets[a]), int(table.pkt_offsets[b])
     m0, m1 = int(table.msg_offsets[a]), int(table.msg_offsets[b])
@@ -205,19 +215,19 @@ def _extract_chunk(
     f_first, f_last = first[a:b], last[a:b]
     results = []
 
-    def run(segs: series.Segments) -> dict[str, npt.NDArray[np.float64]]:
-        return series.compute(
-            segs,
-            pkt_ts,
-            pkt_wire,
-            pkt_payload,
-            pkt_dir,
-            pkt_flags,
-            msg_ts,
-            msg_len,
-            msg_dir,
-            first_sizes,
-            first_dirs,
+    def run(
+        segs: series.Segments, keys: list[npt.NDArray[np.generic]]
+    ) -> tuple[list[npt.NDArray[np.generic]], dict[str, npt.NDArray[np.float64]]]:
+        packets: tuple[npt.NDArray[Any], ...] = (pkt_ts, pkt_wire, pkt_payload, pkt_dir, pkt_flags)
+        messages: tuple[npt.NDArray[Any], ...] = (msg_ts, msg_len, msg_dir)
+        if min_messages > 0:
+            kept = np.bincount(segs.msg_seg, minlength=segs.n) >= min_messages
+            if not kept.all():
+                segs, keys, packets, messages = _kept_samples(segs, kept, keys, packets, messages)
+        p_ts, p_wire, p_payload, p_dir, p_flags = packets
+        m_ts, m_len, m_dir = messages
+        return keys, series.compute(
+            segs, p_ts, p_wire, p_payload, p_dir, p_flags, m_ts, m_len, m_dir, first_sizes, first_dirs
         )
 
     if whole_flow:
@@ -228,7 +238,7 @@ def _extract_chunk(
             f_first,
             f_last,
         ]
-        results.append((keys, run(segs)))
+        results.append(run(segs, keys))
 
     if window_s is not None:
         base = np.where(np.isfinite(f_first), f_first, 0.0)
@@ -261,8 +271,36 @@ def _extract_chunk(
         flow_last = f_last[w_flow]
         end = np.where(np.isfinite(flow_last), np.minimum(end, np.maximum(flow_last, start)), end)
         keys = [w_flow + a, widx.astype(np.int32), start, end]
-        results.append((keys, run(segs)))
+        results.append(run(segs, keys))
     return results
+
+
+def _kept_samples(
+    segs: series.Segments,
+    kept: npt.NDArray[np.bool_],
+    keys: list[npt.NDArray[np.generic]],
+    packets: tuple[npt.NDArray[Any], ...],
+    messages: tuple[npt.NDArray[Any], ...],
+) -> tuple[
+    series.Segments, list[npt.NDArray[np.generic]], tuple[npt.NDArray[Any], ...], tuple[npt.NDArray[Any], ...]
+]:
+    """Only the samples ``kept``: their keys, their packets and messages, renumbered in order
+    (samples stay grouped and in time order, as :func:`series.compute` wants them)."""
+    new_index = np.cumsum(kept) - 1
+    in_pkt = kept[segs.pkt_seg]
+    in_msg = kept[segs.msg_seg]
+    segs = series.Segments(
+        n=int(np.count_nonzero(kept)),
+        pkt_seg=new_index[segs.pkt_seg[in_pkt]],
+        msg_seg=new_index[segs.msg_seg[in_msg]],
+        flow=segs.flow[kept],
+    )
+    return (
+        segs,
+        [k[kept] for k in keys],
+        tuple(a[in_pkt] for a in packets),
+        tuple(a[in_msg] for a in messages),
+    )
 
 
 def _packet_windows(

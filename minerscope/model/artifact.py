@@ -109,6 +109,9 @@ class Model:
         binary_features: its input columns, in order.
         threshold: operating threshold on ``p_mining``.
         window_s: window length the model was trained on.
+        min_messages: windows with fewer application messages were left out of training
+            (they say nothing: reconnects, lone handshakes), so they are not scored either;
+            0 (a model whose sidecar does not say) scores every window.
         coin_file: coin booster (``multi:softprob``), or None; ``coin`` is its
             ``xgboost.Booster``.
         coin_features: its input columns.
@@ -122,6 +125,7 @@ class Model:
     binary_features: tuple[str, ...]
     threshold: float
     window_s: float
+    min_messages: int = 0
     coin_file: BoosterFile | None = None
     coin_features: tuple[str, ...] = ()
     coin_classes: tuple[str, ...] = field(default_factory=tuple)
@@ -287,6 +291,7 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
         binary_features = tuple(str(n) for n in bmeta["features"])
         threshold = float(bmeta["threshold"])
         window_s = float(meta["window_s"])
+        min_messages = _min_messages(meta.get("min_messages", 0), meta_path)
         binary = _load_booster(folder, bmeta, meta_path, binary_features, groups=1)
         coin = None
         coin_features: tuple[str, ...] = ()
@@ -311,10 +316,18 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
         binary_features=binary_features,
         threshold=threshold,
         window_s=window_s,
+        min_messages=min_messages,
         coin_file=coin,
         coin_features=coin_features,
         coin_classes=coin_classes,
     )
+
+
+def _min_messages(value: object, meta_path: Path) -> int:
+    """The sidecar's ``min_messages``: a whole number of messages, 0 to 1,000,000."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ModelError(f"{meta_path}: min_messages must be a whole number from 0 to 1000000, got {value!r}")
+    return value
 
 
 def _load_booster(

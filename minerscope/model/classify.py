@@ -8,6 +8,13 @@ window an analyst may look at, Saabas's cheaper attribution below ``EXACT_FLOOR`
 the five features that moved the score most, with their values, so a verdict is never a
 bare number.
 
+Only windows the model could have learnt from are scored: training left out windows with
+fewer than ``Model.min_messages`` application messages (a reconnect, a lone handshake:
+they say nothing, and the threshold's false-positive rate was measured without them), so
+scoring them would report numbers no metric stands behind. A flow with no such window is
+*unscored*: ``windows`` 0, ``p_mining`` 0.0, stage 1 ``benign``, no window, coin or top
+features (its stage-0 evidence still decides its verdict).
+
 The numbers are XGBoost's, computed without it: one walk of the trees per window gives
 the probability (:mod:`minerscope.model.predict`, bit for bit) and the Saabas attribution
 together, so a scan process never imports xgboost; a booster the kernels do not cover
@@ -84,7 +91,8 @@ def score(
     Returns:
         One row per flow, in the table's order: ``flow_id``; ``window``,
         ``window_start``, ``window_end`` of the most suspicious window (null when the flow
-        has no packet); ``windows`` (how many were scored); ``p_mining``; ``stage1``
+        is unscored: no window with ``model.min_messages`` messages); ``windows`` (how many
+        were scored); ``p_mining``; ``stage1``
         (``mining`` when ``p_mining >= model.threshold``, else ``benign``); ``coin`` (most
         likely coin *if* the flow mines: the coin model is conditional on mining; null
         without a coin model, and for a flow under :data:`COIN_FLOOR` without stage-0
@@ -101,7 +109,10 @@ def score(
     schema = score_schema(model, json_text=json_text)
     if len(table) == 0:
         return pl.DataFrame(schema=schema)
-    feats = extract_features(table, window_s=model.window_s, whole_flow=False)
+    # windows the model was not trained on (too few messages to say anything) are not scored
+    feats = extract_features(
+        table, window_s=model.window_s, whole_flow=False, min_messages=model.min_messages
+    )
     if feats.height == 0:
         return _unscored(table, schema)
     x = _matrix(feats, model.binary_features)

@@ -123,7 +123,7 @@ def build_samples(
     for i, ds in enumerate(datasets):
         if len(ds.table) == 0:
             continue
-        feats = extract_features(ds.table, window_s=window_s, whole_flow=False)
+        feats = extract_features(ds.table, window_s=window_s, whole_flow=False, min_messages=min_messages)
         labels = ds.labels.select(
             pl.Series("flow_id", ds.table.summary["flow_id"].to_numpy()),
             pl.col("label").cast(pl.Int8),
@@ -139,7 +139,7 @@ def build_samples(
     if not frames:
         raise InputError("no flows in the training data")
     samples = pl.concat(frames, how="vertical")
-    return samples.filter((pl.col("label") >= 0) & (pl.col("bidir_msg_count") >= min_messages))
+    return samples.filter(pl.col("label") >= 0)
 
 
 def split_groups(

@@ -103,3 +103,12 @@ def test_a_terminal_width_narrows_the_name_columns_only() -> None:
     narrow = io.StringIO()  # narrower than the fixed columns: drawn as narrow as it can be
     plaintable.draw(narrow, TABLE_HEADERS, rows, max_width=20, flexible=(2, 7))
     assert all(len(line.split("│")) in (1, len(TABLE_HEADERS) + 2) for line in narrow.getvalue().splitlines())
+
+
+def test_an_unscored_flow_shows_no_probability() -> None:
+    """The sample's flows without a window of the model's minimum of messages carry p_mining
+    0.0 and no window: the table shows '-' for them (0.000 would read as a measurement)."""
+    cells = {_table_cells(r)[4] for r in _records() if r["window"] is None and r["p_mining"] == 0.0}
+    assert cells == {"-"}
+    scored = [_table_cells(r)[4] for r in _records() if r["window"] is not None]
+    assert scored and all(c.replace(".", "").isdigit() for c in scored)

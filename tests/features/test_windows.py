@@ -158,3 +158,32 @@ def test_messages_beyond_the_packets_get_their_windows() -> None:
     assert first["bidir_msg_count"].to_list() == [10.0, 10.0, 10.0]
     assert first["bidir_pkt_count"].to_list() == [float(keep[: int(full.pkt_offsets[1])].sum()), 0.0, 0.0]
     assert frame.height == 4
+
+
+@pytest.mark.parametrize("whole_flow", [False, True])
+def test_min_messages_leaves_out_exactly_the_quiet_samples(whole_flow: bool) -> None:
+    """The rows a model trains on and scores (>= min_messages application messages), without
+    computing the others: the same keys as filtering every row, the same values (to a float32
+    rounding: a few quantiles sit on a rounding midpoint that the chunk's other samples move,
+    as they do across chunks), on a real capture whose long flows span several windows."""
+    from minerscope import resources
+    from minerscope.flows.assemble import assemble_capture
+
+    table = assemble_capture(str(resources.sample_capture()))[0]
+    every = extract_features(table, window_s=300.0, whole_flow=whole_flow)
+    for least in (1, 4, 40):
+        expected = every.filter(pl.col("bidir_msg_count") >= least)
+        got = extract_features(table, window_s=300.0, whole_flow=whole_flow, min_messages=least)
+        assert 0 < got.height < every.height
+        assert got.select("flow_id", "window", "window_start", "window_end").equals(
+            expected.select("flow_id", "window", "window_start", "window_end")
+        )
+        assert got["bidir_msg_count"].min() >= least  # type: ignore[operator]
+        np.testing.assert_allclose(
+            got.select(FEATURE_NAMES).to_numpy(),
+            expected.select(FEATURE_NAMES).to_numpy(),
+            rtol=2e-7,
+            equal_nan=True,
+        )
+    assert extract_features(table, window_s=300.0, whole_flow=whole_flow, min_messages=0).equals(every)
+    assert extract_features(table, window_s=300.0, whole_flow=whole_flow, min_messages=10**6).height == 0

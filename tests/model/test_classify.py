@@ -110,8 +110,8 @@ def test_a_coin_only_for_flows_worth_a_look() -> None:
     high = rows.filter(~low)
     assert high["coin"].null_count() == 0
     assert all(set(json.loads(text)) == set(model.coin_classes) for text in high["coin_probs"])
-    # stage-0 evidence on two clearly benign flows: they get a coin too, the rest do not change
-    quiet = rows.filter(low)["flow_id"].to_list()[:2]
+    # stage-0 evidence on two clearly benign (scored) flows: they get a coin too, the rest do not change
+    quiet = rows.filter(low & (pl.col("windows") > 0))["flow_id"].to_list()[:2]
     table.summary = table.summary.with_columns(
         pl.when(pl.col("flow_id").is_in(quiet))
         .then(pl.lit('[{"kind":"stratum"}]'))
@@ -154,6 +154,63 @@ def test_flows_without_packets_are_kept_unscored(trained: tuple[Path, TrainResul
     assert rows["flow_id"].to_list() == [0, 1]
     assert rows["stage1"].to_list() == ["benign", "benign"] and rows["windows"].to_list() == [0, 0]
     assert rows["window"].null_count() == 2
+
+
+def test_windows_with_too_few_messages_are_not_scored() -> None:
+    """The shipped model trained on windows of >= min_messages application messages: those
+    are the windows scored; a flow with none of them is unscored (p 0.0, no window, no coin
+    or reasons, stage-0 evidence or not), and the others report their best scored window."""
+    from minerscope import resources
+    from minerscope.flows.assemble import assemble_capture
+
+    model = load_model(None)
+    assert model.min_messages == 4
+    table = assemble_capture(str(resources.sample_capture()))[0]
+    every = extract_features(table, window_s=model.window_s, whole_flow=False)
+    enough = every.filter(pl.col("bidir_msg_count") >= model.min_messages)
+    assert 0 < enough.height < every.height  # the sample has both
+    # stage-0 evidence on every flow: an unscored flow still gets no coin
+    table.summary = table.summary.with_columns(pl.lit('[{"kind":"stratum"}]').alias("stage0"))
+    rows = score(table, model, json_text=True)
+    counts = dict(enough.group_by("flow_id").len().iter_rows())
+    assert rows["windows"].to_list() == [counts.get(f, 0) for f in rows["flow_id"].to_list()]
+    none = rows.filter(pl.col("windows") == 0)
+    assert 0 < none.height < rows.height
+    assert none["p_mining"].to_list() == [0.0] * none.height and set(none["stage1"]) == {"benign"}
+    for name in ("window", "window_start", "coin", "coin_probs", "top_features"):
+        assert none[name].null_count() == none.height, name
+    scored = rows.filter(pl.col("windows") > 0)
+    best = scored.join(enough.select("flow_id", "window", "bidir_msg_count"), on=["flow_id", "window"])
+    assert best.height == scored.height  # every reported window is one of those scored
+    assert scored["coin"].null_count() == 0 and scored["top_features"].null_count() == 0
+
+
+def test_a_model_that_does_not_say_scores_every_window(tmp_path: Path) -> None:
+    """A sidecar without ``min_messages`` (older models) scores every window, as before;
+    a malformed one is refused by name."""
+    import shutil
+
+    from minerscope import resources
+    from minerscope.errors import ModelError
+    from minerscope.flows.assemble import assemble_capture
+
+    folder = tmp_path / "older"
+    shutil.copytree(resources.models_dir() / resources.DEFAULT_MODEL_NAME, folder)
+    meta = json.loads((folder / "metadata.json").read_text())
+    del meta["min_messages"]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    model = load_model(folder)
+    assert model.min_messages == 0
+    table = assemble_capture(str(resources.sample_capture()))[0]
+    rows = score(table, model)
+    every = extract_features(table, window_s=model.window_s, whole_flow=False)
+    counts = dict(every.group_by("flow_id").len().iter_rows())
+    assert rows["windows"].to_list() == [counts.get(f, 0) for f in rows["flow_id"].to_list()]
+    for bad in (-1, 2.5, True, "4", 10**7):
+        meta["min_messages"] = bad
+        (folder / "metadata.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelError, match="min_messages must be a whole number"):
+            load_model(folder)
 
 
 def test_exact_shap_above_the_floor_saabas_below(

@@ -20,6 +20,7 @@ from textual.widgets import Footer, Header, Static
 from minerscope.tui.series import FlowSeries
 from minerscope.tui.session import badges, coin_probs, parse_json_list, server_name
 from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
+from minerscope.unscored import unscored
 from minerscope.untrusted import clean
 
 
@@ -51,13 +52,17 @@ def score_table(row: dict[str, Any]) -> Table:
     probs = coin_probs(row.get("coin_probs"))
     dist = "  ".join(f"{clean(c, 8)} {p:.2f}" for c, p in sorted(probs.items(), key=lambda kv: -kv[1]))
     p = row.get("p_mining")
+    p_text: object
+    if unscored(row):  # no window held the messages the model learnt from
+        p_text, no_coin = "not scored: too few messages in every window", "not estimated: not scored"
+    else:  # scoring leaves the coin out for flows it calls clearly benign (classify.COIN_FLOOR)
+        p_text, no_coin = (f"{p:.3f}" if isinstance(p, float) else p), "not estimated: clearly benign"
     return _kv(
         [
-            ("p_mining", f"{p:.3f}" if isinstance(p, float) else p),
+            ("p_mining", p_text),
             ("verdict", row.get("verdict")),
             ("stage 1", row.get("stage1")),
-            # scoring leaves the coin out for flows it calls clearly benign (classify.COIN_FLOOR)
-            ("coin", row.get("coin") or (None if probs else "not estimated: clearly benign")),
+            ("coin", row.get("coin") or (None if probs else no_coin)),
             ("coin probs", dist),
             ("window", row.get("window")),
             ("model", row.get("model")),

@@ -32,6 +32,7 @@ from textual.strip import Strip
 
 from minerscope.timetext import utc_text
 from minerscope.tui.session import CAPTURE_ID, COIN_PREFIX, UID, badges, server_name
+from minerscope.unscored import NOT_SCORED, unscored
 from minerscope.untrusted import clean
 
 PROTO = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
@@ -51,8 +52,8 @@ def human_bytes(value: float | None) -> str:
 
 def _p_cell(row: dict[str, Any]) -> Text:
     p = row.get("p_mining")
-    if p is None:
-        return Text("-", style="dim")
+    if p is None or unscored(row):
+        return Text(NOT_SCORED, style="dim")
     style = "bold red" if p >= 0.9 else "yellow" if p >= 0.5 else ""
     return Text(f"{p:.2f}", style=style, justify="right")
 
