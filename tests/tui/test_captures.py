@@ -63,3 +63,27 @@ async def test_the_same_flows_in_two_captures_stay_distinct(
         assert int(table.summary["flow_id"][index]) == flow_id
         assert detail.series is not None
         assert detail.series.packets == int(detail.row["packets"])
+
+
+async def test_an_unscored_flow_shows_no_probability_and_says_why(sample_updates: list[TriageUpdate]) -> None:
+    """A flow none of whose windows holds the model's minimum of messages: '-' in the table's
+    p column, and the detail says it was not scored (not 0.000, which reads as a measurement)."""
+    app = MinerscopeApp([sample_capture()], loader=replay_loader(sample_updates))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.flows_screen.table
+        rows = app.session.rows
+        unscored = set(rows.filter(pl.col("window").is_null())["uid"].to_list())
+        assert 0 < len(unscored) < rows.height
+        p_at = [c.key for c in table.columns_spec].index("p")
+        for index, uid in enumerate(table.uids()):
+            text = table.cells(index)[p_at].plain.strip()
+            assert (text == "-") == (uid in unscored), (uid, text)
+        index = next(i for i, uid in enumerate(table.uids()) if uid in unscored)
+        table.cursor_row = index
+        await pilot.press("enter")
+        detail = app.screen
+        assert isinstance(detail, FlowDetailScreen)
+        text = shown(detail.query_one("#score"))
+        assert "not scored: too few messages in every window" in text and "not estimated: not scored" in text
