@@ -289,12 +289,14 @@ def row(name: str, fig: dict[str, float] | None, packets: float, note: str = "")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=2_000_000, help="packets in the generated capture")
-    parser.add_argument("--scale-captures", type=int, default=4, help="captures in the scaling directory")
+    parser.add_argument("--scale-captures", type=int, default=4, help="captures in the scaling directory (0: no scaling run)")
     parser.add_argument("--scale-packets", type=int, default=250_000, help="packets per scaling capture")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each minerscope measurement (median)")
     parser.add_argument("--skip-others", action="store_true", help="skip nfstream and tshark")
     parser.add_argument("--scale-only", action="store_true", help="only the -j1 vs -jN directory scan")
     args = parser.parse_args(argv)
+    if args.scale_captures < 0 or args.scale_packets < 1 or args.packets < 1 or args.repeat < 1:
+        parser.error("--scale-captures must be 0 or more; --packets, --scale-packets and --repeat 1 or more")
     # Bytecode as a steady state has it (CPython writes it on first import, pip when it
     # installs a wheel); PYTHONDONTWRITEBYTECODE (set on some CI machines and sandboxes)
     # would otherwise add ~0.06 s of compiling minerscope's modules to every start-up here.
@@ -305,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     compileall.compile_dir(str(Path(minerscope.__file__).parent), quiet=1)
     if not args.scale_only:
         single(args)
-    scale(args)
+    if args.scale_captures:
+        scale(args)
 
 
 def empty_capture() -> Path:
