@@ -289,7 +289,9 @@ def row(name: str, fig: dict[str, float] | None, packets: float, note: str = "")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=2_000_000, help="packets in the generated capture")
-    parser.add_argument("--scale-captures", type=int, default=4, help="captures in the scaling directory (0: no scaling run)")
+    parser.add_argument(
+        "--scale-captures", type=int, default=4, help="captures in the scaling directory (0: no scaling run)"
+    )
     parser.add_argument("--scale-packets", type=int, default=250_000, help="packets per scaling capture")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each minerscope measurement (median)")
     parser.add_argument("--skip-others", action="store_true", help="skip nfstream and tshark")

@@ -14,7 +14,8 @@ Grammar (whitespace-separated terms, shell-style quoting for values with spaces)
 
 * ``FIELD`` is an alias from :data:`FIELD_ALIASES` (``p``, ``coin``, ``port`` ...) or
   any column of the frame. Numeric fields take every operator; text fields take
-  ``=``/``!=`` (case-insensitive equality) and ``~`` (substring).
+  ``=``/``!=`` (case-insensitive equality) and ``~`` (substring). A term on ``p``
+  never matches an unscored flow (no window: its probability is not a measurement).
 * ``port`` matches either end of the flow; ``host`` matches source or destination
   address, SNI, DNS names or HTTP host.
 * A bare ``WORD`` is a case-insensitive substring searched in the text columns
@@ -211,7 +212,12 @@ def _term_expression(term: Term, schema: pl.Schema) -> pl.Expr:
     for col in cols:
         dtype = schema[col]
         if dtype.is_numeric():
-            parts.append(_numeric_term(term, col))
+            part = _numeric_term(term, col)
+            if col == "p_mining" and "window" in schema:
+                # an unscored flow's 0.0 is no measurement (its row shows "-", see
+                # minerscope.unscored): no comparison with a number holds for it
+                part = part & pl.col("window").is_not_null()
+            parts.append(part)
         elif dtype == pl.Boolean:
             parts.append(_bool_term(term, col))
         else:

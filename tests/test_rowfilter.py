@@ -66,6 +66,23 @@ def test_filters_select_the_expected_flows(rows: pl.DataFrame, text: str, expect
     assert ids(view_rows(rows, parse_filter(text))) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"), [("p<0.5", [3, 2]), ("p=0", []), ("p!=0.2", [0, 1, 2]), ("score>=0", [0, 1, 3, 2])]
+)
+def test_no_probability_term_matches_an_unscored_flow(
+    rows: pl.DataFrame, text: str, expected: list[int]
+) -> None:
+    # flow 4 unscored (no window, p 0.0 as stage 1 reports it): its row shows "-", so
+    # "p<0.5" must not list it among the low scores
+    scored = rows.with_columns(
+        pl.Series("p_mining", [0.97, 0.91, 0.01, 0.20, 0.0]),
+        pl.Series("window", [0, 2, 0, 1, None], dtype=pl.Int32),
+    )
+    assert ids(view_rows(scored, parse_filter(text))) == expected
+    # other numeric fields still see the flow
+    assert 4 in ids(view_rows(scored, parse_filter("bytes<10")))
+
+
 def test_quoted_value_keeps_spaces() -> None:
     flt = parse_filter('sni="a b" word')
     assert [str(t) for t in flt.terms] == ["sni=a b"]
