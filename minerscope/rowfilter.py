@@ -310,7 +310,8 @@ def view_rows(
     Args:
         rows: scored rows (triage columns, optionally ``analyst_status``/``probe_status``).
         flt: a parsed filter (None: keep all).
-        sort_by: a column to sort by (None: :func:`rank_rows` suspicion order).
+        sort_by: a column to sort by (None: :func:`rank_rows` suspicion order); nulls
+            sort last, and so do unscored flows by ``p_mining``.
         descending: direction for ``sort_by``.
         hide_benign: drop rows whose ``verdict`` is ``benign``.
         hide_confirmed: drop rows the analyst already marked ``confirmed`` or ``dismissed``.
@@ -332,4 +333,14 @@ def view_rows(
         return rank_rows(out)
     if sort_by not in out.columns:
         raise FilterError(f"sort: unknown column {sort_by!r}")
-    return out.sort(sort_by, descending=descending, nulls_last=True, maintain_order=True)
+    key: str | pl.Expr = sort_by
+    if sort_by == "p_mining" and "window" in out.columns:
+        # an unscored flow's 0.0 is no measurement: it sorts last either way, as nulls do
+        key = pl.when(pl.col("window").is_not_null()).then(pl.col("p_mining"))
+    return out.sort(key, descending=descending, nulls_last=True, maintain_order=True)
+
+
+def sort_columns(sort_by: str) -> tuple[str, ...]:
+    """The columns :func:`view_rows` reads to sort by ``sort_by`` (for callers that pass
+    it a narrow frame)."""
+    return (sort_by, "window") if sort_by == "p_mining" else (sort_by,)

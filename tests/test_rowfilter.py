@@ -137,6 +137,16 @@ def test_sort_by_any_column(rows: pl.DataFrame) -> None:
         view_rows(rows, sort_by="nope")
 
 
+@pytest.mark.parametrize("descending", [True, False])
+def test_unscored_flows_sort_last_by_probability(rows: pl.DataFrame, descending: bool) -> None:
+    scored = rows.with_columns(
+        pl.Series("p_mining", [0.97, 0.0, 0.01, 0.20, 0.0]),
+        pl.Series("window", [0, None, 0, 1, 3], dtype=pl.Int32),
+    )
+    order = ids(view_rows(scored, sort_by="p_mining", descending=descending))
+    assert order == ([0, 3, 2, 4, 1] if descending else [4, 2, 3, 0, 1])
+
+
 def test_rowfilter_never_imports_textual() -> None:
     import subprocess
     import sys

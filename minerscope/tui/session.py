@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from minerscope.flows.records import FlowTable
-from minerscope.rowfilter import SUSPICION_ORDER, RowFilter, filter_expression, view_rows
+from minerscope.rowfilter import SUSPICION_ORDER, RowFilter, filter_expression, sort_columns, view_rows
 
 UID = "uid"
 """Session-wide row id column (flow ids restart in every chunk)."""
@@ -262,7 +262,7 @@ class Session:
             return rows[UID]
         needed = {UID, "verdict", "analyst_status", *(c for c, _ in SUSPICION_ORDER)}
         if sort_by is not None:
-            needed.add(sort_by)
+            needed.update(sort_columns(sort_by))
         if flt is not None and not flt.is_empty:
             needed.update(filter_expression(flt, rows.schema).meta.root_names())
         narrow = rows.select([c for c in rows.columns if c in needed])

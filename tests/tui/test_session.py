@@ -101,3 +101,19 @@ def test_view_order_is_the_full_frame_view() -> None:
         assert session.view_order(**kwargs).to_list() == expected, kwargs  # type: ignore[arg-type]
         assert expected, kwargs
     assert session.row(299)["uid"] == 299
+
+
+def test_unscored_flows_sort_last_by_probability_in_the_narrow_view() -> None:
+    """Sorting by p reads ``window`` too: the narrow frame must carry it."""
+    rows, table = build_table(40)
+    unscored = pl.Series([i % 7 == 0 for i in range(40)])
+    rows = rows.with_columns(
+        pl.when(unscored).then(None).otherwise(pl.col("window")).alias("window"),
+        pl.when(unscored).then(0.0).otherwise(pl.col("p_mining")).alias("p_mining"),
+    )
+    session = Session()
+    session.add_chunk(rows, table)
+    for descending in (True, False):
+        order = session.view_order(sort_by="p_mining", descending=descending).to_list()
+        assert order == view_rows(session.rows, sort_by="p_mining", descending=descending)["uid"].to_list()
+        assert order[-6:] == [0, 7, 14, 21, 28, 35], order
