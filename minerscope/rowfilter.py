@@ -212,12 +212,7 @@ def _term_expression(term: Term, schema: pl.Schema) -> pl.Expr:
     for col in cols:
         dtype = schema[col]
         if dtype.is_numeric():
-            part = _numeric_term(term, col)
-            if col == "p_mining" and "window" in schema:
-                # an unscored flow's 0.0 is no measurement (its row shows "-", see
-                # minerscope.unscored): no comparison with a number holds for it
-                part = part & pl.col("window").is_not_null()
-            parts.append(part)
+            parts.append(_numeric_term(term, col, _measured(col, schema.names())))
         elif dtype == pl.Boolean:
             parts.append(_bool_term(term, col))
         else:
@@ -229,9 +224,19 @@ def _term_expression(term: Term, schema: pl.Schema) -> pl.Expr:
     return combined
 
 
-def _numeric_term(term: Term, col: str) -> pl.Expr:
+def _measured(col: str, names: list[str]) -> pl.Expr:
+    """Column ``col`` as filters compare and sorts order it: ``p_mining`` is null for an
+    unscored flow (no ``window``), whose 0.0 is no measurement (its row shows "-", see
+    :mod:`minerscope.unscored`), so no comparison holds for it and it sorts last."""
     import polars as pl
 
+    if col == "p_mining" and "window" in names:
+        return pl.when(pl.col("window").is_not_null()).then(pl.col(col))
+    return pl.col(col)
+
+
+def _numeric_term(term: Term, col: str, c: pl.Expr) -> pl.Expr:
+    """``term`` on numeric column ``col``, whose values ``c`` gives (see :func:`_measured`)."""
     raw = term.value.lower()
     if col == "proto" and raw in PROTO_NAMES:
         number = float(PROTO_NAMES[raw])
@@ -244,7 +249,6 @@ def _numeric_term(term: Term, col: str) -> pl.Expr:
             raise FilterError(f"filter: {term}: {term.field} needs a number, not {term.value!r}") from None
     if term.op == "~":
         raise FilterError(f"filter: {term}: '~' (contains) applies to text fields only")
-    c = pl.col(col)
     ops = {
         "=": c == number,
         "!=": c != number,
@@ -333,14 +337,12 @@ def view_rows(
         return rank_rows(out)
     if sort_by not in out.columns:
         raise FilterError(f"sort: unknown column {sort_by!r}")
-    key: str | pl.Expr = sort_by
-    if sort_by == "p_mining" and "window" in out.columns:
-        # an unscored flow's 0.0 is no measurement: it sorts last either way, as nulls do
-        key = pl.when(pl.col("window").is_not_null()).then(pl.col("p_mining"))
-    return out.sort(key, descending=descending, nulls_last=True, maintain_order=True)
+    return out.sort(
+        _measured(sort_by, out.columns), descending=descending, nulls_last=True, maintain_order=True
+    )
 
 
 def sort_columns(sort_by: str) -> tuple[str, ...]:
     """The columns :func:`view_rows` reads to sort by ``sort_by`` (for callers that pass
     it a narrow frame)."""
-    return (sort_by, "window") if sort_by == "p_mining" else (sort_by,)
+    return tuple(dict.fromkeys(_measured(sort_by, [sort_by, "window"]).meta.root_names()))
