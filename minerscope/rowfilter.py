@@ -31,10 +31,12 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from minerscope.errors import InputError
+from minerscope.unscored import measured
 
 if TYPE_CHECKING:  # polars is imported lazily by the functions that build expressions
     import polars as pl
@@ -212,7 +214,7 @@ def _term_expression(term: Term, schema: pl.Schema) -> pl.Expr:
     for col in cols:
         dtype = schema[col]
         if dtype.is_numeric():
-            parts.append(_numeric_term(term, col, _measured(col, schema.names())))
+            parts.append(_numeric_term(term, col, measured(col, schema.names())))
         elif dtype == pl.Boolean:
             parts.append(_bool_term(term, col))
         else:
@@ -224,19 +226,8 @@ def _term_expression(term: Term, schema: pl.Schema) -> pl.Expr:
     return combined
 
 
-def _measured(col: str, names: list[str]) -> pl.Expr:
-    """Column ``col`` as filters compare and sorts order it: ``p_mining`` is null for an
-    unscored flow (no ``window``), whose 0.0 is no measurement (its row shows "-", see
-    :mod:`minerscope.unscored`), so no comparison holds for it and it sorts last."""
-    import polars as pl
-
-    if col == "p_mining" and "window" in names:
-        return pl.when(pl.col("window").is_not_null()).then(pl.col(col))
-    return pl.col(col)
-
-
 def _numeric_term(term: Term, col: str, c: pl.Expr) -> pl.Expr:
-    """``term`` on numeric column ``col``, whose values ``c`` gives (see :func:`_measured`)."""
+    """``term`` on numeric column ``col``, whose values ``c`` gives (see :func:`~minerscope.unscored.measured`)."""
     raw = term.value.lower()
     if col == "proto" and raw in PROTO_NAMES:
         number = float(PROTO_NAMES[raw])
@@ -338,11 +329,11 @@ def view_rows(
     if sort_by not in out.columns:
         raise FilterError(f"sort: unknown column {sort_by!r}")
     return out.sort(
-        _measured(sort_by, out.columns), descending=descending, nulls_last=True, maintain_order=True
+        measured(sort_by, out.columns), descending=descending, nulls_last=True, maintain_order=True
     )
 
 
-def sort_columns(sort_by: str) -> tuple[str, ...]:
-    """The columns :func:`view_rows` reads to sort by ``sort_by`` (for callers that pass
-    it a narrow frame)."""
-    return tuple(dict.fromkeys(_measured(sort_by, [sort_by, "window"]).meta.root_names()))
+def sort_columns(sort_by: str, names: Sequence[str]) -> list[str]:
+    """The columns :func:`view_rows` reads to sort a frame with columns ``names`` by
+    ``sort_by`` (for callers that pass it a narrow frame)."""
+    return measured(sort_by, names).meta.root_names()

@@ -9,8 +9,11 @@ output writers and the workstation need it without importing the model code.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # polars only for the frame-wide form, imported when it is used
+    import polars as pl
 
 NOT_SCORED = "-"
 """How a view shows the probability of an unscored flow."""
@@ -20,3 +23,14 @@ def unscored(row: Mapping[str, Any]) -> bool:
     """Whether verdict ``row`` (a triage row or a JSON record) is of an unscored flow: it
     has a ``window`` field, and that is null."""
     return "window" in row and row["window"] is None
+
+
+def measured(col: str, names: Sequence[str]) -> pl.Expr:
+    """Column ``col`` of a rows frame with columns ``names``, as a measurement: the same
+    rule as :func:`unscored`, frame-wide, so ``p_mining`` is null for an unscored flow
+    (comparisons with it fail, sorts put it with the nulls); other columns as they are."""
+    import polars as pl
+
+    if col == "p_mining" and "window" in names:
+        return pl.when(pl.col("window").is_not_null()).then(pl.col(col))
+    return pl.col(col)

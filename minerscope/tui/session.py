@@ -262,7 +262,7 @@ class Session:
             return rows[UID]
         needed = {UID, "verdict", "analyst_status", *(c for c, _ in SUSPICION_ORDER)}
         if sort_by is not None:
-            needed.update(sort_columns(sort_by))
+            needed.update(sort_columns(sort_by, rows.columns))
         if flt is not None and not flt.is_empty:
             needed.update(filter_expression(flt, rows.schema).meta.root_names())
         narrow = rows.select([c for c in rows.columns if c in needed])
