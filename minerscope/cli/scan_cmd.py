@@ -69,8 +69,9 @@ def _mark_analyst(
     first = rows["first_seen"].min() if rows.height else None
     last = rows["last_seen"].max() if rows.height else None
     capture_id = store.add_capture(path, packets=packets, first_ts=first, last_ts=last, sha256=sha256)
-    if rows.height:
-        store.record_flows(capture_id, rows)
+    if not rows.height:  # a capture without flows: its frame may have no columns to mark
+        return rows
+    store.record_flows(capture_id, rows)
     rows = store.mark_dismissed(rows)
     column: pl.Series | pl.Expr
     if status:

@@ -179,6 +179,27 @@ def test_analyst_field_reports_dismissed_endpoints(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "table"])
+def test_a_capture_without_flows_is_recorded_beside_analyst_decisions(tmp_path: Path, fmt: str) -> None:
+    """A capture with no packets, scanned into a case file that holds a confirmed pool and
+    a dismissal: its frame has no columns, which marking the analyst column once read."""
+    from minerscope.store import open_store
+
+    db = tmp_path / "case.sqlite"
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    with open_store(db) as store:
+        store.dismiss_endpoint("192.0.2.7", 443)
+        store.confirm_pool("192.0.2.8", 3333, dialect="stratum1", transport="tcp")
+    result = CliRunner().invoke(main, ["--db", str(db), "scan", "-q", "--format", fmt, str(empty)])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    if fmt == "jsonl":
+        assert result.stdout == ""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT packets FROM captures").fetchall() == [(0,)]
+
+
 def test_triage_stack_is_frozen_once_after_its_imports() -> None:
     """Import-time objects leave the collector's reach; objects made later stay collectable."""
     code = (
