@@ -1,7 +1,7 @@
 """End-to-end benchmark: capture -> flows -> stage 0 -> features -> scored flows -> JSONL.
 
 Usage: ``.venv/bin/python -m bench.bench_pipeline [--packets N] [--scale-captures K]
-[--scale-packets M] [--repeat R] [--skip-others] [--scale-only]``
+[--scale-packets M] [--repeat R] [--skip-others] [--scale-only] [--scale-store]``
 
 On bench_reader's generated heavy-tailed capture (N packets, default 2,000,000) it prints:
 
@@ -17,7 +17,9 @@ On bench_reader's generated heavy-tailed capture (N packets, default 2,000,000) 
 * ``scan -j1`` vs ``scan -j2`` (or ``-jCORES``) over a directory of K distinct generated
   captures: the speed-up and whether both outputs are byte-identical, next to the same
   captures scanned by N independent ``scan -j1`` processes side by side (no ``-j``
-  machinery: the scaling this machine itself gives N copies of the pipeline).
+  machinery: the scaling this machine itself gives N copies of the pipeline); with
+  ``--scale-store`` also ``-j1`` vs ``-jN`` writing a case file, as ``scan`` does by
+  default (the parent is the one writer, so its speed-up is lower).
 
 Every measurement runs in its own process; CPU time and peak RSS come from ``wait4`` on
 that process (children included), so a busy machine changes wall times but hardly the
@@ -46,23 +48,27 @@ from minerscope.resources import sample_capture
 
 def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, float]:
     """Run ``cmd``; wall seconds, CPU seconds (user+sys, reaped children included), peak RSS MB."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    # stderr to a file, not a pipe: nobody reads a pipe while wait4 waits, so a chatty
+    # command would block on a full one
+    with tempfile.TemporaryFile() as err_file:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=err_file)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace")
     if proc.returncode not in (0, 3):  # 3: a damaged capture, still measured
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err[-2000:]}")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024}
 
 
-def scan_cmd(target: Path, jobs: int, *more: Path) -> list[str]:
+def scan_cmd(target: Path, jobs: int, *more: Path, db: Path | None = None) -> list[str]:
+    """``scan`` of the targets as JSONL; ``db``: into that case file (else ``--no-store``)."""
     targets = [str(t) for t in (target, *more)]
-    return [sys.executable, "-m", "minerscope", "scan", *targets, "-j", str(jobs), "--no-store", "-q"] + [
-        "--format",
-        "jsonl",
-    ]
+    store = ["--db", str(db)] if db is not None else []
+    scan = ["scan", *targets, "-j", str(jobs), "-q", "--format", "jsonl"]
+    return [sys.executable, "-m", "minerscope", *store, *scan, *([] if db is not None else ["--no-store"])]
 
 
 def median_of(runs: list[dict[str, float]], key: str) -> dict[str, float]:
@@ -241,10 +247,12 @@ def scale_dir(k: int, packets: int) -> Path:
     return folder
 
 
-def scaling(folder: Path, jobs: int) -> tuple[dict[str, float], str]:
-    """``scan DIR -jJOBS`` measured, and the SHA-256 of its JSONL output."""
-    with tempfile.TemporaryFile("w+b") as out:
-        fig = run_measured(scan_cmd(folder, jobs), stdout=out)
+def scaling(folder: Path, jobs: int, store: bool = False) -> tuple[dict[str, float], str]:
+    """``scan DIR -jJOBS`` measured, and the SHA-256 of its JSONL output; ``store``: into a
+    new case file (the default of ``scan``), else ``--no-store``."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+b") as out:
+        db = Path(tmp) / "cases.sqlite" if store else None
+        fig = run_measured(scan_cmd(folder, jobs, db=db), stdout=out)
         out.seek(0)
         digest = hashlib.sha256(out.read()).hexdigest()
     return fig, digest
@@ -296,6 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each minerscope measurement (median)")
     parser.add_argument("--skip-others", action="store_true", help="skip nfstream and tshark")
     parser.add_argument("--scale-only", action="store_true", help="only the -j1 vs -jN directory scan")
+    parser.add_argument(
+        "--scale-store",
+        action="store_true",
+        help="the directory scan also with a case file (scan's default), -j1 vs -jN",
+    )
     args = parser.parse_args(argv)
     if args.scale_captures < 0 or args.scale_packets < 1 or args.packets < 1 or args.repeat < 1:
         parser.error("--scale-captures must be 0 or more; --packets, --scale-packets and --repeat 1 or more")
@@ -375,13 +388,20 @@ def scale(args: argparse.Namespace) -> None:
     ones: list[dict[str, float]] = []
     manys: list[dict[str, float]] = []
     sides: list[dict[str, float]] = []
+    stored: dict[int, list[dict[str, float]]] = {1: [], many: []}
     digests: set[str] = set()
-    for _ in range(args.repeat):  # interleaved, so a noisy stretch hits all three
+    stored_digests: set[str] = set()
+    for _ in range(args.repeat):  # interleaved, so a noisy stretch hits every variant
         for jobs, runs in ((1, ones), (many, manys)):
             fig, digest = scaling(folder, jobs)
             runs.append(fig)
             digests.add(digest)
         sides.append(side_by_side(folder, many))
+        if args.scale_store:
+            for jobs in (1, many):
+                fig, digest = scaling(folder, jobs, store=True)
+                stored[jobs].append(fig)
+                stored_digests.add(digest)
     one_fig, many_fig = median_of(ones, "wall"), median_of(manys, "wall")
     side_fig = median_of(sides, "wall")
     startup = median_of([run_measured(scan_cmd(empty_capture(), 1)) for _ in range(args.repeat)], "wall")
@@ -409,6 +429,16 @@ def scale(args: argparse.Namespace) -> None:
         f"CPU {side_fig['cpu']:.1f} s: {ceiling:.2f}x is what this machine gives {many} copies of the pipeline; "
         f"-j{many} reaches {one_fig['wall'] / many_fig['wall'] / ceiling:.0%} of it"
     )
+    if args.scale_store:
+        one_db, many_db = median_of(stored[1], "wall"), median_of(stored[many], "wall")
+        print(
+            f"  writing a case file, as scan does by default: -j1 {one_db['wall']:.1f} s wall, "
+            f"-j{many} {many_db['wall']:.1f} s wall: {one_db['wall'] / many_db['wall']:.2f}x "
+            f"(range {one_db['wall_min'] / many_db['wall_max']:.2f}-{one_db['wall_max'] / many_db['wall_min']:.2f}x); "
+            f"CPU {one_db['cpu']:.1f} s vs {many_db['cpu']:.1f} s; the case file's "
+            f"{one_db['cpu'] - one_fig['cpu']:.1f} CPU s (hashing, writes) run in the parent, the one writer; "
+            f"outputs {'identical' if len(stored_digests) == 1 else 'DIFFERENT'}"
+        )
     load = os.getloadavg()[0]
     if load > cores:
         print(f"note: load average {load:.1f} on {cores} cores while measuring: wall times are inflated")

@@ -36,3 +36,17 @@ def test_side_by_side_scans_every_share_in_its_own_process(tmp_path: Path) -> No
     (tmp_path / "capture1.pcap").write_bytes(b"not a capture")
     with pytest.raises(RuntimeError, match="exited"):
         side_by_side(tmp_path, 2)
+
+
+def test_directory_scan_with_and_without_a_case_file_prints_the_same(tmp_path: Path) -> None:
+    from bench.bench_pipeline import scaling, scan_cmd
+
+    db = tmp_path / "x.sqlite"
+    assert "--no-store" not in scan_cmd(tmp_path, 1, db=db) and "--no-store" in scan_cmd(tmp_path, 1)
+
+    (tmp_path / "capture0.pcapng").write_bytes(sample_capture().read_bytes())
+    stored, stored_digest = scaling(tmp_path, 1, store=True)
+    bare, bare_digest = scaling(tmp_path, 1)
+    assert stored["cpu"] > 0 and bare["cpu"] > 0
+    assert stored_digest == bare_digest  # a fresh case file marks no flow: same records
+    assert not list(tmp_path.glob("*.sqlite*"))  # the case file lived in a temporary folder
