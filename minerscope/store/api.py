@@ -17,10 +17,10 @@ from minerscope.store.cases import CaseOps
 from minerscope.store.db import (
     BUSY_TIMEOUT_S,
     StoreBase,
-    check_sqlite_header,
     connect,
     default_db_path,
     integrity_check,
+    refuse_non_sqlite,
 )
 from minerscope.store.flows import FlowOps
 from minerscope.store.migrations import migrate
@@ -118,15 +118,14 @@ def open_store(
     db_path = Path(path) if path is not None else default_db_path()
     if db_path.is_dir():
         raise StoreError(f"{db_path}: is a directory, not a case file")
-    if db_path.exists():
-        check_sqlite_header(db_path)
-    else:
+    if not db_path.exists():
         try:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{db_path}: cannot create case file directory: {exc.strerror or exc}") from None
     conn = connect(db_path, timeout=busy_timeout)
     try:
+        refuse_non_sqlite(conn, db_path)
         if check:
             integrity_check(conn, db_path)
         try:

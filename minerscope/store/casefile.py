@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from minerscope.errors import StoreError
-from minerscope.store.db import StoreBase, check_sqlite_header, connect, integrity_check
+from minerscope.store.db import StoreBase, connect, integrity_check, refuse_non_sqlite
 from minerscope.store.migrations import SCHEMA_VERSION, migrate
 from minerscope.untrusted import clean
 
@@ -82,9 +82,9 @@ def verify_case_file(path: Path | str) -> int:
     src = Path(path)
     if not src.is_file():
         raise StoreError(f"{src}: no such case file")
-    check_sqlite_header(src)
     conn = connect(src)
     try:
+        refuse_non_sqlite(conn, src)
         integrity_check(conn, src, full=True)
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])

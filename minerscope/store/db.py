@@ -38,7 +38,6 @@ import sqlite_utils
 
 from minerscope.errors import StoreError
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 10.0
 """How long a writer waits for another process's transaction before giving up."""
 DB_FILENAME = "cases.sqlite"
@@ -64,15 +63,23 @@ def _default_actor() -> str:
         return "analyst"
 
 
-def check_sqlite_header(path: Path) -> None:
-    """Raise StoreError unless ``path`` is empty or starts with the SQLite magic bytes."""
+def refuse_non_sqlite(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise StoreError unless the file behind ``conn`` is empty or an SQLite database.
+
+    Asked through the connection (SQLite reads the header and answers ``SQLITE_NOTADB``
+    before anything is written), never by reading the file in Python: closing any
+    descriptor of a file drops every POSIX lock the process holds on it, including those
+    of a connection already open there. ``scan``'s parent, holding the case file open,
+    once read the header this way when it opened the file again; its locks gone, a worker
+    closing its own connection took itself for the last one and deleted the WAL the parent
+    was still writing (captures lost, "disk I/O error" in the workers).
+    """
     try:
-        with path.open("rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot read case file: {exc.strerror or exc}") from None
-    if head and head != SQLITE_MAGIC:
-        raise StoreError(f"{path}: not a minerscope case file (not an SQLite database)")
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise StoreError(f"{path}: not a minerscope case file (not an SQLite database)") from None
+        raise StoreError(f"{path}: cannot read case file: {exc}") from None
 
 
 def connect(path: Path, *, timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
