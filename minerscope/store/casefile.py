@@ -192,6 +192,30 @@ def check_contents(conn: sqlite3.Connection, path: Path) -> None:
         raise StoreError(f"{path}: case file is damaged: {exc}") from None
 
 
+def _alone(path: Path) -> sqlite3.Connection:
+    """A connection that has ``path`` to itself, or StoreError when another process has it open.
+
+    Replacing the file under an open connection (the workstation, a running scan) would
+    leave that process writing notes and verdicts into the old, unlinked file: lost without
+    a word. A connection in a WAL database holds a shared lock for as long as it is open,
+    so an exclusive lock taken without waiting proves nobody else is there; exclusive
+    locking mode keeps it until this connection closes.
+    """
+    conn = connect(path, timeout=0)
+    try:
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise StoreError(
+                f"{path}: the case file is open in another process (the workstation, a scan?): close it first"
+            ) from None
+        raise StoreError(f"{path}: cannot set the old case file aside: {exc}") from None
+    return conn
+
+
 def import_case(src: Path | str, dest: Path | str, *, replace: bool = False) -> Path | None:
     """Verify ``src`` and make it the case file at ``dest`` (migrated to the current schema).
 
@@ -211,7 +235,7 @@ def import_case(src: Path | str, dest: Path | str, *, replace: bool = False) -> 
         if not replace:
             raise StoreError(f"{dest_path}: a case file exists there (use replace to swap it)")
         kept = dest_path.with_name(f"{dest_path.name}.bak-{int(time.time())}")
-        old = connect(dest_path)
+        old = _alone(dest_path)
         try:
             _backup(old, kept)
             # fold the old WAL into the file so no stale -wal is left beside the new one

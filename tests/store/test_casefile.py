@@ -47,6 +47,42 @@ def test_import_replaces_and_keeps_the_old_file(store: Store, tmp_path: Path) ->
     assert import_case(handed, fresh) is None and verify_case_file(fresh) >= 1
 
 
+_HOLD_OPEN = (
+    "import sys, time\n"
+    "from minerscope.store import open_store\n"
+    "store = open_store(sys.argv[1])\n"
+    "store.list_notes()\n"
+    "print('open', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_replace_refuses_a_case_file_another_process_has_open(store: Store, tmp_path: Path) -> None:
+    """Replacing it would leave the other process (the workstation) writing into the old,
+    unlinked file: its notes lost without a word."""
+    import subprocess
+    import sys
+
+    store.add_note("case", "", "theirs")
+    handed = export_case(store, tmp_path / "handed.sqlite")
+    mine = tmp_path / "mine.sqlite"
+    with open_store(mine) as st:
+        st.add_note("case", "", "mine")
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLD_OPEN, str(mine)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+            with pytest.raises(StoreError, match="open in another process"):
+                import_case(handed, mine, replace=True)
+            assert not list(tmp_path.glob("mine.sqlite.bak-*"))
+        finally:
+            holder.kill()
+    with open_store(mine) as st:
+        assert [n["text"] for n in st.list_notes()] == ["mine"]
+    assert import_case(handed, mine, replace=True) is not None  # alone now: replaced
+
+
 def test_import_refuses_bad_files(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"PK\x03\x04 not sqlite")
