@@ -97,6 +97,7 @@ class MinersInBackground:
 
     def __init__(self, targets: list[tuple[str, int, bool]], longest_s: float = 60.0) -> None:
         self.stop_event = threading.Event()
+        self.servers = [(host, port) for host, port, _tls in targets]
         self.stats = [MinerStats() for _ in targets]
         self.thread = threading.Thread(
             target=run_miners, args=(targets, longest_s, self.stop_event, self.stats), daemon=True
@@ -108,9 +109,14 @@ class MinersInBackground:
         return self.thread.is_alive()
 
     def records_each(self, records: list[dict[str, Any]]) -> int:
-        """The fewest records any of the miners' sessions has so far."""
+        """The fewest records any of the miners' sessions (by 4-tuple) has so far."""
         ports = [s.local_port for s in self.stats]
-        return min(sum(r["sport"] == port for r in records) for port in ports) if all(ports) else 0
+        if not all(ports):
+            return 0
+        return min(
+            sum((r["sport"], r["dst"], r["dport"]) == (port, *server) for r in records)
+            for port, server in zip(ports, self.servers, strict=True)
+        )
 
     def stop(self) -> list[MinerStats]:
         self.stop_event.set()
@@ -213,9 +219,13 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
             assert r["p_mining"] == 0.0 and r["stage1"] == "benign" and not r["top_features"], r
         else:
             assert r["window"] == 0 and r["top_features"], r
-    # (the prober's own connections to the pools are on the wire too: only the sessions are checked)
+    # (the prober's own connections to the pools are on the wire too: only the sessions are
+    # checked, each by its whole 4-tuple: Linux hands the same ephemeral port to connections
+    # to different servers, and a CI run once saw a probe of the TLS pool leave from the
+    # plaintext miner's port)
     session = {
-        port: [r for r in records if r["sport"] == port] for port in (plain_miner, tls_miner, idle_port)
+        port: [r for r in records if (r["sport"], r["dst"], r["dport"]) == (port, *target)]
+        for port, target in ((plain_miner, plain.target), (tls_miner, tls.target), (idle_port, plain.target))
     }
     # the idle connection (jobs pushed to it every 0.5 s) was still open at SIGINT: its last
     # window, however few packets it holds, can only have been printed by the final flush
@@ -225,13 +235,11 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     session = {port: [r for r in rs if r["packets"] > 3] for port, rs in session.items()}
     # plaintext Stratum: stage 0 recognises the xmrig dialect in every window, so the verdict is mining
     for r in session[plain_miner] + session[idle_port]:
-        assert (r["dst"], r["dport"]) == plain.target and r["sni"] == ""
+        assert r["sni"] == "", r
         assert [e["kind"] for e in r["stage0"]] == ["stratum"], r
         assert r["stage0"][0]["dialect"] == "xmrig" and r["verdict"] == "mining", r
     # TLS: the SNI of the ClientHello, in every window of the session, and no cleartext evidence
-    assert all(r["dst"] == tls.host and r["sni"] == SNI and r["stage0"] == [] for r in session[tls_miner]), (
-        session
-    )
+    assert all(r["sni"] == SNI and r["stage0"] == [] for r in session[tls_miner]), session
     # (the test waited for two windows of each session, at most one of them handshake-only)
     assert len(session[plain_miner]) >= 1 and len(session[tls_miner]) >= 1, session
     # (and the miners' sessions, several messages a second, were scored)
