@@ -179,15 +179,19 @@ SAMPLE = "sample"
 
 
 def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tuple[Path, ...]]:
-    """The capture paths, where no capture at all, or the word ``sample``, means the bundled
-    sample capture; and the indicator files that come with it (its sample blacklist, when
-    the sample is among the captures), so ``scan``, ``flows`` and the workstation show the
-    sample's blacklisted pool alike.
+    """The capture files to read, where no capture at all, or the word ``sample``, means the
+    bundled sample capture, and a directory means the captures under it (by magic bytes,
+    :func:`minerscope.capture.discover.expand_captures`); and the indicator files that come
+    with the sample (its blacklist, when the sample is among the captures). One rule, so
+    ``scan``, ``flows`` and the workstation take the same arguments and show the sample's
+    blacklisted pool alike.
 
     Raises:
-        errors.InputError: the sample is asked for and not installed.
+        errors.InputError: the sample is asked for and not installed, or the directories
+            named (and nothing else) hold no capture.
     """
     from minerscope import resources
+    from minerscope.capture.discover import expand_captures
 
     paths: list[Path] = []
     extra: tuple[Path, ...] = ()
@@ -200,5 +204,10 @@ def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tu
             if resources.sample_blacklist().is_file():
                 extra = (resources.sample_blacklist(),)
         else:
-            paths.append(Path(item))
+            paths.extend(expand_captures([item]))
+    if not paths:
+        named = ", ".join(str(item) for item in captures)  # (cleaned where it is printed)
+        raise errors.InputError(
+            f"{named}: no capture files (pcap or pcapng, also gzip-compressed) found there"
+        )
     return paths, extra

@@ -166,7 +166,6 @@ def scan(
     dialect, inside --scope only (default: loopback), and the outcome is joined into
     each record's ``probe`` field; confirmed pools join the case file's blacklist.
     """
-    from minerscope.capture.discover import expand_captures
     from minerscope.triage import TriageOptions
 
     try:
@@ -182,9 +181,7 @@ def scan(
             scope = Scope.for_capture(scope_allow, scope_deny)
         except errors.InputError as exc:
             fail(exc)
-    paths = [str(p) for p in expand_captures(named)]
-    if not paths:
-        raise click.UsageError("no capture files found in the given paths")
+    paths = [str(p) for p in named]
     db_path = None
     if not no_store:
         from minerscope.store import default_db_path

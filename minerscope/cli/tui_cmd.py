@@ -36,7 +36,7 @@ def default_db_path() -> Path:
 
 
 @click.command(name="open")
-@click.argument("captures", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("captures", nargs=-1, type=click.Path(path_type=Path))
 @model_option
 @blacklist_option("Extra blacklist file for stage 0 (repeatable).", path_type=Path)
 @bpf_option
@@ -48,8 +48,8 @@ def open_cmd(
     blacklists: tuple[Path, ...],
     bpf: str | None,
 ) -> None:
-    """Open CAPTURES in the analyst workstation (none, or ``sample``: the bundled sample capture
-    with its sample blacklist).
+    """Open CAPTURES (files, or directories searched for captures) in the analyst workstation
+    (none, or ``sample``: the bundled sample capture with its sample blacklist).
 
     Keys: ? help, / filter, enter detail, p probe, n note, o pools, e export, q quit.
     """
