@@ -48,8 +48,8 @@ def open_cmd(
     blacklists: tuple[Path, ...],
     bpf: str | None,
 ) -> None:
-    """Open CAPTURES (files, or directories searched for captures) in the analyst workstation
-    (none, or ``sample``: the bundled sample capture with its sample blacklist).
+    """Open CAPTURES in the analyst workstation (files, or directories searched for captures;
+    none, or ``sample``: the bundled sample capture with its sample blacklist).
 
     Keys: ? help, / filter, enter detail, p probe, n note, o pools, e export, q quit.
     """
