@@ -165,9 +165,17 @@ class MinerscopeApp(App[None]):
         worker = get_current_worker()
         loader = self._loader
         if loader is None:
-            from minerscope.tui.offload import iter_triage_offloaded
+            from minerscope.tui.offload import close_idle, iter_triage_offloaded
 
             loader = iter_triage_offloaded
+            try:
+                self._load_each(worker, loader, paths)
+            finally:
+                close_idle()  # the child that served these captures gives its memory back
+            return
+        self._load_each(worker, loader, paths)
+
+    def _load_each(self, worker: Any, loader: Any, paths: list[Path]) -> None:
         for capture_id, path in enumerate(paths):
             name = clean(path.name, 80)
             try:
