@@ -66,9 +66,10 @@ def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, 
 def scan_cmd(target: Path, jobs: int, *more: Path, db: Path | None = None) -> list[str]:
     """``scan`` of the targets as JSONL; ``db``: into that case file (else ``--no-store``)."""
     targets = [str(t) for t in (target, *more)]
-    store = ["--db", str(db)] if db is not None else []
-    scan = ["scan", *targets, "-j", str(jobs), "-q", "--format", "jsonl"]
-    return [sys.executable, "-m", "minerscope", *store, *scan, *([] if db is not None else ["--no-store"])]
+    case_file = ["--db", str(db)] if db is not None else []
+    no_store = [] if db is not None else ["--no-store"]
+    scan = ["scan", *targets, "-j", str(jobs), "-q", "--format", "jsonl", *no_store]
+    return [sys.executable, "-m", "minerscope", *case_file, *scan]
 
 
 def median_of(runs: list[dict[str, float]], key: str) -> dict[str, float]:

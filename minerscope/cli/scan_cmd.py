@@ -169,7 +169,7 @@ def scan(
     from minerscope.triage import TriageOptions
 
     try:
-        named, sample_lists = captures_with_sample(captures)
+        files, sample_lists = captures_with_sample(captures)
     except errors.InputError as exc:
         fail(exc)
     blacklists = [*blacklists, *(str(b) for b in sample_lists)]
@@ -181,7 +181,7 @@ def scan(
             scope = Scope.for_capture(scope_allow, scope_deny)
         except errors.InputError as exc:
             fail(exc)
-    paths = [str(p) for p in named]
+    paths = [str(p) for p in files]
     db_path = None
     if not no_store:
         from minerscope.store import default_db_path

@@ -164,16 +164,17 @@ class MinerscopeApp(App[None]):
         """
         worker = get_current_worker()
         loader = self._loader
+        finish: Any = None
         if loader is None:
-            from minerscope.tui.offload import close_idle, iter_triage_offloaded
+            from minerscope.tui import offload
 
-            loader = iter_triage_offloaded
-            try:
-                self._load_each(worker, loader, paths)
-            finally:
-                close_idle()  # the child that served these captures gives its memory back
-            return
-        self._load_each(worker, loader, paths)
+            # the child that serves these captures gives its memory back when they are done
+            loader, finish = offload.iter_triage_offloaded, offload.close_idle
+        try:
+            self._load_each(worker, loader, paths)
+        finally:
+            if finish is not None:
+                finish()
 
     def _load_each(self, worker: Any, loader: Any, paths: list[Path]) -> None:
         for capture_id, path in enumerate(paths):
