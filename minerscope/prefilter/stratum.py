@@ -105,6 +105,16 @@ def _json_lines(data: bytes) -> list[JsonObject]:
     return out
 
 
+def _json_document(body: bytes) -> list[JsonObject]:
+    """The JSON object an HTTP body holds, as a list (empty: none). One document however
+    it is laid out: real monerod indents its replies over many lines."""
+    try:
+        obj = decode_json_object(body.strip())
+    except LimitExceededError:
+        return []
+    return [obj] if obj is not None else []
+
+
 def _after_head(data: bytes) -> bytes | None:
     end = data.find(b"\r\n\r\n")
     return data[end + 4 :] if end >= 0 else None
@@ -147,7 +157,7 @@ def _http_bodies(data: bytes, *, request: bool) -> list[JsonObject]:
                 body = http_jsonrpc.parse_http_response(chunk).body
         except (RemoteProtocolError, LimitExceededError):
             break
-        out.extend(_json_lines(body))
+        out.extend(_json_document(body))
         head_end = chunk.find(b"\r\n\r\n") + 4
         pos += head_end + len(body)
     return out

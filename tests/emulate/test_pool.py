@@ -144,7 +144,7 @@ async def test_tls_pool_presents_a_fresh_self_signed_certificate(pools: list[Ser
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     assert der and pool.url.startswith("stratum+ssl://127.0.0.1:")
     miner = LineMiner(reader, writer)
-    await miner.send(monero.login_request(1, monero.FAKE_WALLET))
+    await miner.send(monero.login_request(1, monero.PROBE_WALLET))
     assert "job" in (await miner.recv())["result"]
     writer.transport.abort()
 
@@ -175,7 +175,7 @@ async def test_monerod_serves_json_rpc_only(pools: list[ServerHandle]) -> None:
     base = f"https://{pool.host}:{pool.port}"
     async with httpx.AsyncClient(verify=False, trust_env=False) as client:
         template = await client.post(
-            base + "/json_rpc", json=http_jsonrpc.monerod_template_request(monero.FAKE_WALLET)
+            base + "/json_rpc", json=http_jsonrpc.monerod_template_request(monero.PROBE_WALLET)
         )
         assert template.json()["result"]["status"] == "OK"
         assert (await client.post(base + "/other", json={})).status_code == 404

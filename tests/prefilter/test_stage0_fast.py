@@ -127,7 +127,7 @@ POSITIVE = {
     "http json-rpc, indented body": (_http_pair(indent=b"\r\n \t")[0], b""),
     "monerod over http": (
         h.http_request_bytes(
-            h.json_rpc_http_request("/json_rpc", h.monerod_template_request(xmr.FAKE_WALLET)), "n"
+            h.json_rpc_http_request("/json_rpc", h.monerod_template_request(xmr.PROBE_WALLET)), "n"
         ),
         b"",
     ),

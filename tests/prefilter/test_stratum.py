@@ -313,10 +313,26 @@ def test_solo_mining_over_http_is_recognised() -> None:
         "http",
     )
     mon = h.http_request_bytes(
-        h.json_rpc_http_request("/json_rpc", h.monerod_template_request(xmr.FAKE_WALLET)), "n"
+        h.json_rpc_http_request("/json_rpc", h.monerod_template_request(xmr.PROBE_WALLET)), "n"
     )
     found = detect_stratum(mon, b"")
     assert found is not None and found.dialect == "monerod"
+
+
+def test_an_http_body_is_one_document_however_it_is_laid_out() -> None:
+    """A daemon's reply indented over many lines (as monerod's epee server sends) gives
+    the same evidence as the compact one: read line by line, the pretty getwork reply of
+    a pool's HTTP endpoint was lost and only the request's method was left."""
+    rng = random.Random(6)
+    exchanges = [
+        ("/", eth.get_work_request(1, jsonrpc=True), eth.work_result(1, eth.make_work(rng))),
+        ("/json_rpc", h.monerod_template_request(xmr.PROBE_WALLET), h.monerod_template_result(rng)),
+    ]
+    for path, request, reply in exchanges:
+        c2s = h.http_request_bytes(h.json_rpc_http_request(path, request), "127.0.0.1:8545")
+        compact = detect_stratum(c2s, h.http_response_bytes(h.json_http_reply(reply)))
+        pretty = detect_stratum(c2s, h.http_response_bytes(h.json_http_reply(reply, epee=True)))
+        assert compact is not None and pretty == compact
 
 
 def test_ordinary_json_rpc_http_and_tls_do_not_fire() -> None:

@@ -281,18 +281,19 @@ def line_requests(messages: Sequence[Mapping[str, Any]], *, spaced: bool = False
 def decode_messages(replies: Sequence[Reply]) -> list[JsonObject]:
     """Every JSON object in ``replies``, in order; non-JSON lines are skipped.
 
-    A bytes element is split on newlines; an :class:`HttpReply` contributes its body.
-    Oversized or over-nested documents are skipped too (the transport already bounded
-    the reply; here they are simply not evidence).
+    A bytes element (line framing) is split on newlines. An :class:`HttpReply`'s body is
+    one document, whatever its layout: real monerod (epee) indents its JSON-RPC replies
+    over many CRLF-ended lines. Oversized or over-nested documents are skipped too
+    (the transport already bounded the reply; here they are simply not evidence).
     """
     out: list[JsonObject] = []
     for reply in replies:
-        data = reply.body if isinstance(reply, HttpReply) else reply
-        for line in data.split(b"\n"):
-            if not line.strip():
+        docs = [reply.body] if isinstance(reply, HttpReply) else reply.split(b"\n")
+        for doc in docs:
+            if not doc.strip():
                 continue
             try:
-                obj = decode_json_object(line)
+                obj = decode_json_object(doc)
             except LimitExceededError:
                 continue
             if obj is not None:

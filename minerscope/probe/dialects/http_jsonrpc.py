@@ -9,7 +9,9 @@ Miners that mine solo talk to a node, not a pool, with HTTP request/response pai
   *fingerprint of the daemon*, reported as outcome ``error`` ("daemon exists, auth
   required") below the pool threshold. A template result is ``success``.
 * ``monerod``: ``get_block_template`` on ``/json_rpc`` with a wallet address. A template is
-  ``success``; "Failed to parse wallet address" (code -2) still proves monerod (``error``).
+  ``success``; "Failed to parse wallet address" (code -4 from monerod 0.18) still proves
+  monerod (``error``). The probe's wallet is valid (:data:`~.monero.PROBE_WALLET`), so a
+  mainnet or regtest daemon builds a template.
 * ``geth``: ``eth_getWork`` on ``/``: a valid work triple is ``success``; "no mining work
   available yet", "method not found" and TRON-style null arrays are *not* pools.
 
@@ -172,9 +174,15 @@ def json_rpc_http_request(
     return HttpRequestSpec("POST", path, tuple(headers), payload)
 
 
-def json_http_reply(body: Mapping[str, Any], status: int = 200, reason: str = "OK") -> HttpReply:
-    """A JSON response as daemons send it."""
-    data = json.dumps(body, separators=(",", ":")).encode("utf-8") + b"\n"
+def json_http_reply(
+    body: Mapping[str, Any], status: int = 200, reason: str = "OK", *, epee: bool = False
+) -> HttpReply:
+    """A JSON response as daemons send it: one compact line (bitcoind, geth) or, with
+    ``epee``, as monerod's epee server lays it out (keys sorted, indented, CRLF lines)."""
+    if epee:
+        data = json.dumps(body, indent=2, sort_keys=True).replace("\n", "\r\n").encode("utf-8") + b"\n"
+    else:
+        data = json.dumps(body, separators=(",", ":")).encode("utf-8") + b"\n"
     return HttpReply(status, reason, (("Content-Type", "application/json"),), data)
 
 
@@ -333,9 +341,9 @@ def monerod_template_result(
 
 
 def monerod_error(
-    id: str = "0", message: str = "Failed to parse wallet address", code: int = -2
+    id: str = "0", message: str = "Failed to parse wallet address", code: int = -4
 ) -> dict[str, Any]:
-    """monerod's error object (code -2 for a bad wallet address)."""
+    """monerod's error object (as monerod 0.18 refuses a bad wallet address: code -4)."""
     return {"error": {"code": code, "message": message}, "id": id, "jsonrpc": "2.0"}
 
 
@@ -475,7 +483,7 @@ class MonerodTemplate(_HttpDaemon):
     default_ports = (18081, 18089, 28081, 38081)
 
     def _body(self, ctx: ProbeContext) -> dict[str, Any]:
-        return monerod_template_request(ctx.wallet or monero.FAKE_WALLET)
+        return monerod_template_request(ctx.wallet or monero.PROBE_WALLET)
 
     def classify(
         self, replies: Sequence[Reply], control_replies: Sequence[Reply] | None = None

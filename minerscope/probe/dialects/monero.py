@@ -80,8 +80,14 @@ def make_wallet(rng: random.Random, *, integrated: bool = False) -> str:
     return "4" + rng.choice("0123456789AB") + "".join(rng.choice(_BASE58) for _ in range(length - 2))
 
 
-FAKE_WALLET = make_wallet(random.Random(0x5EED))
-"""The probe's deterministic fake wallet (plausible shape, invalid checksum)."""
+PROBE_WALLET = (
+    "45CdSBtxjJ7D3X6PQdwE1QNH8gzE9c3BwDuKTQAhAFR3QEgdF1B8sVPctmE8zRcAbzYDqBuBEB2PB87sEua3EiBV69g7Kd5"
+)
+"""The wallet the probe presents: a valid mainnet address (checksum and keys) of a key
+pair made once for this purpose (``monero-wallet-cli --offline``) whose keys were not
+kept, so it is nobody's and nothing sent to it can be spent. It has to be valid: monerod
+checks the address before it builds a block template (an invalid one only gets "Failed to
+parse wallet address"), and real pools check it before they send a job."""
 
 # ---------------------------------------------------------------------------------------
 # Records
@@ -550,14 +556,14 @@ class XmrigStratum(Dialect):
     default_ports = (3333, 4444, 5555, 7777, 9999, 10128, 10001, 14444, 443)
 
     def _login(self, ctx: ProbeContext) -> dict[str, Any]:
-        return login_request(LOGIN_ID, ctx.wallet or FAKE_WALLET, ctx.password, ctx.agent or DEFAULT_AGENT)
+        return login_request(LOGIN_ID, ctx.wallet or PROBE_WALLET, ctx.password, ctx.agent or DEFAULT_AGENT)
 
     def probe_requests(self, ctx: ProbeContext) -> list[Request]:
         return [Request("login", encode_json_line(self._login(ctx)), reply_id=LOGIN_ID)]
 
     def control_request(self, ctx: ProbeContext) -> Request:
         params = {
-            "login": ctx.wallet or FAKE_WALLET,
+            "login": ctx.wallet or PROBE_WALLET,
             "pass": ctx.password,
             "agent": ctx.agent or DEFAULT_AGENT,
         }

@@ -15,9 +15,8 @@ from minerscope.probe.verdict import Outcome
 from tests.probe.dialects.helpers import HTTP_404
 
 CTX = ProbeContext("127.0.0.1", 8332, agent="cgminer/4.12.1")
-NOT_FOUND = h.json_http_reply(
-    {"jsonrpc": "2.0", "id": 909, "error": {"code": -32601, "message": "Method not found"}}
-)
+NOT_FOUND_BODY = {"jsonrpc": "2.0", "id": 909, "error": {"code": -32601, "message": "Method not found"}}
+NOT_FOUND = h.json_http_reply(NOT_FOUND_BODY)
 
 
 def test_requests_are_http_specs_that_survive_the_wire() -> None:
@@ -88,6 +87,18 @@ def test_monerod_template_and_wallet_error() -> None:
     alike = h.json_http_reply(h.monerod_error("909"))
     assert h.MONEROD.classify([bad_wallet], [alike]).outcome is Outcome.NONE
     assert h.MONEROD.classify([NOT_FOUND]).outcome is Outcome.NONE
+
+
+def test_monerod_replies_laid_out_over_many_lines_are_one_document() -> None:
+    """Real monerod (0.18, epee) indents its replies over CRLF lines; read line by line
+    they held no JSON at all and a live daemon was "HTTP 200 page without JSON-RPC"."""
+    rng = random.Random(2)
+    ok = h.json_http_reply(h.monerod_template_result(rng, height=7), epee=True)
+    assert ok.body.count(b"\r\n") > 5
+    assert h.MONEROD.classify([ok]).outcome is Outcome.SUCCESS
+    bad_wallet = h.json_http_reply(h.monerod_error(), epee=True)
+    err = h.MONEROD.classify([bad_wallet], [h.json_http_reply(NOT_FOUND_BODY, epee=True)])
+    assert err.outcome is Outcome.ERROR and err.get("error") == "Failed to parse wallet address"
 
 
 def test_geth_work_and_node_errors() -> None:

@@ -21,7 +21,7 @@ def test_login_request_is_xmrig_shaped_and_parses_on_the_pool_side() -> None:
     (msg,) = sent(xmr.XMRIG.probe_requests(CTX))
     assert list(msg) == ["id", "jsonrpc", "method", "params"]
     login = xmr.parse_login_params(msg["params"])
-    assert login.login == xmr.FAKE_WALLET and len(login.login) == 95 and login.login[0] == "4"
+    assert login.login == xmr.PROBE_WALLET and len(login.login) == 95 and login.login[0] == "4"
     assert login.agent.startswith("XMRig/") and "rx/0" in login.algos
 
 

@@ -1,0 +1,117 @@
+"""The prober against real server software on 127.0.0.1 (Debian's own binaries).
+
+Solo-mining daemons must be recognised as what they are, from their real replies:
+monerod (regtest) builds a block template for the probe's wallet, so it is a mining
+service; litecoind answers an anonymous call with its ``401 realm="jsonrpc"`` fingerprint
+(a daemon, below the pool threshold) and, given its RPC cookie, with its own
+"not connected" refusal. Benign services that speak something else (nginx over HTTP and
+HTTPS, redis, mosquitto over MQTT and MQTT/TLS, OpenSSH) must get no claim from any
+dialect. The emulators of ``minerscope.emulate`` are our reading of these programs; this
+module checks the reading against the programs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minerscope.probe.dialects.http_jsonrpc import DAEMON_FINGERPRINT_CONFIDENCE
+from minerscope.probe.runner import ProbeOptions, probe_many_list
+from minerscope.probe.verdict import Outcome, Transport, Verdict
+from tests.conftest import MS
+from tests.probe.real_services import PACKAGES, Service, all_running
+
+OPTIONS = ProbeOptions(connect_timeout=3_000 * MS, attempt_deadline=4_000 * MS, total_deadline=60_000 * MS)
+"""Loopback scope (the default); deadlines generous for a busy 2-core box."""
+
+BENIGN = {
+    "nginx": ("http", "https"),
+    "redis": ("resp",),
+    "mosquitto": ("mqtt", "mqtts"),
+    "sshd": ("ssh",),
+}
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
+    with all_running(tmp_path_factory.mktemp("real-services")) as running:
+        yield running
+
+
+def _service(services: dict[str, Service], name: str) -> Service:
+    if name not in services:
+        pytest.skip(f"{name} is not installed (Debian package {PACKAGES[name]}; .ci/run installs it)")
+    return services[name]
+
+
+def _probe(*targets: str, **options: Any) -> list[Verdict]:
+    return asyncio.run(probe_many_list(targets, dataclasses.replace(OPTIONS, **options)))
+
+
+def _attempt(verdict: Verdict, dialect: str) -> list[tuple[Transport, Outcome | None, str]]:
+    return [
+        (a.transport, a.result.outcome if a.result else None, a.result.reason if a.result else a.error or "")
+        for a in verdict.attempts
+        if a.dialect == dialect
+    ]
+
+
+def test_monerod_builds_a_template_for_the_probe_so_it_is_a_mining_service(
+    services: dict[str, Service],
+) -> None:
+    daemon = _service(services, "monerod")
+    (verdict,) = _probe(f"127.0.0.1:{daemon.ports['rpc']}")
+    assert verdict.is_pool and verdict.dialect == "monerod" and verdict.outcome is Outcome.SUCCESS
+    evidence = dict((e.key, e.value) for e in verdict.evidence)
+    assert evidence["coin"] == "monero" and evidence["height"] == "1"
+    # epee serves TLS and plain HTTP on one port; the sniff found TLS first
+    assert verdict.transport is Transport.HTTPS and verdict.tls is not None
+    # no Stratum dialect is fooled by the node
+    for dialect in ("xmrig", "stratum1", "ethproxy"):
+        assert all(outcome in (None, Outcome.NONE) for _, outcome, _ in _attempt(verdict, dialect))
+
+
+def test_litecoind_is_fingerprinted_without_credentials_and_answers_with_them(
+    services: dict[str, Service],
+) -> None:
+    daemon = _service(services, "litecoind")
+    target = f"127.0.0.1:{daemon.ports['rpc']}"
+    (anonymous,) = _probe(target)
+    assert not anonymous.is_pool and anonymous.dialect == "bitcoind"
+    assert anonymous.outcome is Outcome.ERROR and anonymous.confidence == DAEMON_FINGERPRINT_CONFIDENCE
+    evidence = dict((e.key, e.value) for e in anonymous.evidence)
+    assert evidence["http_status"] == "401" and 'realm="jsonrpc"' in evidence["software"]
+
+    user, password = Path(daemon.files["cookie"]).read_text().strip().split(":", 1)
+    (authed,) = _probe(target, worker=user, password=password, dialects=("bitcoind",))
+    # regtest without peers refuses to hand out work, in its own words
+    assert authed.dialect == "bitcoind" and authed.outcome is Outcome.ERROR and not authed.is_pool
+    evidence = dict((e.key, e.value) for e in authed.evidence)
+    assert evidence["error_code"] == "-9" and "not connected" in evidence["error"]
+
+
+@pytest.mark.parametrize("name", sorted(BENIGN))
+def test_benign_services_get_no_claim_from_any_dialect(services: dict[str, Service], name: str) -> None:
+    service = _service(services, name)
+    ports = [service.ports[port] for port in BENIGN[name]]
+    verdicts = _probe(*(f"127.0.0.1:{port}" for port in ports))
+    for verdict in verdicts:
+        assert not verdict.is_pool and verdict.outcome is Outcome.NONE and verdict.dialect is None
+        claims = [
+            a for a in verdict.attempts if a.result is not None and a.result.outcome is not Outcome.NONE
+        ]
+        assert claims == [], verdict.target
+        # the service was up (its liveness connect succeeded) and the sweep went through
+        # the dialects, each meeting the service's own answer (a page, an error line, a
+        # banner, a reset)
+        (liveness,) = [a for a in verdict.attempts if a.dialect == "liveness"]
+        assert liveness.error is None, verdict.target
+        assert sum(1 for a in verdict.attempts if a.dialect != "liveness") >= 8, verdict.target
+    if name in ("nginx", "mosquitto"):
+        plain, tls = verdicts
+        assert plain.tls is None and tls.tls is not None
