@@ -230,20 +230,17 @@ def import_case(src: Path | str, dest: Path | str, *, replace: bool = False) -> 
     verify_case_file(src_path)
     if src_path.resolve() == dest_path.resolve():
         raise StoreError(f"{src_path}: is already the case file")
-    kept: Path | None = None
     if dest_path.exists():
         if not replace:
-            raise StoreError(f"{dest_path}: a case file exists there (use replace to swap it)")
+            raise StoreError(f"{dest_path}: a case file exists there (use replace to replace it)")
         kept = dest_path.with_name(f"{dest_path.name}.bak-{int(time.time())}")
         old = _alone(dest_path)
         try:
             _backup(old, kept)
-            # fold the old WAL into the file so no stale -wal is left beside the new one
-            old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{dest_path}: cannot set the old case file aside: {exc}") from None
+            _overwrite(old, src_path, dest_path, kept)
         finally:
             old.close()
+        return kept
     dest_path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(src_path)
     try:
@@ -257,7 +254,31 @@ def import_case(src: Path | str, dest: Path | str, *, replace: bool = False) -> 
         migrate(new, dest_path)
     finally:
         new.close()
-    return kept
+    return None
+
+
+def _overwrite(dest: sqlite3.Connection, src_path: Path, dest_path: Path, kept: Path) -> None:
+    """Copy the verified case file ``src_path`` over ``dest`` (a connection from :func:`_alone`),
+    migrated, in place.
+
+    In place, through SQLite, because the file keeps its inode: a process that opens the
+    case file meanwhile waits on the lock, then works on the new case. Swapping files left
+    it on the old, unlinked one, where its notes were lost. The copy is one transaction of a
+    rollback journal, so a crash part way leaves the old case as it was.
+    """
+    src = connect(src_path)
+    try:
+        # WAL copies only between equal page sizes; a rollback journal takes the source's
+        dest.execute("PRAGMA journal_mode = DELETE")
+        src.backup(dest)
+        integrity_check(dest, dest_path, full=True)
+        migrate(dest, dest_path)
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"{dest_path}: cannot replace the case file ({exc}); the old one is kept at {kept}"
+        ) from None
+    finally:
+        src.close()
 
 
 # Each statement copies one table from the attached file ``src`` into ``main``, skipping rows

@@ -47,6 +47,38 @@ def test_import_replaces_and_keeps_the_old_file(store: Store, tmp_path: Path) ->
     assert import_case(handed, fresh) is None and verify_case_file(fresh) >= 1
 
 
+def test_replace_is_in_place_so_a_process_opening_it_meanwhile_sees_the_new_case(
+    store: Store, tmp_path: Path
+) -> None:
+    """A connection made before the replace but not yet reading (the workstation starting up
+    while ``case import --replace`` runs) reads the new case after it: the file keeps its
+    inode. Swapping files left such a process on the old, unlinked file. The colleague's
+    file has another page size, which a WAL case file cannot take in by backup."""
+    store.add_note("case", "", "theirs")
+    handed = export_case(store, tmp_path / "handed.sqlite")
+    with sqlite3.connect(handed) as conn:
+        conn.execute("PRAGMA page_size = 8192")
+        conn.execute("VACUUM")
+    assert sqlite3.connect(handed).execute("PRAGMA page_size").fetchone() == (8192,)
+    mine = tmp_path / "mine.sqlite"
+    with open_store(mine) as st:
+        st.add_note("case", "", "mine")
+    inode = mine.stat().st_ino
+    late = sqlite3.connect(mine)  # opened, no lock taken yet
+    try:
+        kept = import_case(handed, mine, replace=True)
+        assert late.execute("SELECT text FROM notes").fetchall() == [("theirs",)]
+    finally:
+        late.close()
+    assert mine.stat().st_ino == inode and kept is not None
+    with open_store(mine) as st:
+        assert [n["text"] for n in st.list_notes()] == ["theirs"]
+        st.add_note("case", "", "after")  # WAL again, writable
+    with open_store(kept) as old:
+        assert [n["text"] for n in old.list_notes()] == ["mine"]
+    assert verify_case_file(mine) >= 1
+
+
 _HOLD_OPEN = (
     "import sys, time\n"
     "from minerscope.store import open_store\n"
