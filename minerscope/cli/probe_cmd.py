@@ -18,16 +18,19 @@ import asyncio
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from minerscope import errors
 from minerscope.cli.common import ExitCode, FiniteFloatRange, fail, progress_wanted, stderr_progress, warn
-from minerscope.probe.runner import ProbeOptions, Target, format_target, parse_target, probe_many
 from minerscope.probe.scope import Scope
+from minerscope.probe.target import Target, format_target, parse_target
 from minerscope.probe.verdict import UNREACHABLE, ProbeAttempt, Verdict
 from minerscope.untrusted import clean
+
+if TYPE_CHECKING:
+    from minerscope.probe.runner import ProbeOptions
 
 _MAX_TARGETS = 100_000
 
@@ -177,6 +180,10 @@ def probe(
         if not names:
             raise click.UsageError("no targets: give host:port arguments or --from FILE")
         parsed: list[Target] = [parse_target(t) for t in names]
+        # the I/O stack (httpx, websockets, cryptography) only once there is work: --help
+        # and usage errors stay quick
+        from minerscope.probe.runner import ProbeOptions
+
         options = ProbeOptions(
             connect_timeout=min(connect_timeout, timeout),
             attempt_deadline=timeout,
@@ -220,6 +227,8 @@ async def _run(
                 bar.console.print(f"minerscope: warning: {message}", markup=False, highlight=False)
             else:
                 warn(message)
+
+        from minerscope.probe.runner import probe_many
 
         out: list[Verdict] = []
         async for verdict in probe_many(targets, options, on_error=on_error):
