@@ -142,7 +142,9 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
 @click.option("--full-sweep", is_flag=True, help="Try every dialect even after a confident answer.")
 @click.option("--worker", default="", help="Worker/user to present (also HTTP basic-auth user for daemons).")
 @click.option("--password", default="x", show_default=True, help="Password to present.")
-@click.option("--wallet", default="", help="Wallet/site key to present (default: a fake one per dialect).")
+@click.option(
+    "--wallet", default="", help="Wallet/site key to present (default: the probe's own, per dialect)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Table: list every attempt.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def probe(

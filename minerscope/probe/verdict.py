@@ -5,7 +5,7 @@ stored, compared and exported without anyone mutating it halfway:
 
 * :class:`DialectResult` is what one dialect's sans-IO classifier concluded from the
   replies of one connection (``success``: the server spoke the dialect; ``error``: the
-  server exists as a pool but refused our fake wallet/worker; ``none``: no evidence).
+  server exists as a pool but refused our wallet/worker; ``none``: no evidence).
 * :class:`ProbeAttempt` is one connection: which dialect over which transport, the raw
   request/reply excerpts (bytes, bounded by :data:`EXCERPT_BYTES`), how long it took and
   either a :class:`DialectResult` or a transport error string.

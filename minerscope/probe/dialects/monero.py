@@ -3,9 +3,11 @@
 Unlike Stratum V1, ``params`` are *objects* (xmrig/xmrig-proxy doc/STRATUM.md): the miner
 logs in with ``{login, pass, agent[, algo]}`` and the login result already carries the
 first job ``{blob, job_id, target, id[, algo, height, seed_hash]}``, so one request is
-enough to recognise a pool. A fake wallet is answered by a real pool with an error such
-as ``{"code": -1, "message": "Invalid payment address provided"}``: that proves the
-pool exists (sMaSheD's rule), provided the control request is not answered the same way.
+enough to recognise a pool. The probe logs in with a valid address nobody holds
+(:data:`PROBE_WALLET`), so a pool sends a job; one that refuses it (another coin's pool,
+a banned address) with an error such as ``{"code": -1, "message": "Invalid payment
+address provided"}`` still proves a pool is there (sMaSheD's rule), provided the control
+request is not answered the same way.
 
 Sizes follow the real captures (cj-sniffer, ndpi mining.pcapng): a hashing blob of 76-77
 bytes (152-154 hex: major/minor version, varint timestamp, previous id, 4-byte nonce,
@@ -291,7 +293,7 @@ def login_result(
 
 
 def login_error(id: int, message: str = "Invalid payment address provided", code: int = -1) -> dict[str, Any]:
-    """A login refusal ``{"code": -1, "message": ...}`` (what a pool says to a fake wallet)."""
+    """A login refusal ``{"code": -1, "message": ...}`` (what a pool says to a wallet it will not pay)."""
     return rpc_response(id, None, {"code": code, "message": message}, jsonrpc=True)
 
 
@@ -488,7 +490,7 @@ def judge_cryptonote(
             Outcome.ERROR,
             conf,
             [*ev, *(Evidence("error", t) for t in rejections[:3])],
-            "pool refused our fake wallet",
+            "pool refused our login",
         )
     if not_found:
         return Outcome.NONE, 0.0, ev, "generic JSON-RPC: method not found"
