@@ -35,7 +35,7 @@ API::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from minerscope.errors import LimitExceededError, RemoteProtocolError
@@ -229,7 +229,7 @@ def detect_stratum(c2s: bytes, s2c: bytes, *, max_bytes: int = DEFAULT_SCAN_BYTE
         methods = http_jsonrpc.daemon_passive(client)
         if methods is None:
             return None
-        return _daemon_evidence(methods)
+        return _daemon_evidence(methods, client)
     if b"{" not in c2s and b"{" not in s2c:
         if _looks_like_bare_ws(c2s) or _looks_like_bare_ws(s2c):
             return _match_json(_ws_messages(c2s), _ws_messages(s2c), "ws")
@@ -300,8 +300,16 @@ _DAEMON_OF_METHOD = {
 }
 
 
-def _daemon_evidence(methods: list[str]) -> StratumEvidence:
+def _daemon_evidence(methods: list[str], client: Sequence[JsonObject]) -> StratumEvidence:
+    """Solo mining to a node, named by its first mining method. xmrig's daemon mode asks
+    monerod for ``getblocktemplate`` (monerod's alias of ``get_block_template``), the
+    bitcoind method's name, so a ``wallet_address`` in its params names monerod."""
     dialect, coin = _DAEMON_OF_METHOD[methods[0]]
+    for msg in client:
+        params = msg.get("params")
+        if isinstance(params, Mapping) and "wallet_address" in params:
+            dialect, coin = _DAEMON_OF_METHOD["get_block_template"]
+            break
     ev = (
         Evidence("dialect", dialect),
         Evidence("family", str(Family.DAEMON)),

@@ -319,6 +319,25 @@ def test_solo_mining_over_http_is_recognised() -> None:
     assert found is not None and found.dialect == "monerod"
 
 
+def test_xmrig_solo_mining_to_monerod_is_named_monerod() -> None:
+    """xmrig's daemon mode (DaemonClient) asks monerod for ``getblocktemplate`` (the
+    bitcoind method's name, an alias in monerod) with a wallet address and reserve size 8,
+    and submits with ``submitblock``: that is monerod, not the bitcoind family."""
+    body = {
+        "id": 1,
+        "jsonrpc": "2.0",
+        "method": "getblocktemplate",
+        "params": {"wallet_address": xmr.PROBE_WALLET, "reserve_size": 8},
+    }
+    c2s = h.http_request_bytes(h.json_rpc_http_request("/json_rpc", body), "127.0.0.1:18081")
+    found = detect_stratum(c2s, b"")
+    assert found is not None and (found.dialect, found.family) == ("monerod", "daemon")
+    assert dict((e.key, e.value) for e in found.evidence)["coin"] == "monero"
+    gbt = h.http_request_bytes(h.json_rpc_http_request("/", h.gbt_request(1)), "127.0.0.1:8332")
+    found = detect_stratum(gbt, b"")
+    assert found is not None and found.dialect == "bitcoind"
+
+
 def test_an_http_body_is_one_document_however_it_is_laid_out() -> None:
     """A daemon's reply indented over many lines (as monerod's epee server sends) gives
     the same evidence as the compact one: read line by line, the pretty getwork reply of
