@@ -608,28 +608,39 @@ def _bitcoind_responder(config: PoolConfig, rng: random.Random) -> Any:
     return respond
 
 
+_EPEE = "Epee-based"
+"""monerod's ``Server:`` header."""
+
+
 def _monerod_responder(config: PoolConfig, rng: random.Random) -> Any:
+    """monerod's RPC as 0.18 answers it: JSON-RPC on ``/json_rpc`` and the ``/getheight``
+    endpoint xmrig's daemon mode polls, replies laid out by epee (indented, CRLF)."""
+    server = config.software or _EPEE
+
+    def reply(body: Mapping[str, Any]) -> bytes:
+        return _reply_bytes(http_jsonrpc.json_http_reply(body, 200, "Ok", epee=True), server)
+
     async def respond(request: HttpRequest) -> bytes:
-        if request.path.split("?")[0] != "/json_rpc":
-            return _reply_bytes(
-                HttpReply(404, "Not Found", (("Content-Type", "text/plain"),), b""), config.software
-            )
+        path = request.path.split("?")[0]
+        if path in ("/getheight", "/get_height"):
+            top = {"hash": rng.randbytes(32).hex(), "height": 3_280_000, "status": "OK", "untrusted": False}
+            return reply(top)
+        if path != "/json_rpc":
+            return _reply_bytes(HttpReply(404, "Not found", (("Content-Type", "text/plain"),), b""), server)
         msg = decode_json_object(request.body) if request.body else None
         if msg is None:
-            body = {"jsonrpc": "2.0", "id": 0, "error": {"code": -32700, "message": "Parse error"}}
-            return _reply_bytes(_json_reply(body), config.software)
+            return reply({"jsonrpc": "2.0", "id": 0, "error": {"code": -32700, "message": "Parse error"}})
         mid = str(msg.get("id", "0"))
         if msg.get("method") in ("get_block_template", "getblocktemplate"):
             params = msg.get("params")
             wallet = str(params.get("wallet_address", "")) if isinstance(params, dict) else ""
             if not config.wallet_ok(wallet):
-                return _reply_bytes(_json_reply(http_jsonrpc.monerod_error(mid)), config.software)
-            return _reply_bytes(_json_reply(http_jsonrpc.monerod_template_result(rng, mid)), config.software)
+                return reply(http_jsonrpc.monerod_error(mid))
+            return reply(http_jsonrpc.monerod_template_result(rng, mid))
         if msg.get("method") in ("get_info", "get_block_count"):
             result = {"count": 3_280_000, "status": "OK", "untrusted": False}
-            return _reply_bytes(_json_reply({"id": mid, "jsonrpc": "2.0", "result": result}), config.software)
-        body = {"id": mid, "jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}}
-        return _reply_bytes(_json_reply(body), config.software)
+            return reply({"id": mid, "jsonrpc": "2.0", "result": result})
+        return reply({"id": mid, "jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}})
 
     return respond
 

@@ -169,15 +169,24 @@ async def test_bitcoind_requires_basic_auth_then_serves_templates(pools: list[Se
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == -32601
 
 
-async def test_monerod_serves_json_rpc_only(pools: list[ServerHandle]) -> None:
+async def test_monerod_answers_as_monerod_does(pools: list[ServerHandle]) -> None:
+    """JSON-RPC on /json_rpc (xmrig's 'getblocktemplate' alias too) and the /getheight
+    endpoint xmrig's daemon mode polls, laid out by epee as monerod 0.18 does (the real
+    daemon's own replies are compared in tests/probe/test_real_services.py)."""
     pool = await start_pool("monerod", tls=True)
     pools.append(pool)
     base = f"https://{pool.host}:{pool.port}"
     async with httpx.AsyncClient(verify=False, trust_env=False) as client:
-        template = await client.post(
-            base + "/json_rpc", json=http_jsonrpc.monerod_template_request(monero.PROBE_WALLET)
-        )
-        assert template.json()["result"]["status"] == "OK"
+        for method in ("get_block_template", "getblocktemplate"):
+            body = dict(http_jsonrpc.monerod_template_request(monero.PROBE_WALLET), method=method)
+            template = await client.post(base + "/json_rpc", json=body)
+            assert template.json()["result"]["status"] == "OK"
+            assert template.content.startswith(
+                b'{\r\n  "id": "0",\r\n  "jsonrpc": "2.0",\r\n  "result": {\r\n'
+            )
+            assert template.headers["server"] == "Epee-based"
+        height = await client.get(base + "/getheight")
+        assert set(height.json()) == {"hash", "height", "status", "untrusted"}
         assert (await client.post(base + "/other", json={})).status_code == 404
 
 

@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from minerscope.probe.dialects.http_jsonrpc import DAEMON_FINGERPRINT_CONFIDENCE
+from minerscope.emulate.pool import start_pool
+from minerscope.probe.dialects.http_jsonrpc import DAEMON_FINGERPRINT_CONFIDENCE, monerod_template_request
+from minerscope.probe.dialects.monero import PROBE_WALLET
 from minerscope.probe.runner import ProbeOptions, probe_many_list
 from minerscope.probe.verdict import Outcome, Transport, Verdict
 from tests.conftest import MS
@@ -74,6 +77,39 @@ def test_monerod_builds_a_template_for_the_probe_so_it_is_a_mining_service(
     # no Stratum dialect is fooled by the node
     for dialect in ("xmrig", "stratum1", "ethproxy"):
         assert all(outcome in (None, Outcome.NONE) for _, outcome, _ in _attempt(verdict, dialect))
+
+
+def test_the_monerod_emulator_answers_like_the_real_daemon(services: dict[str, Service]) -> None:
+    """Our emulator is our reading of monerod; here the reading meets the program: the same
+    headers, layout and fields for the calls xmrig's daemon mode makes."""
+    daemon = _service(services, "monerod")
+    template = dict(monerod_template_request(PROBE_WALLET), method="getblocktemplate")
+
+    async def both() -> list[tuple[httpx.Response, httpx.Response]]:
+        emulator = await start_pool("monerod")
+        try:
+            async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+                out = []
+                for base in (
+                    f"http://127.0.0.1:{daemon.ports['rpc']}",
+                    f"http://{emulator.host}:{emulator.port}",
+                ):
+                    out.append(
+                        (
+                            await client.post(base + "/json_rpc", json=template),
+                            await client.get(base + "/getheight"),
+                        )
+                    )
+                return out
+        finally:
+            await emulator.close()
+
+    (real_tpl, real_height), (emu_tpl, emu_height) = asyncio.run(both())
+    assert emu_tpl.headers["server"] == real_tpl.headers["server"] == "Epee-based"
+    assert emu_tpl.content[:40] == real_tpl.content[:40] and not real_tpl.content.endswith(b"\n")
+    assert not emu_tpl.content.endswith(b"\n")
+    assert set(emu_tpl.json()["result"]) <= set(real_tpl.json()["result"])
+    assert set(emu_height.json()) == set(real_height.json())
 
 
 def test_litecoind_is_fingerprinted_without_credentials_and_answers_with_them(

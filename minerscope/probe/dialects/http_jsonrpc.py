@@ -178,9 +178,10 @@ def json_http_reply(
     body: Mapping[str, Any], status: int = 200, reason: str = "OK", *, epee: bool = False
 ) -> HttpReply:
     """A JSON response as daemons send it: one compact line (bitcoind, geth) or, with
-    ``epee``, as monerod's epee server lays it out (keys sorted, indented, CRLF lines)."""
+    ``epee``, as monerod 0.18's epee server lays it out (keys sorted, 2-space indent, CRLF
+    line ends, no final line end)."""
     if epee:
-        data = json.dumps(body, indent=2, sort_keys=True).replace("\n", "\r\n").encode("utf-8") + b"\n"
+        data = json.dumps(body, indent=2, sort_keys=True).replace("\n", "\r\n").encode("utf-8")
     else:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8") + b"\n"
     return HttpReply(status, reason, (("Content-Type", "application/json"),), data)
