@@ -68,6 +68,35 @@ def test_most_lab_miners_are_flagged_by_stage1(tmp_path: Path) -> None:
     assert not (tmp_path / "unused.sqlite").exists()
 
 
+def test_a_capture_that_starts_while_the_miners_are_connected_finds_them_all(tmp_path: Path) -> None:
+    """The sample as if the capture had started 90 s in: every miner is connected, and
+    several of their flows open with the pool's packet. Taking that sender for the client
+    mirrored the flow: 6 of the 8 miners were found (one only by stage 0, its stage-1
+    score 0.002), and those records named the pool as the source."""
+    from scapy.utils import RawPcapNgReader
+
+    from minerscope.capture.writer import PcapWriter
+
+    late = tmp_path / "late-start.pcap"
+    with PcapWriter(late, nanosecond=True) as out, RawPcapNgReader(str(SAMPLE)) as reader:
+        start = None
+        for frame, meta in reader:
+            assert meta.tsresol == 1_000_000_000
+            ts_ns = (meta.tshigh << 32) | meta.tslow
+            start = ts_ns if start is None else start
+            if ts_ns - start >= 90_000_000_000:
+                out.write_packet(ts_ns, frame, meta.wirelen)
+    code, records, _ = _scan(str(late), "--no-store", db=tmp_path / "unused.sqlite")
+    assert code == 0
+    miners = _miner_endpoints()
+    flagged = {(r["dst"], r["dport"]) for r in records if r["verdict"] == "mining"}
+    assert set(miners) <= flagged, sorted(set(miners) - flagged)
+    for record in records:
+        if (record["dst"], record["dport"]) in miners:
+            assert record["stage1"] == "mining", record
+        assert (record["src"], record["sport"]) not in miners, "a pool taken for the client"
+
+
 def test_scan_records_capture_and_flows_once(tmp_path: Path) -> None:
     db = tmp_path / "case.sqlite"
     _, first, _ = _scan(db=db)

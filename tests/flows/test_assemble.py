@@ -71,6 +71,29 @@ def test_mid_stream_flow_uses_syn_ack_or_first_sender() -> None:
     assert (row["src"], row["dport"], row["proto"]) == ("10.0.0.9", 53, 17)
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "client"),
+    [
+        (("192.0.2.10", 443), ("10.1.0.5", 40001), ("10.1.0.5", 40001)),  # the server's push first
+        (("10.1.0.5", 40001), ("192.0.2.10", 3333), ("10.1.0.5", 40001)),
+        (("192.0.2.10", 3333), ("10.1.0.5", 5000), ("10.1.0.5", 5000)),  # no ephemeral port: lower serves
+        (("192.0.2.10", 50000), ("10.1.0.5", 40001), ("192.0.2.10", 50000)),  # two ephemeral: first sender
+        (("192.0.2.10", 7000), ("10.1.0.5", 7000), ("192.0.2.10", 7000)),
+    ],
+)
+def test_a_tcp_flow_first_seen_past_its_handshake_takes_its_client_from_the_ports(
+    first: tuple[str, int], second: tuple[str, int], client: tuple[str, int]
+) -> None:
+    """A capture that starts while a miner is connected often opens with the pool's push."""
+    frames = [
+        tcp(1.0, first[0], first[1], second[0], second[1], "PA", 100, 200, b"push"),
+        tcp(1.1, second[0], second[1], first[0], first[1], "A", 200, 104),
+    ]
+    row = one_table(frames).summary.row(0, named=True)
+    assert (row["src"], row["sport"]) == client and row["syn_seen"] is False
+    assert row["c2s_payload_bytes"] == (4 if client == first else 0)  # whose was the push
+
+
 def test_idle_and_active_timeouts() -> None:
     frames = [udp(100.0 + i * 50, "10.0.0.1", 1234, "10.0.0.2", 9999, b"x") for i in range(4)]
     t = one_table(frames, idle_timeout=60.0)
