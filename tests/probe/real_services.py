@@ -4,11 +4,12 @@ benign services that speak other protocols.
 Each :class:`Service` is a Debian package's own binary started in a private temporary
 directory on free loopback ports, and stopped (then killed) at teardown. The daemons are
 kept off every network but loopback by their own switches: monerod ``--offline`` (no
-peers, no DNS checkpoints, no update check, no UPnP), litecoind ``-connect=0
--dnsseed=0 -listen=0``; traced with ``strace -f -e connect`` through start-up and a whole
-probe, neither made a single outbound connection. ``HOME`` points into the temporary
-directory too, so nothing is written to the user's (Debian's ``litecoind`` wrapper
-creates ``~/.litecoin`` otherwise).
+peers, no DNS checkpoints, no update check, no UPnP); litecoind ``-dnsseed=0
+-discover=0``, listening on loopback only, its peer node allowed to connect to it alone
+(``-connect``). Traced with ``strace -f -e connect`` through start-up and a whole probe,
+monerod and the first litecoind made no connection at all, the peer node only its two to
+127.0.0.1. ``HOME`` points into the temporary directory too, so nothing is written to the
+user's (Debian's ``litecoind`` wrapper creates ``~/.litecoin`` otherwise).
 
 A missing binary skips its tests with the package to install; ``.ci/run`` installs them
 all, so CI runs every one.
@@ -26,6 +27,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from minerscope.emulate.server import default_cert
 
 START_TIMEOUT_S = 120.0
@@ -41,6 +44,8 @@ class Service:
     ports: dict[str, int]
     workdir: Path
     files: dict[str, Path] = field(default_factory=dict)
+    companions: tuple[tuple[str, ...], ...] = ()
+    """Processes that run beside it (a peer node), started and stopped with it."""
 
     @property
     def log(self) -> Path:
@@ -89,19 +94,40 @@ def monerod(workdir: Path) -> Service | None:
 
 
 def litecoind(workdir: Path) -> Service | None:
-    """litecoind in regtest with its RPC server (cookie auth) and no peers."""
+    """litecoind in regtest with its RPC server (cookie auth), and a second node as its only
+    peer: Litecoin Core hands out block templates only to a node with a peer and out of
+    initial sync (:func:`litecoin_rpc` mines the blocks that end it)."""
     exe = binary("/usr/lib/litecoin/litecoind", "litecoind")
     if exe is None:
         return None
-    rpc = free_port()
-    data = workdir / "litecoin"
-    data.mkdir()
+    rpc, p2p = free_port(), free_port()
+    node, peer = workdir / "litecoin", workdir / "litecoin-peer"
+    node.mkdir()
+    peer.mkdir()
+    offline = ("-regtest", "-printtoconsole=0", "-dnsseed=0", "-upnp=0", "-discover=0", "-listenonion=0")
     argv = (
-        exe, "-regtest", f"-datadir={data}", "-server=1", "-printtoconsole=0",
-        "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", f"-rpcport={rpc}",
-        "-listen=0", "-connect=0", "-dnsseed=0", "-upnp=0", "-discover=0", "-listenonion=0",
+        exe, *offline, f"-datadir={node}", "-server=1", "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1",
+        f"-rpcport={rpc}", "-connect=0", "-listen=1", f"-bind=127.0.0.1:{p2p}",
     )  # fmt: skip
-    return Service("litecoind", argv, {"rpc": rpc}, workdir, {"cookie": data / "regtest" / ".cookie"})
+    peer_argv = (exe, *offline, f"-datadir={peer}", "-server=0", f"-connect=127.0.0.1:{p2p}", "-listen=0")
+    return Service(
+        "litecoind", argv, {"rpc": rpc}, workdir, {"cookie": node / "regtest" / ".cookie"}, (peer_argv,)
+    )
+
+
+def litecoin_rpc(service: Service, method: str, *params: object) -> object:
+    """Call the litecoind node's RPC with its cookie; the ``result`` (AssertionError on an error)."""
+    user, password = service.files["cookie"].read_text().strip().split(":", 1)
+    body = {"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}
+    reply = httpx.post(
+        f"http://127.0.0.1:{service.ports['rpc']}/",
+        json=body,
+        auth=(user, password),
+        timeout=30,
+        trust_env=False,
+    ).json()
+    assert reply["error"] is None, reply["error"]
+    return reply["result"]
 
 
 def nginx(workdir: Path) -> Service | None:
@@ -186,11 +212,11 @@ def _accepting(port: int) -> bool:
         return False
 
 
-def _start(service: Service) -> subprocess.Popen[bytes]:
+def _start(service: Service, argv: tuple[str, ...], log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HOME": str(service.workdir)}
-    with open(service.log, "wb") as log:
+    with open(log_path, "wb") as log:
         return subprocess.Popen(
-            service.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, cwd=service.workdir, start_new_session=True,
         )  # fmt: skip
 
@@ -235,9 +261,11 @@ def all_running(workdir: Path) -> Iterator[dict[str, Service]]:
             folder.mkdir()
             service = make(folder)
             if service is not None:
-                proc = _start(service)
+                proc = _start(service, service.argv, service.log)
                 stack.callback(_stop, proc)
                 started.append((service, proc))
+                for k, argv in enumerate(service.companions):
+                    stack.callback(_stop, _start(service, argv, folder / f"companion-{k}.log"))
         deadline = time.monotonic() + START_TIMEOUT_S
         for service, proc in started:
             _wait_listening(service, proc, deadline)

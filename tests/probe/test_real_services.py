@@ -3,8 +3,8 @@
 Solo-mining daemons must be recognised as what they are, from their real replies:
 monerod (regtest) builds a block template for the probe's wallet, so it is a mining
 service; litecoind answers an anonymous call with its ``401 realm="jsonrpc"`` fingerprint
-(a daemon, below the pool threshold) and, given its RPC cookie, with its own
-"not connected" refusal. Benign services that speak something else (nginx over HTTP and
+(a daemon, below the pool threshold) and, given its RPC cookie once it has a peer and
+blocks, with a block template. Benign services that speak something else (nginx over HTTP and
 HTTPS, redis, mosquitto over MQTT and MQTT/TLS, OpenSSH) must get no claim from any
 dialect. The emulators of ``minerscope.emulate`` are our reading of these programs; this
 module checks the reading against the programs.
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from minerscope.probe.dialects.monero import PROBE_WALLET
 from minerscope.probe.runner import ProbeOptions, probe_many_list
 from minerscope.probe.verdict import Outcome, Transport, Verdict
 from tests.conftest import MS
-from tests.probe.real_services import PACKAGES, Service, all_running
+from tests.probe.real_services import PACKAGES, Service, all_running, litecoin_rpc
 
 OPTIONS = ProbeOptions(connect_timeout=3_000 * MS, attempt_deadline=4_000 * MS, total_deadline=60_000 * MS)
 """Loopback scope (the default); deadlines generous for a busy 2-core box."""
@@ -112,7 +112,7 @@ def test_the_monerod_emulator_answers_like_the_real_daemon(services: dict[str, S
     assert set(emu_height.json()) == set(real_height.json())
 
 
-def test_litecoind_is_fingerprinted_without_credentials_and_answers_with_them(
+def test_litecoind_is_fingerprinted_without_credentials_and_serves_a_template_with_them(
     services: dict[str, Service],
 ) -> None:
     daemon = _service(services, "litecoind")
@@ -123,12 +123,18 @@ def test_litecoind_is_fingerprinted_without_credentials_and_answers_with_them(
     evidence = dict((e.key, e.value) for e in anonymous.evidence)
     assert evidence["http_status"] == "401" and 'realm="jsonrpc"' in evidence["software"]
 
-    user, password = Path(daemon.files["cookie"]).read_text().strip().split(":", 1)
+    # out of initial sync with its peer connected, it hands out templates to its owner;
+    # it refuses a call without the mweb rule ("must be called with the segwit & mweb rule sets")
+    deadline = time.monotonic() + 60
+    while litecoin_rpc(daemon, "getconnectioncount") == 0:
+        assert time.monotonic() < deadline, "the peer node never connected"
+        time.sleep(0.2)
+    litecoin_rpc(daemon, "generatetodescriptor", 101, "raw(51)")
+    user, password = daemon.files["cookie"].read_text().strip().split(":", 1)
     (authed,) = _probe(target, worker=user, password=password, dialects=("bitcoind",))
-    # regtest without peers refuses to hand out work, in its own words
-    assert authed.dialect == "bitcoind" and authed.outcome is Outcome.ERROR and not authed.is_pool
+    assert authed.is_pool and authed.dialect == "bitcoind" and authed.outcome is Outcome.SUCCESS
     evidence = dict((e.key, e.value) for e in authed.evidence)
-    assert evidence["error_code"] == "-9" and "not connected" in evidence["error"]
+    assert evidence["height"] == "102" and evidence["coin"] == "bitcoin-family"
 
 
 @pytest.mark.parametrize("name", sorted(BENIGN))

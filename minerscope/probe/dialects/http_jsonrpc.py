@@ -3,8 +3,8 @@
 Miners that mine solo talk to a node, not a pool, with HTTP request/response pairs
 (PROTOCOLS.md §5.6). Three probes, one module, because they share the HTTP plumbing:
 
-* ``bitcoind``: ``getblocktemplate`` with ``rules: ["segwit"]`` (mandatory since segwit)
-  on ``/``. Bitcoin Core and its forks require HTTP basic auth and answer an
+* ``bitcoind``: ``getblocktemplate`` with ``rules: ["mweb", "segwit"]`` (segwit is
+  mandatory in Bitcoin Core, mweb in Litecoin Core 0.21) on ``/``. Bitcoin Core and its forks require HTTP basic auth and answer an
   unauthenticated call with ``401`` + ``WWW-Authenticate: Basic realm="jsonrpc"``: a
   *fingerprint of the daemon*, reported as outcome ``error`` ("daemon exists, auth
   required") below the pool threshold. A template result is ``success``.
@@ -191,15 +191,25 @@ def json_http_reply(
 # bitcoind family
 
 
+PROBE_GBT_RULES = ("mweb", "segwit")
+"""The rules the probe's ``getblocktemplate`` claims: Litecoin Core (0.21, MWEB) refuses a
+call without ``mweb`` ("must be called with the segwit & mweb rule sets"), Bitcoin Core
+requires ``segwit`` and ignores rules it does not know."""
+
+
 def gbt_request(
-    id: int | str = 1, *, capabilities: Sequence[str] = ("coinbasetxn", "workid", "coinbase/append")
+    id: int | str = 1,
+    *,
+    capabilities: Sequence[str] = ("coinbasetxn", "workid", "coinbase/append"),
+    rules: Sequence[str] = ("segwit",),
 ) -> dict[str, Any]:
-    """``getblocktemplate`` [{rules: ["segwit"], capabilities}] (JSON-RPC 1.0 as bitcoin-cli)."""
+    """``getblocktemplate`` [{rules, capabilities}] (JSON-RPC 1.0 as bitcoin-cli; a Bitcoin
+    miner's rules by default)."""
     return {
         "jsonrpc": "1.0",
         "id": id,
         "method": "getblocktemplate",
-        "params": [{"rules": ["segwit"], "capabilities": list(capabilities)}],
+        "params": [{"rules": list(rules), "capabilities": list(capabilities)}],
     }
 
 
@@ -410,7 +420,7 @@ class BitcoindGbt(_HttpDaemon):
     default_ports = (8332, 18332, 38332, 18443, 9332, 22555, 8232, 8766)
 
     def _body(self, ctx: ProbeContext) -> dict[str, Any]:
-        return gbt_request(1)
+        return gbt_request(1, rules=PROBE_GBT_RULES)
 
     def classify(
         self, replies: Sequence[Reply], control_replies: Sequence[Reply] | None = None
