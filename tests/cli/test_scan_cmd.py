@@ -68,24 +68,33 @@ def test_most_lab_miners_are_flagged_by_stage1(tmp_path: Path) -> None:
     assert not (tmp_path / "unused.sqlite").exists()
 
 
-def test_a_capture_that_starts_while_the_miners_are_connected_finds_them_all(tmp_path: Path) -> None:
-    """The sample as if the capture had started 90 s in: every miner is connected, and
-    several of their flows open with the pool's packet. Taking that sender for the client
-    mirrored the flow: 6 of the 8 miners were found (one only by stage 0, its stage-1
-    score 0.002), and those records named the pool as the source."""
+def _rewritten_sample(path: Path, *, skip_s: float = 0.0, snaplen: int = 0) -> Path:
+    """The bundled sample as another capture would have it: starting ``skip_s`` seconds
+    in, and/or cut to ``snaplen`` bytes a frame (the original lengths kept)."""
     from scapy.utils import RawPcapNgReader
 
     from minerscope.capture.writer import PcapWriter
 
-    late = tmp_path / "late-start.pcap"
-    with PcapWriter(late, nanosecond=True) as out, RawPcapNgReader(str(SAMPLE)) as reader:
+    with (
+        PcapWriter(path, nanosecond=True, snaplen=snaplen or 262144) as out,
+        RawPcapNgReader(str(SAMPLE)) as reader,
+    ):
         start = None
         for frame, meta in reader:
             assert meta.tsresol == 1_000_000_000
             ts_ns = (meta.tshigh << 32) | meta.tslow
             start = ts_ns if start is None else start
-            if ts_ns - start >= 90_000_000_000:
-                out.write_packet(ts_ns, frame, meta.wirelen)
+            if ts_ns - start >= skip_s * 1e9:
+                out.write_packet(ts_ns, frame[:snaplen] if snaplen else frame, meta.wirelen)
+    return path
+
+
+def test_a_capture_that_starts_while_the_miners_are_connected_finds_them_all(tmp_path: Path) -> None:
+    """The sample as if the capture had started 90 s in: every miner is connected, and
+    several of their flows open with the pool's packet. Taking that sender for the client
+    mirrored the flow: 6 of the 8 miners were found (one only by stage 0, its stage-1
+    score 0.002), and those records named the pool as the source."""
+    late = _rewritten_sample(tmp_path / "late-start.pcap", skip_s=90)
     code, records, _ = _scan(str(late), "--no-store", db=tmp_path / "unused.sqlite")
     assert code == 0
     miners = _miner_endpoints()
@@ -95,6 +104,19 @@ def test_a_capture_that_starts_while_the_miners_are_connected_finds_them_all(tmp
         if (record["dst"], record["dport"]) in miners:
             assert record["stage1"] == "mining", record
         assert (record["src"], record["sport"]) not in miners, "a pool taken for the client"
+
+
+def test_a_headers_only_capture_still_finds_the_miners_by_their_timing(tmp_path: Path) -> None:
+    """Captures kept to 96 bytes a frame (headers only, a common privacy setting): no
+    payload for stage 0 or TLS records, but sizes come from the IP headers and timing
+    survives, so stage 1 still flags every miner (measured: 8 of 8, p 0.5 to 1.0)."""
+    headers = _rewritten_sample(tmp_path / "headers-only.pcap", snaplen=96)
+    code, records, _ = _scan(str(headers), "--no-store", db=tmp_path / "unused.sqlite")
+    assert code == 0
+    miners = _miner_endpoints()
+    flagged = {(r["dst"], r["dport"]) for r in records if r["stage1"] == "mining"}
+    assert set(miners) <= flagged, sorted(set(miners) - flagged)
+    assert not any(e["kind"] == "stratum" for r in records for e in r["stage0"])  # type: ignore[attr-defined]
 
 
 def test_scan_records_capture_and_flows_once(tmp_path: Path) -> None:
