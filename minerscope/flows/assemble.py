@@ -137,7 +137,7 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
             except handshake.HandshakeParseError:
                 pass
     elif proto == PROTO_TCP and (at := _find_client_hello(c2s)) > 0:
-        # STARTTLS, PostgreSQL SSLRequest, SOCKS: a plaintext preamble, then a ClientHello
+        # STARTTLS, PostgreSQL SSLRequest, SOCKS, HTTP CONNECT: a plaintext preamble, then a ClientHello
         meta = _Metadata(**handshake_metadata(c2s[at:], b"", proto))  # type: ignore[arg-type]
     elif proto == PROTO_TCP and handshake.looks_like_http_request(c2s):
         try:
@@ -148,6 +148,13 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
             meta.http_host = head.host or ""
             if head.websocket_upgrade:
                 meta.ws_path = head.path
+    if proto == PROTO_TCP and c2s.startswith(b"CONNECT "):
+        # through an explicit proxy the server that matters is the tunnel's target, not the
+        # proxy: its authority (host:port) stands where a Host header would, TLS inside or not
+        try:
+            meta.http_host = handshake.parse_http_request(c2s).path
+        except handshake.HandshakeParseError:
+            pass
     return {
         "is_tls": meta.is_tls,
         "tls_version": meta.tls_version,

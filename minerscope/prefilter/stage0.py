@@ -21,6 +21,7 @@ equals :func:`flow_evidence` applied to every flow (``tests/prefilter/test_stage
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ import polars as pl
 from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter._kernels import line_brace
-from minerscope.prefilter.blacklist import Blacklist
+from minerscope.prefilter.blacklist import Blacklist, BlacklistHit
 from minerscope.prefilter.stratum import CHECK_FIRST, detect_stratum, may_be_stratum
 
 StratumDetector = Callable[[bytes, bytes], Any]
@@ -71,6 +72,22 @@ def _stratum_object(evidence: Any) -> dict[str, Any]:
     return out
 
 
+def _address_authority(value: str) -> tuple[str, int | None] | None:
+    """``(address, port)`` when an HTTP host (``1.2.3.4:3333``, ``[v6]:443``, a CONNECT
+    target through a proxy) names an IP address rather than a name; else None."""
+    host, port = value, None
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = int(rest[1:]) if rest[1:].isdigit() else None
+    elif value.count(":") == 1:
+        host, _, tail = value.partition(":")
+        port = int(tail) if tail.isdigit() else None
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        return None
+
+
 def flow_evidence(
     row: dict[str, Any],
     blacklist: Blacklist | None,
@@ -85,7 +102,11 @@ def flow_evidence(
             "dns": [n for n in (row.get("dns_names") or "").split(",") if n],
             "http_host": [row["http_host"].rsplit(":", 1)[0]] if row.get("http_host") else [],
         }
-        for hit in blacklist.match_flow(row.get("dst") or "", row.get("dport"), names):
+        hits = blacklist.match_flow(row.get("dst") or "", row.get("dport"), names)
+        tunnel = _address_authority(row.get("http_host") or "")
+        if tunnel is not None and (ind := blacklist.match_ip(*tunnel)) is not None:
+            hits.append(BlacklistHit(ind, "http_host", row["http_host"]))
+        for hit in hits:
             items.append(
                 {
                     "kind": "blacklist",
@@ -160,9 +181,11 @@ def _candidates(
             listed = blacklist.listed_addresses(summary.get_column("dst").unique().to_list())
             if listed:
                 mask |= summary.get_column("dst").is_in(list(listed)).fill_null(False).to_numpy()
-        if blacklist.has_names:
+        # an HTTP host (a CONNECT target) may name a listed address as well as a listed name
+        fields = ("sni", "dns_names", "http_host") if blacklist.has_names else ("http_host",)
+        if blacklist.has_names or blacklist.has_addresses:
             named = pl.lit(False)
-            for name in ("sni", "dns_names", "http_host"):
+            for name in fields:
                 if name in summary.columns:
                     named = named | (pl.col(name).fill_null("") != "")
             mask |= summary.select(named.alias("named")).get_column("named").to_numpy()

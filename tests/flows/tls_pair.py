@@ -46,7 +46,9 @@ def tls_session(
     if max_version is not None:
         client_ctx.maximum_version = max_version
     c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni)
+    if not sni:  # no server name in the ClientHello, as a miner dialling an address sends
+        client_ctx.check_hostname = False
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=sni or None)
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
     flights: list[tuple[int, bytes]] = []
 

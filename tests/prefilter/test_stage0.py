@@ -12,7 +12,7 @@ from minerscope.flows.assemble import assemble, assemble_capture
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter.blacklist import Blacklist, parse_indicator
 from minerscope.prefilter.stage0 import apply_stage0
-from tests.flows.frames import tcp_session, to_batch, udp
+from tests.flows.frames import Frame, tcp_session, to_batch, udp
 from tests.flows.tls_pair import tls_session
 
 
@@ -61,6 +61,43 @@ def test_blacklist_hits_on_every_field() -> None:
     bl.add(parse_indicator(".pool.example"))
     table = apply_stage0(flows(), bl)
     assert [(e["field"], e["value"]) for e in evidence(table, 9999)] == [("dns", "eth1.pool.example")]
+
+
+def test_a_miner_behind_an_explicit_proxy_is_matched_by_its_connect_target() -> None:
+    """Through an HTTP proxy the flow's server is the proxy; the pool is the CONNECT target
+    (a name or an address), and with TLS inside the ClientHello may carry no SNI at all."""
+    proxy = ("10.0.0.1", 3128)
+    established = b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+    def tunnel(t: float, sport: int, target: bytes, inside: list[tuple[int, bytes]]) -> list[Frame]:
+        connect = b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n\r\n"
+        first, *rest = inside
+        assert first[0] == 0
+        return tcp_session(t, ("10.0.0.2", sport), proxy, [(0, connect + first[1]), (1, established), *rest])
+
+    login = b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4A","pass":"x","agent":"XMRig/6.21.0"}}\n'
+    frames = tunnel(10.0, 50010, b"pool.example:443", tls_session(sni=""))
+    frames += tunnel(11.0, 50011, b"203.0.113.5:3333", [(0, login)])
+    frames += tunnel(12.0, 50012, b"[2001:db8::5]:5555", tls_session(sni=""))
+    table = assemble([to_batch(sorted(frames, key=lambda f: f[0]))])
+    hosts = dict(zip(table.summary["sport"], table.summary["http_host"], strict=True))
+    assert hosts == {50010: "pool.example:443", 50011: "203.0.113.5:3333", 50012: "[2001:db8::5]:5555"}
+    bl = Blacklist(parse_indicator(t, "test") for t in ("pool.example", "203.0.113.5:3333", "2001:db8::5"))
+    table = apply_stage0(table, bl)
+    found = {
+        sport: [(e["field"], e["value"]) for e in json.loads(text) if e["kind"] == "blacklist"]
+        for sport, text in zip(table.summary["sport"], table.summary["stage0"], strict=True)
+    }
+    assert found == {
+        50010: [("http_host", "pool.example")],
+        50011: [("http_host", "203.0.113.5:3333")],
+        50012: [("http_host", "[2001:db8::5]:5555")],
+    }
+    # an address-only blacklist still looks at the CONNECT targets
+    table = apply_stage0(
+        assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), Blacklist([parse_indicator("203.0.113.5")])
+    )
+    assert [bool(text) for text in table.summary.sort("sport")["stage0"]] == [False, True, False]
 
 
 def test_plaintext_stratum_is_evidence_even_without_blacklist() -> None:
