@@ -186,6 +186,88 @@ def _ethertype_from_nibble(buf: U8, p: int, end: int) -> Any:
     return -1
 
 
+VXLAN_PORT = 4789
+MAX_TUNNEL_DEPTH = 3
+"""Tunnels opened per frame (ERSPAN of VXLAN of IP-in-IP at most); deeper ones stay flows."""
+
+
+@njit(cache=True)
+def _inner_ethernet(buf: U8, r: int, end: int) -> tuple[int, int]:
+    if r + 14 > end:
+        return -1, r
+    return _i64(_be16(buf, r + 12)), r + 14
+
+
+@njit(cache=True, inline="always")
+def _may_tunnel(proto: int) -> bool:
+    """Whether a packet of IP protocol ``proto`` can be a tunnel :func:`_tunnel` opens (the
+    one test most packets, TCP, pay)."""
+    return proto == 17 or proto == 47 or proto == 4 or proto == 41
+
+
+@njit(cache=True)
+def _inner_ip(buf: U8, r: int, end: int, et: int) -> tuple[int, int]:
+    """``(et, r)`` when an IP header of that version starts at ``r``, else ``(-1, r)``: a
+    protocol 4/41/47 packet carrying something else stays a packet of its own."""
+    need = 20 if et == 0x0800 else 40
+    if r + need > end or (buf[r] >> 4) != (4 if et == 0x0800 else 6):
+        return -1, r
+    return et, r
+
+
+@njit(cache=True)
+def _tunnel(buf: U8, q: int, end: int, proto: int) -> tuple[int, int]:
+    """``(ethertype, offset)`` of the packet a tunnel header at ``q`` carries, or ``(-1, q)``.
+
+    Why: a sensor fed by remote SPAN sees every mirrored packet inside GRE (ERSPAN), and
+    cloud and campus fabrics carry tenants in VXLAN; left closed, a whole mirror session
+    is one flow between two routers and no miner in it is ever seen. Opened here: IP in
+    IP (4, 41); GRE version 0 carrying IPv4/IPv6, Ethernet (0x6558) or ERSPAN types I/II
+    (0x88BE, the 8-byte header present when GRE is sequenced) and III (0x22EB, 12 bytes
+    plus the optional 8-byte platform subheader); VXLAN on UDP 4789 with its I flag set.
+    """
+    if proto == 4 or proto == 41:
+        return _inner_ip(buf, q, end, 0x0800 if proto == 4 else 0x86DD)
+    if proto == 47:
+        if q + 4 > end:
+            return -1, q
+        flags = _i64(_be16(buf, q))
+        if (flags & 0x7) != 0:  # GRE version 1: PPTP's enhanced GRE carries PPP
+            return -1, q
+        ptype = _i64(_be16(buf, q + 2))
+        r = q + 4
+        if (flags & 0x8000) != 0:  # checksum + reserved
+            r += 4
+        if (flags & 0x2000) != 0:  # key
+            r += 4
+        if (flags & 0x1000) != 0:  # sequence number
+            r += 4
+        if ptype == 0x0800 or ptype == 0x86DD:
+            return _inner_ip(buf, r, end, ptype)
+        if ptype == 0x6558:
+            return _inner_ethernet(buf, r, end)
+        if ptype == 0x88BE:
+            return _inner_ethernet(buf, r + 8 if (flags & 0x1000) != 0 else r, end)
+        if ptype == 0x22EB and r + 12 <= end:
+            return _inner_ethernet(buf, r + 12 + (8 if (buf[r + 11] & 1) != 0 else 0), end)
+        return -1, q
+    if proto == 17 and q + 16 <= end and _be16(buf, q + 2) == VXLAN_PORT and (buf[q + 8] & 0x08) != 0:
+        return _inner_ethernet(buf, q + 16, end)
+    return -1, q
+
+
+@njit(cache=True)
+def _forget_ip(out: Rows, i: int) -> None:
+    """Clear the tunnel's own IP header from row ``i``: the packet it carries is the row
+    (a carried frame that is not IP, mirrored ARP say, leaves the row non-IP)."""
+    out[i].ip_version = 0
+    out[i].proto = 0
+    out[i].src_hi = 0
+    out[i].src_lo = 0
+    out[i].dst_hi = 0
+    out[i].dst_lo = 0
+
+
 @njit(cache=True, inline="always")
 def _l4(out: Rows, i: int, buf: U8, q: int, end: int, proto: int, l4len: int) -> None:
     """Fill ports/TCP fields and the payload span for an L4 header at ``q``.
@@ -249,7 +331,7 @@ def _l4(out: Rows, i: int, buf: U8, q: int, end: int, proto: int, l4len: int) ->
     out[i].payload_cap = pc
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> None:
     """Decode one frame (``buf[off:off+cap]`` of link type ``lt``) into row ``i`` of ``out``.
 
@@ -308,10 +390,21 @@ def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> No
         et = 0x86DD
     else:
         return
+    et, p = _decode_l3(out, i, buf, p, end, et, True)
+    if et >= 0:
+        _decode_carried(out, i, buf, p, end, et)
+
+
+@njit(cache=True, inline="always")
+def _decode_l3(out: Rows, i: int, buf: U8, p: int, end: int, et: int, open_tunnels: bool) -> tuple[int, int]:
+    """Decode the network layer at ``p`` (ethertype ``et``: VLAN tags, PPPoE, MPLS, IPv4,
+    IPv6 and the L4 header) into row ``i``. A tunnel (when ``open_tunnels``, see
+    :func:`_tunnel`) is not decoded as L4: ``(ethertype, offset)`` of the packet it carries
+    is returned instead; otherwise ``(-1, 0)``."""
     # 802.1Q / 802.1ad / QinQ tags: keep the outermost VLAN id.
     ntag = 0
     while _is_vlan(et) and p + 4 <= end and ntag < 8:
-        if ntag == 0:
+        if ntag == 0 and out[i].vlan == 0:
             out[i].vlan = _be16(buf, p) & 0xFFF
         et = _be16(buf, p + 2)
         p += 4
@@ -330,11 +423,11 @@ def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> No
     out[i].payload_off = p
     if et == 0x0800:
         if p + 20 > end:
-            return
+            return -1, 0
         vihl = buf[p]
         ihl = (_i64(vihl) & 0xF) * 4
         if (vihl >> 4) != 4 or ihl < 20 or p + ihl > end:
-            return
+            return -1, 0
         total = _be16(buf, p + 2)
         if total == 0:  # TCP segmentation offload on the capturing host: length unknown
             total = end - p
@@ -350,12 +443,16 @@ def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> No
             out[i].frag = 1
         if (frag & 0x1FFF) != 0:  # not the first fragment: no L4 header here
             _l4(out, i, buf, q, end, -1, l4len)
-            return
+            return -1, 0
+        if _may_tunnel(proto) and (frag & 0x3FFF) == 0 and open_tunnels:
+            inner, at = _tunnel(buf, q, end, proto)
+            if inner >= 0:
+                return inner, at
         _l4(out, i, buf, q, end, proto, l4len)
-        return
+        return -1, 0
     if et == 0x86DD:
         if p + 40 > end or (buf[p] >> 4) != 6:
-            return
+            return -1, 0
         plen = _be16(buf, p + 4)
         nh = _i64(buf[p + 6])
         out[i].ip_version = 6
@@ -402,8 +499,25 @@ def _decode_frame(out: Rows, i: int, buf: U8, off: int, cap: int, lt: int) -> No
             q = end
         if not l4_ok:
             _l4(out, i, buf, q, end, -1, remaining)
-            return
+            return -1, 0
+        if _may_tunnel(nh) and out[i].frag == 0 and open_tunnels:
+            inner, at = _tunnel(buf, q, end, nh)
+            if inner >= 0:
+                return inner, at
         _l4(out, i, buf, q, end, nh, remaining)
+        return -1, 0
+    return -1, 0
+
+
+@njit(cache=True)
+def _decode_carried(out: Rows, i: int, buf: U8, p: int, end: int, et: int) -> None:
+    """Make the packet a tunnel carries row ``i``, opening up to :data:`MAX_TUNNEL_DEPTH`
+    tunnels in all. Not inlined into :func:`_decode_frame`: almost no packet gets here."""
+    for depth in range(1, MAX_TUNNEL_DEPTH + 1):
+        _forget_ip(out, i)
+        et, p = _decode_l3(out, i, buf, p, end, et, depth < MAX_TUNNEL_DEPTH)
+        if et < 0:
+            return
 
 
 # Running counts kept by the walkers (one int64 array per reader, see ``_tally``).

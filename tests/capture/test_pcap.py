@@ -216,6 +216,78 @@ def test_every_link_type_decodes_like_scapy(tmp_path: Path, link: str) -> None:
     assert set(batch.packets["linktype"].tolist()) == {linktype}
 
 
+def _gre(proto: int, inner: bytes, flags: int = 0, extra: bytes = b"") -> bytes:
+    """A GRE header (``flags``: C 0x8000, K 0x2000, S 0x1000; one 4-byte word each)."""
+    words = b"".join(b"\0\0\0\x07" for bit in (0x8000, 0x2000, 0x1000) if flags & bit)
+    return struct.pack("!HH", flags, proto) + words + extra + inner
+
+
+def _outer(payload: bytes, proto: int, v6: bool = False) -> bytes:
+    """``payload`` as the IP payload of a router-to-sensor packet (protocol ``proto``)."""
+    if v6:
+        return bytes(IPv6(src="2001:db8:aa::1", dst="2001:db8:aa::2", nh=proto) / Raw(payload))
+    return bytes(IP(src="203.0.113.1", dst="203.0.113.2", proto=proto) / Raw(payload))
+
+
+def _vxlan(frame: bytes) -> bytes:
+    return bytes(
+        IP(src="203.0.113.1", dst="203.0.113.2")
+        / UDP(sport=61000, dport=4789)
+        / Raw(struct.pack("!II", 0x08000000, 5001 << 8) + frame)
+    )
+
+
+# tunnel -> wrap an inner IP packet (its own frame when the tunnel carries Ethernet) into
+# the outer IP packet a sensor behind that tunnel captures
+TUNNELS: dict[str, Callable[[bytes], bytes]] = {
+    "gre": lambda ip: _outer(_gre(_ethertype(ip), ip), 47),
+    "gre-csum-key-seq": lambda ip: _outer(_gre(_ethertype(ip), ip, 0xB000), 47),
+    "gre-over-ipv6": lambda ip: _outer(_gre(_ethertype(ip), ip), 47, v6=True),
+    "gre-ethernet": lambda ip: _outer(_gre(0x6558, _eth(ip)), 47),
+    "erspan-1": lambda ip: _outer(_gre(0x88BE, _eth(ip)), 47),
+    "erspan-2": lambda ip: _outer(_gre(0x88BE, _eth(ip), 0x1000, struct.pack("!II", 0x10010064, 0)), 47),
+    "erspan-3": lambda ip: _outer(
+        _gre(0x22EB, _eth(ip), 0x1000, struct.pack("!III", 0x20010064, 0, 0x1) + bytes(8)), 47
+    ),
+    "vxlan": lambda ip: _vxlan(_eth(ip)),
+    "ip-in-ip": lambda ip: _outer(ip, 4 if ip[0] >> 4 == 4 else 41),
+    "ip-in-ipv6": lambda ip: _outer(ip, 4 if ip[0] >> 4 == 4 else 41, v6=True),
+    "erspan-of-vxlan": lambda ip: _outer(_gre(0x88BE, _eth(_vxlan(_eth(ip)))), 47),
+}
+
+
+@pytest.mark.parametrize("tunnel", sorted(TUNNELS))
+def test_tunnels_are_opened_and_the_carried_packet_is_the_row(tmp_path: Path, tunnel: str) -> None:
+    """A sensor fed by remote SPAN (ERSPAN over GRE) or sitting on a VXLAN fabric captures
+    every packet inside a tunnel; left closed, the whole session would be one flow between
+    two routers."""
+    ips = _ip_packets()
+    path = tmp_path / f"{tunnel}.pcap"
+    _write_pcap(path, W.LINKTYPE_ETHERNET, [_eth(TUNNELS[tunnel](ip)) for ip in ips])
+    batch, report = read_all(path)
+    _check_against_oracle(batch, ips)
+    assert report.complete
+
+
+def test_what_is_not_a_tunnel_stays_as_it_is(tmp_path: Path) -> None:
+    (ip, *_) = _ip_packets()
+    frames = [
+        _eth(_outer(_gre(0x880B, b"\xff\x03\x00\x21" + ip, 0x2001), 47)),  # PPTP's GRE version 1
+        _eth(bytes(IP(src="203.0.113.1", dst="203.0.113.2") / UDP(sport=5353, dport=4789) / Raw(bytes(24)))),
+        _eth(_outer(_gre(0x6558, bytes.fromhex("ffffffffffff020000000001") + b"\x08\x06" + bytes(28)), 47)),
+    ]
+    path = tmp_path / "not-tunnels.pcap"
+    _write_pcap(path, W.LINKTYPE_ETHERNET, frames)
+    batch, _ = read_all(path)
+    rows = batch.packets
+    assert (int(rows[0]["proto"]), format_ip(int(rows[0]["dst_hi"]), int(rows[0]["dst_lo"]))) == (
+        47,
+        "203.0.113.2",
+    )
+    assert (int(rows[1]["proto"]), int(rows[1]["dport"])) == (17, 4789)  # no VXLAN I flag: plain UDP
+    assert int(rows[2]["ip_version"]) == 0  # mirrored ARP: not an IP packet
+
+
 def test_ipv4_and_ipv6_link_types(tmp_path: Path) -> None:
     ips = _ip_packets()
     v4 = [ip for ip in ips if ip[0] >> 4 == 4]

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -68,9 +69,19 @@ def test_most_lab_miners_are_flagged_by_stage1(tmp_path: Path) -> None:
     assert not (tmp_path / "unused.sqlite").exists()
 
 
-def _rewritten_sample(path: Path, *, skip_s: float = 0.0, snaplen: int = 0) -> Path:
+def _erspan(frame: bytes, seq: int) -> bytes:
+    """``frame`` as a sensor fed by remote SPAN receives it: Ethernet, IPv4 (GRE), GRE with
+    a sequence number, an ERSPAN type II header (session 7), then the mirrored frame."""
+    gre = struct.pack("!HHI", 0x1000, 0x88BE, seq) + struct.pack("!II", 0x10010007, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(gre) + len(frame), seq & 0xFFFF, 0, 64, 47, 0,
+                     bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))  # fmt: skip
+    return bytes.fromhex("0200000000aa0200000000bb0800") + ip + gre + frame
+
+
+def _rewritten_sample(path: Path, *, skip_s: float = 0.0, snaplen: int = 0, erspan: bool = False) -> Path:
     """The bundled sample as another capture would have it: starting ``skip_s`` seconds
-    in, and/or cut to ``snaplen`` bytes a frame (the original lengths kept)."""
+    in, and/or cut to ``snaplen`` bytes a frame (the original lengths kept), and/or
+    delivered by remote SPAN (:func:`_erspan`)."""
     from scapy.utils import RawPcapNgReader
 
     from minerscope.capture.writer import PcapWriter
@@ -85,7 +96,11 @@ def _rewritten_sample(path: Path, *, skip_s: float = 0.0, snaplen: int = 0) -> P
             ts_ns = (meta.tshigh << 32) | meta.tslow
             start = ts_ns if start is None else start
             if ts_ns - start >= skip_s * 1e9:
-                out.write_packet(ts_ns, frame[:snaplen] if snaplen else frame, meta.wirelen)
+                if erspan:
+                    frame = _erspan(frame, seq=len(frame) + ts_ns % 65536)
+                out.write_packet(
+                    ts_ns, frame[:snaplen] if snaplen else frame, len(frame) if erspan else meta.wirelen
+                )
     return path
 
 
@@ -117,6 +132,20 @@ def test_a_headers_only_capture_still_finds_the_miners_by_their_timing(tmp_path:
     flagged = {(r["dst"], r["dport"]) for r in records if r["stage1"] == "mining"}
     assert set(miners) <= flagged, sorted(set(miners) - flagged)
     assert not any(e["kind"] == "stratum" for r in records for e in r["stage0"])  # type: ignore[attr-defined]
+
+
+def test_a_capture_of_a_remote_span_session_finds_the_miners_inside_it(tmp_path: Path) -> None:
+    """The sample as an ERSPAN sensor captures it: every frame inside GRE between two
+    routers. Unopened, that was one GRE conversation and no miner; opened, every flow of
+    the sample is there with its own addresses."""
+    mirrored = _rewritten_sample(tmp_path / "erspan.pcap", erspan=True)
+    code, records, _ = _scan(str(mirrored), "--no-store", db=tmp_path / "unused.sqlite")
+    assert code == 0
+    _, plain, _ = _scan("--no-store", db=tmp_path / "unused.sqlite")
+    assert len(records) == len(plain) > 300
+    flagged = {(r["dst"], r["dport"]) for r in records if r["verdict"] == "mining"}
+    assert set(_miner_endpoints()) <= flagged
+    assert not any(r["dst"] in ("192.0.2.1", "192.0.2.2") for r in records)
 
 
 def test_scan_records_capture_and_flows_once(tmp_path: Path) -> None:

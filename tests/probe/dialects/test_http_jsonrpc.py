@@ -23,7 +23,7 @@ def test_requests_are_http_specs_that_survive_the_wire() -> None:
     (gbt,) = h.BITCOIND.probe_requests(CTX)
     assert gbt.http is not None and gbt.http.method == "POST" and gbt.http.path == "/"
     body = json.loads(gbt.http.body)
-    assert body["method"] == "getblocktemplate" and body["params"][0]["rules"] == ["segwit"]
+    assert body["method"] == "getblocktemplate" and body["params"][0]["rules"] == ["mweb", "segwit"]
     raw = h.http_request_bytes(gbt.http, "127.0.0.1:8332")
     back = h.parse_http_request(raw)
     assert back.body == gbt.http.body and ("Content-Type", "application/json") in back.headers
