@@ -187,6 +187,7 @@ def _ethertype_from_nibble(buf: U8, p: int, end: int) -> Any:
 
 
 VXLAN_PORT = 4789
+GENEVE_PORT = 6081
 MAX_TUNNEL_DEPTH = 3
 """Tunnels opened per frame (ERSPAN of VXLAN of IP-in-IP at most); deeper ones stay flows."""
 
@@ -224,7 +225,8 @@ def _tunnel(buf: U8, q: int, end: int, proto: int) -> tuple[int, int]:
     is one flow between two routers and no miner in it is ever seen. Opened here: IP in
     IP (4, 41); GRE version 0 carrying IPv4/IPv6, Ethernet (0x6558) or ERSPAN types I/II
     (0x88BE, the 8-byte header present when GRE is sequenced) and III (0x22EB, 12 bytes
-    plus the optional 8-byte platform subheader); VXLAN on UDP 4789 with its I flag set.
+    plus the optional 8-byte platform subheader); VXLAN on UDP 4789 with its I flag set;
+    GENEVE version 0 on UDP 6081 (cloud load balancers and mirrors) carrying Ethernet or IP.
     """
     if proto == 4 or proto == 41:
         return _inner_ip(buf, q, end, 0x0800 if proto == 4 else 0x86DD)
@@ -251,8 +253,17 @@ def _tunnel(buf: U8, q: int, end: int, proto: int) -> tuple[int, int]:
         if ptype == 0x22EB and r + 12 <= end:
             return _inner_ethernet(buf, r + 12 + (8 if (buf[r + 11] & 1) != 0 else 0), end)
         return -1, q
-    if proto == 17 and q + 16 <= end and _be16(buf, q + 2) == VXLAN_PORT and (buf[q + 8] & 0x08) != 0:
-        return _inner_ethernet(buf, q + 16, end)
+    if proto == 17 and q + 16 <= end:
+        dport = _be16(buf, q + 2)
+        if dport == VXLAN_PORT and (buf[q + 8] & 0x08) != 0:
+            return _inner_ethernet(buf, q + 16, end)
+        if dport == GENEVE_PORT and (buf[q + 8] >> 6) == 0:
+            r = q + 16 + (_i64(buf[q + 8]) & 0x3F) * 4  # past the variable-length options
+            ptype = _i64(_be16(buf, q + 10))
+            if ptype == 0x6558:
+                return _inner_ethernet(buf, r, end)
+            if ptype == 0x0800 or ptype == 0x86DD:
+                return _inner_ip(buf, r, end, ptype)
     return -1, q
 
 

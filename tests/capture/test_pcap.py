@@ -237,6 +237,14 @@ def _vxlan(frame: bytes) -> bytes:
     )
 
 
+def _geneve(ptype: int, inner: bytes) -> bytes:
+    """GENEVE v0 with one 8-byte option (option length 2 words), VNI 7."""
+    header = struct.pack("!BBHI", 2, 0, ptype, 7 << 8) + struct.pack("!HBBI", 0x0103, 0x80, 1, 0xAABBCCDD)
+    return bytes(
+        IP(src="203.0.113.1", dst="203.0.113.2") / UDP(sport=61000, dport=6081) / Raw(header + inner)
+    )
+
+
 # tunnel -> wrap an inner IP packet (its own frame when the tunnel carries Ethernet) into
 # the outer IP packet a sensor behind that tunnel captures
 TUNNELS: dict[str, Callable[[bytes], bytes]] = {
@@ -250,6 +258,8 @@ TUNNELS: dict[str, Callable[[bytes], bytes]] = {
         _gre(0x22EB, _eth(ip), 0x1000, struct.pack("!III", 0x20010064, 0, 0x1) + bytes(8)), 47
     ),
     "vxlan": lambda ip: _vxlan(_eth(ip)),
+    "geneve": lambda ip: _geneve(0x6558, _eth(ip)),
+    "geneve-ip": lambda ip: _geneve(_ethertype(ip), ip),
     "ip-in-ip": lambda ip: _outer(ip, 4 if ip[0] >> 4 == 4 else 41),
     "ip-in-ipv6": lambda ip: _outer(ip, 4 if ip[0] >> 4 == 4 else 41, v6=True),
     "erspan-of-vxlan": lambda ip: _outer(_gre(0x88BE, _eth(_vxlan(_eth(ip)))), 47),
