@@ -610,6 +610,8 @@ def _bitcoind_responder(config: PoolConfig, rng: random.Random) -> Any:
 
 _EPEE = "Epee-based"
 """monerod's ``Server:`` header."""
+_MONEROD_HEIGHT = 3_280_000
+"""The chain height the emulated daemon reports."""
 
 
 def _monerod_responder(config: PoolConfig, rng: random.Random) -> Any:
@@ -623,7 +625,12 @@ def _monerod_responder(config: PoolConfig, rng: random.Random) -> Any:
     async def respond(request: HttpRequest) -> bytes:
         path = request.path.split("?")[0]
         if path in ("/getheight", "/get_height"):
-            top = {"hash": rng.randbytes(32).hex(), "height": 3_280_000, "status": "OK", "untrusted": False}
+            top = {
+                "hash": rng.randbytes(32).hex(),
+                "height": _MONEROD_HEIGHT,
+                "status": "OK",
+                "untrusted": False,
+            }
             return reply(top)
         if path != "/json_rpc":
             return _reply_bytes(HttpReply(404, "Not found", (("Content-Type", "text/plain"),), b""), server)
@@ -638,7 +645,7 @@ def _monerod_responder(config: PoolConfig, rng: random.Random) -> Any:
                 return reply(http_jsonrpc.monerod_error(mid))
             return reply(http_jsonrpc.monerod_template_result(rng, mid))
         if msg.get("method") in ("get_info", "get_block_count"):
-            result = {"count": 3_280_000, "status": "OK", "untrusted": False}
+            result = {"count": _MONEROD_HEIGHT, "status": "OK", "untrusted": False}
             return reply({"id": mid, "jsonrpc": "2.0", "result": result})
         return reply({"id": mid, "jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}})
 

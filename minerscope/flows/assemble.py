@@ -17,8 +17,8 @@ is cut into batches (for a capture in time order).
 Rules. The client is the sender of the SYN without ACK; failing that the receiver of a
 SYN/ACK; failing that, for TCP, the side with the client-like port (ephemeral against
 not, else the higher of two non-ephemeral ports: a capture often starts with a pool's
-push to a miner already connected); failing that the first sender. A flow ends after ``idle_timeout`` seconds of
-silence, when it has run ``active_timeout`` seconds (off by default), or when TCP closed
+push to a miner already connected); failing that the first sender. A flow ends after
+``idle_timeout`` seconds of silence, when it has run ``active_timeout`` seconds (off by default), or when TCP closed
 it (FIN from both sides, or RST); packets after a close stay with the closed flow until a
 new SYN opens the next one. The flow after a timeout split keeps the client of the flow
 before it (its 5-tuple is remembered :data:`GHOST_SECONDS` past the idle timeout, within

@@ -21,7 +21,6 @@ equals :func:`flow_evidence` applied to every flow (``tests/prefilter/test_stage
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,7 +32,7 @@ import polars as pl
 from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter._kernels import line_brace
-from minerscope.prefilter.blacklist import Blacklist, BlacklistHit
+from minerscope.prefilter.blacklist import Blacklist, BlacklistHit, IndicatorError, parse_indicator
 from minerscope.prefilter.stratum import CHECK_FIRST, detect_stratum, may_be_stratum
 
 StratumDetector = Callable[[bytes, bytes], Any]
@@ -75,17 +74,11 @@ def _stratum_object(evidence: Any) -> dict[str, Any]:
 def _address_authority(value: str) -> tuple[str, int | None] | None:
     """``(address, port)`` when an HTTP host (``1.2.3.4:3333``, ``[v6]:443``, a CONNECT
     target through a proxy) names an IP address rather than a name; else None."""
-    host, port = value, None
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = int(rest[1:]) if rest[1:].isdigit() else None
-    elif value.count(":") == 1:
-        host, _, tail = value.partition(":")
-        port = int(tail) if tail.isdigit() else None
     try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
+        ind = parse_indicator(value)
+    except IndicatorError:
         return None
+    return (ind.value, ind.port) if ind.kind in ("ip", "ip_port") else None
 
 
 def flow_evidence(

@@ -115,9 +115,15 @@ def litecoind(workdir: Path) -> Service | None:
     )
 
 
+def cookie_credentials(service: Service) -> tuple[str, str]:
+    """The (user, password) of litecoind's RPC cookie file."""
+    user, password = service.files["cookie"].read_text().strip().split(":", 1)
+    return user, password
+
+
 def litecoin_rpc(service: Service, method: str, *params: object) -> object:
     """Call the litecoind node's RPC with its cookie; the ``result`` (AssertionError on an error)."""
-    user, password = service.files["cookie"].read_text().strip().split(":", 1)
+    user, password = cookie_credentials(service)
     body = {"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}
     reply = httpx.post(
         f"http://127.0.0.1:{service.ports['rpc']}/",

@@ -27,7 +27,7 @@ from minerscope.probe.dialects.monero import PROBE_WALLET
 from minerscope.probe.runner import ProbeOptions, probe_many_list
 from minerscope.probe.verdict import Outcome, Transport, Verdict
 from tests.conftest import MS
-from tests.probe.real_services import PACKAGES, Service, all_running, litecoin_rpc
+from tests.probe.real_services import PACKAGES, Service, all_running, cookie_credentials, litecoin_rpc
 
 OPTIONS = ProbeOptions(connect_timeout=3_000 * MS, attempt_deadline=4_000 * MS, total_deadline=60_000 * MS)
 """Loopback scope (the default); deadlines generous for a busy 2-core box."""
@@ -130,7 +130,7 @@ def test_litecoind_is_fingerprinted_without_credentials_and_serves_a_template_wi
         assert time.monotonic() < deadline, "the peer node never connected"
         time.sleep(0.2)
     litecoin_rpc(daemon, "generatetodescriptor", 101, "raw(51)")
-    user, password = daemon.files["cookie"].read_text().strip().split(":", 1)
+    user, password = cookie_credentials(daemon)
     (authed,) = _probe(target, worker=user, password=password, dialects=("bitcoind",))
     assert authed.is_pool and authed.dialect == "bitcoind" and authed.outcome is Outcome.SUCCESS
     evidence = dict((e.key, e.value) for e in authed.evidence)

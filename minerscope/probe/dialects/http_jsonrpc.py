@@ -4,8 +4,8 @@ Miners that mine solo talk to a node, not a pool, with HTTP request/response pai
 (PROTOCOLS.md §5.6). Three probes, one module, because they share the HTTP plumbing:
 
 * ``bitcoind``: ``getblocktemplate`` with ``rules: ["mweb", "segwit"]`` (segwit is
-  mandatory in Bitcoin Core, mweb in Litecoin Core 0.21) on ``/``. Bitcoin Core and its forks require HTTP basic auth and answer an
-  unauthenticated call with ``401`` + ``WWW-Authenticate: Basic realm="jsonrpc"``: a
+  mandatory in Bitcoin Core, mweb in Litecoin Core 0.21) on ``/``. Bitcoin Core and its
+  forks require HTTP basic auth and answer an unauthenticated call with ``401`` + ``WWW-Authenticate: Basic realm="jsonrpc"``: a
   *fingerprint of the daemon*, reported as outcome ``error`` ("daemon exists, auth
   required") below the pool threshold. A template result is ``success``.
 * ``monerod``: ``get_block_template`` on ``/json_rpc`` with a wallet address. A template is
