@@ -17,6 +17,7 @@ build a markup string.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 DEFAULT_MAX_CHARS = 512
@@ -69,6 +70,25 @@ def csv_cell(value: object, max_chars: int = 32_767) -> str:
 def _is_number(text: str) -> bool:
     try:
         float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_decimal(text: str, max_digits: int = 9) -> bool:
+    """Whether ``text`` is 1 to ``max_digits`` ASCII digits, so ``int(text)`` cannot fail.
+
+    ``str.isdigit()`` also accepts "²" or "٣" (a port typed or received as such), which
+    ``int()`` then refuses with a ValueError, and thousands of digits trip ``int()``'s
+    digit limit: a port, a length or a count from outside is checked with this instead.
+    """
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 literal (brackets allowed), not a host name."""
+    try:
+        ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return False
     return True

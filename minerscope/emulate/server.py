@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from minerscope.errors import InputError
+from minerscope.untrusted import is_decimal
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -366,7 +367,7 @@ async def read_http_request(
             key, _, value = line.partition(":")
             headers[key.strip().lower()] = value.strip()
     length_text = headers.get("content-length", "0")
-    length = int(length_text) if length_text.isdigit() else 0
+    length = int(length_text) if is_decimal(length_text) else 0
     if length > max_body:
         return None
     body = await reader.readexactly(length) if length else b""

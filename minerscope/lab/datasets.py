@@ -35,6 +35,7 @@ from pathlib import Path
 
 from minerscope.errors import InputError
 from minerscope.lab.labels import LABEL_BENIGN, LABEL_MINER, LabelRow, read_labels
+from minerscope.untrusted import is_decimal
 
 _LABELS = {
     "miner": LABEL_MINER,
@@ -134,7 +135,7 @@ def _endpoint(value: str, where: str) -> tuple[str, int | None]:
     if value in ("", "*"):
         return "*", None
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not is_decimal(port):
         raise InputError(f"{where}: server_endpoint {value!r} is not ip:port or *")
     return host.strip("[]"), int(port)
 
@@ -285,7 +286,7 @@ def _proto(text: str) -> int | None:
     t = text.strip().lower()
     if not t:
         return None
-    return {"tcp": 6, "udp": 17}.get(t) or (int(t) if t.isdigit() else None)
+    return {"tcp": 6, "udp": 17}.get(t) or (int(t) if is_decimal(t) else None)
 
 
 def read_flow_labels(path: Path) -> list[FlowLabel]:

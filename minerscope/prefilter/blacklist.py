@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from minerscope.errors import InputError
+from minerscope.untrusted import is_decimal, is_ip
 
 IndicatorKind = Literal["ip", "ip_port", "domain", "domain_suffix"]
 
@@ -114,7 +115,7 @@ def parse_indicator(text: str, source: str = "") -> Indicator:
     name = value
     if ":" in name and not name.startswith("["):
         host, _, port_text = name.rpartition(":")
-        if port_text.isdigit():
+        if is_decimal(port_text):
             name = host  # a name with a port: the name is the indicator
     suffix = False
     if name.startswith("*."):
@@ -148,7 +149,7 @@ def parse_indicators(text: str, source: str = "") -> list[Indicator]:
             continue
         where = f"{source}:{number}" if source else f"line {number}"
         fields = body.split()
-        if len(fields) >= 2 and _is_address(fields[0]):
+        if len(fields) >= 2 and is_ip(fields[0]):
             for name in fields[1:]:
                 if normalise_name(name) in ("localhost", "localhost.localdomain", "broadcasthost"):
                     continue
@@ -158,14 +159,6 @@ def parse_indicators(text: str, source: str = "") -> list[Indicator]:
             raise IndicatorError(f"{where}: expected one indicator, got {body[:80]!r}")
         out.append(parse_indicator(fields[0], where))
     return out
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _parse_csv(text: str, source: str) -> list[Indicator]:

@@ -7,6 +7,7 @@ importing the I/O stack (asyncio transports, httpx, websockets, cryptography).
 from __future__ import annotations
 
 from minerscope.errors import InputError
+from minerscope.untrusted import is_decimal
 
 Target = tuple[str, int]
 
@@ -34,6 +35,6 @@ def parse_target(text: str, default_port: int | None = None) -> Target:
         host, port_text = raw, ""
     if not port_text and default_port is not None:
         port_text = str(default_port)
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not host or not is_decimal(port_text) or not 0 < int(port_text) < 65536:
         raise InputError(f"target {raw[:80]!r}: expected host:port with a port 1-65535")
     return host, int(port_text)

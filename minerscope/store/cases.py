@@ -20,6 +20,7 @@ from typing import Any
 
 from minerscope.errors import StoreError
 from minerscope.store.db import StoreBase
+from minerscope.untrusted import is_decimal
 
 NOTE_TARGETS = ("case", "flow", "pool", "probe", "endpoint")
 _NOTE_TABLES = {"flow": "flows", "pool": "pools", "probe": "probes"}
@@ -50,7 +51,7 @@ def file_sha256(path: Path, cancel: threading.Event | None = None) -> tuple[str,
 def _endpoint_ref(text: str) -> str:
     """``host:port`` in one spelling (IPv6 bracketed), whichever way the caller wrote it."""
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not is_decimal(port) or not host:
         raise StoreError(f"an endpoint note needs HOST:PORT, got {text[:80]!r}")
     host = host.strip("[]")
     return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"

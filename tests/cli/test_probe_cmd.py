@@ -101,6 +101,17 @@ def test_target_file_errors_name_file_and_line(tmp_path: Path) -> None:
     assert f"{targets}:4" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "target", ["127.0.0.1:33\u00b2", "127.0.0.1:\u0663\u0663", "127.0.0.1:" + "9" * 5000]
+)
+def test_a_port_int_would_refuse_is_a_one_line_input_error(target: str) -> None:
+    """str.isdigit() takes superscripts, Arabic-Indic digits and 5000 nines; int() does not."""
+    result = _run(target)
+    assert result.exit_code == ExitCode.INPUT, result.stderr
+    assert "expected host:port" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_no_targets_is_a_usage_error() -> None:
     result = _run()
     assert result.exit_code == ExitCode.USAGE
