@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 
+from minerscope.errors import InputError
+from minerscope.probe.target import format_target, parse_target
 from minerscope.probe.verdict import DialectResult, Evidence, Outcome, ProbeAttempt, Transport, Verdict
 from minerscope.tui.app import MinerscopeApp
-from minerscope.tui.screens.probe import parse_target, verdict_text
+from minerscope.tui.screens.probe import verdict_text
 from minerscope.tui.widgets.flow_table import human_bytes
 from minerscope.tui.widgets.probe_log import ProbeLog, attempt_text
 from tests.tui.conftest import layout_loader
@@ -53,17 +56,16 @@ async def test_probe_log_widget_renders_hostile_reply_literally() -> None:
         assert "\x1b" not in rendered
 
 
-def test_parse_target() -> None:
+def test_the_probe_screen_reads_targets_as_the_probe_command_does() -> None:
     assert parse_target("127.0.0.1:3333") == ("127.0.0.1", 3333)
     assert parse_target("[::1]:443") == ("::1", 443)
     assert parse_target(" pool.example:80 ") == ("pool.example", 80)
-    for bad in ("127.0.0.1", "host:0", "host:70000", ":80", "host:x"):
-        try:
+    assert parse_target("stratum+tcp://pool.example:3333") == ("pool.example", 3333)
+    # the screen shows a flow's endpoint as text the analyst may edit and start again
+    assert parse_target(format_target("2001:db8::5", 443)) == ("2001:db8::5", 443)
+    for bad in ("127.0.0.1", "host:0", "host:70000", ":80", "host:x", "host:4\u00b2"):
+        with pytest.raises(InputError, match="expected host:port"):
             parse_target(bad)
-        except ValueError as exc:
-            assert "expected host:port" in str(exc)
-        else:
-            raise AssertionError(bad)
 
 
 def test_human_bytes() -> None:

@@ -17,28 +17,14 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
+from minerscope.errors import InputError
+from minerscope.probe.target import format_target, parse_target
 from minerscope.probe.verdict import ProbeAttempt, Verdict
 from minerscope.tui.widgets.probe_log import ProbeLog
 from minerscope.untrusted import clean
 
 if TYPE_CHECKING:
     from minerscope.tui.app import MinerscopeApp
-
-
-def parse_target(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` -> (host, port).
-
-    Raises:
-        ValueError: no port, or a port outside 1..65535 (message names the input).
-    """
-    raw = text.strip()
-    if raw.startswith("["):
-        host, sep, port = raw[1:].partition("]:")
-    else:
-        host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"target {clean(raw, 80)!r}: expected host:port with a port 1-65535")
-    return host, int(port)
 
 
 def verdict_text(verdict: Verdict) -> Text:
@@ -93,7 +79,7 @@ class ProbeScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        value = f"{self.target[0]}:{self.target[1]}" if self.target else ""
+        value = format_target(*self.target) if self.target else ""
         yield Input(value=value, placeholder="host:port, then enter", id="target")
         yield ProbeLog(id="log")
         yield Static(Text("no verdict yet", style="dim"), id="verdict")
@@ -117,7 +103,7 @@ class ProbeScreen(Screen[None]):
     def action_start(self) -> None:
         try:
             self.target = parse_target(self.query_one("#target", Input).value)
-        except ValueError as exc:
+        except InputError as exc:
             self.log_widget.add_line(str(exc), style="red")
             return
         if self.running:
@@ -125,7 +111,7 @@ class ProbeScreen(Screen[None]):
             return
         self.verdict = None
         host, port = self.target
-        self.log_widget.add_line(f"probing {clean(host, 80)}:{port} ...", style="bold")
+        self.log_widget.add_line(f"probing {clean(format_target(host, port), 90)} ...", style="bold")
         self.query_one("#verdict", Static).update(Text("probing ...", style="cyan"))
         self.running = self.ms_app.run_probe_for_screen(self, self.target)
         self.log_widget.focus()
