@@ -377,7 +377,28 @@ def tls_seeds(flows: list[Flow]) -> list[bytes]:
         two = b"\x16\x03\x01" + len(first).to_bytes(2, "big") + first
         two += b"\x16\x03\x01" + len(second).to_bytes(2, "big") + second
         seeds.append(join2(two, b""))
-    return seeds[:40]
+    return seeds[:40] + proxy_seeds(_tls_hello_openssl()[0])
+
+
+def proxy_seeds(hello: bytes) -> list[bytes]:
+    """A ClientHello through each explicit proxy (HTTP CONNECT, SOCKS 4, 4a, 5), replies included."""
+    from minerscope.capture.proxyreq import socks5_connect
+
+    port = (443).to_bytes(2, "big")
+    socks5_ok = b"\x05\x00\x05\x00\x00\x01" + bytes(6)
+    socks4_ok = b"\x00\x5a" + bytes(6)
+    openings = [
+        (b"".join(socks5_connect("pool.example", 443)), socks5_ok),
+        (b"".join(socks5_connect("2001:db8::5", 443)), socks5_ok),
+        (
+            b"\x05\x02\x00\x02\x01\x03bob\x06secret" + socks5_connect("203.0.113.5", 443)[1],
+            b"\x05\x02\x01\x00" + socks5_ok[2:],
+        ),
+        (b"\x04\x01" + port + bytes([203, 0, 113, 5]) + b"bob\x00", socks4_ok),
+        (b"\x04\x01" + port + b"\x00\x00\x00\x01\x00pool.example\x00", socks4_ok),
+        (b"CONNECT pool.example:443 HTTP/1.1\r\nHost: pool.example:443\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"),
+    ]
+    return [join2(opening + hello, reply) for opening, reply in openings]
 
 
 def _dns_name(name: str) -> bytes:

@@ -23,7 +23,8 @@ What "correct" means, per target:
               messages within ``TLS_MAX_RECORD``.
 ``tls``       ClientHello/ServerHello/HTTP-head parsers raise only
               ``HandshakeParseError``; lists within ``MAX_TLS_LIST_ITEMS``; JA3/JA4 well
-              formed; :func:`~minerscope.flows.assemble.handshake_metadata` never raises.
+              formed; :func:`~minerscope.flows.assemble.handshake_metadata` never raises
+              (a proxy's target: a host and a port 1-65535, or neither).
 ``dns``       ``parse_dns`` raises only ``HandshakeParseError``; records within
               ``MAX_DNS_RECORDS``, names within ``MAX_DNS_NAME_CHARS`` (as escaped text);
               ``ip_names`` never raises.
@@ -469,7 +470,11 @@ def target_tls(data: bytes) -> None:
     for proto in (6, 17):
         meta = handshake_metadata(c2s, s2c, proto)
         for key, value in meta.items():
-            check(isinstance(value, str | bool), f"handshake_metadata[{key}] is {type(value).__name__}")
+            if key == "proxy_port":
+                check(isinstance(value, int) and 0 <= value < 65536, f"handshake_metadata[{key}] = {value!r}")
+                check((value == 0) == (meta["proxy_host"] == ""), "a proxy port without a host or back")
+            else:
+                check(isinstance(value, str | bool), f"handshake_metadata[{key}] is {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------

@@ -60,7 +60,11 @@ MAX_CONVERSATIONS = 50_000
 CARRY_PREFIX_BYTES = 2048
 """Payload bytes per direction remembered of a first window (a Stratum login fits; 200 MB at most)."""
 
-_META = ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
+_META = (
+    "is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path", "proxy_host", "proxy_port",
+)  # fmt: skip
+"""The assembler's ``METADATA_COLUMNS`` (not imported: it would load the pipeline before the
+privilege check)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,15 @@
 The scan command and the live command both end here when ``--probe`` is given. Which
 endpoints are probed is a policy worth stating in one place:
 
-* distinct TCP server endpoints (``dst:dport``) whose *stage-1* verdict is ``mining``
-  (the model above its threshold: stage-0 hits are already known-bad and confirmed
-  pools need no second look);
+* distinct TCP server endpoints whose *stage-1* verdict is ``mining`` (the model above
+  its threshold: stage-0 hits are already known-bad and confirmed pools need no second
+  look). The endpoint is ``dst:dport``, or for a flow to an explicit proxy the tunnel's
+  target (:func:`~minerscope.flows.records.server_endpoint`): the proxy mines nothing,
+  and its verdict "no pool" would read as a clean bill for the miner behind it;
+* addresses only: a target the capture names by host name (SOCKS 4a/5, HTTP CONNECT) is
+  reported, not resolved, because the lookup itself would go to whoever runs that
+  name's DNS and tell them they are being looked at. ``minerscope probe NAME:PORT`` does
+  it on an analyst's explicit say-so;
 * not already confirmed and not dismissed by an analyst (the case file's allowlist);
 * inside the probe scope. Endpoints come from a capture, i.e. from the people being
   hunted, so the default scope is loopback only: probing anything else needs an
@@ -24,8 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from minerscope.errors import MinerscopeError, ScopeError
+from minerscope.flows.records import server_endpoint
 from minerscope.probe.runner import ProbeOptions, probe_many
+from minerscope.probe.target import format_target
 from minerscope.probe.verdict import UNREACHABLE, Verdict
+from minerscope.untrusted import is_ip
 
 Endpoint = tuple[str, int]
 
@@ -82,7 +91,7 @@ def suspicious_endpoints(records: Iterable[Mapping[str, Any]]) -> list[Endpoint]
             continue
         if r.get("analyst") in ("confirmed", "dismissed"):
             continue
-        seen.setdefault((str(r["dst"]), int(r["dport"])), None)
+        seen.setdefault(server_endpoint(r), None)
     return list(seen)
 
 
@@ -101,6 +110,10 @@ def probe_endpoints(
     results: dict[Endpoint, ProbeSummary] = {}
     in_scope: list[Endpoint] = []
     for host, port in endpoints:
+        if not is_ip(host):
+            why = f"a name behind a proxy, not resolved from a capture; to probe it: minerscope probe {format_target(host, port)}"
+            results[(host, port)] = ProbeSummary.skipped(why)
+            continue
         try:
             options.scope.check(host, [host])
         except ScopeError as exc:

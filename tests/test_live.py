@@ -182,3 +182,11 @@ def test_live_loads_its_model_without_xgboost_or_scikit_learn() -> None:
         "print('ok')\n"
     )
     runs_ok_in_a_fresh_interpreter(code)
+
+
+def test_live_carries_every_metadata_column_the_assembler_fills() -> None:
+    """(live keeps its own copy of the names so that it imports nothing heavy early)"""
+    from minerscope import live
+    from minerscope.flows.assemble import METADATA_COLUMNS
+
+    assert live._META == METADATA_COLUMNS

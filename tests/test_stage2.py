@@ -53,3 +53,30 @@ def test_a_name_that_did_not_resolve_reads_unreachable_once() -> None:
     summary = ProbeSummary.of(Verdict.from_attempts("pool.invalid:3333", "pool.invalid", 3333, [attempt]))
     assert summary.error == "unreachable: name did not resolve (gaierror)"
     assert _probe_cell(summary.to_json()) == "unreachable"
+
+
+def test_a_flow_to_a_proxy_probes_the_tunnels_target_and_never_resolves_a_name() -> None:
+    """The proxy mines nothing: its "no pool" would clear the miner behind it. A target the
+    capture names by host name is reported, not looked up (the lookup would tell its owner)."""
+    from minerscope.stage2 import suspicious_endpoints
+
+    options = ProbeOptions(
+        scope=Scope.loopback(), connect_timeout=0.5, attempt_deadline=0.7, total_deadline=8.0, rate=0.0
+    )
+    with ThreadedServers() as lab:
+        pool = lab.start(start_pool("xmrig", job_interval=0))
+        proxy = ("127.0.0.1", _closed_port())  # probing it would come back "unreachable"
+        flagged = {"stage1": "mining", "proto": 6, "dst": proxy[0], "dport": proxy[1], "analyst": ""}
+        records = [
+            {**flagged, "proxy_host": pool.target[0], "proxy_port": pool.target[1]},
+            {**flagged, "proxy_host": "pool.example", "proxy_port": 3333},
+            {**flagged, "proxy_host": "", "proxy_port": 0, "stage1": "benign"},
+        ]
+        endpoints = suspicious_endpoints(records)
+        assert endpoints == [pool.target, ("pool.example", 3333)]
+        summaries = probe_endpoints(endpoints, options)
+    assert summaries.keys() == {pool.target, ("pool.example", 3333)}
+    assert summaries[pool.target].is_pool and summaries[pool.target].dialect == "xmrig"
+    named = summaries[("pool.example", 3333)]
+    assert named.is_pool is None and "not resolved" in named.error
+    assert "minerscope probe pool.example:3333" in named.error

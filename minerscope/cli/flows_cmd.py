@@ -39,6 +39,7 @@ from minerscope.cli.common import (
     stderr_progress,
     warn,
 )
+from minerscope.cli.output import proxied_name
 
 FORMATS = ("table", "jsonl", "csv")
 
@@ -58,6 +59,8 @@ _TABLE_COLUMNS = (
 
 
 def _name_cell(row: dict[str, Any]) -> str:
+    if row.get("proxy_host"):
+        return proxied_name(row)
     for key in ("sni", "http_host", "dns_names"):
         if row.get(key):
             return str(row[key])

@@ -176,6 +176,7 @@ def live(
     """
     from rich.progress import TextColumn
 
+    from minerscope.flows.records import server_endpoint
     from minerscope.live import LiveOptions, iter_live
     from minerscope.store import default_db_path
     from minerscope.triage import TriageOptions, live_status
@@ -291,7 +292,7 @@ def live(
             if update.rows is not None:
                 for row in update.rows.iter_rows(named=True):
                     record = row_to_record(row)
-                    endpoint = (str(record["dst"]), int(record["dport"]))
+                    endpoint = server_endpoint(record)
                     if endpoint in probed:
                         record["probe"] = probed[endpoint]
                     if prober is not None:  # kept to reprint once the endpoint's probe is done

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from minerscope.probe.target import format_target
 from minerscope.probe.verdict import UNREACHABLE
 from minerscope.unscored import NOT_SCORED, unscored
 from minerscope.untrusted import clean, csv_cell
@@ -34,6 +35,8 @@ RECORD_FIELDS: tuple[str, ...] = (
     "bytes",
     "sni",
     "dns_names",
+    "proxy_host",
+    "proxy_port",
     "stage0",
     "p_mining",
     "stage1",
@@ -44,7 +47,8 @@ RECORD_FIELDS: tuple[str, ...] = (
     "window",
     "probe",
 )
-"""Fields of a per-flow record, in output order (JSONL keys, CSV columns)."""
+"""Fields of a per-flow record, in output order (JSONL keys, CSV columns). ``proxy_host`` and
+``proxy_port`` name the tunnel's target when ``dst`` is an explicit proxy ("" and 0 otherwise)."""
 
 SCAN_FIELDS: tuple[str, ...] = (*RECORD_FIELDS[: RECORD_FIELDS.index("probe")], "analyst", "probe")
 """Fields of a ``scan`` record: the per-flow record plus the analyst's decision on its endpoint
@@ -407,12 +411,21 @@ def _probe_cell(probe: Mapping[str, Any]) -> str:
     return "not a pool"
 
 
+def proxied_name(row: Mapping[str, Any]) -> str:
+    """A table's name cell for a flow to a proxy: its SNI, if any, and where the tunnel led
+    (the flow's DNS names name the proxy)."""
+    target = format_target(str(row["proxy_host"]), int(row.get("proxy_port") or 0))
+    return f"{row.get('sni') or ''} via proxy to {target}".lstrip()
+
+
 def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:
     """One record's table cells as plain text, untrusted parts cleaned."""
     stage0 = record.get("stage0") or []
     badges = ",".join(sorted({str(e.get("kind", "")) for e in stage0 if isinstance(e, dict)}))
     probe_text = _probe_cell(record.get("probe") or {})
     name = record.get("sni") or ",".join(record.get("dns_names") or [])
+    if record.get("proxy_host"):  # dst is a proxy: the name is the tunnel's target
+        name = proxied_name(record)
     p = record.get("p_mining")
     return (
         clean(f"{record.get('src')}:{record.get('sport')}"),

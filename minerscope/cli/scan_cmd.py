@@ -158,7 +158,8 @@ def scan(
     ``--no-store``), whose blacklist feeds stage 0 and whose allowlist marks dismissed
     flows (``analyst`` field).
     JSONL fields: capture, src, sport, dst, dport, proto, first_seen, last_seen, packets,
-    bytes, sni, dns_names, stage0, p_mining, stage1, verdict, coin, coin_probs,
+    bytes, sni, dns_names, proxy_host, proxy_port (a proxy's tunnel target), stage0,
+    p_mining, stage1, verdict, coin, coin_probs,
     top_features, window, analyst, probe.
 
     Without --probe nothing is sent on the network. With it, the distinct endpoints
@@ -404,6 +405,7 @@ def _probe_and_join(
     show_progress: bool,
 ) -> None:
     """Probe the suspicious endpoints of ``records`` and put each outcome in its ``probe`` field."""
+    from minerscope.flows.records import server_endpoint
     from minerscope.probe.runner import ProbeOptions
     from minerscope.stage2 import probe_endpoints, suspicious_endpoints
 
@@ -418,7 +420,7 @@ def _probe_and_join(
     else:
         outcome = probe_endpoints(endpoints, options, db_path=db_path)
     for record in records:
-        summary = outcome.get((str(record["dst"]), int(record["dport"])))
+        summary = outcome.get(server_endpoint(record))
         if summary is not None:
             record["probe"] = summary.to_json()
             if summary.is_pool and db_path is not None:

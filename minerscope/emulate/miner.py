@@ -19,12 +19,39 @@ import threading
 import time
 from dataclasses import dataclass
 
+from minerscope.capture.proxyreq import SOCKS5_REPLY_ERRORS, socks5_connect
 from minerscope.emulate.server import require_loopback_or_explicit
+from minerscope.errors import RemoteProtocolError
 from minerscope.probe.dialects import monero
 from minerscope.probe.framing import LineBuffer, decode_json_object, encode_json_line
 
 READ_BYTES = 65536
 """Bytes asked of the socket per read (the line buffer bounds what is kept)."""
+
+
+PROXY_TIMEOUT_S = 10.0
+"""Seconds a SOCKS proxy has to open the tunnel."""
+
+
+async def _socks5_tunnel(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+) -> None:
+    """Ask the SOCKS 5 proxy at the other end of ``writer`` for a tunnel to ``host:port``."""
+    greeting, request = socks5_connect(host, port)
+    writer.write(greeting)
+    await writer.drain()
+    if await reader.readexactly(2) != b"\x05\x00":
+        raise RemoteProtocolError("the SOCKS 5 proxy did not accept 'no authentication'")
+    writer.write(request)
+    await writer.drain()
+    version, status, _reserved, address_type = await reader.readexactly(4)
+    if version != 5 or status != 0:
+        why = SOCKS5_REPLY_ERRORS.get(status, f"reply {status}") if version == 5 else "not a SOCKS 5 reply"
+        raise RemoteProtocolError(f"the SOCKS 5 proxy did not open the tunnel: {why}")
+    size = {1: 4, 4: 16}.get(address_type)
+    if size is None:
+        size = (await reader.readexactly(1))[0]
+    await reader.readexactly(size + 2)  # the proxy's own end of the tunnel
 
 
 @dataclass(slots=True)
@@ -51,6 +78,7 @@ async def run_xmrig_miner(
     seed: int = 0,
     stop: threading.Event | None = None,
     stats: MinerStats | None = None,
+    socks5: tuple[str, int] | None = None,
 ) -> MinerStats:
     """Mine against an xmrig-dialect pool at ``host:port`` for ``duration_s`` seconds.
 
@@ -63,6 +91,10 @@ async def run_xmrig_miner(
         seed: seeds the wallet and the shares.
         stop: ends the session early when set (checked at least every ``share_interval_s``).
         stats: filled in as the session runs (lets another thread watch it); default a new one.
+        socks5: reach the pool through this SOCKS 5 proxy (a loopback address), as XMRig's
+            per-pool ``socks5`` setting does: ``host`` is sent to the proxy as it is, an
+            address or a name (``localhost`` only) for the proxy to resolve. TLS, when
+            asked for, runs inside the tunnel.
 
     Returns:
         The session's :class:`MinerStats`.
@@ -74,9 +106,15 @@ async def run_xmrig_miner(
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the emulator's certificate is self-signed
-    reader, writer = await asyncio.open_connection(
-        host, port, ssl=context, server_hostname=(server_name or None) if tls else None
-    )
+    sni = (server_name or None) if tls else None
+    if socks5 is None:
+        reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=sni)
+    else:
+        require_loopback_or_explicit(socks5[0], allow_any=False)
+        reader, writer = await asyncio.open_connection(*socks5)
+        await asyncio.wait_for(_socks5_tunnel(reader, writer, host, port), PROXY_TIMEOUT_S)
+        if context is not None:
+            await writer.start_tls(context, server_hostname=sni)
     stats = stats if stats is not None else MinerStats()
     stats.local_port = int(writer.get_extra_info("sockname")[1])
     lines = LineBuffer()

@@ -190,6 +190,8 @@ def _summary_row(
         "dns_names": "",
         "http_host": "",
         "ws_path": "",
+        "proxy_host": "",
+        "proxy_port": 0,
         "stage0": "",
     }
 

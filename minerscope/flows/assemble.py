@@ -28,7 +28,9 @@ the memory bound :data:`GHOST_ROOM`); a flow that went silent for ``idle_timeout
 Metadata. The first :attr:`FlowAssembler.prefix_bytes` of each direction (TCP in
 sequence order) are kept per flow as ``FlowTable.payload_prefixes``; from them the
 assembler fills ``is_tls``/``tls_version``/``sni``/``alpn``/``ja4``/``ja3`` (ClientHello)
-and ``http_host``/``ws_path`` (HTTP request head). DNS answers seen anywhere map server
+and ``http_host``/``ws_path`` (HTTP request head); a flow to an explicit proxy (HTTP
+CONNECT, SOCKS) gets the tunnel's target in ``proxy_host``/``proxy_port`` and the rest
+from the bytes inside the tunnel. DNS answers seen anywhere map server
 addresses to names (``dns_names``); :func:`assemble` fills that column from every answer
 in the capture, a streaming caller gets the answers seen so far.
 """
@@ -48,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from minerscope.capture import handshake
+from minerscope.capture import handshake, proxyreq
 from minerscope.capture.packets import PROTO_TCP, PROTO_UDP, PacketBatch, ReadReport, format_ip
 from minerscope.flows import _kernels as k
 from minerscope.flows.arena import GrowingArray
@@ -84,6 +86,8 @@ class _Metadata:
     ja3: str = ""
     http_host: str = ""
     ws_path: str = ""
+    proxy_host: str = ""
+    proxy_port: int = 0
 
 
 def looks_like_tls(data: bytes) -> bool:
@@ -95,6 +99,7 @@ def looks_like_tls(data: bytes) -> bool:
 
 _HTTP_PREFIXES = tuple(m + b" " for m in handshake.HTTP_METHODS)
 _HTTP_PREFIX_MAX = max(map(len, _HTTP_PREFIXES))
+_SOCKS_VERSIONS = (4, 5)
 _CLIENT_HELLO_RE = re.compile(rb"\x16\x03[\x00-\x04]..\x01", re.DOTALL)
 
 
@@ -114,8 +119,15 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
 
     Returns:
         Values for the ``is_tls``, ``tls_version``, ``sni``, ``alpn``, ``ja4``, ``ja3``,
-        ``http_host`` and ``ws_path`` columns (empty strings when absent).
+        ``http_host``, ``ws_path``, ``proxy_host`` and ``proxy_port`` columns (empty
+        strings and port 0 when absent).
     """
+    if proto == PROTO_TCP and (tunnel := proxyreq.tunnelled(c2s, s2c)) is not None:
+        # through an explicit proxy the server that matters is the tunnel's target, not the
+        # proxy; what the tunnel carries (TLS, HTTP) is read past the request and the reply
+        request, inner_c2s, inner_s2c = tunnel
+        inner = handshake_metadata(inner_c2s, inner_s2c, proto)
+        return inner | {"proxy_host": request.host, "proxy_port": request.port}
     meta = _Metadata()
     if proto == PROTO_TCP and looks_like_tls(c2s):
         meta.is_tls = True
@@ -137,7 +149,7 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
             except handshake.HandshakeParseError:
                 pass
     elif proto == PROTO_TCP and (at := _find_client_hello(c2s)) > 0:
-        # STARTTLS, PostgreSQL SSLRequest, SOCKS, HTTP CONNECT: a plaintext preamble, then a ClientHello
+        # STARTTLS, PostgreSQL SSLRequest, an unknown proxy: a plaintext preamble, then a ClientHello
         meta = _Metadata(**handshake_metadata(c2s[at:], b"", proto))  # type: ignore[arg-type]
     elif proto == PROTO_TCP and handshake.looks_like_http_request(c2s):
         try:
@@ -148,13 +160,6 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
             meta.http_host = head.host or ""
             if head.websocket_upgrade:
                 meta.ws_path = head.path
-    if proto == PROTO_TCP and c2s.startswith(b"CONNECT "):
-        # through an explicit proxy the server that matters is the tunnel's target, not the
-        # proxy: its authority (host:port) stands where a Host header would, TLS inside or not
-        try:
-            meta.http_host = handshake.parse_http_request(c2s).path
-        except handshake.HandshakeParseError:
-            pass
     return {
         "is_tls": meta.is_tls,
         "tls_version": meta.tls_version,
@@ -164,13 +169,18 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
         "ja3": meta.ja3,
         "http_host": meta.http_host,
         "ws_path": meta.ws_path,
+        "proxy_host": meta.proxy_host,
+        "proxy_port": meta.proxy_port,
     }
 
 
 _I64_MIN = int(np.iinfo(np.int64).min)
 _I64_MAX = int(np.iinfo(np.int64).max)
 _track: Any = k.track  # (numba's dispatcher stub does not type many arguments)
-_META_NAMES = ("is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path")
+METADATA_COLUMNS = (
+    "is_tls", "tls_version", "sni", "alpn", "ja4", "ja3", "http_host", "ws_path", "proxy_host", "proxy_port",
+)  # fmt: skip
+"""Summary columns read from a flow's first bytes (:func:`handshake_metadata`)."""
 GHOST_SECONDS = 3600.0
 """How long an idle-expired flow's 5-tuple is remembered (beyond the idle timeout) so the
 conversation's next flow keeps its client side; a bound on memory, not a rule of flows."""
@@ -687,7 +697,8 @@ def _metadata_columns(
     none, and polars builds a constant column much faster than it converts a list.
     """
     n = len(prefixes)
-    parse = record_like[candidates]
+    # a TLS record or "16 03" in the bytes, or a SOCKS version first (a proxied flow)
+    parse = record_like[candidates] | np.isin(prefixes.first_bytes(0)[candidates], _SOCKS_VERSIONS)
     head = prefixes.head
     for j in np.flatnonzero(capital[candidates] & ~parse).tolist():
         parse[j] = head(int(candidates[j]), 0, _HTTP_PREFIX_MAX).startswith(_HTTP_PREFIXES)
@@ -695,7 +706,7 @@ def _metadata_columns(
     parsed = [handshake_metadata(*prefixes[i], proto=PROTO_TCP) for i in parsed_at]
     blank = handshake_metadata(b"", b"", 0)
     cols: dict[str, pl.Series] = {}
-    for name in _META_NAMES:
+    for name in METADATA_COLUMNS:
         col = _constant(blank[name], n, FLOW_SUMMARY_SCHEMA[name])
         if parsed_at:
             col = col.scatter(parsed_at, [meta[name] for meta in parsed])

@@ -16,8 +16,9 @@ Stage 1 uses message sizes because they survive TCP segmentation and encryption.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,9 +69,35 @@ FLOW_SUMMARY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "dns_names": pl.Utf8,  # names that resolved to dst inside the capture, comma-separated
     "http_host": pl.Utf8,
     "ws_path": pl.Utf8,  # WebSocket upgrade path, when the flow upgraded in plaintext
+    "proxy_host": pl.Utf8,  # target of an explicit proxy's tunnel (HTTP CONNECT, SOCKS), address or name
+    "proxy_port": pl.UInt16,  # its port; 0 when the flow is not to a proxy
     "stage0": pl.Utf8,  # stage-0 evidence (JSON list), "" when none; filled by prefilter
 }
 """Columns of :attr:`FlowTable.summary`, in order."""
+
+
+def server_endpoint(row: Mapping[str, Any]) -> tuple[str, int]:
+    """The server a flow reaches: the tunnel's target for a flow to an explicit proxy
+    (``proxy_host:proxy_port``), else ``dst:dport``. This is the endpoint that is probed,
+    confirmed as a pool or dismissed: the proxy itself mines nothing."""
+    if row.get("proxy_host"):
+        return str(row["proxy_host"]), int(row.get("proxy_port") or 0)
+    return str(row["dst"]), int(row["dport"])
+
+
+def server_endpoint_exprs(columns: Sequence[str]) -> tuple[pl.Expr, pl.Expr]:
+    """:func:`server_endpoint` as two polars expressions (host as text, port as the
+    frame's ``dport``), for a frame with ``columns`` (rows without the proxy columns,
+    e.g. from an older case file, are not proxied)."""
+    host, port = pl.col("dst").cast(pl.Utf8), pl.col("dport")
+    if "proxy_host" not in columns:
+        return host, port
+    proxied = pl.col("proxy_host").fill_null("") != ""
+    return (
+        pl.when(proxied).then(pl.col("proxy_host")).otherwise(host),
+        pl.when(proxied).then(pl.col("proxy_port").cast(pl.Int64)).otherwise(port.cast(pl.Int64)),
+    )
+
 
 _EMPTY_SUMMARY = pl.DataFrame(schema=FLOW_SUMMARY_SCHEMA)
 

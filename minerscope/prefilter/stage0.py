@@ -29,11 +29,13 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from minerscope.capture.proxyreq import tunnelled
 from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.flows.records import FlowTable
 from minerscope.prefilter._kernels import line_brace
 from minerscope.prefilter.blacklist import Blacklist, BlacklistHit, IndicatorError, parse_indicator
 from minerscope.prefilter.stratum import CHECK_FIRST, detect_stratum, may_be_stratum
+from minerscope.probe.target import format_target
 
 StratumDetector = Callable[[bytes, bytes], Any]
 
@@ -72,8 +74,9 @@ def _stratum_object(evidence: Any) -> dict[str, Any]:
 
 
 def _address_authority(value: str) -> tuple[str, int | None] | None:
-    """``(address, port)`` when an HTTP host (``1.2.3.4:3333``, ``[v6]:443``, a CONNECT
-    target through a proxy) names an IP address rather than a name; else None."""
+    """``(address, port)`` when an HTTP host (``1.2.3.4:3333``, ``[v6]:443``; a request
+    for an absolute URL through a forward proxy names its server so) is an IP address
+    rather than a name; else None."""
     try:
         ind = parse_indicator(value)
     except IndicatorError:
@@ -89,16 +92,21 @@ def flow_evidence(
 ) -> list[dict[str, Any]]:
     """Stage-0 evidence for one flow summary row (see the module docstring for the shape)."""
     items: list[dict[str, Any]] = []
+    proxy_host = row.get("proxy_host") or ""
     if blacklist is not None and len(blacklist):
         names: dict[str, list[str]] = {
             "sni": [row["sni"]] if row.get("sni") else [],
             "dns": [n for n in (row.get("dns_names") or "").split(",") if n],
             "http_host": [row["http_host"].rsplit(":", 1)[0]] if row.get("http_host") else [],
+            "proxy": [proxy_host] if proxy_host else [],  # the tunnel's target, through a proxy
         }
         hits = blacklist.match_flow(row.get("dst") or "", row.get("dport"), names)
-        tunnel = _address_authority(row.get("http_host") or "")
-        if tunnel is not None and (ind := blacklist.match_ip(*tunnel)) is not None:
+        forward = _address_authority(row.get("http_host") or "")
+        if forward is not None and (ind := blacklist.match_ip(*forward)) is not None:
             hits.append(BlacklistHit(ind, "http_host", row["http_host"]))
+        proxy_port = int(row.get("proxy_port") or 0)
+        if proxy_host and (ind := blacklist.match_ip(proxy_host, proxy_port)) is not None:
+            hits.append(BlacklistHit(ind, "proxy", format_target(proxy_host, proxy_port)))
         for hit in hits:
             items.append(
                 {
@@ -111,6 +119,8 @@ def flow_evidence(
             )
     if detector is not None and prefix is not None and not row.get("is_tls"):
         c2s, s2c = prefix
+        if proxy_host and (tunnel := tunnelled(c2s, s2c)) is not None:
+            _, c2s, s2c = tunnel  # Stratum starts after the proxy's request and reply
         if c2s or s2c:
             evidence = detector(c2s, s2c)
             if evidence is not None:
@@ -145,7 +155,7 @@ def apply_stage0(
     candidates = _candidates(summary, blacklist, prefixes)
     values = [""] * n
     if candidates.size:
-        columns = ["dst", "dport", "sni", "dns_names", "http_host", "is_tls"]
+        columns = ["dst", "dport", "sni", "dns_names", "http_host", "proxy_host", "proxy_port", "is_tls"]
         rows = summary.select(columns)[candidates].iter_rows(named=True)
         for i, row in zip(candidates.tolist(), rows, strict=True):
             items = flow_evidence(row, blacklist, prefixes[i] if prefixes is not None else None, detector)
@@ -174,8 +184,12 @@ def _candidates(
             listed = blacklist.listed_addresses(summary.get_column("dst").unique().to_list())
             if listed:
                 mask |= summary.get_column("dst").is_in(list(listed)).fill_null(False).to_numpy()
-        # an HTTP host (a CONNECT target) may name a listed address as well as a listed name
-        fields = ("sni", "dns_names", "http_host") if blacklist.has_names else ("http_host",)
+        # an HTTP host or a proxy's target may name a listed address as well as a listed name
+        fields = (
+            ("sni", "dns_names", "http_host", "proxy_host")
+            if blacklist.has_names
+            else ("http_host", "proxy_host")
+        )
         if blacklist.has_names or blacklist.has_addresses:
             named = pl.lit(False)
             for name in fields:
@@ -185,6 +199,8 @@ def _candidates(
     if prefixes is not None:
         tls = summary.get_column("is_tls").fill_null(False).to_numpy().astype(bool)
         mask[_stratum_candidates(PayloadPrefixes.of(prefixes), np.flatnonzero(~tls))] = True
+        if "proxy_host" in summary.columns:  # a proxy's request hides the tunnel's first line
+            mask |= (summary.get_column("proxy_host").fill_null("") != "").to_numpy() & ~tls
     return np.flatnonzero(mask)
 
 

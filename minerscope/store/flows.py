@@ -55,6 +55,8 @@ FLOW_COLUMNS = (
     "dns_names",
     "http_host",
     "ws_path",
+    "proxy_host",
+    "proxy_port",
     "stage0",
 )
 """FLOW_SUMMARY_SCHEMA columns kept in the ``flows`` table (besides ``flow_id`` -> ``flow_key``)."""
@@ -77,11 +79,22 @@ _SELECT_BATCH_IDS = (
     "SELECT id, " + ", ".join(_KEY) + " FROM flows WHERE capture_id = ? AND flow_key BETWEEN ? AND ?"
 )
 
+_PROXIED = "coalesce(f.proxy_host, '') != ''"
+SERVER_HOST_SQL = f"CASE WHEN {_PROXIED} THEN f.proxy_host ELSE f.dst END"
+SERVER_PORT_SQL = f"CASE WHEN {_PROXIED} THEN f.proxy_port ELSE f.dport END"
+"""SQL over ``flows f``: the server a flow reaches (:func:`~minerscope.flows.records.server_endpoint`)."""
+
+_SELECT_FLOW_SERVER = (
+    f"SELECT {SERVER_HOST_SQL} AS dst, {SERVER_PORT_SQL} AS dport, c.case_id"
+    " FROM flows f JOIN captures c ON c.id = f.capture_id WHERE f.id = ?"
+)
+
 DISMISSED_SQL = (
     "EXISTS (SELECT 1 FROM allowlist a WHERE a.enabled = 1"
-    " AND a.host IN (f.dst, coalesce(f.sni, ''), coalesce(f.http_host, '')) AND a.port IN (0, f.dport))"
+    f" AND a.host IN ({SERVER_HOST_SQL}, coalesce(f.sni, ''), coalesce(f.http_host, ''))"
+    f" AND a.port IN (0, {SERVER_PORT_SQL}))"
 )
-"""SQL predicate over ``flows f``: the flow's endpoint is dismissed."""
+"""SQL predicate over ``flows f``: the flow's server endpoint is dismissed."""
 
 
 class FlowOps(StoreBase):
@@ -220,7 +233,7 @@ class FlowOps(StoreBase):
             + (DISMISSED_SQL if include_dismissed else "0")  # filtered rows are never dismissed
             + " AS dismissed FROM flows f JOIN captures c ON c.id = f.capture_id "
             + score_join
-            + " LEFT JOIN pools p ON p.host = f.dst AND p.port = f.dport"
+            + f" LEFT JOIN pools p ON p.host = {SERVER_HOST_SQL} AND p.port = {SERVER_PORT_SQL}"
             + where
             + " ORDER BY s.p_mining IS NULL, s.p_mining DESC, f.id"
         )
@@ -284,8 +297,7 @@ class FlowOps(StoreBase):
     def dismiss_flow(self, flow_row_id: int, *, reason: str = "", any_port: bool = False) -> int:
         """Dismiss a stored flow as a false positive: its server endpoint joins the allowlist."""
         found = self.rows(
-            "SELECT f.dst, f.dport, c.case_id FROM flows f JOIN captures c ON c.id = f.capture_id"
-            " WHERE f.id = ?",
+            _SELECT_FLOW_SERVER,
             (flow_row_id,),
         )
         if not found:
@@ -330,11 +342,13 @@ class FlowOps(StoreBase):
     def mark_dismissed(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Add a boolean ``dismissed`` column to in-memory flow rows (needs ``dst``, ``dport``).
 
-        Same rule as :meth:`list_flows`: the server address, SNI or HTTP Host matches an
-        allowlist entry on the flow's port or on port 0. Evaluated as polars expressions, one
+        Same rule as :meth:`list_flows`: the server (a proxy's tunnel target, else the
+        address), SNI or HTTP Host matches an allowlist entry on the server's port or on port 0. Evaluated as polars expressions, one
         per name column, since a scan marks every flow and a per-row loop cost ~1 us a flow.
         """
         import polars as pl  # deferred: callers that never hold a frame need not load polars
+
+        from minerscope.flows.records import server_endpoint_exprs
 
         entries = self.list_allowlist()
         if not entries:
@@ -345,14 +359,15 @@ class FlowOps(StoreBase):
             if e["port"] != 0:
                 by_port.setdefault(int(e["port"]), set()).add(e["host"])
         # one vectorised test per name column (a scan marks every flow: no per-row Python)
+        server_host, server_port = server_endpoint_exprs(rows.columns)
         hits: list[pl.Expr] = []
         for c in ("dst", "sni", "http_host"):
             if c not in rows.columns:
                 continue
-            name = pl.col(c).cast(pl.String)
+            name = server_host if c == "dst" else pl.col(c).cast(pl.String)
             hit = name.is_in(any_port)
             for port, hosts in by_port.items():
-                hit = hit | ((pl.col("dport") == port) & name.is_in(list(hosts)))
+                hit = hit | ((server_port == port) & name.is_in(list(hosts)))
             hits.append((name.is_not_null() & (name != "") & hit).fill_null(False))
         flag = pl.any_horizontal(hits) if hits else pl.lit(False)
         return rows.with_columns(flag.alias("dismissed"))

@@ -181,6 +181,13 @@ _V2 = (
 
 _V3 = ("CREATE INDEX flows_capture_key ON flows (capture_id, flow_key)",)
 
+_V4 = (  # a flow to an explicit proxy: the tunnel's target (HTTP CONNECT, SOCKS)
+    "ALTER TABLE flows ADD COLUMN proxy_host TEXT",
+    "ALTER TABLE flows ADD COLUMN proxy_port INTEGER",
+    # partial: it holds only the (few) proxied flows, so recording the others costs nothing more
+    "CREATE INDEX flows_proxy_target ON flows (proxy_host, proxy_port) WHERE proxy_host != ''",
+)
+
 
 def _ddl(statements: tuple[str, ...]) -> Migration:
     def apply(conn: sqlite3.Connection) -> None:
@@ -194,6 +201,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("v1_initial_schema", _ddl(_V1)),
     ("v2_allowlist", _ddl(_V2)),
     ("v3_flow_key_index", _ddl(_V3)),
+    ("v4_proxy_target", _ddl(_V4)),
 )
 """(name, function) in order; migration ``i`` takes the file from version ``i`` to ``i + 1``."""
 

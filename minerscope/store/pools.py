@@ -13,32 +13,24 @@ given (so nothing is lost) and made inert by the exporters and front ends.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from minerscope.errors import StoreError
+from minerscope.probe.target import format_target
 from minerscope.store.blacklist import BlacklistOps
+from minerscope.untrusted import is_decimal, is_ip
 
 CONFIRMATIONS = ("probe", "analyst", "import")
-
-
-def is_ip(host: str) -> bool:
-    """True when ``host`` is an IPv4/IPv6 literal (brackets allowed)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def split_endpoint(text: str) -> tuple[str, int]:
     """``host:port`` / ``[v6]:port`` -> (host, port); StoreError when there is no valid port."""
     text = text.strip()
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or not host:
+    if not sep or not is_decimal(port_text) or not host:
         raise StoreError(f"expected HOST:PORT, got {text[:80]!r}")
     port = int(port_text)
     if not 0 < port < 65536:
@@ -50,23 +42,32 @@ def split_endpoint(text: str) -> tuple[str, int]:
     return host, port
 
 
-def endpoint_text(host: str, port: int) -> str:
-    """The inverse of :func:`split_endpoint`."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+endpoint_text = format_target
+"""The inverse of :func:`split_endpoint` (``host:port``, IPv6 bracketed), as probe targets are written."""
+
+
+_REACHED = (  # flows that reached host:port (bound twice): directly, or through a proxy's tunnel
+    "((dst = ? AND dport = ? AND coalesce(proxy_host, '') = '')"
+    " OR (proxy_host = ? AND proxy_port = ? AND proxy_host != ''))"  # (the partial index's own term)
+)
+_NAMES_SEEN = (  # (through a proxy, DNS answers name the proxy, not the target)
+    "SELECT DISTINCT sni, CASE WHEN coalesce(proxy_host, '') = '' THEN dns_names END, http_host, proxy_host"
+    " FROM flows WHERE " + _REACHED
+)
+_SEEN_INTERVAL = "SELECT min(first_seen), max(last_seen) FROM flows WHERE " + _REACHED
 
 
 class PoolOps(BlacklistOps):
     """Confirmed pools."""
 
     def _names_seen(self, host: str, port: int) -> list[str]:
-        """Names the stored flows used for an endpoint (SNI, DNS answers, HTTP Host)."""
+        """Names the stored flows used for an endpoint (SNI, DNS answers, HTTP Host; through
+        a proxy, the tunnel's target and the SNI inside: DNS answers there name the proxy)."""
         names: set[str] = set()
-        for row in self.conn.execute(
-            "SELECT DISTINCT sni, dns_names, http_host FROM flows WHERE dst = ? AND dport = ?", (host, port)
-        ):
+        for row in self.conn.execute(_NAMES_SEEN, (host, port, host, port)):
             for cell in row:
                 for name in str(cell or "").split(","):
-                    if name.strip():
+                    if name.strip() and name.strip() != host:
                         names.add(name.strip())
         return sorted(names)
 
@@ -119,9 +120,7 @@ class PoolOps(BlacklistOps):
             all_names = sorted(
                 {n.strip() for n in names if n and n.strip()} | set(self._names_seen(host, port))
             )
-            seen = self.conn.execute(
-                "SELECT min(first_seen), max(last_seen) FROM flows WHERE dst = ? AND dport = ?", (host, port)
-            ).fetchone()
+            seen = self.conn.execute(_SEEN_INTERVAL, (host, port, host, port)).fetchone()
             first = first_seen if first_seen is not None else (seen[0] if seen[0] is not None else now)
             last = last_seen if last_seen is not None else (seen[1] if seen[1] is not None else now)
             old = self.rows("SELECT * FROM pools WHERE host = ? AND port = ?", (host, port))

@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.worker import WorkerState, get_current_worker
 
 from minerscope.errors import MinerscopeError
+from minerscope.flows.records import server_endpoint, server_endpoint_exprs
 from minerscope.triage import live_status
 from minerscope.tui.messages import (
     CaseChanged,
@@ -266,7 +267,7 @@ class MinerscopeApp(App[None]):
         row = self.session.row(uid)
         located = self.session.table_for(uid)
         series = flow_series(*located) if located is not None else None
-        history = self._history(row["dst"], int(row["dport"]))
+        history = self._history(*server_endpoint(row))
         self.push_screen(FlowDetailScreen(uid, row, series, history, capture=self.capture_label(row)))
 
     def capture_label(self, row: dict[str, Any]) -> str:
@@ -286,8 +287,8 @@ class MinerscopeApp(App[None]):
         return None
 
     def _endpoint(self, uid: int) -> tuple[str, int]:
-        row = self.session.row(uid)
-        return str(row["dst"]), int(row["dport"])
+        """The selected flow's server endpoint: what is probed, confirmed or dismissed."""
+        return server_endpoint(self.session.row(uid))
 
     # ---- probing -----------------------------------------------------------------
     def action_probe_selected(self) -> None:
@@ -432,9 +433,9 @@ class MinerscopeApp(App[None]):
         rows = self.session.rows
         if "dst" not in rows.columns:
             return []
-        import polars as pl
 
-        hits = rows.filter((pl.col("dst") == host) & (pl.col("dport") == port)).head(50)
+        server_host, server_port = server_endpoint_exprs(rows.columns)
+        hits = rows.filter((server_host == host) & (server_port == port)).head(50)
         return sorted({n for n in (server_name(r) for r in hits.iter_rows(named=True)) if n})
 
     def _history(self, host: str, port: int) -> list[str] | None:
@@ -500,7 +501,7 @@ class MinerscopeApp(App[None]):
     def on_case_changed(self, message: CaseChanged) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, FlowDetailScreen):
-                screen.set_history(self._history(str(screen.row["dst"]), int(screen.row["dport"])))
+                screen.set_history(self._history(*server_endpoint(screen.row)))
 
     def action_show_pools(self) -> None:
         if self.store is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from minerscope.flows.records import FlowTable
+from minerscope.flows.records import FlowTable, server_endpoint_exprs
 from minerscope.rowfilter import SUSPICION_ORDER, RowFilter, filter_expression, sort_columns, view_rows
 
 UID = "uid"
@@ -39,8 +39,10 @@ COIN_PREFIX = "pc_"
 
 
 def server_name(row: dict[str, Any]) -> str:
-    """The best name for a flow's server: SNI, then a DNS name, then the HTTP host, else ''."""
-    for key in ("sni", "dns_names", "http_host"):
+    """The best name for a flow's server: SNI, then a DNS name, then the HTTP host, else '';
+    through a proxy, the tunnel's target instead of DNS names (which name the proxy)."""
+    keys = ("sni", "http_host", "proxy_host") if row.get("proxy_host") else ("sni", "dns_names", "http_host")
+    for key in keys:
         value = row.get(key) or ""
         if value:
             return str(value).split(",")[0]
@@ -179,8 +181,16 @@ class Session:
         return self._rows
 
     def _annotate(self, base: pl.DataFrame) -> pl.DataFrame:
+        """Analyst and probe status by each row's server endpoint (a proxy's target for a
+        proxied flow, as probes and dismissals see it)."""
+        ends: pl.DataFrame | None = None
+        if "dst" in base.columns:
+            host, port = server_endpoint_exprs(base.columns)
+            dport_type = base.schema.get("dport", pl.Int64)
+            ends = base.select(host.alias("dst"), port.cast(dport_type).alias("dport"))
+
         def lookup(mapping: dict[tuple[str, int], str], name: str) -> pl.Series:
-            if not mapping or "dst" not in base.columns:
+            if not mapping or ends is None:
                 return pl.Series(name, [""] * base.height, dtype=pl.Utf8)
             exact = {k: v for k, v in mapping.items() if k[1] != 0}
             keys = pl.DataFrame(
@@ -191,13 +201,11 @@ class Session:
                 },
                 schema={"dst": pl.Utf8, "dport": base.schema.get("dport", pl.Int64), name: pl.Utf8},
             )
-            joined = base.select("dst", "dport").join(
-                keys, on=["dst", "dport"], how="left", maintain_order="left"
-            )
+            joined = ends.join(keys, on=["dst", "dport"], how="left", maintain_order="left")
             result = joined[name]
             any_port = {h: v for (h, p), v in mapping.items() if p == 0}
             if any_port:  # a host-wide entry (port 0) applies where no exact one does
-                hosts = base["dst"].replace_strict(any_port, default=None, return_dtype=pl.Utf8)
+                hosts = ends["dst"].replace_strict(any_port, default=None, return_dtype=pl.Utf8)
                 result = result.fill_null(hosts)
             return result.fill_null("").alias(name)
 

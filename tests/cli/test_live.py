@@ -21,6 +21,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,10 @@ def run_miners(
     duration_s: float,
     stop: threading.Event | None = None,
     stats: list[MinerStats] | None = None,
+    socks5: tuple[str, int] | None = None,
 ) -> list[MinerStats]:
-    """Run one miner per (host, port, tls) target, concurrently, for ``duration_s`` or until ``stop``."""
+    """Run one miner per (host, port, tls) target, concurrently, for ``duration_s`` or until
+    ``stop``; through the SOCKS 5 proxy ``socks5`` when given."""
     watched = stats if stats is not None else [MinerStats() for _ in targets]
 
     async def all_miners() -> list[MinerStats]:
@@ -83,6 +87,7 @@ def run_miners(
                         share_interval_s=0.2,
                         stop=stop,
                         stats=watched[i],
+                        socks5=socks5,
                     )
                     for i, (host, port, tls) in enumerate(targets)
                 )
@@ -95,12 +100,18 @@ def run_miners(
 class MinersInBackground:
     """Miners on a thread until :meth:`stop` (so a test can wait for verdicts while they mine)."""
 
-    def __init__(self, targets: list[tuple[str, int, bool]], longest_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        targets: list[tuple[str, int, bool]],
+        longest_s: float = 60.0,
+        socks5: tuple[str, int] | None = None,
+    ) -> None:
         self.stop_event = threading.Event()
-        self.servers = [(host, port) for host, port, _tls in targets]
+        # (the server a capture sees: the proxy, when there is one)
+        self.servers = [socks5 or (host, port) for host, port, _tls in targets]
         self.stats = [MinerStats() for _ in targets]
         self.thread = threading.Thread(
-            target=run_miners, args=(targets, longest_s, self.stop_event, self.stats), daemon=True
+            target=run_miners, args=(targets, longest_s, self.stop_event, self.stats, socks5), daemon=True
         )
         self.thread.start()
 
@@ -154,6 +165,64 @@ def eager_model(tmp_path: Path) -> Path:
     return model
 
 
+class LiveRun:
+    """A running ``minerscope live``, its JSONL lines collected (with arrival times) as they come."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend((time.monotonic(), line) for line in proc.stdout or ()),
+            daemon=True,
+        )
+        self.reader.start()
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for _, line in list(self.lines)]
+
+    def until_windows(self, miners: MinersInBackground, windows: int = 2, within: float = 60) -> bool:
+        """Wait until every miner's session has ``windows`` records; whether they still mine."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and miners.running:
+            if miners.records_each(self.records()) >= windows:
+                break
+            time.sleep(0.1)
+        return miners.running
+
+    def interrupt(self) -> float:
+        """Ctrl-C (after the last packets settled): the wall time it was sent; the run must end cleanly."""
+        time.sleep(0.3)
+        sent = time.time()
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(timeout=60) == 0, self.proc.stderr.read() if self.proc.stderr else ""
+        self.reader.join(10)
+        return sent
+
+
+@contextmanager
+def live_probing(tmp_path: Path, db: Path, bpf: str) -> Iterator[LiveRun]:
+    """``minerscope live -i lo --probe`` with 1 s windows and the eager model, once it captures."""
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "minerscope", "--db", str(db), "live",
+            "-i", "lo", "--bpf", bpf,
+            "--window", "1", "--idle-timeout", "1", "--model", str(eager_model(tmp_path)),
+            "--probe", "--probe-timeout", "10",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        _wait_for_line(proc.stderr, "capturing on lo", timeout=180)
+        yield LiveRun(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 @pytest.mark.slow
 @needs_capture
 def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path: Path) -> None:
@@ -161,52 +230,20 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     with ThreadedServers() as lab:
         plain = lab.start(start_pool("xmrig", host="127.77.0.1", port=0, job_interval=0.5))
         tls = lab.start(start_pool("xmrig", host="127.77.0.2", port=0, tls=True, job_interval=0.5))
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "minerscope", "--db", str(db), "live",
-                "-i", "lo", "--bpf", "host 127.77.0.1 or host 127.77.0.2",
-                "--window", "1", "--idle-timeout", "1", "--model", str(eager_model(tmp_path)),
-                "--probe", "--probe-timeout", "10",
-            ],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        )  # fmt: skip
-        try:
-            _wait_for_line(proc.stderr, "capturing on lo", timeout=180)
-            lines: list[tuple[float, str]] = []
-            out_reader = threading.Thread(
-                target=lambda: lines.extend((time.monotonic(), line) for line in proc.stdout or ()),
-                daemon=True,
-            )
-            out_reader.start()
+        with live_probing(tmp_path, db, "host 127.77.0.1 or host 127.77.0.2") as live:
             # a connection still open at Ctrl-C must still be reported
             with socket.create_connection(plain.target) as idle:
                 idle_port = idle.getsockname()[1]
                 idle.sendall(b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"x","pass":"x"}}\n')
                 miners = MinersInBackground([(*plain.target, False), (*tls.target, True)])
                 # verdicts are printed while the sessions run: two windows of each, then stop them
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline and miners.running:
-                    if miners.records_each([json.loads(line) for _, line in list(lines)]) >= 2:
-                        break
-                    time.sleep(0.1)
-                still_mining = miners.running
+                still_mining = live.until_windows(miners)
                 stats = miners.stop()
-                time.sleep(0.3)
-                interrupted_wall = time.time()
-                proc.send_signal(signal.SIGINT)
-                assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
-                out_reader.join(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe is not None:
-                    pipe.close()
+                interrupted_wall = live.interrupt()
     assert all(s.logged_in and s.accepted >= 3 for s in stats), stats
     plain_miner, tls_miner = (s.local_port for s in stats)
 
-    records = [json.loads(line) for _, line in lines]
+    records = live.records()
     assert records and all(list(r) == list(RECORD_FIELDS) for r in records)
     for r in records:
         assert (r["dst"], r["dport"]) in (plain.target, tls.target), r
@@ -268,6 +305,63 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     kept = {(r["sport"], round(r["first_seen"], 6)): r["p_mining"] for r in stored}
     assert kept.keys() == printed.keys()
     assert all(abs(kept[k] - printed[k]) <= 1e-6 for k in kept), (kept, printed)
+
+
+def _start_microsocks(host: str) -> tuple[subprocess.Popen[bytes], tuple[str, int]]:
+    """Debian's microsocks (a real SOCKS 5 proxy) listening on ``host``, once it accepts."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = int(probe.getsockname()[1])
+    proc = subprocess.Popen(
+        ["microsocks", "-i", host, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return proc, (host, port)
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.slow
+@needs_capture
+@pytest.mark.skipif(shutil.which("microsocks") is None, reason="needs microsocks (Debian package microsocks)")
+def test_live_follows_a_miner_through_a_socks_proxy_to_its_pool(tmp_path: Path) -> None:
+    """A miner set to use a SOCKS 5 proxy (XMRig's ``socks5``) talks only to the proxy; the
+    sensor sees that leg alone. The records name the pool behind the proxy, stage 1 scores
+    the TLS inside the tunnel, and --probe checks (and confirms) the pool, not the proxy."""
+    db = tmp_path / "case.sqlite"
+    proxy_proc, proxy = _start_microsocks("127.77.0.6")
+    try:
+        with ThreadedServers() as lab:
+            pool = lab.start(start_pool("xmrig", host="127.77.0.5", port=0, tls=True, job_interval=0.5))
+            with live_probing(tmp_path, db, f"host {proxy[0]} and tcp port {proxy[1]}") as live:
+                miners = MinersInBackground([(*pool.target, True)], socks5=proxy)
+                live.until_windows(miners)
+                (stats,) = miners.stop()
+                live.interrupt()
+    finally:
+        proxy_proc.kill()
+        proxy_proc.wait()
+    assert stats.logged_in and stats.accepted >= 3, stats
+    records = live.records()
+    session = [r for r in records if (r["sport"], r["dst"], r["dport"]) == (stats.local_port, *proxy)]
+    assert session and all(r["dst"] == proxy[0] for r in records), records
+    # every window of the session names the pool behind the proxy, and the SNI inside the tunnel
+    assert all((r["proxy_host"], r["proxy_port"]) == pool.target for r in session), session
+    assert all(r["sni"] == SNI and r["stage0"] == [] for r in session), session
+    assert any(r["window"] == 0 and r["stage1"] == "mining" for r in session), session
+    probes = [r["probe"] for r in records if r["probe"]]
+    assert probes and probes[-1]["is_pool"] is True and probes[-1]["transport"] == "tls", probes
+    with open_store(db) as store:
+        confirmed = {(p["host"], p["port"], p["transport"]) for p in store.list_pools()}
+        proxied = store.rows("SELECT DISTINCT dst, dport, proxy_host, proxy_port FROM flows")
+    assert confirmed == {(*pool.target, "tls")}  # the pool, never the proxy
+    assert {tuple(r.values()) for r in proxied} == {(*proxy, *pool.target)}
 
 
 def _has_capability(bit: int) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from minerscope.capture.writer import PcapngWriter, PcapWriter
@@ -13,7 +14,7 @@ from minerscope.errors import CaptureError
 from minerscope.flows.assemble import assemble, assemble_capture
 from tests.flows.frames import Frame, tcp_session, to_batch, udp
 from tests.flows.tls_pair import records, tls_session
-from tests.flows.tshark_oracle import our_conversations, tshark, tshark_report
+from tests.flows.tshark_oracle import our_conversations, tshark, tshark_report, tshark_socks_targets
 
 MAX_FILE_BYTES = 1_500_000  # keeps the tshark comparisons to a few seconds
 MIN_AGREEING_FILES = 20
@@ -91,3 +92,25 @@ def test_conversations_packet_counts_and_sni_agree_with_tshark(real_datasets: Pa
     assert len(agree) >= MIN_AGREEING_FILES, f"agree={agree} differ={differ} unreadable={unreadable}"
     assert len(differ) <= len(agree) // 10, differ
     assert sni_files >= 8
+
+
+@pytest.mark.tshark
+@pytest.mark.realdata
+def test_socks_targets_in_public_captures_agree_with_wireshark(real_datasets: Path) -> None:
+    """Public captures of clients behind SOCKS proxies (Zeek's, JA4's and nDPI's test
+    traces: curl, shadowsocks, trojan and vmess front ends): every tunnel's target as
+    Wireshark's dissector reads it, with TLS metadata from inside the tunnel."""
+    tshark()
+    paths = sorted(
+        p for pattern in ("socks*", "tls_heur__*") for p in (real_datasets / "real").rglob(pattern)
+    )
+    compared = 0
+    for path in paths:
+        theirs = tshark_socks_targets(path)
+        table, _ = assemble_capture(path, idle_timeout=1e9)
+        proxied = table.summary.filter(pl.col("proxy_host") != "")
+        ours = {row["sport"]: (row["proxy_host"], row["proxy_port"]) for row in proxied.iter_rows(named=True)}
+        assert ours == theirs, path.name
+        assert all(proxied["is_tls"]) and all(proxied["sni"] != ""), path.name
+        compared += len(theirs)
+    assert compared >= 8, compared

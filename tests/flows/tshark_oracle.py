@@ -119,3 +119,27 @@ def tshark_snis(pcap: Path, tcp_only: bool = False) -> list[str]:
         check=True,
     ).stdout
     return [line.strip() for line in out.splitlines()]
+
+
+def tshark_socks_targets(pcap: Path) -> dict[int, tuple[str, int]]:
+    """Per SOCKS client port, the target of its CONNECT as Wireshark's SOCKS dissector reads
+    it (it decodes port 1080): the first name or address the client sent, and the port."""
+    fields = ["tcp.srcport", "tcp.dstport", "socks.remote_name", "socks.v4a_dns_name"]
+    fields += ["socks.dst", "socks.dstV6", "socks.dstport"]
+    out = subprocess.run(
+        [tshark(), "-n", "-r", str(pcap), "-Y", "socks.command == 1", "-T", "fields"]
+        + [arg for f in fields for arg in ("-e", f)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    hosts: dict[int, str] = {}
+    ports: dict[int, int] = {}
+    for line in out.splitlines():
+        sport, dport, name, name4a, v4, v6, port = (line.split("\t") + [""] * 7)[:7]
+        client = int(sport) if int(dport) == 1080 else int(dport)
+        if int(dport) == 1080 and (name or name4a or v4 or v6):
+            hosts.setdefault(client, name or name4a or v4 or v6)
+        if port:
+            ports.setdefault(client, int(port))
+    return {client: (host, ports[client]) for client, host in hosts.items() if client in ports}

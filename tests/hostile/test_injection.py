@@ -334,11 +334,14 @@ REVIEWED_DYNAMIC_SQL: dict[tuple[str, str], str] = {
     ("store/flows.py", "sql"): "constant fragments and constant clauses; values bound",
     ("store/flows.py", "_INSERT_FLOW"): "a module constant",
     ("store/flows.py", "_SELECT_BATCH_IDS"): "a module constant",
+    ("store/flows.py", "_SELECT_FLOW_SERVER"): "a module constant",
     (
         "store/flows.py",
         "f'SELECT 1 FROM allowlist WHERE enabled = 1 AND port IN (0, ?) AND host IN ({marks}) LIMIT 1'",
     ): "marks is '?, ?, ...'; hosts are bound",
     ("store/migrations.py", "sql"): "migration DDL constants",
+    ("store/pools.py", "_NAMES_SEEN"): "a module constant",
+    ("store/pools.py", "_SEEN_INTERVAL"): "a module constant",
     ("store/migrations.py", "f'PRAGMA user_version = {version + 1:d}'"): "an int",
     (
         "store/pools.py",

@@ -63,41 +63,100 @@ def test_blacklist_hits_on_every_field() -> None:
     assert [(e["field"], e["value"]) for e in evidence(table, 9999)] == [("dns", "eth1.pool.example")]
 
 
-def test_a_miner_behind_an_explicit_proxy_is_matched_by_its_connect_target() -> None:
-    """Through an HTTP proxy the flow's server is the proxy; the pool is the CONNECT target
-    (a name or an address), and with TLS inside the ClientHello may carry no SNI at all."""
+LOGIN = (
+    b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4A","pass":"x","agent":"XMRig/6.21.0"}}\n'
+)
+LOGIN_REPLY = b'{"id":1,"jsonrpc":"2.0","error":null,"result":{"id":"a1","job":{"blob":"0707","job_id":"1","target":"b88d0600"},"status":"OK"}}\n'
+
+
+def proxied_flows() -> tuple[FlowTable, list[Frame]]:
+    """Miners behind explicit proxies: HTTP CONNECT (name, IPv4, IPv6), SOCKS 5 (name, with
+    a password), SOCKS 4 and 4a; TLS inside without SNI, or plaintext Stratum."""
     proxy = ("10.0.0.1", 3128)
-    established = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
-    def tunnel(t: float, sport: int, target: bytes, inside: list[tuple[int, bytes]]) -> list[Frame]:
-        connect = b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n\r\n"
-        first, *rest = inside
-        assert first[0] == 0
-        return tcp_session(t, ("10.0.0.2", sport), proxy, [(0, connect + first[1]), (1, established), *rest])
+    def tunnel(
+        t: float, sport: int, opening: list[tuple[int, bytes]], inside: list[tuple[int, bytes]]
+    ) -> list[Frame]:
+        # the client's last opening bytes and its first bytes inside go in one segment, as
+        # clients that do not wait for the proxy's reply send them
+        (*head, (d, last)), ((d0, first), *rest) = opening, inside
+        assert d == d0 == 0
+        return tcp_session(t, ("10.0.0.2", sport), proxy, [*head, (0, last + first), *rest])
 
-    login = b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4A","pass":"x","agent":"XMRig/6.21.0"}}\n'
-    frames = tunnel(10.0, 50010, b"pool.example:443", tls_session(sni=""))
-    frames += tunnel(11.0, 50011, b"203.0.113.5:3333", [(0, login)])
-    frames += tunnel(12.0, 50012, b"[2001:db8::5]:5555", tls_session(sni=""))
-    table = assemble([to_batch(sorted(frames, key=lambda f: f[0]))])
-    hosts = dict(zip(table.summary["sport"], table.summary["http_host"], strict=True))
-    assert hosts == {50010: "pool.example:443", 50011: "203.0.113.5:3333", 50012: "[2001:db8::5]:5555"}
+    def connect(target: bytes) -> list[tuple[int, bytes]]:
+        return [(0, b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n\r\n")]
+
+    established = (1, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    stratum = [(0, LOGIN), (1, LOGIN_REPLY)]
+    socks5_name = [
+        (0, b"\x05\x02\x00\x02"),
+        (1, b"\x05\x02"),
+        (0, b"\x01\x03bob\x06secret"),
+        (1, b"\x01\x00"),
+        (0, b"\x05\x01\x00\x03\x0cpool.example" + struct.pack(">H", 3333)),
+    ]
+    socks5_reply = (1, b"\x05\x00\x00\x01" + bytes(4) + b"\x00\x00")
+    socks4 = [(0, b"\x04\x01" + struct.pack(">H", 3333) + bytes([203, 0, 113, 5]) + b"bob\x00")]
+    socks4a = [(0, b"\x04\x01" + struct.pack(">H", 443) + b"\x00\x00\x00\x01bob\x00xmr.pool.example\x00")]
+    socks4_granted = (1, b"\x00\x5a" + bytes(6))
+    frames = tunnel(10.0, 50010, connect(b"pool.example:443"), [(0, tls_session(sni="")[0][1])])
+    frames += tunnel(11.0, 50011, connect(b"203.0.113.5:3333"), [stratum[0], established, stratum[1]])
+    frames += tunnel(12.0, 50012, connect(b"[2001:db8::5]:5555"), [(0, tls_session(sni="")[0][1])])
+    frames += tunnel(13.0, 50013, socks5_name, [stratum[0], socks5_reply, stratum[1]])
+    frames += tunnel(14.0, 50014, socks4, [(0, tls_session(sni="")[0][1]), socks4_granted])
+    frames += tunnel(15.0, 50015, socks4a, [(0, tls_session()[0][1]), socks4_granted])
+    return assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), frames
+
+
+def test_a_miner_behind_an_explicit_proxy_is_matched_by_the_tunnels_target() -> None:
+    """Through a proxy the flow's server is the proxy; the pool is the tunnel's target (a
+    name or an address), and with TLS inside the ClientHello may carry no SNI at all."""
+    table, frames = proxied_flows()
+    summary = table.summary.sort("sport")
+    assert summary.select("proxy_host", "proxy_port").rows() == [
+        ("pool.example", 443),
+        ("203.0.113.5", 3333),
+        ("2001:db8::5", 5555),
+        ("pool.example", 3333),
+        ("203.0.113.5", 3333),
+        ("xmr.pool.example", 443),
+    ]
+    # what the tunnel carries is read past the request: TLS (the SNI when there is one)
+    assert summary["is_tls"].to_list() == [True, False, True, False, True, True]
+    assert summary["sni"].to_list() == ["", "", "", "", "", "pool.example.test"]
+    assert summary["http_host"].to_list() == [""] * 6
     bl = Blacklist(parse_indicator(t, "test") for t in ("pool.example", "203.0.113.5:3333", "2001:db8::5"))
     table = apply_stage0(table, bl)
     found = {
-        sport: [(e["field"], e["value"]) for e in json.loads(text) if e["kind"] == "blacklist"]
+        sport: [
+            (e["field"], e["value"]) if e["kind"] == "blacklist" else e["kind"]
+            for e in json.loads(text or "[]")
+        ]
         for sport, text in zip(table.summary["sport"], table.summary["stage0"], strict=True)
     }
     assert found == {
-        50010: [("http_host", "pool.example")],
-        50011: [("http_host", "203.0.113.5:3333")],
-        50012: [("http_host", "[2001:db8::5]:5555")],
+        50010: [("proxy", "pool.example")],
+        50011: [("proxy", "203.0.113.5:3333"), "stratum"],  # the login inside the tunnel too
+        50012: [("proxy", "[2001:db8::5]:5555")],
+        50013: [("proxy", "pool.example"), "stratum"],
+        50014: [("proxy", "203.0.113.5:3333")],
+        50015: [],  # (the blacklist names pool.example exactly, not its subdomains)
     }
-    # an address-only blacklist still looks at the CONNECT targets
+    # an address-only blacklist still looks at the targets; without one, the Stratum remains
     table = apply_stage0(
         assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), Blacklist([parse_indicator("203.0.113.5")])
     )
-    assert [bool(text) for text in table.summary.sort("sport")["stage0"]] == [False, True, False]
+    assert [bool(text) for text in table.summary.sort("sport")["stage0"]] == [
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
+    table = apply_stage0(assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), None)
+    kinds = [[e["kind"] for e in json.loads(t)] if t else [] for t in table.summary.sort("sport")["stage0"]]
+    assert kinds == [[], ["stratum"], [], ["stratum"], [], []]
 
 
 def test_plaintext_stratum_is_evidence_even_without_blacklist() -> None:

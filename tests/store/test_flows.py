@@ -126,3 +126,38 @@ def test_one_bad_coin_probs_cell_among_many_is_named_and_rolls_back(store: Store
     store.record_flows(capture_id, summary(rows, scored=True), model_version="m")
     stored = {f["flow_key"]: f["coin_probs"] for f in store.list_flows(model="m")}
     assert len(stored) == 50 and stored[37] == {} and stored[36] == {"bitcoin": 0.1, "monero": 0.9}
+
+
+def test_a_flow_through_a_proxy_is_judged_by_the_tunnels_target(store: Store, capture_id: int) -> None:
+    """Dismissing, confirming and marking go by the server a flow reaches: through a proxy,
+    the tunnel's target. Dismissing one miner's flow must not whitelist the proxy that
+    everyone behind it uses (and a confirmed pool marks flows that reached it through one)."""
+    proxy = ("10.9.9.9", 1080)
+    rows = [
+        flow_row(0, *proxy, proxy_host="203.0.113.5", proxy_port=3333, sni="xmr.pool.example", p_mining=0.9),
+        flow_row(1, *proxy, proxy_host="pool.example", proxy_port=443, p_mining=0.8),
+        flow_row(2, *proxy, proxy_host="198.51.100.7", proxy_port=443, p_mining=0.7),
+        flow_row(3, "198.51.100.7", 443, p_mining=0.6),  # the same server, reached directly
+    ]
+    frame = summary(rows, scored=True)
+    store.record_flows(capture_id, frame, model_version="m")
+    stored = {f["flow_key"]: f for f in store.list_flows()}
+    assert (stored[1]["proxy_host"], stored[1]["proxy_port"]) == ("pool.example", 443)
+    store.dismiss_flow(stored[2]["id"], reason="CDN behind the proxy")
+    assert [(a["host"], a["port"]) for a in store.list_allowlist()] == [("198.51.100.7", 443)]
+    assert sorted(f["flow_key"] for f in store.list_flows()) == [0, 1]
+    assert store.mark_dismissed(frame)["dismissed"].to_list() == [False, False, True, True]
+    # a confirmed pool joins the flows that reached it, through the proxy or not, and takes
+    # the names they used (the SNI inside the tunnel; the DNS answers there name the proxy)
+    store.conn.execute("UPDATE flows SET dns_names = 'proxy.corp.example' WHERE dst = '10.9.9.9'")
+    store.confirm_pool("203.0.113.5", 3333)
+    pooled = {f["flow_key"]: f["pool_id"] is not None for f in store.list_flows()}
+    assert pooled == {0: True, 1: False}
+    (pool,) = store.list_pools()
+    assert pool["names"] == ["xmr.pool.example"] and pool["first_seen"] == rows[0]["first_seen"]
+    store.confirm_pool("pool.example", 443)  # a name target, probed by hand
+    assert store.list_pools()[1]["first_seen"] == rows[1]["first_seen"]
+    # dismissing the proxy's own address does not hide what went through it
+    store.dismiss_endpoint(*proxy)
+    assert sorted(f["flow_key"] for f in store.list_flows()) == [0, 1]
+    assert store.mark_dismissed(frame)["dismissed"].to_list() == [False, False, True, True]

@@ -308,3 +308,53 @@ async def test_a_refresh_tick_while_the_app_closes_is_harmless(gone: str) -> Non
         app._dirty = True
         app._flush_rows()  # what the timer does
         assert not app._dirty and app.flows_screen.matching == 4
+
+
+async def test_a_flow_to_a_proxy_is_shown_and_probed_as_the_tunnels_target(tmp_path: Path) -> None:
+    """The analyst probes the pool behind the proxy, and the table marks the flow by it."""
+    import dataclasses
+
+    from minerscope.emulate.pool import start_pool
+    from minerscope.emulate.server import ThreadedServers
+    from minerscope.tui.screens.probe import ProbeScreen
+
+    with ThreadedServers() as lab:
+        pool = lab.start(start_pool("xmrig", job_interval=0))
+        plain = layout_loader(4, chunks=1)
+
+        def proxied(
+            path: Path, options: TriageOptions | None, *, cancel: Any = None
+        ) -> Iterator[TriageUpdate]:
+            for update in plain(path, options, cancel=cancel):
+                assert update.rows is not None
+                # every flow went to one SOCKS proxy; the first flow's tunnel led to the pool
+                targets = [pool.target, ("pool.example", 443), ("", 0), ("", 0)]
+                rows = update.rows.with_columns(
+                    pl.lit("10.9.9.9").alias("dst"),
+                    pl.lit(1080, dtype=pl.UInt16).alias("dport"),
+                    pl.Series("proxy_host", [h for h, _ in targets]),
+                    pl.Series("proxy_port", [p for _, p in targets], dtype=pl.UInt16),
+                )
+                yield dataclasses.replace(update, rows=rows)
+
+        app = MinerscopeApp([Path("layout.pcapng")], loader=proxied, db_path=tmp_path / "case.sqlite")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            uid = next(
+                u for u in app.flows_screen.table.uids() if app.session.row(u)["proxy_host"] == pool.target[0]
+            )
+            app.open_flow(uid)
+            await pilot.pause()
+            header = shown(app.screen.query_one("#detail-title"))
+            assert f"10.9.9.9:1080 (proxy) => {pool.target[0]}:{pool.target[1]}" in header, header
+            await pilot.press("p")
+            screen = app.screen
+            assert isinstance(screen, ProbeScreen) and screen.target == pool.target
+            await until(pilot, lambda: screen.verdict is not None, within=10_000 * MS)
+            assert screen.verdict is not None and screen.verdict.is_pool
+            assert app.session.probes == {pool.target: "pool"}
+            statuses = dict(
+                zip(app.session.rows["proxy_host"], app.session.rows["probe_status"], strict=True)
+            )
+            assert statuses == {pool.target[0]: "pool", "pool.example": "", "": ""}
