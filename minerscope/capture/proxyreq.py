@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from minerscope.capture import handshake
 from minerscope.untrusted import is_decimal
 
+MAX_CHAINED_PROXIES = 8
+"""Security limit: proxy requests followed in one flow (a chain of proxies, or a hostile stream of them)."""
 MAX_SOCKS_FIELD = 255
 """SOCKS length-prefixed and NUL-terminated fields (user, host name) are at most this long."""
 
@@ -95,12 +97,21 @@ def reply_length(request: ProxyRequest, s2c: bytes) -> int | None:
 
 
 def tunnelled(c2s: bytes, s2c: bytes) -> tuple[ProxyRequest, bytes, bytes] | None:
-    """The proxy request and each direction's bytes inside the tunnel, or None."""
-    request = parse_proxy_request(c2s, s2c)
-    if request is None:
-        return None
-    server_skip = reply_length(request, s2c) if s2c else 0
-    return request, c2s[request.client_skip :], s2c[server_skip or 0 :]
+    """The proxy request naming the flow's real server and each direction's bytes inside
+    its tunnel, or None when the flow opens with no proxy request.
+
+    Through a chain of proxies (proxychains asks the first proxy for a tunnel to the
+    second, and so on) the requests follow one another in the same stream and the last
+    one names the server; at most :data:`MAX_CHAINED_PROXIES` are followed.
+    """
+    found: ProxyRequest | None = None
+    for _ in range(MAX_CHAINED_PROXIES):
+        request = parse_proxy_request(c2s, s2c)
+        if request is None:
+            break
+        found = request
+        c2s, s2c = c2s[request.client_skip :], s2c[(reply_length(request, s2c) or 0) if s2c else 0 :]
+    return None if found is None else (found, c2s, s2c)
 
 
 def socks5_connect(host: str, port: int) -> tuple[bytes, bytes]:

@@ -51,6 +51,10 @@ _RST = 0x04
 _ACK = 0x10
 
 TLS_MAX_RECORD = 16384 + 2048
+MAX_PREAMBLE_PACKETS = 8
+"""Packets of a side (from the connection's start) that may precede its first TLS record: a
+proxy's request and reply (SOCKS 5 with a password: 3; a chain of proxies: more) or a
+STARTTLS exchange. Their records are then framed from the ClientHello/ServerHello on."""
 """Largest plausible TLS record body (RFC 8446 allows 2^14 + 256; TLS 1.2 ciphertext 2^14 + 2048)."""
 
 ST_FREE, ST_LIVE, ST_GHOST, ST_DONE, ST_EXPIRED = 0, 1, 2, 3, 4
@@ -102,6 +106,26 @@ def _plausible_header(data, p, end):
         return False
     ln = (np.int64(data[p + 3]) << 8) | np.int64(data[p + 4])
     return 0 < ln <= TLS_MAX_RECORD
+
+
+@njit(cache=True, inline="always")
+def _preamble_like(hdr, data, poff, avail, plen):
+    """Whether a side's first five bytes (``hdr``, little-endian), not a TLS record, open a
+    plaintext exchange that may precede TLS: a SOCKS request or reply (``04 01``, ``05 n``,
+    ``05 00``, ``00 5a``), or a text line (HTTP CONNECT and its reply, STARTTLS dialogues:
+    five printable bytes, and this packet ends a line). Not ciphertext or a certificate's
+    middle that a reordered capture delivered first: those keep the old fallback."""
+    b0 = hdr & 0xFF
+    b1 = (hdr >> 8) & 0xFF
+    if (b0 == 4 or b0 == 5) and 1 <= b1 <= 5:
+        return True
+    if (b0 == 5 and (b1 == 0 or b1 == 2 or b1 == 0xFF)) or (b0 == 0 and 0x5A <= b1 <= 0x5D):
+        return True
+    for q in range(5):
+        c = (hdr >> (8 * q)) & 0xFF
+        if c < 32 or c > 126:
+            return False
+    return avail == plen and avail > 0 and data[poff + avail - 1] == 10
 
 
 @njit(cache=True, inline="always")
@@ -388,6 +412,20 @@ def track(
         skip = np.int64(0)
         if fst[s, b + W_STATE] == 0:
             fst[s, b + W_STATE] = 1
+        elif fst[s, b + W_STATE] == 3:
+            # a plaintext preamble (a proxy request, STARTTLS): TLS starts with a packet that
+            # opens with a handshake record, or the side is not TLS after all
+            if not (_plausible_header(data, poff, poff + avail) and data[poff] == 22):
+                fst[s, b + W_HDR] += 1
+                if fst[s, b + W_HDR] >= MAX_PREAMBLE_PACKETS:
+                    fst[s, b + W_STATE] = 2
+                    fst[s, b + W_FB] = fst[s, b + W_LEN]  # as if it had given up at once
+                    fst[s, b + W_HDR] = 0
+                    fst[s, b + W_LEN] = 0
+                continue
+            fst[s, b + W_STATE] = 1
+            fst[s, b + W_HDR] = 0
+            fst[s, b + W_LEN] = 0
         else:
             rel = np.int64(np.int32(np.uint32(seq - np.uint32(fst[s, b + W_NEXT]))))
             if rel < 0:
@@ -452,6 +490,17 @@ def track(
                 or ((hdr >> 16) & 0xFF) > 4
                 or ln > TLS_MAX_RECORD
             ):
+                if (
+                    fst[s, b + W_TYPE] == 0
+                    and fst[s, C_SYN] != 0
+                    and _preamble_like(hdr, data, poff, avail, plen)
+                ):
+                    # the side's first bytes from the connection's start are no record: wait
+                    # a few packets for TLS to start (state 3); W_LEN keeps the fallback
+                    fst[s, b + W_STATE] = 3
+                    fst[s, b + W_LEN] = ordinal + 1
+                    fst[s, b + W_HDR] = 1
+                    break
                 fst[s, b + W_STATE] = 2
                 fst[s, b + W_FB] = ordinal + 1
                 break

@@ -198,3 +198,20 @@ def test_real_clients_bytes_through_a_real_proxy(
     request, inside_c2s, inside_s2c = found
     assert (request.kind, request.host, request.port) == ("socks5", *expected)
     assert inside_c2s == http and inside_s2c == b"HTTP/1.0 200 OK\r\n"
+
+
+def test_through_a_chain_of_proxies_the_last_request_names_the_server() -> None:
+    """proxychains: a tunnel to the second proxy through the first, then the pool through it."""
+    first = _socks5("10.0.0.8", 1080)
+    second = b"CONNECT pool.example:443 HTTP/1.1\r\n\r\n"
+    replies = b"\x05\x00\x05\x00\x00\x01" + bytes(6) + b"HTTP/1.1 200 OK\r\n\r\n"
+    found = tunnelled(first + second + TLS_HELLO, replies + b"\x16\x03\x03")
+    assert found == (
+        ProxyRequest("http-connect", "pool.example", 443, len(second)),
+        TLS_HELLO,
+        b"\x16\x03\x03",
+    )
+    # a hostile stream of requests costs a bounded number of steps and keeps the last one followed
+    flood = _socks5("10.0.0.8", 1080) * 1000
+    found = tunnelled(flood, b"")
+    assert found is not None and found[0].host == "10.0.0.8" and len(found[1]) == len(flood) - 8 * 13

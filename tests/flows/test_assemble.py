@@ -331,3 +331,32 @@ def test_open_flows_counts_the_flow_cache_as_it_grows_and_drains() -> None:
     ended = asm.feed(to_batch([udp(120.0, "10.0.0.1", 2000, "10.0.0.2", 53, b"q")]))
     assert len(ended) == 5 and asm.open_flows == 1
     assert len(asm.finish()) == 1 and asm.open_flows == 0
+
+
+SOCKS5_OK = b"\x05\x00\x00\x01" + bytes(6)
+
+
+@pytest.mark.parametrize(
+    "talk",
+    [
+        [(0, b"\x05\x01\x00"), (1, b"\x05\x00"), (0, b"\x05\x01\x00\x03\x0cpool.example\x01\xbb"), (1, SOCKS5_OK)],
+        [
+            (0, b"\x05\x01\x02"), (1, b"\x05\x02"), (0, b"\x01\x03bob\x06secret"), (1, b"\x01\x00"),
+            (0, b"\x05\x01\x00\x01\xcb\x00\x71\x05\x01\xbb"), (1, SOCKS5_OK),
+        ],
+        [(0, b"CONNECT pool.example:443 HTTP/1.1\r\n\r\n"), (1, b"HTTP/1.1 200 Connection established\r\n\r\n")],
+        [(1, b"220 mx ESMTP\r\n"), (0, b"EHLO client.example\r\n"), (1, b"250 mx\r\n"), (0, b"STARTTLS\r\n"), (1, b"220 go\r\n")],
+    ],
+    ids=["socks5", "socks5-password", "http-connect", "starttls"],
+)  # fmt: skip
+def test_records_are_framed_after_a_proxy_request_or_starttls(talk: list[tuple[int, bytes]]) -> None:
+    """The plaintext exchange before TLS (a proxy's request and reply, STARTTLS) is no
+    record: the messages of the flow are those of the same TLS session without it."""
+    flights = tls_session(messages=[(0, b'{"method":"login"}\n'), (1, b"job" * 40), (0, b"share" * 9)])
+    direct = assemble([to_batch(tcp_session(1.0, ("10.0.0.2", 40000), ("192.0.2.1", 443), flights))])
+    proxied = assemble([to_batch(tcp_session(1.0, ("10.0.0.2", 40001), ("192.0.2.2", 1080), talk + flights))])
+    assert proxied.summary["is_tls"].to_list() == [True] and proxied.summary["sni"].to_list() == [
+        "pool.example.test"
+    ]
+    for series in ("msg_len", "msg_dir", "msg_type"):
+        assert getattr(proxied, series).tolist() == getattr(direct, series).tolist(), series
