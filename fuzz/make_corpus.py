@@ -398,7 +398,10 @@ def proxy_seeds(hello: bytes) -> list[bytes]:
         (b"\x04\x01" + port + b"\x00\x00\x00\x01\x00pool.example\x00", socks4_ok),
         (b"CONNECT pool.example:443 HTTP/1.1\r\nHost: pool.example:443\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n"),
     ]
-    return [join2(opening + hello, reply) for opening, reply in openings]
+    forward = b"POST http://[2001:db8::5]:8332/ HTTP/1.1\r\nHost: [2001:db8::5]:8332\r\n\r\n{}"
+    return [join2(opening + hello, reply) for opening, reply in openings] + [
+        join2(forward, b"HTTP/1.1 401 No\r\n\r\n")
+    ]
 
 
 def _dns_name(name: str) -> bytes:

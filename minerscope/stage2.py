@@ -8,7 +8,7 @@ endpoints are probed is a policy worth stating in one place:
   look). The endpoint is ``dst:dport``, or for a flow to an explicit proxy the tunnel's
   target (:func:`~minerscope.flows.records.server_endpoint`): the proxy mines nothing,
   and its verdict "no pool" would read as a clean bill for the miner behind it;
-* addresses only: a target the capture names by host name (SOCKS 4a/5, HTTP CONNECT) is
+* addresses only: a target the capture names by host name (SOCKS 4a/5, HTTP) is
   reported, not resolved, because the lookup itself would go to whoever runs that
   name's DNS and tell them they are being looked at. ``minerscope probe NAME:PORT`` does
   it on an analyst's explicit say-so;

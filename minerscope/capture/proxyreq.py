@@ -1,4 +1,4 @@
-"""Pure parsers of explicit-proxy requests: HTTP CONNECT and SOCKS 4, 4a and 5.
+"""Pure parsers of explicit-proxy requests: SOCKS 4, 4a and 5, HTTP CONNECT and absolute URLs.
 
 A miner told to use a proxy (XMRig's per-pool ``socks5`` setting, Tor's SOCKS port, a
 corporate HTTP proxy, ``ssh -D``) connects to the proxy, not to its pool: the flow's
@@ -6,7 +6,8 @@ server is the proxy, and the pool appears only in the request that opens the tun
 That request is cleartext even when the tunnel then carries TLS, so it names the pool
 (an address, or a name the proxy resolves) where stage 0 can match it and stage 2 can
 probe it. After the request (and the proxy's reply) the bytes are the tunnelled
-protocol's: TLS metadata and plaintext Stratum are read from there.
+protocol's: TLS metadata and plaintext Stratum are read from there. Plain HTTP through a
+forward proxy has no tunnel: its request names the server in an absolute URL.
 
 Sans-IO like :mod:`minerscope.capture.handshake`: bytes in, a frozen record or None
 out. A flow's first bytes are anybody's, so a request is accepted only when every field
@@ -32,6 +33,7 @@ MAX_SOCKS_FIELD = 255
 
 _HOST_NAME = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252}[A-Za-z0-9_])?\.?\Z")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*\Z")
+_HTTP_METHODS = tuple(m + b" " for m in handshake.HTTP_METHODS)
 _SOCKS4_GRANTED = range(0x5A, 0x5E)  # granted, rejected, no identd, identd mismatch
 _SOCKS5_AUTH_NONE, _SOCKS5_AUTH_PASSWORD, _SOCKS5_NO_METHOD = 0x00, 0x02, 0xFF
 
@@ -41,12 +43,13 @@ class ProxyRequest:
     """A client's request to an explicit proxy for a tunnel to ``host:port``.
 
     Attributes:
-        kind: ``http-connect``, ``socks4``, ``socks4a`` or ``socks5``.
+        kind: ``http-connect``, ``socks4``, ``socks4a``, ``socks5``, or ``http-forward`` (a
+            plain HTTP request for an absolute URL: no tunnel, the request is relayed).
         host: the target: an IP address in its canonical text, or a host name (lower case)
             that the proxy resolves.
         port: the target port.
         client_skip: client bytes up to the tunnel's first byte (the whole data when the
-            request is not complete in it).
+            request is not complete in it; 0 for ``http-forward``).
     """
 
     kind: str
@@ -65,8 +68,10 @@ def parse_proxy_request(c2s: bytes, s2c: bytes = b"") -> ProxyRequest | None:
             for a request.
     """
     first = c2s[:1]
-    if first == b"C":
+    if c2s.startswith(b"CONNECT "):
         request = _http_connect(c2s)
+    elif c2s.startswith(_HTTP_METHODS) and c2s[c2s.find(b" ") + 1 :][:7].lower() == b"http://":
+        request = _http_forward(c2s)
     elif first == b"\x04":
         request = _socks4(c2s)
     elif first == b"\x05":
@@ -82,9 +87,11 @@ def reply_length(request: ProxyRequest, s2c: bytes) -> int | None:
     """Bytes of the proxy's reply(ies) at the start of ``s2c`` (all of ``s2c`` when they do
     not end in it); None when ``s2c`` does not start as that reply. A refusal counts: the
     request still says where the client wanted to go."""
-    if request.kind == "http-connect":
+    if request.kind in ("http-connect", "http-forward"):
         if not s2c.startswith(b"HTTP/1."):
             return None
+        if request.kind == "http-forward":
+            return 0  # the proxy relays the server's own reply: nothing of its own to skip
         end = s2c.find(b"\r\n\r\n")
         return len(s2c) if end < 0 else end + 4
     if request.kind in ("socks4", "socks4a"):
@@ -110,6 +117,8 @@ def tunnelled(c2s: bytes, s2c: bytes) -> tuple[ProxyRequest, bytes, bytes] | Non
         if request is None:
             break
         found = request
+        if request.kind == "http-forward":
+            break  # the request is itself the application's: no tunnel, nothing further
         c2s, s2c = c2s[request.client_skip :], s2c[(reply_length(request, s2c) or 0) if s2c else 0 :]
     return None if found is None else (found, c2s, s2c)
 
@@ -180,6 +189,32 @@ def _http_connect(c2s: bytes) -> ProxyRequest | None:
         return None
     end = c2s.find(b"\r\n\r\n", 0, handshake.MAX_HTTP_HEAD_BYTES)
     return ProxyRequest("http-connect", host, port, len(c2s) if end < 0 else end + 4)
+
+
+def _http_forward(c2s: bytes) -> ProxyRequest | None:
+    """An HTTP request for an absolute URL (``POST http://10.1.2.3:8332/ HTTP/1.1``): RFC 9112
+    has clients send that form to a forward proxy only (cpuminer's ``--proxy`` for a
+    getblocktemplate URL). The request itself is the application's, so nothing is skipped."""
+    try:
+        head = handshake.parse_http_request(c2s)
+    except handshake.HandshakeParseError:
+        return None
+    if not head.path[:7].lower() == "http://":
+        return None
+    authority = head.path[7:].split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    if authority.startswith("["):
+        host_text, _, rest = authority.partition("]")
+        host_text, port_text = host_text + "]", rest[1:] if rest.startswith(":") else "80"
+    elif authority.count(":") == 1:
+        host_text, _, port_text = authority.partition(":")
+    else:
+        host_text, port_text = authority, "80"
+    if not is_decimal(port_text, 5):
+        return None
+    host, port = _host(host_text), _port(int(port_text))
+    if host is None or port is None:
+        return None
+    return ProxyRequest("http-forward", host, port, 0)
 
 
 def _nul_terminated(data: bytes, at: int) -> int | None:

@@ -28,9 +28,9 @@ the memory bound :data:`GHOST_ROOM`); a flow that went silent for ``idle_timeout
 Metadata. The first :attr:`FlowAssembler.prefix_bytes` of each direction (TCP in
 sequence order) are kept per flow as ``FlowTable.payload_prefixes``; from them the
 assembler fills ``is_tls``/``tls_version``/``sni``/``alpn``/``ja4``/``ja3`` (ClientHello)
-and ``http_host``/``ws_path`` (HTTP request head); a flow to an explicit proxy (HTTP
-CONNECT, SOCKS) gets the tunnel's target in ``proxy_host``/``proxy_port`` and the rest
-from the bytes inside the tunnel. DNS answers seen anywhere map server
+and ``http_host``/``ws_path`` (HTTP request head); a flow to an explicit proxy (SOCKS,
+HTTP CONNECT, an absolute URL) gets the target in ``proxy_host``/``proxy_port`` and the
+rest from the bytes inside the tunnel. DNS answers seen anywhere map server
 addresses to names (``dns_names``); :func:`assemble` fills that column from every answer
 in the capture, a streaming caller gets the answers seen so far.
 """
@@ -122,12 +122,17 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
         ``http_host``, ``ws_path``, ``proxy_host`` and ``proxy_port`` columns (empty
         strings and port 0 when absent).
     """
-    if proto == PROTO_TCP and (tunnel := proxyreq.tunnelled(c2s, s2c)) is not None:
-        # through an explicit proxy the server that matters is the tunnel's target, not the
-        # proxy; what the tunnel carries (TLS, HTTP) is read past the request and the reply
-        request, inner_c2s, inner_s2c = tunnel
-        inner = handshake_metadata(inner_c2s, inner_s2c, proto)
-        return inner | {"proxy_host": request.host, "proxy_port": request.port}
+    tunnel = proxyreq.tunnelled(c2s, s2c) if proto == PROTO_TCP else None
+    if tunnel is None:
+        return _metadata(c2s, s2c, proto)
+    # through an explicit proxy the server that matters is the tunnel's target, not the
+    # proxy; what the tunnel carries (TLS, HTTP) is read past the request and the reply
+    request, inner_c2s, inner_s2c = tunnel
+    return _metadata(inner_c2s, inner_s2c, proto) | {"proxy_host": request.host, "proxy_port": request.port}
+
+
+def _metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
+    """:func:`handshake_metadata` of bytes that open with no proxy request."""
     meta = _Metadata()
     if proto == PROTO_TCP and looks_like_tls(c2s):
         meta.is_tls = True
@@ -150,7 +155,7 @@ def handshake_metadata(c2s: bytes, s2c: bytes, proto: int) -> dict[str, object]:
                 pass
     elif proto == PROTO_TCP and (at := _find_client_hello(c2s)) > 0:
         # STARTTLS, PostgreSQL SSLRequest, an unknown proxy: a plaintext preamble, then a ClientHello
-        meta = _Metadata(**handshake_metadata(c2s[at:], b"", proto))  # type: ignore[arg-type]
+        meta = _Metadata(**_metadata(c2s[at:], b"", proto))  # type: ignore[arg-type]
     elif proto == PROTO_TCP and handshake.looks_like_http_request(c2s):
         try:
             head = handshake.parse_http_request(c2s)

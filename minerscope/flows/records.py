@@ -69,7 +69,7 @@ FLOW_SUMMARY_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "dns_names": pl.Utf8,  # names that resolved to dst inside the capture, comma-separated
     "http_host": pl.Utf8,
     "ws_path": pl.Utf8,  # WebSocket upgrade path, when the flow upgraded in plaintext
-    "proxy_host": pl.Utf8,  # target of an explicit proxy's tunnel (HTTP CONNECT, SOCKS), address or name
+    "proxy_host": pl.Utf8,  # what a flow to an explicit proxy asked it for (SOCKS, CONNECT, absolute URL)
     "proxy_port": pl.UInt16,  # its port; 0 when the flow is not to a proxy
     "stage0": pl.Utf8,  # stage-0 evidence (JSON list), "" when none; filled by prefilter
 }

@@ -74,9 +74,8 @@ def _stratum_object(evidence: Any) -> dict[str, Any]:
 
 
 def _address_authority(value: str) -> tuple[str, int | None] | None:
-    """``(address, port)`` when an HTTP host (``1.2.3.4:3333``, ``[v6]:443``; a request
-    for an absolute URL through a forward proxy names its server so) is an IP address
-    rather than a name; else None."""
+    """``(address, port)`` when an HTTP host (``1.2.3.4:3333``, ``[v6]:443``) is an IP
+    address rather than a name; else None."""
     try:
         ind = parse_indicator(value)
     except IndicatorError:
@@ -101,7 +100,8 @@ def flow_evidence(
             "proxy": [proxy_host] if proxy_host else [],  # the tunnel's target, through a proxy
         }
         hits = blacklist.match_flow(row.get("dst") or "", row.get("dport"), names)
-        forward = _address_authority(row.get("http_host") or "")
+        # (through a forward proxy the Host header names the target, which proxy_host holds)
+        forward = None if proxy_host else _address_authority(row.get("http_host") or "")
         if forward is not None and (ind := blacklist.match_ip(*forward)) is not None:
             hits.append(BlacklistHit(ind, "http_host", row["http_host"]))
         proxy_port = int(row.get("proxy_port") or 0)

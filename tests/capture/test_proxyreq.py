@@ -45,6 +45,13 @@ def _socks5(host: str, port: int) -> bytes:
             ProxyRequest("socks4a", "xmr.pool.example", 3333, 29),
         ),
         (b"CONNECT pool.example:443 HTTP/1.1\r\n\r\n", ProxyRequest("http-connect", "pool.example", 443, 37)),
+        # an absolute URL goes to a forward proxy only: no tunnel, the request is the application's
+        (b"POST http://10.1.2.3:8332/ HTTP/1.1\r\n\r\n{}", ProxyRequest("http-forward", "10.1.2.3", 8332, 0)),
+        (
+            b"GET http://u:p@Pool.Example/x?y HTTP/1.1\r\n\r\n",
+            ProxyRequest("http-forward", "pool.example", 80, 0),
+        ),
+        (b"GET HTTP://[2001:db8::5]/ HTTP/1.0\r\n\r\n", ProxyRequest("http-forward", "2001:db8::5", 80, 0)),
         (
             b"CONNECT [2001:db8::5]:5555 HTTP/1.0\r\nHost: x\r\n\r\n",
             ProxyRequest("http-connect", "2001:db8::5", 5555, 48),
@@ -126,6 +133,9 @@ def test_a_refusal_still_says_where_the_client_wanted_to_go() -> None:
         (b"CONNECT pool.example:99999 HTTP/1.1\r\n\r\n", b""),
         ("CONNECT pool.example:44² HTTP/1.1\r\n\r\n".encode("latin-1"), b""),  # int() refuses "²"
         (b"GET / HTTP/1.1\r\nHost: pool.example\r\n\r\n", b""),
+        (b"GET http://:80/ HTTP/1.1\r\n\r\n", b""),
+        (b"GET http://pool.example:0/ HTTP/1.1\r\n\r\n", b""),
+        (b"GET http://10.1.2.3:8332/ HTTP/1.1\r\n\r\n", b"\x05\x00"),  # the server is no HTTP proxy
         (b"\x05", b""),
         (b"", b""),
     ],
@@ -215,3 +225,16 @@ def test_through_a_chain_of_proxies_the_last_request_names_the_server() -> None:
     flood = _socks5("10.0.0.8", 1080) * 1000
     found = tunnelled(flood, b"")
     assert found is not None and found[0].host == "10.0.0.8" and len(found[1]) == len(flood) - 8 * 13
+
+
+def test_curl_through_a_forward_proxy_names_the_daemon_in_its_request() -> None:
+    """curl 7.88 (libcurl, which cpuminer's --proxy uses) posting getblocktemplate through
+    an HTTP proxy: the absolute URL names the daemon; the request stays the application's."""
+    sent = (
+        b"POST http://10.1.2.3:8332/ HTTP/1.1\r\nHost: 10.1.2.3:8332\r\nAuthorization: Basic dTpw\r\n"
+        b"User-Agent: curl/7.88.1\r\nAccept: */*\r\nProxy-Connection: Keep-Alive\r\n"
+        b"content-type: application/json\r\nContent-Length: 68\r\n\r\n"
+        b'{"id":0,"method":"getblocktemplate","params":[{"rules":["segwit"]}]}'
+    )
+    reply = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    assert tunnelled(sent, reply) == (ProxyRequest("http-forward", "10.1.2.3", 8332, 0), sent, reply)

@@ -71,7 +71,8 @@ LOGIN_REPLY = b'{"id":1,"jsonrpc":"2.0","error":null,"result":{"id":"a1","job":{
 
 def proxied_flows() -> tuple[FlowTable, list[Frame]]:
     """Miners behind explicit proxies: HTTP CONNECT (name, IPv4, IPv6), SOCKS 5 (name, with
-    a password), SOCKS 4 and 4a; TLS inside without SNI, or plaintext Stratum."""
+    a password), SOCKS 4 and 4a; TLS inside without SNI, or plaintext Stratum; and solo
+    mining through a forward proxy (an absolute URL, no tunnel)."""
     proxy = ("10.0.0.1", 3128)
 
     def tunnel(
@@ -105,6 +106,15 @@ def proxied_flows() -> tuple[FlowTable, list[Frame]]:
     frames += tunnel(13.0, 50013, socks5_name, [stratum[0], socks5_reply, stratum[1]])
     frames += tunnel(14.0, 50014, socks4, [(0, tls_session(sni="")[0][1]), socks4_granted])
     frames += tunnel(15.0, 50015, socks4a, [(0, tls_session()[0][1]), socks4_granted])
+    # solo mining through a forward proxy: plain HTTP, the daemon named by an absolute URL
+    gbt = b'{"id":0,"method":"getblocktemplate","params":[{"rules":["segwit"]}]}'
+    post = (
+        b"POST http://203.0.113.5:8332/ HTTP/1.1\r\nHost: 203.0.113.5:8332\r\nContent-Length: %d\r\n\r\n"
+        % len(gbt)
+    )
+    frames += tcp_session(
+        16.0, ("10.0.0.2", 50016), proxy, [(0, post + gbt), (1, b"HTTP/1.1 401 Unauthorized\r\n\r\n")]
+    )
     return assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), frames
 
 
@@ -120,11 +130,12 @@ def test_a_miner_behind_an_explicit_proxy_is_matched_by_the_tunnels_target() -> 
         ("pool.example", 3333),
         ("203.0.113.5", 3333),
         ("xmr.pool.example", 443),
+        ("203.0.113.5", 8332),
     ]
     # what the tunnel carries is read past the request: TLS (the SNI when there is one)
-    assert summary["is_tls"].to_list() == [True, False, True, False, True, True]
-    assert summary["sni"].to_list() == ["", "", "", "", "", "pool.example.test"]
-    assert summary["http_host"].to_list() == [""] * 6
+    assert summary["is_tls"].to_list() == [True, False, True, False, True, True, False]
+    assert summary["sni"].to_list() == ["", "", "", "", "", "pool.example.test", ""]
+    assert summary["http_host"].to_list() == [""] * 6 + ["203.0.113.5:8332"]
     bl = Blacklist(parse_indicator(t, "test") for t in ("pool.example", "203.0.113.5:3333", "2001:db8::5"))
     table = apply_stage0(table, bl)
     found = {
@@ -141,22 +152,18 @@ def test_a_miner_behind_an_explicit_proxy_is_matched_by_the_tunnels_target() -> 
         50013: [("proxy", "pool.example"), "stratum"],
         50014: [("proxy", "203.0.113.5:3333")],
         50015: [],  # (the blacklist names pool.example exactly, not its subdomains)
+        50016: ["stratum"],  # (the port is not the listed one)
     }
     # an address-only blacklist still looks at the targets; without one, the Stratum remains
     table = apply_stage0(
         assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), Blacklist([parse_indicator("203.0.113.5")])
     )
-    assert [bool(text) for text in table.summary.sort("sport")["stage0"]] == [
-        False,
-        True,
-        False,
-        True,
-        True,
-        False,
-    ]
+    found = [[e.get("field") for e in json.loads(t or "[]")] for t in table.summary.sort("sport")["stage0"]]
+    assert found == [[], ["proxy", None], [], [None], ["proxy"], [], ["proxy", None]]  # (None: Stratum)
     table = apply_stage0(assemble([to_batch(sorted(frames, key=lambda f: f[0]))]), None)
     kinds = [[e["kind"] for e in json.loads(t)] if t else [] for t in table.summary.sort("sport")["stage0"]]
-    assert kinds == [[], ["stratum"], [], ["stratum"], [], []]
+    assert kinds == [[], ["stratum"], [], ["stratum"], [], [], ["stratum"]]
+    assert json.loads(table.summary.sort("sport")["stage0"][6])[0]["dialect"] == "bitcoind"
 
 
 def test_plaintext_stratum_is_evidence_even_without_blacklist() -> None:
