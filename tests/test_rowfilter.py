@@ -28,6 +28,8 @@ def rows() -> pl.DataFrame:
             "coin": ["xmr", "btc", "", "xmr", ""],
             "stage0": ["", '[{"kind": "stratum"}]', "", "", ""],
             "analyst_status": ["", "confirmed", "", "", "dismissed"],
+            "proxy_host": ["", "pool.example", "", "", ""],  # flow 1 went through a proxy
+            "proxy_port": pl.Series([0, 5555, 0, 0, 0], dtype=pl.UInt16),
         }
     )
 
@@ -56,6 +58,9 @@ def test_issue_example_combines_terms_with_and(rows: pl.DataFrame) -> None:
         ("is_tls=false", [1, 2]),
         ("status=confirmed", [1]),
         ("badge~stratum", [1]),
+        ("proxy~pool.example", [1]),
+        ("host=pool.example port=5555", [1]),
+        ("POOL.EXAMPLE", [1]),
         ("SUPPORTXMR", [0]),
         ("example 10.0.0.5", [3]),
         ("bytes>8000 verdict=benign", [3]),

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from minerscope.flows.records import FlowTable, server_endpoint_exprs
+from minerscope.probe.target import format_target
 from minerscope.rowfilter import SUSPICION_ORDER, RowFilter, filter_expression, sort_columns, view_rows
 
 UID = "uid"
@@ -47,6 +48,12 @@ def server_name(row: dict[str, Any]) -> str:
         if value:
             return str(value).split(",")[0]
     return ""
+
+
+def proxy_target(row: dict[str, Any]) -> str:
+    """``host:port`` a flow to an explicit proxy asked it for ("" for other flows)."""
+    host = row.get("proxy_host")
+    return format_target(str(host), int(row.get("proxy_port") or 0)) if host else ""
 
 
 def badges(stage0: str | None) -> list[str]:

@@ -17,9 +17,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from minerscope.probe.target import format_target
 from minerscope.tui.series import FlowSeries
-from minerscope.tui.session import badges, coin_probs, parse_json_list, server_name
+from minerscope.tui.session import badges, coin_probs, parse_json_list, proxy_target, server_name
 from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
 from minerscope.unscored import unscored
 from minerscope.untrusted import clean
@@ -44,7 +43,7 @@ def header_text(row: dict[str, Any]) -> Text:
     text.append(f":{row.get('dport')}")
     if row.get("proxy_host"):  # the flow's server is a proxy: say where its tunnel led
         text.append(" (proxy) => ")
-        text.append(clean(_proxy_target(row), 90), style="bold")
+        text.append(clean(proxy_target(row), 90), style="bold")
     if name:
         text.append("  ")
         text.append(clean(name, 80), style="bold cyan")
@@ -98,15 +97,10 @@ def features_table(row: dict[str, Any]) -> Table | Text:
     return table
 
 
-def _proxy_target(row: dict[str, Any]) -> str:
-    host = row.get("proxy_host")
-    return format_target(str(host), int(row.get("proxy_port") or 0)) if host else ""
-
-
 def handshake_table(row: dict[str, Any]) -> Table:
     """TLS, DNS and HTTP metadata of the flow."""
     # (a proxy's target only for a flow to a proxy: most flows have none)
-    proxy = [("proxy target", _proxy_target(row))] if row.get("proxy_host") else []
+    proxy = [("proxy target", proxy_target(row))] if row.get("proxy_host") else []
     return _kv(
         [
             ("tls", row.get("tls_version") if row.get("is_tls") else "no"),

@@ -31,7 +31,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from minerscope.timetext import utc_text
-from minerscope.tui.session import CAPTURE_ID, COIN_PREFIX, UID, badges, server_name
+from minerscope.tui.session import CAPTURE_ID, COIN_PREFIX, UID, badges, proxy_target, server_name
 from minerscope.unscored import NOT_SCORED, unscored
 from minerscope.untrusted import clean
 
@@ -214,6 +214,14 @@ EXTRA_COLUMNS: tuple[Column, ...] = (
         _text_cell("http_host", 60),
         20,
         "Host header of plaintext HTTP or a WebSocket upgrade",
+    ),
+    Column(
+        "proxy",
+        "proxy target",
+        "proxy_host",
+        lambda row: Text(clean(proxy_target(row), 60)),
+        22,
+        "what a flow to an explicit proxy (SOCKS, HTTP) asked it for: the server it reached",
     ),
     Column("ja4", "ja4", "ja4", _text_cell("ja4", 40), 36, "JA4 fingerprint of the ClientHello"),
     Column("ja3", "ja3", "ja3", _text_cell("ja3", 40), 32, "JA3 fingerprint of the ClientHello"),
