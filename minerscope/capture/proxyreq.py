@@ -174,21 +174,33 @@ def _host(text: str) -> str | None:
         return _name(bare.encode("ascii", "replace"))
 
 
-def _http_connect(c2s: bytes) -> ProxyRequest | None:
-    if not c2s.startswith(b"CONNECT "):
-        return None
-    try:
-        head = handshake.parse_http_request(c2s)
-    except handshake.HandshakeParseError:
-        return None
-    host_text, sep, port_text = head.path.rpartition(":")
-    if not sep or not is_decimal(port_text, 5):
+def _authority(text: str, default_port: int | None) -> tuple[str, int] | None:
+    """``host:port`` / ``[v6]:port`` of an HTTP request target (``default_port`` when it
+    has none; None: a port is required), or None when it is no such thing."""
+    if text.startswith("["):
+        host_text, _, rest = text.partition("]")
+        host_text, port_text = host_text + "]", rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host_text, _, port_text = text.partition(":")
+    else:  # no port (an unbracketed IPv6 literal is no authority either)
+        host_text, port_text = text, ""
+    if not port_text and default_port is not None:
+        port_text = str(default_port)
+    if not is_decimal(port_text, 5):
         return None
     host, port = _host(host_text), _port(int(port_text))
-    if host is None or port is None:
+    return None if host is None or port is None else (host, port)
+
+
+def _http_connect(c2s: bytes) -> ProxyRequest | None:
+    try:
+        target = _authority(handshake.parse_http_request(c2s).path, None)
+    except handshake.HandshakeParseError:
+        return None
+    if target is None:
         return None
     end = c2s.find(b"\r\n\r\n", 0, handshake.MAX_HTTP_HEAD_BYTES)
-    return ProxyRequest("http-connect", host, port, len(c2s) if end < 0 else end + 4)
+    return ProxyRequest("http-connect", *target, len(c2s) if end < 0 else end + 4)
 
 
 def _http_forward(c2s: bytes) -> ProxyRequest | None:
@@ -196,25 +208,13 @@ def _http_forward(c2s: bytes) -> ProxyRequest | None:
     has clients send that form to a forward proxy only (cpuminer's ``--proxy`` for a
     getblocktemplate URL). The request itself is the application's, so nothing is skipped."""
     try:
-        head = handshake.parse_http_request(c2s)
+        path = handshake.parse_http_request(c2s).path
     except handshake.HandshakeParseError:
         return None
-    if not head.path[:7].lower() == "http://":
+    if path[:7].lower() != "http://":
         return None
-    authority = head.path[7:].split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
-    if authority.startswith("["):
-        host_text, _, rest = authority.partition("]")
-        host_text, port_text = host_text + "]", rest[1:] if rest.startswith(":") else "80"
-    elif authority.count(":") == 1:
-        host_text, _, port_text = authority.partition(":")
-    else:
-        host_text, port_text = authority, "80"
-    if not is_decimal(port_text, 5):
-        return None
-    host, port = _host(host_text), _port(int(port_text))
-    if host is None or port is None:
-        return None
-    return ProxyRequest("http-forward", host, port, 0)
+    target = _authority(path[7:].split("/", 1)[0].split("?", 1)[0].rpartition("@")[2], 80)
+    return None if target is None else ProxyRequest("http-forward", *target, 0)
 
 
 def _nul_terminated(data: bytes, at: int) -> int | None:

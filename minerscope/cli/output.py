@@ -414,8 +414,9 @@ def _probe_cell(probe: Mapping[str, Any]) -> str:
 def proxied_name(row: Mapping[str, Any]) -> str:
     """A table's name cell for a flow to a proxy: its SNI, if any, and where the tunnel led
     (the flow's DNS names name the proxy)."""
-    target = format_target(str(row["proxy_host"]), int(row.get("proxy_port") or 0))
-    return f"{row.get('sni') or ''} via proxy to {target}".lstrip()
+    from minerscope.flows.records import server_endpoint  # (output loads no polars until asked)
+
+    return f"{row.get('sni') or ''} via proxy to {format_target(*server_endpoint(row))}".lstrip()
 
 
 def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:

@@ -80,19 +80,19 @@ _SELECT_BATCH_IDS = (
 )
 
 _PROXIED = "coalesce(f.proxy_host, '') != ''"
-SERVER_HOST_SQL = f"CASE WHEN {_PROXIED} THEN f.proxy_host ELSE f.dst END"
-SERVER_PORT_SQL = f"CASE WHEN {_PROXIED} THEN f.proxy_port ELSE f.dport END"
+_SERVER_HOST_SQL = f"CASE WHEN {_PROXIED} THEN f.proxy_host ELSE f.dst END"
+_SERVER_PORT_SQL = f"CASE WHEN {_PROXIED} THEN f.proxy_port ELSE f.dport END"
 """SQL over ``flows f``: the server a flow reaches (:func:`~minerscope.flows.records.server_endpoint`)."""
 
 _SELECT_FLOW_SERVER = (
-    f"SELECT {SERVER_HOST_SQL} AS dst, {SERVER_PORT_SQL} AS dport, c.case_id"
+    f"SELECT {_SERVER_HOST_SQL} AS dst, {_SERVER_PORT_SQL} AS dport, c.case_id"
     " FROM flows f JOIN captures c ON c.id = f.capture_id WHERE f.id = ?"
 )
 
 DISMISSED_SQL = (
     "EXISTS (SELECT 1 FROM allowlist a WHERE a.enabled = 1"
-    f" AND a.host IN ({SERVER_HOST_SQL}, coalesce(f.sni, ''), coalesce(f.http_host, ''))"
-    f" AND a.port IN (0, {SERVER_PORT_SQL}))"
+    f" AND a.host IN ({_SERVER_HOST_SQL}, coalesce(f.sni, ''), coalesce(f.http_host, ''))"
+    f" AND a.port IN (0, {_SERVER_PORT_SQL}))"
 )
 """SQL predicate over ``flows f``: the flow's server endpoint is dismissed."""
 
@@ -233,7 +233,7 @@ class FlowOps(StoreBase):
             + (DISMISSED_SQL if include_dismissed else "0")  # filtered rows are never dismissed
             + " AS dismissed FROM flows f JOIN captures c ON c.id = f.capture_id "
             + score_join
-            + f" LEFT JOIN pools p ON p.host = {SERVER_HOST_SQL} AND p.port = {SERVER_PORT_SQL}"
+            + f" LEFT JOIN pools p ON p.host = {_SERVER_HOST_SQL} AND p.port = {_SERVER_PORT_SQL}"
             + where
             + " ORDER BY s.p_mining IS NULL, s.p_mining DESC, f.id"
         )

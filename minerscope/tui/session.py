@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from minerscope.flows.records import FlowTable, server_endpoint_exprs
+from minerscope.flows.records import FlowTable, server_endpoint, server_endpoint_exprs
 from minerscope.probe.target import format_target
 from minerscope.rowfilter import SUSPICION_ORDER, RowFilter, filter_expression, sort_columns, view_rows
 
@@ -52,8 +52,7 @@ def server_name(row: dict[str, Any]) -> str:
 
 def proxy_target(row: dict[str, Any]) -> str:
     """``host:port`` a flow to an explicit proxy asked it for ("" for other flows)."""
-    host = row.get("proxy_host")
-    return format_target(str(host), int(row.get("proxy_port") or 0)) if host else ""
+    return format_target(*server_endpoint(row)) if row.get("proxy_host") else ""
 
 
 def badges(stage0: str | None) -> list[str]:

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -104,16 +105,25 @@ def _rewritten_sample(path: Path, *, skip_s: float = 0.0, snaplen: int = 0, ersp
     return path
 
 
+def _scan_rewritten_sample(
+    tmp_path: Path, name: str, by: str = "stage1", **how: Any
+) -> tuple[list[dict[str, object]], set[tuple[object, object]]]:
+    """Scan the sample rewritten as :func:`_rewritten_sample` does (``how``), without a case
+    file: its records (the scan must exit 0) and the endpoints of the flows whose ``by``
+    field (``stage1`` or ``verdict``) says ``mining``."""
+    rewritten = _rewritten_sample(tmp_path / name, **how)
+    code, records, err = _scan(str(rewritten), "--no-store", db=tmp_path / "unused.sqlite")
+    assert code == 0, err
+    return records, {(r["dst"], r["dport"]) for r in records if r[by] == "mining"}
+
+
 def test_a_capture_that_starts_while_the_miners_are_connected_finds_them_all(tmp_path: Path) -> None:
     """The sample as if the capture had started 90 s in: every miner is connected, and
     several of their flows open with the pool's packet. Taking that sender for the client
     mirrored the flow: 6 of the 8 miners were found (one only by stage 0, its stage-1
     score 0.002), and those records named the pool as the source."""
-    late = _rewritten_sample(tmp_path / "late-start.pcap", skip_s=90)
-    code, records, _ = _scan(str(late), "--no-store", db=tmp_path / "unused.sqlite")
-    assert code == 0
+    records, flagged = _scan_rewritten_sample(tmp_path, "late-start.pcap", "verdict", skip_s=90)
     miners = _miner_endpoints()
-    flagged = {(r["dst"], r["dport"]) for r in records if r["verdict"] == "mining"}
     assert set(miners) <= flagged, sorted(set(miners) - flagged)
     for record in records:
         if (record["dst"], record["dport"]) in miners:
@@ -125,11 +135,8 @@ def test_a_headers_only_capture_still_finds_the_miners_by_their_timing(tmp_path:
     """Captures kept to 96 bytes a frame (headers only, a common privacy setting): no
     payload for stage 0 or TLS records, but sizes come from the IP headers and timing
     survives, so stage 1 still flags every miner (measured: 8 of 8, p 0.5 to 1.0)."""
-    headers = _rewritten_sample(tmp_path / "headers-only.pcap", snaplen=96)
-    code, records, _ = _scan(str(headers), "--no-store", db=tmp_path / "unused.sqlite")
-    assert code == 0
+    records, flagged = _scan_rewritten_sample(tmp_path, "headers-only.pcap", snaplen=96)
     miners = _miner_endpoints()
-    flagged = {(r["dst"], r["dport"]) for r in records if r["stage1"] == "mining"}
     assert set(miners) <= flagged, sorted(set(miners) - flagged)
     assert not any(e["kind"] == "stratum" for r in records for e in r["stage0"])  # type: ignore[attr-defined]
 
@@ -138,12 +145,9 @@ def test_a_capture_of_a_remote_span_session_finds_the_miners_inside_it(tmp_path:
     """The sample as an ERSPAN sensor captures it: every frame inside GRE between two
     routers. Unopened, that was one GRE conversation and no miner; opened, every flow of
     the sample is there with its own addresses."""
-    mirrored = _rewritten_sample(tmp_path / "erspan.pcap", erspan=True)
-    code, records, _ = _scan(str(mirrored), "--no-store", db=tmp_path / "unused.sqlite")
-    assert code == 0
+    records, flagged = _scan_rewritten_sample(tmp_path, "erspan.pcap", "verdict", erspan=True)
     _, plain, _ = _scan("--no-store", db=tmp_path / "unused.sqlite")
     assert len(records) == len(plain) > 300
-    flagged = {(r["dst"], r["dport"]) for r in records if r["verdict"] == "mining"}
     assert set(_miner_endpoints()) <= flagged
     assert not any(r["dst"] in ("192.0.2.1", "192.0.2.2") for r in records)
 
