@@ -8,8 +8,13 @@ never trusts a file name: it opens each file and looks at the first bytes.
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+STDIN = Path("/dev/stdin")
+"""Where ``-`` on a command line reads from."""
 
 _MAGICS = (
     b"\xd4\xc3\xb2\xa1",  # pcap, little-endian, microseconds
@@ -33,6 +38,24 @@ def looks_like_capture(path: Path) -> bool:
     except (OSError, EOFError, gzip.BadGzipFile):
         return False
     return head in _MAGICS
+
+
+def is_stream(path: Path) -> bool:
+    """True when ``path``'s bytes can be read only once: standard input (``-``), a pipe, a
+    FIFO, ``<(...)``, a terminal (not a regular file or a directory, and not a path that
+    does not exist).
+
+    Standard input counts even when a regular file is redirected into it: another process
+    cannot read it, and where ``/dev/stdin`` duplicates the descriptor (macOS) a second
+    reader would share, and move, its offset.
+    """
+    if path == STDIN:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def expand_captures(paths: Iterable[str | Path]) -> Iterator[Path]:

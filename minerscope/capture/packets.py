@@ -97,6 +97,10 @@ class ReadReport:
     complete: bool = True
     damage_offset: int | None = None
     warning: str | None = None
+    # a stream (pipe, FIFO, stdin) is hashed while it is read, as it cannot be read again:
+    # SHA-256 and size of its raw bytes once it was read to the end (None for regular files)
+    sha256: str | None = None
+    size: int = 0
 
 
 def format_ip(hi: int, lo: int) -> str:

@@ -30,6 +30,7 @@ Typical use::
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import stat
@@ -43,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from minerscope.capture import bpf, decode
+from minerscope.capture.discover import is_stream
 from minerscope.capture.packets import PACKET_DTYPE, PacketBatch, ReadReport
 from minerscope.errors import CaptureError, NotACaptureError, UnsupportedLinkTypeError
 from minerscope.untrusted import clean
@@ -58,6 +60,7 @@ allocator recycles freed batches instead of the kernel zero-filling fresh pages 
 (page faults cost more than decoding)."""
 
 _GZIP_INPUT_CHUNK = 1024 * 1024
+_DRAIN_CHUNK = 1024 * 1024
 _PCAP_HEADER = 24
 
 # magic (as read big-endian from the first 4 bytes) -> (big_endian, nanosecond, record header bytes)
@@ -161,6 +164,47 @@ class _GzipSource:
         self._f.close()
 
 
+class _HashedStream:
+    """A stream that cannot be read twice (pipe, FIFO, ``-``), hashed as its bytes pass by.
+
+    Why: the case file knows a capture by the SHA-256 of its bytes. A regular file is hashed
+    from disk beside the triage; a pipe's bytes exist once, and a second reader (the
+    hasher) would take them from the reader, or find nothing left.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def _seen(self, data: bytes | memoryview) -> None:
+        self.digest.update(data)
+        self.size += len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._seen(data)
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        n = self._f.readinto(view)  # type: ignore[attr-defined]
+        if n:
+            self._seen(view[:n])
+        return int(n or 0)
+
+    def drain(self) -> None:
+        """Hash the rest of the stream (what the reader left after damage): the identity
+        covers every byte, as a regular file's does."""
+        while chunk := self._f.read(_DRAIN_CHUNK):
+            self._seen(chunk)
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        self._f.close()
+
+
 def _fill(source: _Source, buf: npt.NDArray[np.uint8], start: int) -> int:
     """Read into ``buf[start:]`` until it is full or the source ends; return bytes read."""
     view = memoryview(buf)  # type: ignore[arg-type]
@@ -214,6 +258,10 @@ class CaptureReader:
             f: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise CaptureError(f"cannot open: {exc.strerror or exc}", path=self.path) from None
+        self._stream: _HashedStream | None = None
+        if is_stream(Path(path)) or not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            self._stream = _HashedStream(f)
+            f = self._stream  # type: ignore[assignment]
         self._consumed = False
         self._stats = np.zeros(decode.STATS_SIZE, dtype=np.int64)
         try:
@@ -310,6 +358,10 @@ class CaptureReader:
         self._consumed = True
         try:
             yield from self._walk()
+            if self._stream is not None:  # (not when the consumer stopped early: it may never end)
+                self._stream.drain()
+                self.report.sha256 = self._stream.digest.hexdigest()
+                self.report.size = self._stream.size
         finally:
             self.close()
         self._finish()

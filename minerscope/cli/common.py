@@ -180,23 +180,34 @@ SAMPLE = "sample"
 
 def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tuple[Path, ...]]:
     """The capture files to read, where no capture at all, or the word ``sample``, means the
-    bundled sample capture, and a directory means the captures under it (by magic bytes,
+    bundled sample capture, ``-`` means standard input (a capture piped in, e.g. from
+    ``tcpdump -w -``), and a directory means the captures under it (by magic bytes,
     :func:`minerscope.capture.discover.expand_captures`); and the indicator files that come
     with the sample (its blacklist, when the sample is among the captures). One rule, so
     ``scan``, ``flows`` and the workstation take the same arguments and show the sample's
     blacklisted pool alike.
 
     Raises:
-        errors.InputError: the sample is asked for and not installed, or the directories
-            named (and nothing else) hold no capture.
+        errors.InputError: the sample is asked for and not installed, the directories
+            named (and nothing else) hold no capture, or ``-`` is given twice or while
+            standard input is a terminal.
     """
     from minerscope import resources
-    from minerscope.capture.discover import expand_captures
+    from minerscope.capture.discover import STDIN, expand_captures
 
     paths: list[Path] = []
     extra: tuple[Path, ...] = ()
     for item in captures or [SAMPLE]:
-        if str(item) == SAMPLE and not Path(item).exists():
+        if str(item) == "-" and not Path(item).exists():
+            if STDIN in paths:
+                raise errors.InputError("-: standard input can be read only once")
+            if sys.stdin is None or sys.stdin.isatty():
+                raise errors.InputError(
+                    "-: standard input is a terminal; pipe a capture into it "
+                    "(e.g. tcpdump -U -w - ... | minerscope scan -)"
+                )
+            paths.append(STDIN)
+        elif str(item) == SAMPLE and not Path(item).exists():
             sample = resources.sample_capture()
             if not sample.is_file():
                 raise errors.InputError(f"the bundled sample capture is missing ({sample})")

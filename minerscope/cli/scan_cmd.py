@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from minerscope import errors
+from minerscope.capture.discover import is_stream
 from minerscope.cli.common import (
     ExitCode,
     active_timeout_option,
@@ -61,14 +62,20 @@ def _mark_analyst(
     """Record one capture and its flows in the case file; add the ``analyst`` column to its rows.
 
     ``analyst`` is ``dismissed`` (allowlisted endpoint), ``confirmed`` (a confirmed pool),
-    or "". ``sha256``: the capture's hash if already known (else the store hashes it).
+    or "". ``sha256``: the capture's hash if already known (else the store hashes it); a
+    stream's comes with the outcome.
     """
     import polars as pl
 
-    path, rows, _complete, _warning, _error, packets = outcome
+    rows = outcome.rows
     first = rows["first_seen"].min() if rows.height else None
     last = rows["last_seen"].max() if rows.height else None
-    capture_id = store.add_capture(path, packets=packets, first_ts=first, last_ts=last, sha256=sha256)
+    size = None
+    if outcome.stream is not None:  # a pipe: hashed by its reader, there is no file to hash
+        sha256, size = outcome.stream
+    capture_id = store.add_capture(
+        outcome.path, packets=outcome.packets, first_ts=first, last_ts=last, sha256=sha256, size=size
+    )
     if not rows.height:  # a capture without flows: its frame may have no columns to mark
         return rows
     store.record_flows(capture_id, rows)
@@ -199,6 +206,8 @@ def scan(
     )
     workers = jobs if jobs > 0 else (os.cpu_count() or 1)
     workers = min(workers, len(paths))
+    if any(is_stream(p) for p in files):
+        workers = 1  # stdin and /dev/fd/N are this process's: a spawned worker cannot read them
     # JSONL and CSV without probing stream capture by capture; a table is sorted and
     # probing joins across captures, so those need every record first.
     streaming = fmt in ("jsonl", "csv") and not do_probe
@@ -221,7 +230,7 @@ def scan(
             endpoint_status = {(h, p): st for h, p, st in store.endpoint_status()}
             hashes = _hash_in_background(stack, paths)
         for outcome in _run(paths, options, workers, show_progress):
-            path, rows, complete, warning, error, _packets = outcome
+            path, rows, complete, warning, error = outcome[:5]
             if error is not None:
                 kind, _, message = error.partition(":")
                 error_line(message)
@@ -281,7 +290,8 @@ def _hash_in_background(stack: ExitStack, paths: list[str]) -> dict[str, Future[
     # on the way out (Ctrl-C included) stop within one chunk and hash nothing more
     stack.callback(pool.shutdown, cancel_futures=True)
     stack.callback(cancel.set)
-    return {p: pool.submit(file_sha256, Path(p), cancel) for p in paths}
+    # a stream is hashed by its reader: a second reader here would take its bytes
+    return {p: pool.submit(file_sha256, Path(p), cancel) for p in paths if not is_stream(Path(p))}
 
 
 def _hash_result(future: Future[tuple[str, int]] | None) -> str | None:

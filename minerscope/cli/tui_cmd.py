@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from minerscope.capture.discover import is_stream
 from minerscope.cli.common import (
     ExitCode,
     blacklist_option,
@@ -84,12 +85,17 @@ def workstation_args(
     testable without a terminal.
 
     Raises:
-        CaptureError: a capture path is not a file.
+        CaptureError: a capture path is not a regular file (stdin, a pipe: scan reads those).
     """
     from minerscope.triage import TriageOptions
 
     paths, sample_lists = captures_with_sample(captures)
     for path in paths:
+        if is_stream(path):  # its keys come from stdin, and its triage child cannot open our pipes
+            raise CaptureError(
+                "not a regular file: the workstation opens capture files (scan reads pipes and stdin: scan -)",
+                path=str(path),
+            )
         if not path.is_file():
             raise CaptureError("no such file", path=str(path))
     case_file = Path(db) if db else default_db_path()

@@ -42,13 +42,22 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, NamedTuple
 
 from minerscope import errors
 
-Outcome = tuple[str, Any, bool, str | None, str | None, int]
-"""(path, rows frame or None, complete, warning, error "Class:message", packets in the file
-(kept by ``--bpf`` or not))."""
+
+class Outcome(NamedTuple):
+    """One capture's triage, as it crosses back from a worker."""
+
+    path: str
+    rows: Any  # the scored rows (a polars frame), None on error
+    complete: bool
+    warning: str | None
+    error: str | None  # "Class:message"
+    packets: int  # packets in the file (kept by ``--bpf`` or not)
+    stream: tuple[str, int] | None = None  # a stream's (SHA-256, size), hashed as it was read
+
 
 Work = Callable[[str, Any], Outcome]
 """Triage one capture: ``(path, options) -> Outcome``; must be importable by a worker."""
@@ -66,8 +75,11 @@ def triage_one(path: str, options: Any, on_update: Callable[[Any], None] | None 
     try:
         rows, report = triage_rows(path, options, on_update=on_update)
     except errors.MinerscopeError as exc:
-        return path, None, False, None, f"{type(exc).__name__}:{exc}", 0
-    return path, rows, report.complete, report.warning, None, report.packets + report.filtered
+        return Outcome(path, None, False, None, f"{type(exc).__name__}:{exc}", 0)
+    stream = None if report.sha256 is None else (report.sha256, report.size)
+    return Outcome(
+        path, rows, report.complete, report.warning, None, report.packets + report.filtered, stream
+    )
 
 
 def triage_in_order(
@@ -189,7 +201,7 @@ class _Dispatch:
                 self.pool = None
             path = self.paths[index]
             message = f"{path}: the worker process triaging it ended unexpectedly (killed, or out of memory?)"
-            return path, None, False, None, f"{errors.InternalError.__name__}:{message}", 0
+            return Outcome(path, None, False, None, f"{errors.InternalError.__name__}:{message}", 0)
 
     def close(self) -> None:
         """No more claims: done-callbacks that fire during shutdown submit nothing."""

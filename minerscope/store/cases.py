@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from minerscope.capture.discover import is_stream
 from minerscope.errors import StoreError
 from minerscope.store.db import StoreBase
 from minerscope.untrusted import is_decimal
@@ -117,6 +118,7 @@ class CaseOps(StoreBase):
         first_ts: float | None = None,
         last_ts: float | None = None,
         sha256: str | None = None,
+        size: int | None = None,
     ) -> int:
         """Register a capture file; idempotent by content hash.
 
@@ -128,10 +130,20 @@ class CaseOps(StoreBase):
             case_id: the case it belongs to (None: the default case).
             packets, first_ts, last_ts: what the reader reported, when known.
             sha256: a precomputed hash (the file is then only stat'ed).
+            size: its size in bytes, with ``sha256`` (then nothing is read: a pipe's
+                reader hashed it, and the pipe holds nothing any more).
+
+        Raises:
+            StoreError: the file cannot be read, or it is a stream given without its hash.
         """
         path = Path(path)
+        stream = is_stream(path)
         try:
-            if sha256 is None:
+            if sha256 is not None and size is not None:
+                pass
+            elif stream:
+                raise StoreError(f"{path}: a stream can be read only once: its reader must hash it")
+            elif sha256 is None:
                 sha256, size = file_sha256(path)
             else:
                 size = path.stat().st_size
@@ -150,7 +162,17 @@ class CaseOps(StoreBase):
             cur = self.conn.execute(
                 "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (case, str(path.resolve()), size, sha256, packets, first_ts, last_ts, time.time()),
+                # (a stream's resolved path names a pipe that is gone: keep the name it was given)
+                (
+                    case,
+                    str(path if stream else path.resolve()),
+                    size,
+                    sha256,
+                    packets,
+                    first_ts,
+                    last_ts,
+                    time.time(),
+                ),
             )
             return int(cur.lastrowid or 0)
 

@@ -8,6 +8,7 @@ the decoded fields are compared with a parser that shares no code with ours.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 import struct
 import zlib
@@ -664,6 +665,34 @@ def test_garbage_mid_pcap(tmp_path: Path) -> None:
     assert "impossible record length" in (report.warning or "")
 
 
+def test_damage_in_a_stream_keeps_the_packets_before_and_hashes_every_byte(tmp_path: Path) -> None:
+    """A pipe damaged mid-way: the packets before the damage, and an identity that covers
+    the whole stream (the rest is read to its end), like a damaged file's hash."""
+    import os
+    import threading
+
+    path, bounds = _small_pcap(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[bounds[3] : bounds[3] + 16] = b"\xff" * 16
+    data = bytes(raw) + b"\x00" * 3_000_000  # more than one read after the damage
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    try:
+        batch, report = read_all(fifo)
+    finally:
+        thread.join()
+    assert len(batch.packets) == 3
+    _check_damaged(report, fifo, bounds[3])
+    assert report.sha256 == hashlib.sha256(data).hexdigest() and report.size == len(data)
+
+
 @pytest.mark.parametrize(
     ("what", "patch", "reason"),
     [
@@ -766,7 +795,11 @@ def test_reads_from_a_pipe(tmp_path: Path) -> None:
         thread.join()
     assert np.concatenate([b.packets for b in batches])["ts_ns"].tolist() == expected_ts
     assert reader.report.complete and reader.report.packets == len(ips)
-    whole, _ = read_all(source)
+    # its bytes pass once: the reader hashes them for the case file (a file is hashed from disk)
+    assert reader.report.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert reader.report.size == source.stat().st_size
+    whole, whole_report = read_all(source)
+    assert whole_report.sha256 is None
     assert [b.payload(i) for b in batches for i in range(len(b.packets))] == [
         whole.payload(i) for i in range(len(whole.packets))
     ]
