@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minerscope.capture.live import LiveCapture
+from minerscope.capture.live import LiveCapture, PipeCapture, capture_source
 from minerscope.capture.packets import PacketBatch, ReadReport
 from minerscope.triage import TriageOptions, TriageUpdate, load_triage_stack
 
@@ -163,7 +163,8 @@ def iter_live(
     ``report`` whose ``complete`` is False when the kernel dropped packets.
 
     Args:
-        source: interface name (used when ``live`` is None or names none).
+        source: interface name, or ``-`` / a FIFO's path for a capture piped in (used when
+            ``live`` is None or names none).
         options: model, blacklist, timeouts; ``window_s`` is where flows are cut.
         cancel: set it to stop the capture (open flows are still scored).
         live: capture settings (filter, duration, packet count).
@@ -176,8 +177,7 @@ def iter_live(
     """
     options = options or TriageOptions()
     live = live or LiveOptions(str(source))
-    interface = live.interface or str(source)
-    capture = LiveCapture(interface, bpf=live.bpf, promisc=live.promisc)
+    capture = capture_source(live.interface or str(source), bpf=live.bpf, promisc=live.promisc)
     capture.check()  # first: a missing privilege is reported before the model loads
 
     from minerscope.warmup import compile_kernels
@@ -191,7 +191,7 @@ def iter_live(
         return
     capture.open()
     try:
-        yield from _run(capture, interface, options, live, cancel, scoring)
+        yield from _run(capture, options, live, cancel, scoring)
     finally:
         capture.close()
 
@@ -206,8 +206,7 @@ def load_scoring(options: TriageOptions) -> tuple[Model, Blacklist]:
 
 
 def _run(
-    capture: LiveCapture,
-    interface: str,
+    capture: LiveCapture | PipeCapture,
     options: TriageOptions,
     live: LiveOptions,
     cancel: threading.Event | None,
@@ -216,6 +215,7 @@ def _run(
     from minerscope._pipeline import score_rows
     from minerscope.flows.assemble import FlowAssembler, fill_dns_names
 
+    interface = capture.name
     assembler = FlowAssembler(
         idle_timeout=options.idle_timeout, active_timeout=options.window_s, capture=interface
     )
@@ -257,7 +257,7 @@ def _run(
     deadline = None if live.duration_s is None else started + live.duration_s
     last_progress = last_advance = started
     while True:
-        if cancel is not None and cancel.is_set():
+        if (cancel is not None and cancel.is_set()) or capture.ended:
             break
         now = time.monotonic()
         if deadline is not None and now >= deadline:
@@ -273,7 +273,7 @@ def _run(
                 # Nothing arrived (the ring is drained): tell the assembler the time, so
                 # flows that went quiet and windows that ran out end now, not at the next packet.
                 last_advance = now
-                finished = assembler.advance(time.time_ns() - ADVANCE_LAG_NS)
+                finished = assembler.advance(capture.now_ns() - ADVANCE_LAG_NS)
                 if len(finished):
                     last_progress = now
                     yield update(finished)
@@ -287,13 +287,7 @@ def _run(
         if len(finished) or now - last_progress >= PROGRESS_S:
             last_progress = now
             yield update(finished)
-    stats = capture.kernel_stats()
-    if stats.dropped:
-        report.complete = False
-        report.warning = (
-            f"{interface}: the kernel dropped {stats.dropped:,} packets (the ring overflowed); "
-            "flows around them are incomplete"
-        )
+    capture.finish_report(report)
     yield update(assembler.finish(), done=True)
 
 

@@ -15,15 +15,22 @@ out and on the way in); like libpcap, the outgoing copy is dropped.
 
 Opening a packet socket needs root or ``CAP_NET_RAW``; without it
 :class:`~minerscope.errors.CapturePrivilegeError` says exactly that. Linux only.
+
+A sensor elsewhere (the span port is rarely on the analyst's laptop) streams its capture
+instead: ``ssh sensor tcpdump -U -w - | minerscope live -i -``, as Wireshark reads
+``-i -``. :class:`PipeCapture` reads that stream (or a FIFO) with the file reader's
+decoder as bytes arrive, behind the same interface; :func:`capture_source` picks one.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import select
 import socket
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +42,10 @@ from numba import njit
 
 from minerscope.capture.bpf import compile_bpf
 from minerscope.capture.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW, _decode_frame
-from minerscope.capture.packets import PACKET_DTYPE, PacketBatch
-from minerscope.errors import CaptureError, CapturePrivilegeError
+from minerscope.capture.discover import STDIN, is_stream
+from minerscope.capture.packets import PACKET_DTYPE, PacketBatch, ReadReport
+from minerscope.capture.pcap import CaptureReader
+from minerscope.errors import CaptureError, CapturePrivilegeError, InputError
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -166,6 +175,22 @@ class CaptureStats:
     dropped: int = 0
 
 
+def capture_source(
+    interface: str, *, bpf: str | None = None, promisc: bool = False
+) -> LiveCapture | PipeCapture:
+    """What ``live -i`` names: ``-`` (standard input) or a path is a stream piped in, any
+    other name an interface (interface names hold no ``/``).
+
+    Raises:
+        InputError: ``promisc`` for a stream.
+    """
+    if interface == "-" or os.sep in interface:
+        if promisc:
+            raise InputError(f"{interface}: --promisc is for a network interface, not a stream")
+        return PipeCapture(interface, bpf=bpf)
+    return LiveCapture(interface, bpf=bpf, promisc=promisc)
+
+
 class LiveCapture:
     """A packet socket with a TPACKET_V3 ring on one interface; :meth:`read` returns batches.
 
@@ -203,6 +228,30 @@ class LiveCapture:
         self._next = 0
         self._poll: Any = None
         self._skip_outgoing = False
+
+    @property
+    def name(self) -> str:
+        """What records and the case file call this capture."""
+        return self.interface
+
+    @property
+    def ended(self) -> bool:
+        """An interface never ends (a stop condition ends the capture)."""
+        return False
+
+    def now_ns(self) -> int:
+        """The capture's clock: the kernel stamps packets with this machine's time."""
+        return time.time_ns()
+
+    def finish_report(self, report: ReadReport) -> None:
+        """Say in ``report`` what was lost: packets the kernel dropped when the ring overflowed."""
+        stats = self.kernel_stats()
+        if stats.dropped:
+            report.complete = False
+            report.warning = (
+                f"{self.interface}: the kernel dropped {stats.dropped:,} packets (the ring overflowed); "
+                "flows around them are incomplete"
+            )
 
     def __enter__(self) -> LiveCapture:
         self.open()
@@ -363,3 +412,92 @@ class LiveCapture:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class PipeCapture:
+    """A pcap or pcapng stream piped in (``-``: standard input) or written to a FIFO, read
+    as its bytes arrive; the interface of :class:`LiveCapture`.
+
+    No privilege is needed here: the sensor that captures holds it. The stream must be
+    uncompressed and packet-buffered (``tcpdump -U``; without ``-U`` tcpdump holds packets
+    back until its buffer fills, and verdicts come late).
+
+    Its clock is the capture's: the newest packet's timestamp plus the time since it
+    arrived. A sensor whose clock differs from this machine's, or a capture replayed
+    through the pipe, still has its idle flows and closed windows end on time.
+    """
+
+    def __init__(self, source: str, *, bpf: str | None = None) -> None:
+        self.source = source
+        self.bpf = bpf
+        self.path = STDIN if source == "-" else Path(source)
+        self.stats = CaptureStats()
+        self._reader: CaptureReader | None = None
+        self._newest_ns: int | None = None
+        self._arrived_ns = 0
+
+    @property
+    def name(self) -> str:
+        """``stdin`` for ``-``, else the path given."""
+        return "stdin" if self.source == "-" else self.source
+
+    def check(self) -> None:
+        """Refuse what cannot be a stream piped in, before the model loads."""
+        if self.source == "-":
+            if sys.stdin is None or sys.stdin.isatty():
+                raise InputError(
+                    "-i -: standard input is a terminal; pipe a capture into it, "
+                    "e.g. ssh SENSOR tcpdump -U -w - | minerscope live -i -"
+                )
+        elif not self.path.exists():
+            raise CaptureError("no such interface, file or FIFO", path=self.source)
+        elif not is_stream(self.path):
+            raise CaptureError("a file, not a stream: read it with minerscope scan", path=self.source)
+
+    def open(self) -> None:
+        """Read the stream's header (this waits for the sensor's first bytes)."""
+        reader = CaptureReader(self.path, bpf=self.bpf)
+        if reader.report.file_format.endswith("+gzip"):
+            reader.close()
+            raise CaptureError(
+                "a gzip-compressed stream: decompress it on the way in (| gunzip |)", path=self.source
+            )
+        self._reader = reader
+
+    def read(self, timeout_s: float = 0.25) -> PacketBatch:
+        """Wait up to ``timeout_s``; return the complete records that arrived."""
+        if self._reader is None:
+            raise CaptureError("the stream is not open", path=self.source)
+        batch = self._reader.read_available(timeout_s)
+        if len(batch.packets):
+            self._newest_ns = max(int(batch.packets["ts_ns"].max()), self._newest_ns or 0)
+            self._arrived_ns = time.monotonic_ns()
+            self.stats.packets += len(batch.packets)
+        return batch
+
+    @property
+    def ended(self) -> bool:
+        """The writer closed the stream (or it was damaged): nothing more will come."""
+        return self._reader is not None and self._reader.ended
+
+    def now_ns(self) -> int:
+        """Capture time now: the newest packet's, moved on by the time since it arrived."""
+        if self._newest_ns is None:
+            return time.time_ns()
+        return self._newest_ns + time.monotonic_ns() - self._arrived_ns
+
+    def kernel_stats(self) -> CaptureStats:
+        """Counters (nothing is dropped here: a full pipe makes the writer wait)."""
+        return self.stats
+
+    def finish_report(self, report: ReadReport) -> None:
+        """Say in ``report`` where the stream was damaged or cut, if it was."""
+        if self._reader is not None and not self._reader.report.complete:
+            report.complete = False
+            report.damage_offset = self._reader.report.damage_offset
+            report.warning = self._reader.report.warning
+
+    def close(self) -> None:
+        """Close the stream (idempotent)."""
+        if self._reader is not None:
+            self._reader.close()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import select
 import stat
 import zlib
 from collections.abc import Iterable, Iterator
@@ -182,7 +183,22 @@ class _HashedStream:
         self.size += len(data)
 
     def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
+        """Up to ``n`` bytes, fewer only at the end (one system call may return less)."""
+        if n < 0:
+            data = self._f.read()
+        else:
+            parts: list[bytes] = []
+            want = n
+            while want > 0 and (part := self._f.read(want)):
+                parts.append(part)
+                want -= len(part)
+            data = b"".join(parts)
+        self._seen(data)
+        return data
+
+    def read_some(self, n: int) -> bytes:
+        """What one system call returns (at most ``n`` bytes; empty at the end)."""
+        data = self._f.read(n) or b""
         self._seen(data)
         return data
 
@@ -195,8 +211,8 @@ class _HashedStream:
     def drain(self) -> None:
         """Hash the rest of the stream (what the reader left after damage): the identity
         covers every byte, as a regular file's does."""
-        while chunk := self._f.read(_DRAIN_CHUNK):
-            self._seen(chunk)
+        while self.read_some(_DRAIN_CHUNK):
+            pass
 
     def fileno(self) -> int:
         return self._f.fileno()
@@ -254,15 +270,18 @@ class CaptureReader:
         self._batch_bytes = max(256, int(batch_bytes))
         self._batch_rows = max(1, int(batch_rows))
         self.report = ReadReport(path=self.path)
+        stream = is_stream(Path(path))
         try:
-            f: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+            # a stream unbuffered: no bytes wait in a Python buffer where select() cannot see them
+            f: BinaryIO = open(path, "rb", buffering=0 if stream else -1)  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise CaptureError(f"cannot open: {exc.strerror or exc}", path=self.path) from None
         self._stream: _HashedStream | None = None
-        if is_stream(Path(path)) or not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        if stream or not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             self._stream = _HashedStream(f)
             f = self._stream  # type: ignore[assignment]
         self._consumed = False
+        self._ended = False
         self._stats = np.zeros(decode.STATS_SIZE, dtype=np.int64)
         try:
             self._open(f)
@@ -402,6 +421,82 @@ class CaptureReader:
             # no progress: one record is larger than the window (the walker bounds record lengths)
             size = (end - start) * 2 if pos == start else self._batch_bytes
             file_pos = base + pos
+
+    @property
+    def ended(self) -> bool:
+        """:meth:`read_available` reached the end of the stream, or damage."""
+        return self._ended
+
+    def read_available(self, timeout_s: float) -> PacketBatch:
+        """The packets a stream holds now: for a capture that grows while it is read
+        (``live -i -``: ``tcpdump -U -w -`` over ssh).
+
+        Waits up to ``timeout_s`` for bytes, reads what has arrived (at most about
+        ``batch_bytes``), and decodes every complete record; a record cut by the pipe's
+        timing waits for the next call. At the end of the stream, or at damage, the report
+        is final and :attr:`ended` is set. Not with :meth:`batches` (one or the other).
+
+        Raises:
+            CaptureError: not an uncompressed stream (a file, or gzip: decompress it on
+                the way in), or :meth:`batches` was used.
+        """
+        if self._stream is None or not isinstance(self._source, _PlainSource):
+            raise CaptureError(
+                "reading as the bytes arrive needs an uncompressed pcap or pcapng stream", path=self.path
+            )
+        if self._consumed:
+            raise CaptureError("batches() and read_available() do not mix", path=self.path)
+        empty = PacketBatch(np.zeros(0, dtype=PACKET_DTYPE), np.zeros(0, dtype=np.uint8), self.path)
+        if self._ended:
+            return empty
+        if self._carry is None:  # first call: pcapng's first bytes are its section header block
+            self._carry = (self._head, 0 if self._format == "pcapng" else _PCAP_HEADER, self._head.shape[0])
+        pending = self._carry[0]
+        fd = self._stream.fileno()
+        parts = [pending.tobytes()]
+        got = 0
+        eof = False
+        wait = max(0.0, timeout_s)
+        while got < self._batch_bytes and select.select([fd], [], [], wait)[0]:
+            data = self._stream.read_some(self._batch_bytes - got)
+            if not data:
+                eof = True
+                break
+            parts.append(data)
+            got += len(data)
+            wait = 0.0
+        if not got and not eof:
+            return empty
+        buf = np.frombuffer(bytearray(b"".join(parts)), dtype=np.uint8)
+        end = buf.shape[0]
+        pos = 0
+        rows: list[npt.NDArray[np.void]] = []
+        while True:
+            out = np.zeros(min((end - pos) // 16 + 1, self._batch_rows), dtype=PACKET_DTYPE)
+            n, pos, status, reason = self._run(buf, pos, end, out)
+            if n:
+                rows.append(out[:n])
+            if status != decode.STATUS_FULL:
+                break
+        base = self._carry[1]
+        self._carry = (buf[pos:end], base + pos, end - pos)
+        packets = rows[0] if len(rows) == 1 else np.concatenate(rows) if rows else empty.packets
+        if packets.shape[0]:
+            self._count(packets)
+        self.report.bytes_read = base + pos
+        if status == decode.STATUS_DAMAGE:
+            self._damage(base + pos, decode.DAMAGE_TEXT.get(reason, "damaged record"))
+            self._end()
+        elif eof:
+            if pos < end:
+                self._damage(base + pos, "stream ends inside a record (truncated)")
+            self._end()
+        return PacketBatch(packets=packets, data=buf, source=self.path)
+
+    def _end(self) -> None:
+        self._ended = True
+        self.close()
+        self._finish()
 
     def _read_window(self, file_pos: int, size: int) -> tuple[npt.NDArray[np.uint8], int, int, int, bool]:
         """Next buffer from a stream: the unfinished tail of the last one, then fresh bytes."""

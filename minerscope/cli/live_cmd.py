@@ -99,7 +99,13 @@ class _Prober:
 
 
 @click.command(name="live")
-@click.option("-i", "--interface", required=True, metavar="IFACE", help="Network interface to capture on.")
+@click.option(
+    "-i",
+    "--interface",
+    required=True,
+    metavar="IFACE",
+    help="Network interface to capture on; - (or a FIFO's path): a pcap stream piped in.",
+)
 @bpf_option
 @click.option("--duration", "duration_s", type=seconds(), default=None, help="Stop after this many seconds.")
 @click.option(
@@ -159,7 +165,8 @@ def live(
     tui: bool,
     quiet: bool,
 ) -> None:
-    """Capture on IFACE and print one JSONL record per verdict, as verdicts appear.
+    """Capture on IFACE (or read a capture piped in: -i -) and print one JSONL record per
+    verdict, as verdicts appear.
 
     Records have the fields of ``scan --format jsonl``. A flow gets a record each time
     one of its feature windows closes (``--window``) and when it ends; records of one
@@ -168,7 +175,10 @@ def live(
 
     Needs root or CAP_NET_RAW (e.g. ``sudo setcap cap_net_raw,cap_net_admin+eip
     $(readlink -f .venv/bin/python)``); without it, exits 4 with one line saying so.
-    Exits 3 when the kernel dropped packets. The case file's blacklist feeds stage 0, and
+    Exits 3 when the kernel dropped packets. ``-i -`` reads a pcap/pcapng stream from
+    standard input instead (``-i PATH``: from a FIFO), as it arrives, e.g. from a sensor:
+    ``ssh SENSOR tcpdump -U -w - 'not port 22' | minerscope live -i -`` (no privilege
+    here; the stream's end ends the session; exits 3 when it was cut inside a record). The case file's blacklist feeds stage 0, and
     the session's scored flows are recorded there as capture ``live:IFACE`` (every couple
     of seconds; not with --no-store); with --probe, verdicts are recorded there too and
     confirmed pools join the blacklist (the probe's own connections are captured too when
@@ -176,6 +186,7 @@ def live(
     """
     from rich.progress import TextColumn
 
+    from minerscope.capture.live import capture_source
     from minerscope.flows.records import server_endpoint
     from minerscope.live import LiveOptions, iter_live
     from minerscope.store import default_db_path
@@ -194,6 +205,10 @@ def live(
     live_options = LiveOptions(
         interface=interface, bpf=bpf, promisc=promisc, duration_s=duration_s, max_packets=max_packets
     )
+    try:  # what records, status lines and the case file call it (stdin for -)
+        label = capture_source(interface, bpf=bpf, promisc=promisc).name
+    except errors.InputError as exc:
+        fail(exc)
     if tui:
         if do_probe:  # not silently ignored: the workstation probes on the analyst's key
             raise click.UsageError("--probe is for the headless stream; in the workstation press p on a flow")
@@ -228,7 +243,7 @@ def live(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = ExitCode.OK
     try:
-        case = None if no_store else _CaseWriter(db_path, interface)
+        case = None if no_store else _CaseWriter(db_path, label)
     except errors.StoreError as exc:
         fail(exc)
     latest: dict[Endpoint, dict[str, Any]] = {}
@@ -278,13 +293,13 @@ def live(
             if not announced and not quiet:
                 announced = True
                 where = f" (filter: {bpf})" if bpf else ""
-                progress_note(f"capturing on {interface}{where}; Ctrl-C stops")
+                progress_note(f"capturing on {clean(label)}{where}; Ctrl-C stops")
                 if bar is not None:
                     bar.start()
             if bar is not None and task is not None:
                 state = live_status(update.packets, update.open_flows, update.dropped)
                 probes = f" · {len(probed):,} endpoints probed" if prober is not None else ""
-                line = f"{interface}: {state} · {update.flows_scored:,} scored{probes}"
+                line = f"{label}: {state} · {update.flows_scored:,} scored{probes}"
                 bar.update(task, description=clean(line))
             if case is not None:
                 case.add(update.rows, packets=update.packets, final=update.done)
@@ -310,7 +325,7 @@ def live(
                         prober.ask(endpoint)
                 collect_probes()
             if update.done and update.report is not None and not update.report.complete:
-                warn(update.report.warning or f"{interface}: packets were lost")
+                warn(update.report.warning or f"{label}: packets were lost")
                 status = ExitCode.PARTIAL
     except errors.MinerscopeError as exc:
         fail(exc)
@@ -391,12 +406,21 @@ def _run_tui(live_options: Any, options: Any, db_path: Path) -> None:
     """The workstation, fed by the live pipeline (checked first, so errors print as one line)."""
     from functools import partial
 
-    from minerscope.capture.live import LiveCapture
+    from minerscope.capture.live import LiveCapture, capture_source
     from minerscope.live import iter_live
 
     try:
-        with LiveCapture(live_options.interface, bpf=live_options.bpf):
-            pass  # privileges, interface and filter, before the screen takes over the terminal
+        if live_options.interface == "-":
+            raise errors.InputError(
+                "-i -: the workstation reads its keys from standard input; give the stream a FIFO "
+                "(mkfifo /tmp/tap; ssh SENSOR tcpdump -U -w - > /tmp/tap & minerscope live --tui -i /tmp/tap)"
+            )
+        capture = capture_source(live_options.interface, bpf=live_options.bpf, promisc=live_options.promisc)
+        if isinstance(capture, LiveCapture):
+            with capture:
+                pass  # privileges, interface and filter, before the screen takes over the terminal
+        else:
+            capture.check()  # (opening a FIFO to look would take the writer's first bytes)
     except errors.MinerscopeError as exc:
         fail(exc)
     from minerscope.cli.tui_cmd import run_workstation  # the CLI's one door into Textual

@@ -35,7 +35,7 @@ from scapy.packet import Packet, Raw
 from minerscope.capture import writer as W
 from minerscope.capture.packets import PacketBatch, ReadReport, format_ip
 from minerscope.capture.pcap import CaptureReader, iter_batches, read_all, read_capture
-from minerscope.errors import NotACaptureError, UnsupportedLinkTypeError
+from minerscope.errors import CaptureError, NotACaptureError, UnsupportedLinkTypeError
 
 TS0 = 1_700_000_000_123_456_789
 STEP = 1_000_003_007
@@ -803,6 +803,86 @@ def test_reads_from_a_pipe(tmp_path: Path) -> None:
     assert [b.payload(i) for b in batches for i in range(len(b.packets))] == [
         whole.payload(i) for i in range(len(whole.packets))
     ]
+
+
+def _read_as_it_arrives(path: Path, data: bytes, chunks: list[int]) -> tuple[list[PacketBatch], ReadReport]:
+    """Write ``data`` into a FIFO in pieces of the given sizes (pausing between some), and
+    read it with ``read_available`` until the stream ends."""
+    import os
+    import threading
+    import time
+
+    fifo = path.with_suffix(".fifo")
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb", buffering=0) as f:
+            pos = 0
+            for k, size in enumerate(chunks):
+                f.write(data[pos : pos + size])
+                pos += size
+                if k % 7 == 3:
+                    time.sleep(0.02)  # the reader finds the pipe empty, a record half there
+            f.write(data[pos:])
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    reader = CaptureReader(fifo, batch_bytes=4096)
+    batches = []
+    deadline = time.monotonic() + 30
+    while not reader.ended and time.monotonic() < deadline:
+        batch = reader.read_available(0.05)
+        if len(batch.packets):
+            batches.append(batch)
+    thread.join(timeout=5)
+    assert reader.ended
+    return batches, reader.report
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_a_stream_read_as_it_arrives_gives_the_file_s_packets(tmp_path: Path, fmt: str) -> None:
+    """``live -i -``: records cut anywhere by the pipe's timing are decoded once complete."""
+    if fmt == "pcap":
+        source = tmp_path / "src.pcap"
+        _write_pcap(source, 1, [_eth(ip) for ip in _ip_packets()] * 8)
+    else:
+        source = tmp_path / "src.pcapng"
+        _pcapng_mixed(source)
+    data = source.read_bytes()
+    rng = np.random.default_rng(7)
+    chunks = [int(c) for c in rng.integers(1, 100, size=len(data) // 50)]
+    batches, report = _read_as_it_arrives(source, data, chunks)
+    whole, whole_report = read_all(source)
+    assert len(batches) > 1  # it did come in pieces
+    packets = np.concatenate([b.packets for b in batches])
+    got = packets.copy()
+    got["payload_off"] = 0
+    expected = whole.packets.copy()
+    expected["payload_off"] = 0
+    assert got.tolist() == expected.tolist()
+    assert [b.payload(i) for b in batches for i in range(len(b.packets))] == [
+        whole.payload(i) for i in range(len(whole.packets))
+    ]
+    assert report.complete and report.packets == whole_report.packets
+    assert report.bytes_read == len(data)
+
+
+def test_a_stream_cut_inside_a_record_says_where(tmp_path: Path) -> None:
+    path, bounds = _small_pcap(tmp_path)
+    data = path.read_bytes()[: bounds[4] + 9]
+    batches, report = _read_as_it_arrives(path, data, [5, 30, 7])
+    assert sum(len(b.packets) for b in batches) == 4
+    _check_damaged(report, path.with_suffix(".fifo"), bounds[4])
+    assert "stream ends inside a record" in (report.warning or "")
+
+
+def test_reading_as_it_arrives_needs_an_uncompressed_stream(tmp_path: Path) -> None:
+    path, _ = _small_pcap(tmp_path)
+    with (
+        CaptureReader(path) as reader,
+        pytest.raises(CaptureError, match="uncompressed pcap or pcapng stream"),
+    ):
+        reader.read_available(0)
 
 
 def test_captures_written_by_scapy_and_dpkt(tmp_path: Path) -> None:

@@ -68,3 +68,41 @@ async def test_live_capture_fills_the_workstation_while_it_runs(tmp_path: Path) 
     # (on a starved machine the first window may close before the ClientHello: it has no payload)
     assert set(rows.filter(rows["c2s_payload_bytes"] > 0)["sni"]) == {SNI}
     assert all(0.0 <= p <= 1.0 for p in rows["p_mining"])
+
+
+async def test_a_stream_from_a_fifo_fills_the_workstation_and_ends_with_it(tmp_path: Path) -> None:
+    """``live --tui -i FIFO`` (a sensor's ``tcpdump -U -w -`` written to a FIFO): the flows of
+    the stream reach the table, and the stream's end ends the session like a file's."""
+    import os
+    import threading
+
+    from minerscope import resources
+
+    sample = resources.sample_capture()
+    if not sample.is_file():
+        pytest.skip("bundled sample capture not generated")
+    fifo = tmp_path / "tap"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(sample.read_bytes())
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    messages: list[Message] = []
+    app = MinerscopeApp(
+        [fifo],
+        db_path=tmp_path / "case.sqlite",
+        options=TriageOptions(window_s=1e6),
+        loader=partial(iter_live, live=LiveOptions(str(fifo))),
+    )
+    async with app.run_test(size=(160, 40), message_hook=messages.append) as pilot:
+        await until(pilot, lambda: any(isinstance(m, LoadFinished) for m in messages), 120_000 * MS)
+        await pilot.pause()
+        assert app.flows_screen.table.row_count == 351
+        await pilot.press("q")
+    feeder.join(timeout=5)
+    rows = app.session.rows
+    assert set(rows["capture"]) == {str(fifo)}
+    assert rows.filter(rows["verdict"] == "mining").height >= 8
