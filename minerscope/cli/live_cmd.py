@@ -186,7 +186,7 @@ def live(
     """
     from rich.progress import TextColumn
 
-    from minerscope.capture.live import capture_source
+    from minerscope.capture.live import LiveCapture, capture_source
     from minerscope.flows.records import server_endpoint
     from minerscope.live import LiveOptions, iter_live
     from minerscope.store import default_db_path
@@ -206,9 +206,11 @@ def live(
         interface=interface, bpf=bpf, promisc=promisc, duration_s=duration_s, max_packets=max_packets
     )
     try:  # what records, status lines and the case file call it (stdin for -)
-        label = capture_source(interface, bpf=bpf, promisc=promisc).name
+        source = capture_source(interface, bpf=bpf, promisc=promisc)
     except errors.InputError as exc:
         fail(exc)
+    label = source.name
+    streamed = not isinstance(source, LiveCapture)
     if tui:
         if do_probe:  # not silently ignored: the workstation probes on the analyst's key
             raise click.UsageError("--probe is for the headless stream; in the workstation press p on a flow")
@@ -269,10 +271,13 @@ def live(
     announced = False
     # The packet kernels compile before the ring opens; on a machine's first run that takes
     # tens of seconds, which deserves a word rather than silence.
+    slow = "a machine's first run compiles the packet code; up to a minute"
     preparing = threading.Timer(
         SLOW_START_S,
         lambda: click.echo(
-            "minerscope: preparing the capture (a machine's first run compiles the packet code; up to a minute)",
+            f"minerscope: waiting for the stream's first bytes on {clean(label)} (or: {slow})"
+            if streamed
+            else f"minerscope: preparing the capture ({slow})",
             err=True,
         ),
     )
@@ -293,7 +298,8 @@ def live(
             if not announced and not quiet:
                 announced = True
                 where = f" (filter: {bpf})" if bpf else ""
-                progress_note(f"capturing on {clean(label)}{where}; Ctrl-C stops")
+                doing = "reading the stream on" if streamed else "capturing on"
+                progress_note(f"{doing} {clean(label)}{where}; Ctrl-C stops")
                 if bar is not None:
                     bar.start()
             if bar is not None and task is not None:
