@@ -13,6 +13,13 @@ filter is given) and attached to the socket, so unwanted frames never leave the 
 On the loopback interface every packet is seen twice by a packet socket (on the way
 out and on the way in); like libpcap, the outgoing copy is dropped.
 
+``any`` captures on every interface at once, as with libpcap: a datagram packet socket
+bound to no interface, whose frames start at the network header (interfaces with
+different link layers, and tunnels with none, share one decoder: raw IP); the filter is
+compiled for raw IP, which is what the kernel runs it on for such a socket. Loopback's
+outgoing copies are dropped there too (by the frame's hardware type), the other
+interfaces' outgoing packets kept: they are this machine's own traffic.
+
 Opening a packet socket needs root or ``CAP_NET_RAW``; without it
 :class:`~minerscope.errors.CapturePrivilegeError` says exactly that. Linux only.
 
@@ -81,6 +88,8 @@ _ARPHRD_LINKTYPES = {
     65534: LINKTYPE_RAW,  # ARPHRD_NONE: tun devices, WireGuard
 }
 _ARPHRD_LOOPBACK = 772
+ANY = "any"
+"""The pseudo-interface that captures on every interface (libpcap's name for it)."""
 
 
 def privilege_hint(interface: str) -> str:
@@ -98,6 +107,8 @@ def interface_linktype(interface: str) -> int:
     Raises:
         CaptureError: no such interface, or a link type the decoder does not know.
     """
+    if interface == ANY:
+        return LINKTYPE_RAW  # a datagram socket: frames start at the network header
     if not interface or "/" in interface or interface in (".", ".."):
         raise CaptureError(f"{interface!r} is not an interface name")
     node = Path("/sys/class/net") / interface / "type"
@@ -133,7 +144,8 @@ def walk_blocks(buf: U8, starts: I64, linktype: int, skip_outgoing: bool, out: A
     ``buf`` holds copies of whole blocks (block descriptor included). Each frame header
     (``struct tpacket3_hdr``) gives the next frame's offset, the timestamp, captured and
     wire lengths, the link-layer offset and an out-of-band VLAN tag; the ``sockaddr_ll``
-    after it says whether the frame was outgoing. Returns the number of rows written.
+    after it says whether the frame was outgoing and on what kind of interface
+    (``skip_outgoing``: drop loopback's outgoing copies). Returns the number of rows written.
     """
     n = 0
     cap_out = out.shape[0]
@@ -148,8 +160,10 @@ def walk_blocks(buf: U8, starts: I64, linktype: int, skip_outgoing: bool, out: A
             nxt = _le32(buf, p)
             snap = _le32(buf, p + 12)
             mac = _le16(buf, p + 24)
-            pkttype = buf[p + 58]  # sockaddr_ll.sll_pkttype, after the 48-byte aligned header
-            if not (skip_outgoing and pkttype == 4) and p + mac + snap <= end_buf:
+            hatype = _le16(buf, p + 56)  # sockaddr_ll.sll_hatype, after the 48-byte aligned header
+            pkttype = buf[p + 58]  # sockaddr_ll.sll_pkttype
+            looped = skip_outgoing and pkttype == 4 and hatype == 772  # ARPHRD_LOOPBACK, PACKET_OUTGOING
+            if not looped and p + mac + snap <= end_buf:
                 out[n].ts_ns = _le32(buf, p + 4) * np.int64(1_000_000_000) + _le32(buf, p + 8)
                 out[n].cap_len = snap
                 out[n].wire_len = _le32(buf, p + 16)
@@ -163,6 +177,24 @@ def walk_blocks(buf: U8, starts: I64, linktype: int, skip_outgoing: bool, out: A
                 break
             p += nxt
     return n
+
+
+def _bind_every_interface(sock: socket.socket) -> None:
+    """Bind a packet socket to interface index 0 (every interface) for all protocols.
+
+    Python's ``bind`` for ``AF_PACKET`` looks an interface name up and has no name for
+    index 0, so ``sockaddr_ll`` goes to libc's ``bind`` directly.
+    """
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    # struct sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, addr[8]
+    addr = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(_ETH_P_ALL), 0, 0, 0, 0, b"")
+    buf = ctypes.create_string_buffer(addr, len(addr))
+    if libc.bind(sock.fileno(), buf, len(addr)) != 0:
+        err = ctypes.get_errno()
+        raise CaptureError(f"cannot capture on {ANY}: {os.strerror(err)}")
 
 
 @dataclass(slots=True)
@@ -272,10 +304,13 @@ class LiveCapture:
         if not hasattr(socket, "AF_PACKET"):
             raise CaptureError("live capture needs Linux packet sockets (AF_PACKET)")
         self.linktype = interface_linktype(self.interface)
+        if self.interface == ANY and self.promisc:
+            raise CaptureError("--promisc needs one interface; 'any' cannot be put in promiscuous mode")
         program = compile_bpf(self.bpf, self.linktype) if self.bpf else None
+        kind = socket.SOCK_DGRAM if self.interface == ANY else socket.SOCK_RAW
         try:
             # protocol 0: no packet arrives before bind() chose the interface and the filter is on
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            sock = socket.socket(socket.AF_PACKET, kind, 0)
         except PermissionError:
             raise CapturePrivilegeError(privilege_hint(self.interface)) from None
         return sock, program
@@ -316,6 +351,11 @@ class LiveCapture:
         self._mm = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._ring = np.frombuffer(self._mm, dtype=np.uint8)
         self._status = np.frombuffer(self._mm, dtype=np.uint32)
+        if self.interface == ANY:
+            _bind_every_interface(sock)
+            self._skip_outgoing = True  # loopback's copies only (every other outgoing packet stays)
+            self._ready_to_poll(sock)
+            return
         try:
             sock.bind((self.interface, _ETH_P_ALL))
         except OSError as exc:
@@ -332,6 +372,9 @@ class LiveCapture:
         if self.promisc:
             mreq = struct.pack("IHH8s", ifindex, _PACKET_MR_PROMISC, 0, b"")
             sock.setsockopt(_SOL_PACKET, _PACKET_ADD_MEMBERSHIP, mreq)
+        self._ready_to_poll(sock)
+
+    def _ready_to_poll(self, sock: socket.socket) -> None:
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLERR)
         # compile (or load from cache) the walker now, not while the first packets wait

@@ -104,7 +104,7 @@ class _Prober:
     "--interface",
     required=True,
     metavar="IFACE",
-    help="Network interface to capture on; - (or a FIFO's path): a pcap stream piped in.",
+    help="Network interface to capture on (any: all of them); - (or a FIFO's path): a pcap stream piped in.",
 )
 @bpf_option
 @click.option("--duration", "duration_s", type=seconds(), default=None, help="Stop after this many seconds.")

@@ -401,6 +401,7 @@ def test_live_without_capture_privilege_says_what_is_needed(tmp_path: Path) -> N
     ("args", "message"),
     [
         (["-i", "no-such-if0"], "no network interface named 'no-such-if0'"),
+        (["-i", "any", "--promisc"], "'any' cannot be put in promiscuous mode"),
         (["-i", "lo", "--bpf", "port not-a-port"], "--bpf 'port not-a-port'"),
     ],
 )
