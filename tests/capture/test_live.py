@@ -35,14 +35,14 @@ def _align(n: int) -> int:
 
 
 def frame_record(
-    ts: float, frame: bytes, *, pkttype: int = PACKET_HOST, vlan_tci: int | None = None
+    ts: float, frame: bytes, *, pkttype: int = PACKET_HOST, vlan_tci: int | None = None, hatype: int = 1
 ) -> bytes:
     sec, nsec = int(ts), round((ts - int(ts)) * 1e9)
     status = TP_STATUS_VLAN_VALID if vlan_tci is not None else 0
     hdr = struct.pack(
         "<IIIIIIHHIIHH8x", 0, sec, nsec, len(frame), len(frame), status, MAC, MAC + 14, 0, vlan_tci or 0, 0, 0
     )
-    sll = struct.pack("<HHiHBB8s", 17, 0x0008, 1, 1, pkttype, 6, b"")
+    sll = struct.pack("<HHiHBB8s", 17, 0x0008, 1, hatype, pkttype, 6, b"")
     body = hdr + sll + bytes(MAC - HDR - len(sll)) + frame
     return body + bytes(_align(len(body)) - len(body))
 
@@ -94,11 +94,20 @@ def test_blocks_decode_to_the_rows_the_file_reader_gives(sample_frames: list[tup
         assert buf[off : off + cap].tobytes() == expected.payload(i)
 
 
-def test_outgoing_copies_are_dropped_only_when_asked(sample_frames: list[tuple[float, bytes]]) -> None:
+def test_loopback_outgoing_copies_are_dropped_only_when_asked(
+    sample_frames: list[tuple[float, bytes]],
+) -> None:
+    """Loopback's outgoing copy goes (the incoming one is the same packet); an outgoing
+    packet of an Ethernet interface stays (``-i any``: this machine's own traffic)."""
     ts, frame = sample_frames[0]
-    blocks = [block([frame_record(ts, frame, pkttype=PACKET_OUTGOING), frame_record(ts, frame)])]
-    assert walk(blocks, skip_outgoing=True, capacity=4)[0].shape[0] == 1
-    assert walk(blocks, skip_outgoing=False, capacity=4)[0].shape[0] == 2
+    looped = [
+        frame_record(ts, frame, pkttype=PACKET_OUTGOING, hatype=772),
+        frame_record(ts, frame, hatype=772),
+    ]
+    sent = frame_record(ts, frame, pkttype=PACKET_OUTGOING)
+    blocks = [block([*looped, sent])]
+    assert walk(blocks, skip_outgoing=True, capacity=4)[0].shape[0] == 2
+    assert walk(blocks, skip_outgoing=False, capacity=4)[0].shape[0] == 3
 
 
 def test_a_vlan_tag_the_nic_stripped_is_restored(sample_frames: list[tuple[float, bytes]]) -> None:
