@@ -160,7 +160,7 @@ def flows(
     """List the flows of CAPTURES (pcap/pcapng files, gzip ok, or directories searched for them) with TLS/DNS/HTTP metadata.
 
     CAPTURE may be ``sample`` for the bundled demo capture (its sample blacklist is then
-    applied too). Exit status 3 means a capture was damaged and only the part before the
+    applied too), or ``-`` for a capture piped in. Exit status 3 means a capture was damaged and only the part before the
     damage is listed; 4 means an input could not be used at all.
     """
     from minerscope.flows.assemble import assemble_capture

@@ -175,14 +175,17 @@ def live(
 
     Needs root or CAP_NET_RAW (e.g. ``sudo setcap cap_net_raw,cap_net_admin+eip
     $(readlink -f .venv/bin/python)``); without it, exits 4 with one line saying so.
-    Exits 3 when the kernel dropped packets. ``-i -`` reads a pcap/pcapng stream from
-    standard input instead (``-i PATH``: from a FIFO), as it arrives, e.g. from a sensor:
-    ``ssh SENSOR tcpdump -U -w - 'not port 22' | minerscope live -i -`` (no privilege
-    here; the stream's end ends the session; exits 3 when it was cut inside a record). The case file's blacklist feeds stage 0, and
-    the session's scored flows are recorded there as capture ``live:IFACE`` (every couple
-    of seconds; not with --no-store); with --probe, verdicts are recorded there too and
-    confirmed pools join the blacklist (the probe's own connections are captured too when
-    they pass the filter).
+    Exits 3 when the kernel dropped packets. ``-i any`` captures on every interface.
+
+    ``-i -`` reads a pcap/pcapng stream from standard input instead (``-i PATH``: from a
+    FIFO), as it arrives, e.g. from a sensor: ``ssh SENSOR tcpdump -U -w - 'not port 22'
+    | minerscope live -i -`` (no privilege needed here; the stream's end ends the session;
+    exits 3 when it was cut inside a record).
+
+    The case file's blacklist feeds stage 0, and the session's scored flows are recorded
+    there as capture ``live:IFACE`` (every couple of seconds; not with --no-store); with
+    --probe, verdicts are recorded there too and confirmed pools join the blacklist (the
+    probe's own connections are captured too when they pass the filter).
     """
     from rich.progress import TextColumn
 

@@ -160,7 +160,8 @@ def scan(
     """Run stage 0 and stage 1 over CAPTURES (files or directories) and print one record per flow.
 
     With no CAPTURES (or the word ``sample`` among them) scans the bundled sample capture,
-    with its sample blacklist.
+    with its sample blacklist. ``-`` reads a capture piped in (``tcpdump -w - ... | minerscope
+    scan -``); a pipe is read once, by this process.
     Every capture, flow and score is recorded in the case file (``--db``; see
     ``--no-store``), whose blacklist feeds stage 0 and whose allowlist marks dismissed
     flows (``analyst`` field).
