@@ -160,7 +160,8 @@ def iter_live(
     The signature matches :func:`minerscope.triage.iter_triage` (``source`` is the
     interface name), so the workstation can take it as its loader. The first update
     has no rows: it says the capture is open. The last has ``done`` set and a
-    ``report`` whose ``complete`` is False when the kernel dropped packets.
+    ``report`` whose ``complete`` is False when the kernel dropped packets (or a stream
+    piped in was cut inside a record).
 
     Args:
         source: interface name, or ``-`` / a FIFO's path for a capture piped in (used when

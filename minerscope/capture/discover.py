@@ -10,8 +10,11 @@ from __future__ import annotations
 import gzip
 import os
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from minerscope.errors import InputError
 
 STDIN = Path("/dev/stdin")
 """Where ``-`` on a command line reads from."""
@@ -56,6 +59,20 @@ def is_stream(path: Path) -> bool:
     except OSError:
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def require_piped_stdin(command: str) -> None:
+    """Refuse standard input as a capture when nothing is piped into it (a terminal: the
+    read would wait for typing); ``command`` is how the user named it, e.g. ``scan -``.
+
+    Raises:
+        InputError: standard input is a terminal or closed.
+    """
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(
+            f"{command.rpartition(' ')[2]}: standard input is a terminal; pipe a capture into it, "
+            f"e.g. ssh SENSOR tcpdump -U -w - | minerscope {command}"
+        )
 
 
 def expand_captures(paths: Iterable[str | Path]) -> Iterator[Path]:

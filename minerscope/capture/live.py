@@ -49,7 +49,7 @@ from numba import njit
 
 from minerscope.capture.bpf import compile_bpf
 from minerscope.capture.decode import LINKTYPE_ETHERNET, LINKTYPE_RAW, _decode_frame
-from minerscope.capture.discover import STDIN, is_stream
+from minerscope.capture.discover import STDIN, is_stream, require_piped_stdin
 from minerscope.capture.packets import PACKET_DTYPE, PacketBatch, ReadReport
 from minerscope.capture.pcap import CaptureReader
 from minerscope.errors import CaptureError, CapturePrivilegeError, InputError
@@ -487,11 +487,7 @@ class PipeCapture:
     def check(self) -> None:
         """Refuse what cannot be a stream piped in, before the model loads."""
         if self.source == "-":
-            if sys.stdin is None or sys.stdin.isatty():
-                raise InputError(
-                    "-i -: standard input is a terminal; pipe a capture into it, "
-                    "e.g. ssh SENSOR tcpdump -U -w - | minerscope live -i -"
-                )
+            require_piped_stdin("live -i -")
         elif not self.path.exists():
             raise CaptureError("no such interface, file or FIFO", path=self.source)
         elif not is_stream(self.path):

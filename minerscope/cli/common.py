@@ -193,7 +193,7 @@ def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tu
             standard input is a terminal.
     """
     from minerscope import resources
-    from minerscope.capture.discover import STDIN, expand_captures
+    from minerscope.capture.discover import STDIN, expand_captures, require_piped_stdin
 
     paths: list[Path] = []
     extra: tuple[Path, ...] = ()
@@ -201,11 +201,7 @@ def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tu
         if str(item) == "-" and not Path(item).exists():
             if STDIN in paths:
                 raise errors.InputError("-: standard input can be read only once")
-            if sys.stdin is None or sys.stdin.isatty():
-                raise errors.InputError(
-                    "-: standard input is a terminal; pipe a capture into it "
-                    "(e.g. tcpdump -U -w - ... | minerscope scan -)"
-                )
+            require_piped_stdin("scan -")
             paths.append(STDIN)
         elif str(item) == SAMPLE and not Path(item).exists():
             sample = resources.sample_capture()

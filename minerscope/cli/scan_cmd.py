@@ -231,7 +231,13 @@ def scan(
             endpoint_status = {(h, p): st for h, p, st in store.endpoint_status()}
             hashes = _hash_in_background(stack, paths)
         for outcome in _run(paths, options, workers, show_progress):
-            path, rows, complete, warning, error = outcome[:5]
+            path, rows, complete, warning, error = (
+                outcome.path,
+                outcome.rows,
+                outcome.complete,
+                outcome.warning,
+                outcome.error,
+            )
             if error is not None:
                 kind, _, message = error.partition(":")
                 error_line(message)

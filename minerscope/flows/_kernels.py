@@ -51,11 +51,11 @@ _RST = 0x04
 _ACK = 0x10
 
 TLS_MAX_RECORD = 16384 + 2048
+"""Largest plausible TLS record body (RFC 8446 allows 2^14 + 256; TLS 1.2 ciphertext 2^14 + 2048)."""
 MAX_PREAMBLE_PACKETS = 8
 """Packets of a side (from the connection's start) that may precede its first TLS record: a
 proxy's request and reply (SOCKS 5 with a password: 3; a chain of proxies: more) or a
 STARTTLS exchange. Their records are then framed from the ClientHello/ServerHello on."""
-"""Largest plausible TLS record body (RFC 8446 allows 2^14 + 256; TLS 1.2 ciphertext 2^14 + 2048)."""
 
 ST_FREE, ST_LIVE, ST_GHOST, ST_DONE, ST_EXPIRED = 0, 1, 2, 3, 4
 

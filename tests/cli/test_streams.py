@@ -190,3 +190,26 @@ def test_live_streams_refused_in_one_line(tmp_path: Path, args: list[str], needl
     result = CliRunner().invoke(main, ["--db", str(tmp_path / "c.sqlite"), "live", *args], input=b"")
     assert result.exit_code == 4, result.output
     assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["scan", "-"], ["live", "-i", "-"]])
+def test_standard_input_that_is_a_terminal_is_refused_not_waited_on(tmp_path: Path, args: list[str]) -> None:
+    """Nothing piped in: a read would wait for typing; one line says what to do instead."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "minerscope", "--db", str(tmp_path / "c.sqlite"), *args],
+            stdin=follower,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == 4
+    line = result.stderr.decode().strip()
+    assert line.startswith("minerscope: error: -: standard input is a terminal; pipe a capture into it")
+    assert f"| minerscope {' '.join(args)}" in line and "\n" not in line
