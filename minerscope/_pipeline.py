@@ -178,7 +178,7 @@ def _slice(table: FlowTable, start: int, end: int) -> FlowTable:
         summary=summary.with_columns(pl.int_range(0, summary.height, dtype=pl.Int64).alias("flow_id")),
         pkt_offsets=table.pkt_offsets[start : end + 1] - p0,
         pkt_ts=table.pkt_ts[p0:p1],
-        pkt_wire_len=table.pkt_wire_len[p0:p1],
+        pkt_size=table.pkt_size[p0:p1],
         pkt_payload_len=table.pkt_payload_len[p0:p1],
         pkt_dir=table.pkt_dir[p0:p1],
         pkt_flags=table.pkt_flags[p0:p1],

@@ -39,7 +39,7 @@ def test_split_table_blocks_rejoin_to_the_table(small_capture: Path) -> None:
         assert len(part) <= 5 and (len(part) == 1 or int(part.pkt_offsets[-1]) <= limit)
     joined = FlowTable.concat(parts)
     assert joined.summary.equals(table.summary)
-    for name in ("pkt_offsets", "pkt_ts", "pkt_wire_len", "msg_offsets", "msg_len", "msg_type"):
+    for name in ("pkt_offsets", "pkt_ts", "pkt_size", "msg_offsets", "msg_len", "msg_type"):
         assert np.array_equal(getattr(joined, name), getattr(table, name)), name
     assert joined.payload_prefixes == table.payload_prefixes
     assert list(_pipeline.split_table(table, max_packets=10**9, max_flows=10**9)) == [table]

@@ -272,6 +272,7 @@ def _forget_ip(out: Rows, i: int) -> None:
     """Clear the tunnel's own IP header from row ``i``: the packet it carries is the row
     (a carried frame that is not IP, mirrored ARP say, leaves the row non-IP)."""
     out[i].ip_version = 0
+    out[i].ip_len = 0
     out[i].proto = 0
     out[i].src_hi = 0
     out[i].src_lo = 0
@@ -445,6 +446,7 @@ def _decode_l3(out: Rows, i: int, buf: U8, p: int, end: int, et: int, open_tunne
         frag = _be16(buf, p + 6)
         proto = _i64(buf[p + 9])
         out[i].ip_version = 4
+        out[i].ip_len = total
         out[i].proto = proto
         out[i].src_lo = _u64(0x0000FFFF00000000) | _u64(_be32(buf, p + 12))
         out[i].dst_lo = _u64(0x0000FFFF00000000) | _u64(_be32(buf, p + 16))
@@ -467,6 +469,7 @@ def _decode_l3(out: Rows, i: int, buf: U8, p: int, end: int, et: int, open_tunne
         plen = _be16(buf, p + 4)
         nh = _i64(buf[p + 6])
         out[i].ip_version = 6
+        out[i].ip_len = 40 + plen if plen != 0 else end - p
         out[i].src_hi = _be64u(buf, p + 8)
         out[i].src_lo = _be64u(buf, p + 16)
         out[i].dst_hi = _be64u(buf, p + 24)

@@ -24,6 +24,7 @@ PACKET_DTYPE = np.dtype(
         ("ts_ns", "<i8"),  # capture time, nanoseconds since the Unix epoch
         ("wire_len", "<u4"),  # original length on the wire (pcap orig_len)
         ("cap_len", "<u4"),  # bytes captured
+        ("ip_len", "<u4"),  # IP header + payload, from the IP header (0 when not IP)
         ("iface", "<u2"),  # pcapng interface id (0 for classic pcap)
         ("linktype", "<u2"),  # LINKTYPE_* of the interface
         ("ip_version", "u1"),  # 0 = not IP, 4, 6

@@ -555,7 +555,7 @@ _SHARES = {
 def compute(
     segs: Segments,
     pkt_ts: F64,
-    pkt_wire: F64,
+    pkt_size: F64,
     pkt_payload: F64,
     pkt_dir: npt.NDArray[np.uint8],
     pkt_flags: npt.NDArray[np.uint8],
@@ -592,13 +592,13 @@ def compute(
         # every series is grouped by sample through (counts, starts); the direction
         # splits carry no per-element sample ids (memory traffic nothing reads)
         if direction == "bidir":
-            p_ts, p_wire, p_pay, p_flags = pkt_ts, pkt_wire, pkt_payload, pkt_flags
+            p_ts, p_size, p_pay, p_flags = pkt_ts, pkt_size, pkt_payload, pkt_flags
             m_ts, m_len = msg_ts, msg_len
             p_cs, m_cs = (pcounts, pstarts), counts_starts(mseg, n)
         else:
             want = 0 if direction == "c2s" else 1
-            p_ts, p_wire, p_pay, p_flags, p_counts = split_packets(
-                pkt_dir, want, pkt_ts, pseg, n, pkt_wire, pkt_payload, pkt_flags
+            p_ts, p_size, p_pay, p_flags, p_counts = split_packets(
+                pkt_dir, want, pkt_ts, pseg, n, pkt_size, pkt_payload, pkt_flags
             )
             m_ts, m_len, m_counts = split_messages(msg_dir, want, msg_ts, mseg, n, msg_len)
             p_cs, m_cs = (p_counts, _starts(p_counts)), (m_counts, _starts(m_counts))
@@ -607,7 +607,7 @@ def compute(
         m_iat = segment_diffs(m_ts, *m_cs)
         p_iat = segment_diffs(p_ts, *p_cs)
         size_xs: dict[str, F64] = {}
-        for name, values, cs in (("msg_size", m_len, m_cs), ("pkt_size", p_wire, p_cs)):
+        for name, values, cs in (("msg_size", m_len, m_cs), ("pkt_size", p_size, p_cs)):
             if direction == "bidir":
                 size_xs[name] = _sorted_union(values, cs, split_sorted[name])
             else:
@@ -628,11 +628,11 @@ def compute(
                 m_iat, None, n, _SERIES_STATS["msg_iat"], edges=IAT_EDGES, shares=_SHARES, cs=m_iat_cs
             ),
             "pkt_size": series_stats(
-                p_wire, None, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES, cs=p_cs, xs=size_xs["pkt_size"]
+                p_size, None, n, _SERIES_STATS["pkt_size"], edges=SIZE_EDGES, cs=p_cs, xs=size_xs["pkt_size"]
             ),
             "pkt_iat": series_stats(p_iat, None, n, _SERIES_STATS["pkt_iat"], edges=IAT_EDGES, cs=p_iat_cs),
         }
-        pkts_stats, groups["bin_bytes"] = binned_pair(p_ts, None, bins, p_wire, cs=p_cs)
+        pkts_stats, groups["bin_bytes"] = binned_pair(p_ts, None, bins, p_size, cs=p_cs)
         groups["bin_pkts"] = {k: pkts_stats[k] for k in ("mean", "std", "max", "cv")}
         msg_count = m_cs[0].astype(np.float64)
         groups["iat"] = periodicity(m_ts, None, bins, msg_count, cs=m_cs)
@@ -648,7 +648,7 @@ def compute(
             for stat, values in groups[series].items():
                 f[f"{direction}_{series}_{stat}_{_unit(stat, unit)}"] = values
 
-        pkt_count, wire_bytes, payload, psh, ackonly = packet_sums(p_wire, p_pay, p_flags, *p_cs)
+        pkt_count, wire_bytes, payload, psh, ackonly = packet_sums(p_size, p_pay, p_flags, *p_cs)
         f[f"{direction}_msg_count"] = msg_count
         f[f"{direction}_pkt_count"] = pkt_count
         f[f"{direction}_msg_rate_per_min"] = _div(msg_count, minutes)
@@ -668,7 +668,7 @@ def compute(
     f["bidir_syn_count"], f["bidir_fin_count"], f["bidir_rst_count"] = gf[0], gf[1], gf[2]
 
     f.update(_message_structure(msg_ts, msg_len, msg_dir, mseg, n, per_dir))
-    f.update(_bursts(pkt_ts, pkt_wire, pcounts, pstarts, minutes))
+    f.update(_bursts(pkt_ts, pkt_size, pcounts, pstarts, minutes))
     both, c2s = per_dir["bidir"], per_dir["c2s"]
     f["bidir_byte_symmetry_ratio"] = _div(c2s["bytes"], both["bytes"])
     f["bidir_pkt_symmetry_ratio"] = _div(c2s["pkts"], both["pkts"])

@@ -213,7 +213,7 @@ def _assemble(
         summary=pl.DataFrame(rows, schema=FLOW_SUMMARY_SCHEMA),
         pkt_offsets=offsets(pkt_parts),
         pkt_ts=p[0],
-        pkt_wire_len=(p[1] + HEADER_BYTES).astype(np.uint32),
+        pkt_size=(p[1] + HEADER_BYTES).astype(np.uint32),
         pkt_payload_len=p[1].astype(np.uint32),
         pkt_dir=p[2].astype(np.uint8),
         pkt_flags=p[3].astype(np.uint8),

@@ -192,7 +192,7 @@ def _extract_chunk(
     msg_flow_all = np.repeat(np.arange(n, dtype=np.int64), np.diff(table.msg_offsets[a : b + 1]))
     # float64 already: a view, not a copy (nothing below writes into the table's arrays)
     pkt_ts = np.asarray(table.pkt_ts[p0:p1], dtype=np.float64)
-    pkt_wire = table.pkt_wire_len[p0:p1].astype(np.float64)
+    pkt_size = table.pkt_size[p0:p1].astype(np.float64)
     pkt_payload = table.pkt_payload_len[p0:p1].astype(np.float64)
     pkt_dir = table.pkt_dir[p0:p1]
     pkt_flags = table.pkt_flags[p0:p1]
@@ -205,7 +205,7 @@ def _extract_chunk(
     # per-flow time order is the contract; restore it if a producer broke it
     p_order = _time_order(pkt_flow, pkt_ts)
     if p_order is not None:
-        pkt_ts, pkt_wire, pkt_payload = pkt_ts[p_order], pkt_wire[p_order], pkt_payload[p_order]
+        pkt_ts, pkt_size, pkt_payload = pkt_ts[p_order], pkt_size[p_order], pkt_payload[p_order]
         pkt_dir, pkt_flags = pkt_dir[p_order], pkt_flags[p_order]
     m_order = _time_order(msg_flow, msg_ts)
     if m_order is not None:
@@ -218,16 +218,16 @@ def _extract_chunk(
     def run(
         segs: series.Segments, keys: list[npt.NDArray[np.generic]]
     ) -> tuple[list[npt.NDArray[np.generic]], dict[str, npt.NDArray[np.float64]]]:
-        packets: tuple[npt.NDArray[Any], ...] = (pkt_ts, pkt_wire, pkt_payload, pkt_dir, pkt_flags)
+        packets: tuple[npt.NDArray[Any], ...] = (pkt_ts, pkt_size, pkt_payload, pkt_dir, pkt_flags)
         messages: tuple[npt.NDArray[Any], ...] = (msg_ts, msg_len, msg_dir)
         if min_messages > 0:
             kept = np.bincount(segs.msg_seg, minlength=segs.n) >= min_messages
             if not kept.all():
                 segs, keys, packets, messages = _kept_samples(segs, kept, keys, packets, messages)
-        p_ts, p_wire, p_payload, p_dir, p_flags = packets
+        p_ts, p_size, p_payload, p_dir, p_flags = packets
         m_ts, m_len, m_dir = messages
         return keys, series.compute(
-            segs, p_ts, p_wire, p_payload, p_dir, p_flags, m_ts, m_len, m_dir, first_sizes, first_dirs
+            segs, p_ts, p_size, p_payload, p_dir, p_flags, m_ts, m_len, m_dir, first_sizes, first_dirs
         )
 
     if whole_flow:

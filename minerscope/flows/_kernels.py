@@ -84,6 +84,12 @@ RING = 2 * LOOKAHEAD
 """Packets ahead whose hash-table slot is prefetched: the slot says where the flow's state
 is, so it must be in cache by the time the state is requested, LOOKAHEAD packets later."""
 
+ETHERNET_HEADER = 14
+"""Added to a packet's IP length to give the frame size the features read: the size it would
+have as untagged Ethernet, the framing the model learnt. The capture's own framing (raw IP,
+Linux cooked, VLAN tags, ERSPAN or VXLAN around a mirrored frame, Ethernet padding to 60
+bytes) would otherwise move every size by a few bytes and the scores with it."""
+
 _NS = 1_000_000_000  # ns -> s: int64 / int is float64 true division, as numpy's ``ts_ns / _NS``
 
 
@@ -187,7 +193,7 @@ def _key_hash(rows, i):
 @njit(cache=True)
 def track(
     rows, order, start, data, fkey, fst, htab, free, cnt,
-    lg_slot, lg_ts, lg_wire, lg_plen, lg_side, lg_flags, lg_frag,
+    lg_slot, lg_ts, lg_wire, lg_size, lg_plen, lg_side, lg_flags, lg_frag,
     m_slot, m_ord, m_ts, m_len, m_side, m_type, pbytes,
     idle_ns, active_ns, ghost_ns, max_bytes, max_packets,
 ):  # fmt: skip
@@ -351,6 +357,7 @@ def track(
         lg_slot[k] = s
         lg_ts[k] = ts
         lg_wire[k] = rows[i].wire_len
+        lg_size[k] = rows[i].ip_len + ETHERNET_HEADER
         lg_plen[k] = rows[i].payload_len
         lg_side[k] = sd
         lg_flags[k] = f
@@ -570,14 +577,15 @@ def _compacting(offs, nranks, n, dead):
 
 @njit(cache=True)
 def take_packets(
-    lg_slot, lg_ts, lg_wire, lg_plen, lg_side, lg_flags, lg_frag, n, dead, rank, nranks, client_side
+    lg_slot, lg_ts, lg_wire, lg_size, lg_plen, lg_side, lg_flags, lg_frag, n, dead, rank, nranks, client_side
 ):
     """Move the packet records of emitted slots out, grouped by rank in arrival order; the
     log keeps the rest, squeezed or with the taken ones marked dead (:func:`_compacting`).
 
     ``client_side[r]`` is the side of flow ``r``'s client, so each record's direction is
     known here. ``dead``: entries of ``[0, n)`` marked before. Returns (CSR offsets, ts in
-    seconds, wire length, payload length, direction, flags, per-flow sums ``(nranks, 6)``:
+    seconds, Ethernet-equivalent size, payload length, direction, flags, per-flow sums
+    ``(nranks, 6)`` (bytes on the wire):
     c2s packets, c2s bytes, bytes, c2s payload, payload, fragments; entries the log now
     holds; how many of them are dead).
     """
@@ -586,7 +594,7 @@ def take_packets(
     fill = offs[:-1].copy()
     m = offs[nranks]
     o_ts = np.empty(m, np.float64)  # seconds, as the table wants them (no int64 copy to divide)
-    o_wire = np.empty(m, np.uint32)
+    o_size = np.empty(m, np.uint32)
     o_plen = np.empty(m, np.uint32)
     o_dir = np.empty(m, np.uint8)
     o_flags = np.empty(m, np.uint8)
@@ -604,7 +612,7 @@ def take_packets(
             plen = np.int64(lg_plen[i])
             c2s = lg_side[i] == client_side[r]
             o_ts[j] = lg_ts[i] / _NS
-            o_wire[j] = lg_wire[i]
+            o_size[j] = lg_size[i]
             o_plen[j] = lg_plen[i]
             o_dir[j] = 0 if c2s else 1
             o_flags[j] = lg_flags[i]
@@ -619,14 +627,15 @@ def take_packets(
             lg_slot[k] = s
             lg_ts[k] = lg_ts[i]
             lg_wire[k] = lg_wire[i]
+            lg_size[k] = lg_size[i]
             lg_plen[k] = lg_plen[i]
             lg_side[k] = lg_side[i]
             lg_flags[k] = lg_flags[i]
             lg_frag[k] = lg_frag[i]
             k += 1
     if compact:
-        return offs, o_ts, o_wire, o_plen, o_dir, o_flags, sums, k, 0
-    return offs, o_ts, o_wire, o_plen, o_dir, o_flags, sums, n, dead + m
+        return offs, o_ts, o_size, o_plen, o_dir, o_flags, sums, k, 0
+    return offs, o_ts, o_size, o_plen, o_dir, o_flags, sums, n, dead + m
 
 
 @njit(cache=True)

@@ -221,12 +221,13 @@ class _Logs:
 
     _KERNEL_ARGS = (
         "fkey", "fst", "htab", "free", "cnt",
-        "lg_slot", "lg_ts", "lg_wire", "lg_plen", "lg_side", "lg_flags", "lg_frag",
+        "lg_slot", "lg_ts", "lg_wire", "lg_size", "lg_plen", "lg_side", "lg_flags", "lg_frag",
         "m_slot", "m_ord", "m_ts", "m_len", "m_side", "m_type", "pbytes",
     )  # fmt: skip
     __slots__ = (*(name for name in _KERNEL_ARGS if name != "pbytes"), "arena", "_grown")
 
-    _PLOG = {"lg_slot": np.int32, "lg_ts": np.int64, "lg_wire": np.uint32, "lg_plen": np.uint32,
+    _PLOG = {"lg_slot": np.int32, "lg_ts": np.int64, "lg_wire": np.uint32, "lg_size": np.uint32,
+             "lg_plen": np.uint32,
              "lg_side": np.uint8, "lg_flags": np.uint8, "lg_frag": np.uint8}  # fmt: skip
     _MLOG = {"m_slot": np.int32, "m_ord": np.int64, "m_ts": np.int64, "m_len": np.uint32,
              "m_side": np.uint8, "m_type": np.uint8}  # fmt: skip
@@ -239,6 +240,7 @@ class _Logs:
     lg_slot: npt.NDArray[np.int32]
     lg_ts: npt.NDArray[np.int64]
     lg_wire: npt.NDArray[np.uint32]
+    lg_size: npt.NDArray[np.uint32]
     lg_plen: npt.NDArray[np.uint32]
     lg_side: npt.NDArray[np.uint8]
     lg_flags: npt.NDArray[np.uint8]
@@ -578,9 +580,9 @@ class FlowAssembler:
         client_side = np.where(client_a, 0, 1).astype(np.uint8)
 
         # packets
-        offsets, pkt_ts, wire_u32, plen_u32, pkt_dir, flags, sums, held, dead = k.take_packets(
-            logs.lg_slot, logs.lg_ts, logs.lg_wire, logs.lg_plen, logs.lg_side, logs.lg_flags, logs.lg_frag,
-            int(cnt[k.K_PLOG]), int(cnt[k.K_PDEAD]), rank, nflows, client_side,
+        offsets, pkt_ts, size_u32, plen_u32, pkt_dir, flags, sums, held, dead = k.take_packets(
+            logs.lg_slot, logs.lg_ts, logs.lg_wire, logs.lg_size, logs.lg_plen, logs.lg_side, logs.lg_flags,
+            logs.lg_frag, int(cnt[k.K_PLOG]), int(cnt[k.K_PDEAD]), rank, nflows, client_side,
         )  # fmt: skip
         cnt[k.K_PLOG], cnt[k.K_PDEAD] = held, dead
         packets = np.diff(offsets)
@@ -670,7 +672,7 @@ class FlowAssembler:
             summary=summary,
             pkt_offsets=offsets,
             pkt_ts=pkt_ts,
-            pkt_wire_len=wire_u32,
+            pkt_size=size_u32,
             pkt_payload_len=plen_u32,
             pkt_dir=pkt_dir,
             pkt_flags=flags,
@@ -794,7 +796,7 @@ def reorder_flows(table: FlowTable, order: npt.NDArray[np.int64]) -> FlowTable:
         summary=summary,
         pkt_offsets=p_off,
         pkt_ts=table.pkt_ts[pp],
-        pkt_wire_len=table.pkt_wire_len[pp],
+        pkt_size=table.pkt_size[pp],
         pkt_payload_len=table.pkt_payload_len[pp],
         pkt_dir=table.pkt_dir[pp],
         pkt_flags=table.pkt_flags[pp],

@@ -113,7 +113,10 @@ class FlowTable:
         summary: one row per flow, columns :data:`FLOW_SUMMARY_SCHEMA`.
         pkt_offsets: int64, ``len(summary) + 1`` entries.
         pkt_ts: float64 seconds since the epoch.
-        pkt_wire_len: uint32 bytes on the wire.
+        pkt_size: uint32 frame size as on Ethernet: the IP packet's length plus a 14-byte
+            Ethernet header, whatever link layer carried it, so the same traffic has the same sizes captured raw, cooked,
+            VLAN-tagged or mirrored in a tunnel (the model learnt Ethernet frames).
+            The summary's byte counts stay bytes on the wire.
         pkt_payload_len: uint32 L4 payload bytes.
         pkt_dir: uint8, 0 client->server, 1 server->client.
         pkt_flags: uint8 TCP flags (0 for UDP).
@@ -131,7 +134,7 @@ class FlowTable:
     summary: pl.DataFrame
     pkt_offsets: npt.NDArray[np.int64]
     pkt_ts: npt.NDArray[np.float64]
-    pkt_wire_len: npt.NDArray[np.uint32]
+    pkt_size: npt.NDArray[np.uint32]
     pkt_payload_len: npt.NDArray[np.uint32]
     pkt_dir: npt.NDArray[np.uint8]
     pkt_flags: npt.NDArray[np.uint8]
@@ -153,7 +156,7 @@ class FlowTable:
             summary=_EMPTY_SUMMARY,  # polars frames are immutable: one shared empty frame
             pkt_offsets=zero.copy(),
             pkt_ts=np.zeros(0, np.float64),
-            pkt_wire_len=np.zeros(0, np.uint32),
+            pkt_size=np.zeros(0, np.uint32),
             pkt_payload_len=np.zeros(0, np.uint32),
             pkt_dir=np.zeros(0, np.uint8),
             pkt_flags=np.zeros(0, np.uint8),
@@ -194,7 +197,7 @@ class FlowTable:
             summary=summary,
             pkt_offsets=_offsets([t.pkt_offsets for t in tables]),
             pkt_ts=np.concatenate([t.pkt_ts for t in tables]),
-            pkt_wire_len=np.concatenate([t.pkt_wire_len for t in tables]),
+            pkt_size=np.concatenate([t.pkt_size for t in tables]),
             pkt_payload_len=np.concatenate([t.pkt_payload_len for t in tables]),
             pkt_dir=np.concatenate([t.pkt_dir for t in tables]),
             pkt_flags=np.concatenate([t.pkt_flags for t in tables]),

@@ -63,7 +63,7 @@ def flow_series(table: FlowTable, index: int, bins: int = TIME_BINS) -> FlowSeri
     msg_len = table.msg_len[m0:m1].astype(np.float64)
     msg_ts = table.msg_ts[m0:m1]
     pkt_ts = table.pkt_ts[p0:p1]
-    pkt_len = table.pkt_wire_len[p0:p1].astype(np.float64)
+    pkt_len = table.pkt_size[p0:p1].astype(np.float64)
     pkt_dir = table.pkt_dir[p0:p1]
 
     def iat(direction: int) -> npt.NDArray[np.float64]:

@@ -86,7 +86,8 @@ def _ip_packets() -> list[bytes]:
 def _oracle(ip: bytes) -> dict[str, object]:
     """The fields scapy finds in an IP-layer packet (as our reader should)."""
     pkt: Packet = IP(ip) if ip[0] >> 4 == 4 else IPv6(ip)
-    out: dict[str, object] = {"ip_version": ip[0] >> 4, "src": pkt.src, "dst": pkt.dst}
+    ip_len = pkt.len if isinstance(pkt, IP) else 40 + pkt.plen
+    out: dict[str, object] = {"ip_version": ip[0] >> 4, "ip_len": ip_len, "src": pkt.src, "dst": pkt.dst}
     sport = dport = seq = ack = flags = 0
     frag = 0
     if isinstance(pkt, IP):
@@ -137,6 +138,7 @@ def _decoded(batch: PacketBatch, i: int) -> dict[str, object]:
     row = batch.packets[i]
     return {
         "ip_version": int(row["ip_version"]),
+        "ip_len": int(row["ip_len"]),
         "src": format_ip(int(row["src_hi"]), int(row["src_lo"])),
         "dst": format_ip(int(row["dst_hi"]), int(row["dst_lo"])),
         "proto": int(row["proto"]),
@@ -296,7 +298,7 @@ def test_what_is_not_a_tunnel_stays_as_it_is(tmp_path: Path) -> None:
         "203.0.113.2",
     )
     assert (int(rows[1]["proto"]), int(rows[1]["dport"])) == (17, 4789)  # no VXLAN I flag: plain UDP
-    assert int(rows[2]["ip_version"]) == 0  # mirrored ARP: not an IP packet
+    assert int(rows[2]["ip_version"]) == 0 and int(rows[2]["ip_len"]) == 0  # mirrored ARP: not IP
 
 
 def test_ipv4_and_ipv6_link_types(tmp_path: Path) -> None:
@@ -371,6 +373,7 @@ def test_snaplen_truncation_keeps_ip_lengths(tmp_path: Path) -> None:
     batch, _ = read_all(path)
     row = batch.packets[0]
     assert int(row["wire_len"]) == len(frame) and int(row["cap_len"]) == 96
+    assert int(row["ip_len"]) == len(ip)
     assert int(row["payload_len"]) == 1000
     assert int(row["payload_cap"]) == 96 - 14 - 20 - 20
     assert batch.payload(0) == b"p" * 42
@@ -385,6 +388,7 @@ def test_ethernet_padding_is_not_payload_and_arp_is_non_ip(tmp_path: Path) -> No
     batch, report = read_all(path)
     assert batch.payload(0) == b"ab" and int(batch.packets[0]["payload_len"]) == 2
     assert batch.packets["ip_version"].tolist() == [4, 0, 0]
+    assert batch.packets["ip_len"].tolist() == [len(ip), 0, 0]  # the padding is no part of it
     assert report.non_ip_packets == 2 and report.ip_packets == 1
 
 
@@ -925,6 +929,7 @@ def test_modified_pcap_and_tso_zero_length(tmp_path: Path) -> None:
     assert report.complete and report.packets == 2
     assert batch.packets["ts_ns"].tolist() == [1_700_000_000_250_000_000] * 2
     assert int(batch.packets[0]["payload_len"]) == 100 and batch.payload(1) == b"t" * 100
+    assert batch.packets["ip_len"].tolist() == [len(ip)] * 2  # taken from what was captured
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

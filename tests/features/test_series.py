@@ -164,7 +164,7 @@ def test_vectorised_equals_one_flow_at_a_time() -> None:
             summary=table.summary[i : i + 1].with_columns(pl.lit(i, pl.Int64).alias("flow_id")),
             pkt_offsets=np.array([0, p1 - p0], np.int64),
             pkt_ts=table.pkt_ts[p0:p1],
-            pkt_wire_len=table.pkt_wire_len[p0:p1],
+            pkt_size=table.pkt_size[p0:p1],
             pkt_payload_len=table.pkt_payload_len[p0:p1],
             pkt_dir=table.pkt_dir[p0:p1],
             pkt_flags=table.pkt_flags[p0:p1],

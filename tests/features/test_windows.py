@@ -76,7 +76,7 @@ def _with_packets(table: FlowTable, pick: np.ndarray, offsets: np.ndarray) -> Fl
         table,
         pkt_offsets=offsets,
         pkt_ts=table.pkt_ts[pick],
-        pkt_wire_len=table.pkt_wire_len[pick],
+        pkt_size=table.pkt_size[pick],
         pkt_payload_len=table.pkt_payload_len[pick],
         pkt_dir=table.pkt_dir[pick],
         pkt_flags=table.pkt_flags[pick],

@@ -27,7 +27,7 @@ from tests.flows.tls_pair import records, tls_session
 
 IDLE = 5.0
 ARRAYS = (
-    "pkt_offsets", "pkt_ts", "pkt_wire_len", "pkt_payload_len", "pkt_dir", "pkt_flags",
+    "pkt_offsets", "pkt_ts", "pkt_size", "pkt_payload_len", "pkt_dir", "pkt_flags",
     "msg_offsets", "msg_ts", "msg_len", "msg_dir", "msg_type",
 )  # fmt: skip
 

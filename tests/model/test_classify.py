@@ -140,7 +140,7 @@ def test_flows_without_packets_are_kept_unscored(trained: tuple[Path, TrainResul
         summary=summary,
         pkt_offsets=np.zeros(3, np.int64),
         pkt_ts=empty.pkt_ts,
-        pkt_wire_len=empty.pkt_wire_len,
+        pkt_size=empty.pkt_size,
         pkt_payload_len=empty.pkt_payload_len,
         pkt_dir=empty.pkt_dir,
         pkt_flags=empty.pkt_flags,

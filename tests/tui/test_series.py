@@ -18,7 +18,7 @@ def two_flow_table() -> FlowTable:
     offsets = np.array([0, 4, 7], np.int64)
     table.pkt_offsets, table.msg_offsets = offsets, offsets.copy()
     table.pkt_ts, table.msg_ts = ts, ts.copy()
-    table.pkt_wire_len, table.msg_len = size, size.copy()
+    table.pkt_size, table.msg_len = size, size.copy()
     table.pkt_payload_len = size.copy()
     table.pkt_dir, table.msg_dir = direction, direction.copy()
     table.pkt_flags = np.zeros(7, np.uint8)
