@@ -78,6 +78,8 @@ def scan_capture(path: PathLike, options: TriageOptions | None = None) -> list[d
     rows, report = triage_rows(local, options)
     if not report.complete:
         log.warning("%s: capture is damaged; results cover what could be read (%s)", name, report.warning)
+    elif report.warning:  # read to the end, but packets were left out (a link type, --bpf)
+        log.warning("%s", report.warning)
     records = frame_to_records(rows, SCAN_FIELDS)
     shown = name.rstrip("/").rsplit("/", 1)[-1] if local != name else None
     for record in records:

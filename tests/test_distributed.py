@@ -92,3 +92,16 @@ def test_object_store_urls_are_copied_locally_and_keep_their_name(two_captures: 
     local = scan_capture(two_captures / "b.pcapng")
     remote = scan_capture((two_captures / "b.pcapng").as_uri())
     assert remote == local and remote[0]["capture"] == "b.pcapng"
+
+
+def test_packets_a_whole_capture_left_out_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.flows.frames import write_pcapng_with_usb
+
+    path = write_pcapng_with_usb(tmp_path / "with-usb.pcapng")
+    with caplog.at_level(logging.WARNING, logger="minerscope.distributed"):
+        records = scan_capture(str(path), TriageOptions())
+    assert [(r["dst"], r["dport"]) for r in records] == [("203.0.113.9", 443)]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "1 packet of link type 189 (USB_LINUX)" in line and "damaged" not in line

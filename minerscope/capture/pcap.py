@@ -599,17 +599,29 @@ class CaptureReader:
         unsupported = {t: c for t, c in report.linktypes.items() if t not in decode.SUPPORTED_LINKTYPES}
         if not unsupported:
             return
-        names = ", ".join(f"{_linktype_message(t)} ({c} packets)" for t, c in sorted(unsupported.items()))
+        counts = ", ".join(
+            f"{c} packet{'s' if c != 1 else ''} of link type {_linktype_label(t)}"
+            for t, c in sorted(unsupported.items())
+        )
         if sum(unsupported.values()) == report.packets + report.filtered:
-            raise UnsupportedLinkTypeError(f"no packet could be decoded: {names}", path=self.path)
-        self._warn(f"{self.path}: packets left undecoded (non-IP): {names}")
+            raise UnsupportedLinkTypeError(
+                f"no packet could be decoded: {counts}; {_SUPPORTED}", path=self.path
+            )
+        self._warn(f"{self.path}: left undecoded (non-IP): {counts}; {_SUPPORTED}")
+
+
+def _linktype_label(linktype: int) -> str:
+    name = decode.LINKTYPE_NAMES.get(linktype)
+    return f"{linktype} ({name})" if name else str(linktype)
+
+
+_SUPPORTED = "supported link types: " + ", ".join(
+    f"{decode.LINKTYPE_NAMES[t]}={t}" for t in sorted(decode.SUPPORTED_LINKTYPES)
+)
 
 
 def _linktype_message(linktype: int) -> str:
-    name = decode.LINKTYPE_NAMES.get(linktype)
-    label = f"{linktype} ({name})" if name else str(linktype)
-    supported = ", ".join(f"{decode.LINKTYPE_NAMES[t]}={t}" for t in sorted(decode.SUPPORTED_LINKTYPES))
-    return f"unsupported link type {label}; supported: {supported}"
+    return f"unsupported link type {_linktype_label(linktype)}; {_SUPPORTED}"
 
 
 def check_filter(expression: str) -> None:

@@ -63,6 +63,22 @@ def warn(message: str) -> None:
     click.echo(f"minerscope: warning: {clean(message, MESSAGE_CHARS)}", err=True)
 
 
+def reading_status(complete: bool, warning: str | None, damaged: str) -> ExitCode:
+    """Say on stderr what reading a capture left out; return the exit status it calls for.
+
+    A capture read to its end can still have left packets out: an interface of a link
+    type the reader cannot decode, or one ``--bpf`` does not apply to. The analyst must
+    hear of it, but the input was whole, so only damage (``damaged``: the line when the
+    reader gave none) makes the result :attr:`ExitCode.PARTIAL`.
+    """
+    if not complete:
+        warn(warning or damaged)
+        return ExitCode.PARTIAL
+    if warning:
+        warn(warning)
+    return ExitCode.OK
+
+
 def progress_note(message: str) -> None:
     """One ``minerscope:`` progress line on stderr, made inert as :func:`error_line`'s."""
     click.echo(f"minerscope: {clean(message, MESSAGE_CHARS)}", err=True)

@@ -36,8 +36,8 @@ from minerscope.cli.common import (
     fail,
     idle_timeout_option,
     progress_wanted,
+    reading_status,
     stderr_progress,
-    warn,
 )
 from minerscope.cli.output import proxied_name
 
@@ -198,9 +198,9 @@ def flows(
                 error_line(exc)
                 status = max(status, exit_code_for(exc))
                 continue
-            if not report.complete:
-                warn(report.warning or f"{path}: capture is damaged")
-                status = max(status, ExitCode.PARTIAL)
+            status = max(
+                status, reading_status(report.complete, report.warning, f"{path}: capture is damaged")
+            )
             tables.append(apply_stage0(table, blacklist if len(blacklist) else None))
             left_out += report.filtered
     result = FlowTable.concat(tables)

@@ -35,9 +35,9 @@ from minerscope.cli.common import (
     probe_timeout_option,
     progress_note,
     progress_wanted,
+    reading_status,
     seconds,
     stderr_progress,
-    warn,
 )
 from minerscope.cli.output import row_to_record, write_jsonl
 from minerscope.untrusted import clean
@@ -333,9 +333,10 @@ def live(
                     if endpoint not in skip:
                         prober.ask(endpoint)
                 collect_probes()
-            if update.done and update.report is not None and not update.report.complete:
-                warn(update.report.warning or f"{label}: packets were lost")
-                status = ExitCode.PARTIAL
+            if update.done and update.report is not None:
+                status = reading_status(
+                    update.report.complete, update.report.warning, f"{label}: packets were lost"
+                )
     except errors.MinerscopeError as exc:
         fail(exc)
     finally:

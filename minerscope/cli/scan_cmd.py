@@ -38,8 +38,8 @@ from minerscope.cli.common import (
     model_option,
     probe_timeout_option,
     progress_wanted,
+    reading_status,
     stderr_progress,
-    warn,
 )
 from minerscope.cli.output import (
     SCAN_FIELDS,
@@ -245,9 +245,12 @@ def scan(
                 status = max(status, exit_code_for(exc_class(message)))
                 continue
             any_ok = True
-            if not complete:
-                warn(warning or f"{path}: capture is damaged; results cover what could be read")
-                status = max(status, ExitCode.PARTIAL)
+            status = max(
+                status,
+                reading_status(
+                    complete, warning, f"{path}: capture is damaged; results cover what could be read"
+                ),
+            )
             if store is not None:
                 rows = _mark_analyst(store, endpoint_status, outcome, _hash_result(hashes.get(path)))
             if streaming:  # column-wise, no record dicts

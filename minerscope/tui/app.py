@@ -196,8 +196,12 @@ class MinerscopeApp(App[None]):
                         )
                     )
                     if update.done:
-                        warning = update.report.warning if update.report is not None else ""
-                        self.post_message(LoadFinished(name, warning=clean(warning or "", 300)))
+                        report = update.report
+                        warning = report.warning if report is not None else ""
+                        damaged = report is not None and not report.complete
+                        self.post_message(
+                            LoadFinished(name, warning=clean(warning or "", 300), damaged=damaged)
+                        )
                     if worker.is_cancelled or self.cancel_event.is_set():
                         self.post_message(LoadFinished(name, cancelled=True))
                         return
@@ -234,7 +238,8 @@ class MinerscopeApp(App[None]):
             self.flows_screen.set_progress(f"{message.path}: loading cancelled")
         elif message.warning:
             self.flows_screen.set_progress(f"{message.path}: {message.warning}")
-            self.notify(message.warning, title="capture damaged", severity="warning", markup=False)
+            title = "capture damaged" if message.damaged else "packets left out"
+            self.notify(message.warning, title=title, severity="warning", markup=False)
         else:
             self.flows_screen.set_progress("")
 

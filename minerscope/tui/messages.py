@@ -59,13 +59,17 @@ class FlowsArrived(Message):
 
 
 class LoadFinished(Message):
-    """A capture is fully read (``warning`` says what was damaged, if anything)."""
+    """A capture is read (``warning`` says what was damaged or left out, if anything;
+    ``damaged``: the reader stopped at damage before the end)."""
 
-    def __init__(self, path: str, *, cancelled: bool = False, warning: str = "") -> None:
+    def __init__(
+        self, path: str, *, cancelled: bool = False, warning: str = "", damaged: bool = False
+    ) -> None:
         super().__init__()
         self.path = path
         self.cancelled = cancelled
         self.warning = warning
+        self.damaged = damaged
 
 
 class LoadFailed(Message):

@@ -419,3 +419,19 @@ def test_a_filter_libpcap_cannot_parse_is_one_line_before_any_work(
         == "minerscope: error: --bpf 'tcp prot 443': can't parse filter expression: syntax error\n"
     )
     assert not (tmp_path / "c.sqlite").exists()
+
+
+def test_packets_a_whole_capture_left_out_are_said_and_the_exit_stays_0(tmp_path: Path) -> None:
+    """An interface the reader cannot decode (USB beside Ethernet) is named on stderr by
+    scan and flows alike; the capture was read to its end, so the exit status stays 0."""
+    from tests.flows.frames import write_pcapng_with_usb
+
+    path = write_pcapng_with_usb(tmp_path / "with-usb.pcapng")
+    code, records, stderr = _scan(str(path), "--no-store", db=tmp_path / "unused.sqlite")
+    flows = CliRunner().invoke(main, ["flows", "--format", "jsonl", str(path)])
+    for exit_code, err in ((code, stderr), (flows.exit_code, flows.stderr)):
+        warnings = [line for line in err.splitlines() if "warning" in line]
+        assert exit_code == 0 and len(warnings) == 1, err
+        assert str(path) in warnings[0] and "1 packet of link type 189 (USB_LINUX);" in warnings[0]
+    assert [(r["dst"], r["dport"]) for r in records] == [("203.0.113.9", 443)]
+    assert len(flows.stdout.splitlines()) == 1

@@ -139,3 +139,21 @@ def write_pcap(frames: list[Frame], path: Path) -> Path:
         out += struct.pack("<IIII", sec, usec, len(raw), len(raw)) + raw
     path.write_bytes(bytes(out))
     return path
+
+
+USB_LINUX = 189
+
+
+def write_pcapng_with_usb(path: Path) -> Path:
+    """One TCP session to 203.0.113.9:443 on an Ethernet interface, and one packet on a
+    second interface of a link type the reader does not decode (USB_LINUX): a whole
+    capture that still leaves a packet out."""
+    from minerscope.capture.writer import PcapngWriter
+
+    frames = tcp_session(100.0, ("10.9.0.2", 50123), ("203.0.113.9", 443), [(0, b"hello"), (1, b"world")])
+    with PcapngWriter(path) as w:
+        eth, usb = w.add_interface(1), w.add_interface(USB_LINUX)
+        for t, frame in frames:
+            w.write_packet(eth, round(t * 1e9), bytes(frame))
+        w.write_packet(usb, round(101.0 * 1e9), bytes(64))
+    return path

@@ -22,6 +22,7 @@ from minerscope.tui.screens.flows import FILTER_PAUSE_S
 from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
 from minerscope.tui.widgets.flow_table import BASE_COLUMNS
 from tests.conftest import MS
+from tests.flows.frames import write_pcapng_with_usb
 from tests.tui.conftest import _slice, build_table, layout_loader
 
 
@@ -221,6 +222,25 @@ async def test_an_unreadable_capture_is_reported_not_empty(tmp_path: Path) -> No
         failed = [m for m in messages if isinstance(m, LoadFailed)]
         assert len(failed) == 1 and failed[0].path == "notes.txt"
         assert failed[0].error in shown(app.flows_screen.query_one("#status"))
+
+
+async def test_packets_left_out_of_a_whole_capture_are_told_apart_from_damage(tmp_path: Path) -> None:
+    whole = write_pcapng_with_usb(tmp_path / "with-usb.pcapng")
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(whole.read_bytes()[:-30])
+    for path, title, text in (
+        (whole, "packets left out", "1 packet of link type 189 (USB_LINUX)"),
+        (cut, "capture damaged", "damaged at byte"),
+    ):
+        messages: list[Message] = []
+        app = MinerscopeApp([path])  # the real triage pipeline
+        async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            (finished,) = [m for m in messages if isinstance(m, LoadFinished)]
+            assert finished.damaged == (path == cut) and text in finished.warning
+            assert [n.title for n in app._notifications] == [title]
+            assert text in shown(app.flows_screen.query_one("#status"))
 
 
 async def test_hostile_strings_render_as_literal_text() -> None:
