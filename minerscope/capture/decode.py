@@ -108,14 +108,20 @@ LINKTYPE_NAMES = {
     249: "USBPCAP",
 }
 
-IFACE_COLUMNS = 4  # linktype, if_tsresol byte, if_tsoffset seconds, snaplen
+IFACE_COLUMNS = 6  # linktype, if_tsresol byte, if_tsoffset seconds, snaplen, dropped, received
+IFACE_DROPPED = 4  # the interface's latest ISB: isb_ifdrop + isb_osdrop (-1: none reported)
+IFACE_RECEIVED = 5  # its isb_ifrecv (-1: none reported)
 MAX_IFACES = 65536
 
 # pcapng state vector slots (an int64 array the Python layer keeps between calls).
 STATE_BIG_ENDIAN = 0
 STATE_N_IFACES = 1
 STATE_LAST_TS = 2
-STATE_SIZE = 4
+# Interface statistics of the sections before the current one (see _end_section).
+STATE_DROPPED = 3  # packets the capturing system dropped, by interfaces that said
+STATE_RECEIVED = 4  # packets those interfaces received
+STATE_STATISTICS = 5  # bit 0: some interface reported drops; bit 1: one of them did not say what it received
+STATE_SIZE = 6
 
 _NS = 1_000_000_000
 _TS_MAX = (1 << 63) - 1
@@ -652,6 +658,72 @@ def _ts_to_ns(units: Any, res: Any, offset_s: Any) -> Any:
 
 
 @njit(cache=True)
+def _counter(buf: U8, o: int, big: bool) -> Any:
+    """A pcapng 64-bit statistics counter at ``o``, saturated to int64 (a hostile value
+    must not turn negative)."""
+    first = _u32(buf, o, big)
+    second = _u32(buf, o + 4, big)
+    hi, lo = (first, second) if big else (second, first)
+    if hi >= 0x80000000:
+        return _TS_MAX
+    return (hi << 32) | lo
+
+
+@njit(cache=True, inline="always")
+def _add_counts(a: Any, b: Any) -> Any:
+    """``a + b`` of two non-negative counts, saturated at int64's largest (never wraps)."""
+    return _TS_MAX if a > _TS_MAX - b else a + b
+
+
+@njit(cache=True)
+def _interface_statistics(buf: U8, pos: int, blen: int, big: bool, nif: int, ifaces: I64) -> None:
+    """Keep what an Interface Statistics Block says its interface dropped and received.
+
+    Its counters run from the start of the capture, so the latest block of an interface
+    holds its totals (dumpcap writes one as the capture ends). A block naming an interface
+    no IDB defined is ignored: statistics are no packets, and the rest of the file is good.
+    """
+    if blen < 24:
+        return
+    k = _u32(buf, pos + 8, big)
+    if k >= nif:
+        return
+    dropped = -1
+    o = pos + 20
+    oend = pos + blen - 4
+    while o + 4 <= oend:
+        code = _u16(buf, o, big)
+        olen = _u16(buf, o + 2, big)
+        if code == 0 or o + 4 + olen > oend:
+            break
+        if olen == 8 and (code == 5 or code == 7):  # isb_ifdrop, isb_osdrop
+            v = _counter(buf, o + 4, big)
+            dropped = v if dropped < 0 else _add_counts(dropped, v)
+        elif olen == 8 and code == 4:  # isb_ifrecv
+            ifaces[k, IFACE_RECEIVED] = _counter(buf, o + 4, big)
+        o += 4 + ((olen + 3) & ~3)
+    if dropped >= 0:
+        ifaces[k, IFACE_DROPPED] = dropped
+
+
+@njit(cache=True)
+def _end_section(state: I64, ifaces: I64) -> None:
+    """Add the section's interface statistics to ``state`` before a new section's IDBs
+    reuse the interface rows (the reader adds the last section's at the end)."""
+    for k in range(state[STATE_N_IFACES]):
+        dropped = ifaces[k, IFACE_DROPPED]
+        if dropped >= 0:
+            state[STATE_DROPPED] = _add_counts(state[STATE_DROPPED], dropped)
+            state[STATE_STATISTICS] |= 1
+            received = ifaces[k, IFACE_RECEIVED]
+            if received >= 0:
+                state[STATE_RECEIVED] = _add_counts(state[STATE_RECEIVED], received)
+            else:
+                state[STATE_STATISTICS] |= 2
+    state[STATE_N_IFACES] = 0
+
+
+@njit(cache=True)
 def walk_pcapng(
     buf: U8,
     pos: int,
@@ -702,7 +774,7 @@ def walk_pcapng(
             if blen < 28:
                 return n, pos, STATUS_DAMAGE, DAMAGE_BLOCK_LENGTH
             state[STATE_BIG_ENDIAN] = 1 if big else 0
-            state[STATE_N_IFACES] = 0
+            _end_section(state, ifaces)
         elif btype == 1:  # IDB
             if blen < 20:
                 return n, pos, STATUS_DAMAGE, DAMAGE_BLOCK_LENGTH
@@ -713,6 +785,8 @@ def walk_pcapng(
             ifaces[k, 1] = 6
             ifaces[k, 2] = 0
             ifaces[k, 3] = _u32(buf, pos + 12, big)
+            ifaces[k, IFACE_DROPPED] = -1
+            ifaces[k, IFACE_RECEIVED] = -1
             o = pos + 16
             oend = pos + blen - 4
             while o + 4 <= oend:
@@ -729,6 +803,8 @@ def walk_pcapng(
                     ifaces[k, 2] = v
                 o += 4 + ((olen + 3) & ~3)
             state[STATE_N_IFACES] = k + 1
+        elif btype == 5:  # ISB
+            _interface_statistics(buf, pos, blen, big, state[STATE_N_IFACES], ifaces)
         elif btype == 6 or btype == 2 or btype == 3:  # EPB, obsolete PB, SPB
             if n >= cap_out:
                 return n, pos, STATUS_FULL, DAMAGE_NONE

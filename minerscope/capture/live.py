@@ -530,11 +530,17 @@ class PipeCapture:
         return self.stats
 
     def finish_report(self, report: ReadReport) -> None:
-        """Say in ``report`` where the stream was damaged or cut, if it was."""
-        if self._reader is not None and not self._reader.report.complete:
+        """Carry into ``report`` what the stream's reader found: where it was damaged or
+        cut, what it left out, what the sensor says it dropped (pcapng statistics)."""
+        if self._reader is None:
+            return
+        found = self._reader.report
+        if found.warning:
+            report.warning = f"{report.warning}; {found.warning}" if report.warning else found.warning
+        report.capture_dropped, report.capture_received = found.capture_dropped, found.capture_received
+        if not found.complete:
             report.complete = False
-            report.damage_offset = self._reader.report.damage_offset
-            report.warning = self._reader.report.warning
+            report.damage_offset = found.damage_offset
 
     def close(self) -> None:
         """Close the stream (idempotent)."""

@@ -102,6 +102,10 @@ class ReadReport:
     # SHA-256 and size of its raw bytes once it was read to the end (None for regular files)
     sha256: str | None = None
     size: int = 0
+    # what the capturing system says it dropped, from pcapng Interface Statistics Blocks
+    # (None: the capture says nothing), and what those interfaces received (None: unknown)
+    capture_dropped: int | None = None
+    capture_received: int | None = None
 
 
 def format_ip(hi: int, lo: int) -> str:

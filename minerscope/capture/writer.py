@@ -35,11 +35,13 @@ PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 PCAPNG_IDB = 0x00000001
 PCAPNG_OPB = 0x00000002  # obsolete Packet Block
 PCAPNG_SPB = 0x00000003
+PCAPNG_ISB = 0x00000005
 PCAPNG_EPB = 0x00000006
 
 _OPT_ENDOFOPT = 0
 _OPT_IF_NAME = 2
 _OPT_IF_TSRESOL = 9
+_OPT_ISB_IFRECV, _OPT_ISB_IFDROP, _OPT_ISB_OSDROP = 4, 5, 7
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -212,6 +214,23 @@ class PcapngWriter:
         orig = len(frame) if orig_len is None else orig_len
         head = struct.pack(self._e + "HHIIII", iface, 0, units >> 32, units & 0xFFFFFFFF, len(frame), orig)
         self._block(PCAPNG_OPB, head + frame)
+
+    def write_statistics(
+        self,
+        iface: int,
+        ts_ns: int,
+        *,
+        received: int | None = None,
+        dropped: int | None = None,
+        os_dropped: int | None = None,
+    ) -> None:
+        """Write an Interface Statistics Block: the interface's counters since the capture
+        began (``isb_ifrecv``, ``isb_ifdrop``, ``isb_osdrop``; None leaves one out)."""
+        units = _ts_units(ts_ns, self._check_iface(iface))
+        counters = ((_OPT_ISB_IFRECV, received), (_OPT_ISB_IFDROP, dropped), (_OPT_ISB_OSDROP, os_dropped))
+        options = [(code, struct.pack(self._e + "Q", v)) for code, v in counters if v is not None]
+        head = struct.pack(self._e + "III", iface, units >> 32, units & 0xFFFFFFFF)
+        self._block(PCAPNG_ISB, head + self._options(options))
 
     def write_block(self, block_type: int, body: bytes) -> None:
         """Write an arbitrary block (e.g. a custom or unknown block type readers must skip)."""

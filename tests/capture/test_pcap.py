@@ -969,3 +969,101 @@ def test_pcapng_timestamps_beyond_int64_saturate(tmp_path: Path, tsresol: int) -
     stamps = batch.packets["ts_ns"].tolist()
     assert len(stamps) == 2 and report.complete
     assert 0 < stamps[0] <= TS0 and stamps[1] == 2**63 - 1
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_interface_statistics_say_what_the_capturing_system_dropped(tmp_path: Path, big_endian: bool) -> None:
+    """A sensor that fell behind leaves holes that look like pauses: the capture's Interface
+    Statistics Blocks say so. Counters run from the start, so an interface's latest block
+    counts; interfaces and sections add up."""
+    ips = _ip_packets()
+    path = tmp_path / "drops.pcapng"
+    with W.PcapngWriter(path, big_endian=big_endian) as w:
+        a, b = w.add_interface(W.LINKTYPE_ETHERNET), w.add_interface(W.LINKTYPE_RAW)
+        w.write_statistics(a, TS0, received=0, dropped=0)  # dumpcap writes one as it starts too
+        for i, ip in enumerate(ips):
+            w.write_packet(a, TS0 + i, _eth(ip))
+        w.write_statistics(a, TS0 + 100, received=200, dropped=5)
+        w.write_statistics(b, TS0 + 100, received=50, dropped=1, os_dropped=2)
+        w.new_section()
+        c = w.add_interface(W.LINKTYPE_ETHERNET)
+        w.write_packet(c, TS0 + 200, _eth(ips[0]))
+        w.write_statistics(c, TS0 + 300, received=10, dropped=4)
+    batch, report = read_all(path)
+    assert report.complete and report.packets == len(ips) + 1
+    assert (report.capture_dropped, report.capture_received) == (5 + 3 + 4, 200 + 50 + 10)
+    assert report.warning == (
+        f"{path}: the capturing system dropped 12 packets of 260 received (pcapng interface statistics);"
+        " flows may miss packets"
+    )
+
+
+def test_interface_statistics_that_say_nothing_or_no_drop_give_no_warning(tmp_path: Path) -> None:
+    (ip, *_) = _ip_packets()
+    for name, stats, expect in (
+        ("none", None, (None, None)),
+        ("zero", {"received": 3, "dropped": 0}, (0, 3)),
+        ("recv-only", {"received": 3}, (None, None)),
+    ):
+        path = tmp_path / f"{name}.pcapng"
+        with W.PcapngWriter(path) as w:
+            e = w.add_interface(W.LINKTYPE_ETHERNET)
+            w.write_packet(e, TS0, _eth(ip))
+            if stats is not None:
+                w.write_statistics(e, TS0 + 1, **stats)
+        _, report = read_all(path)
+        assert (report.capture_dropped, report.capture_received) == expect, name
+        assert report.complete and report.warning is None
+
+
+def test_hostile_interface_statistics_neither_wrap_nor_stop_the_read(tmp_path: Path) -> None:
+    (ip, *_) = _ip_packets()
+    path = tmp_path / "hostile-isb.pcapng"
+    with W.PcapngWriter(path) as w:
+        e = w.add_interface(W.LINKTYPE_ETHERNET)
+        w.write_statistics(e, TS0, dropped=2**64 - 1, os_dropped=2**63)  # negative as int64
+        # statistics of an interface no IDB defined: ignored, the packets after it still read
+        w.write_block(5, struct.pack("<III", 9, 0, 0) + struct.pack("<HHQ", 5, 8, 77) + bytes(4))
+        w.write_block(5, struct.pack("<I", 0))  # too short to hold its header: ignored
+        w.write_packet(e, TS0 + 1, _eth(ip))
+    batch, report = read_all(path)
+    assert report.complete and report.packets == 1
+    assert report.capture_dropped == 2**63 - 1 and report.capture_received is None
+    assert "dropped 9,223,372,036,854,775,807 packets (pcapng" in (report.warning or "")
+
+
+def test_a_real_dumpcap_capture_says_it_dropped_nothing(tmp_path: Path) -> None:
+    """dumpcap (Wireshark's capture engine) writes an Interface Statistics Block as it
+    stops: five UDP datagrams on loopback, captured through its own filter."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    dumpcap = shutil.which("dumpcap")
+    if dumpcap is None:
+        pytest.skip("dumpcap not installed (Debian's wireshark-common)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        port = sink.getsockname()[1]
+        path = tmp_path / "dumpcap.pcapng"
+        with subprocess.Popen(
+            [dumpcap, "-i", "lo", "-f", f"udp dst port {port}", "-c", "5", "-w", str(path)],
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            assert proc.stderr is not None
+            started = proc.stderr.readline()
+            if "Capturing on" not in started:
+                proc.kill()
+                pytest.skip(f"dumpcap cannot capture here: {started.strip()}")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+                deadline = time.monotonic() + 30
+                while proc.poll() is None and time.monotonic() < deadline:
+                    out.sendto(b"tick", ("127.0.0.1", port))
+                    time.sleep(0.05)
+            assert proc.wait(timeout=10) == 0
+    batch, report = read_all(path)
+    assert report.packets == 5 and {int(p) for p in batch.packets["dport"]} == {port}
+    assert report.capture_dropped == 0 and report.capture_received is not None
+    assert report.capture_received >= 5 and report.warning is None

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -213,3 +214,36 @@ def test_standard_input_that_is_a_terminal_is_refused_not_waited_on(tmp_path: Pa
     line = result.stderr.decode().strip()
     assert line.startswith("minerscope: error: -: standard input is a terminal; pipe a capture into it")
     assert f"| minerscope {' '.join(args)}" in line and "\n" not in line
+
+
+def _with_drops(dropped: int, received: int) -> bytes:
+    """The sample as a sensor that fell behind would have written it: an Interface
+    Statistics Block for its one interface at the end (little-endian, as the sample)."""
+    options = struct.pack("<HHQHHQ", 4, 8, received, 5, 8, dropped) + bytes(4)
+    body = struct.pack("<III", 0, 0, 0) + options
+    return (
+        SAMPLE.read_bytes() + struct.pack("<II", 5, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    )
+
+
+def test_drops_the_sensor_reported_are_said_by_scan_and_live(tmp_path: Path) -> None:
+    data = _with_drops(7, 13_430)
+    expected = "the capturing system dropped 7 packets of 13,430 received (pcapng interface statistics)"
+    live = subprocess.run(
+        [sys.executable, "-m", "minerscope", "live", "-i", "-", "--no-store", "-q", "--window", "1e6"],
+        input=data,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    path = tmp_path / "sensor.pcapng"
+    path.write_bytes(data)
+    scan = CliRunner().invoke(main, ["scan", str(path), "--no-store", "--format", "jsonl", "-q"])
+    for code, stdout, stderr in (
+        (live.returncode, live.stdout.decode(), live.stderr.decode()),
+        (scan.exit_code, scan.stdout, scan.stderr),
+    ):
+        assert code == 0, stderr
+        assert len(stdout.splitlines()) == 351  # every flow still scored: the file is whole
+        (warning,) = [line for line in stderr.splitlines() if "warning" in line]
+        assert expected in warning
