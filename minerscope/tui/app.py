@@ -105,6 +105,9 @@ class MinerscopeApp(App[None]):
         self.store: Any = None
         self.store_error = ""
         self.loads_done = 0
+        self.load_problems: list[
+            str
+        ] = []  # a line per capture cancelled, damaged, short of packets, unreadable
         self.progress_seen = False
         self.last_error = ""
         self._dirty = False
@@ -235,17 +238,27 @@ class MinerscopeApp(App[None]):
         self.loads_done += 1
         self._flush_rows()
         if message.cancelled:
-            self.flows_screen.set_progress(f"{message.path}: loading cancelled")
+            self.load_problems.append(f"{message.path}: loading cancelled")
         elif message.warning:
-            self.flows_screen.set_progress(f"{message.path}: {message.warning}")
+            self.load_problems.append(f"{message.path}: {message.warning}")
             title = "capture damaged" if message.damaged else "packets left out"
             self.notify(message.warning, title=title, severity="warning", markup=False)
-        else:
+        self._show_load_problems()
+
+    def _show_load_problems(self) -> None:
+        """The status line keeps the latest capture problem, and how many others there were:
+        a clean capture loaded after a damaged one must not wipe out that it was damaged."""
+        if not self.load_problems:
             self.flows_screen.set_progress("")
+            return
+        others = len(self.load_problems) - 1  # said first: a long problem line is cut at the right
+        more = f"{others} more capture problem{'s' if others > 1 else ''} · " if others else ""
+        self.flows_screen.set_progress(more + self.load_problems[-1])
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.last_error = message.error
-        self.flows_screen.set_progress(f"cannot load {message.path}: {message.error}")
+        self.load_problems.append(f"cannot load {message.path}: {message.error}")
+        self._show_load_problems()
         self.notify(message.error, title="cannot load capture", severity="error", timeout=15, markup=False)
 
     def _flush_rows(self) -> None:

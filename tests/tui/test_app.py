@@ -22,7 +22,7 @@ from minerscope.tui.screens.flows import FILTER_PAUSE_S
 from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
 from minerscope.tui.widgets.flow_table import BASE_COLUMNS
 from tests.conftest import MS
-from tests.flows.frames import write_pcapng_with_usb
+from tests.flows.frames import tcp_session, write_pcap, write_pcapng_with_usb
 from tests.tui.conftest import _slice, build_table, layout_loader
 
 
@@ -241,6 +241,25 @@ async def test_packets_left_out_of_a_whole_capture_are_told_apart_from_damage(tm
             assert finished.damaged == (path == cut) and text in finished.warning
             assert [n.title for n in app._notifications] == [title]
             assert text in shown(app.flows_screen.query_one("#status"))
+
+
+async def test_a_capture_problem_stays_on_the_status_line_after_clean_captures(tmp_path: Path) -> None:
+    """The notices fade; the status line must not forget that one capture of several was
+    damaged because a clean one finished after it."""
+    whole = write_pcapng_with_usb(tmp_path / "with-usb.pcapng")
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(whole.read_bytes()[:-30])
+    clean = write_pcap(
+        tcp_session(50.0, ("10.1.0.2", 40000), ("203.0.113.7", 443), [(0, b"hi")]), tmp_path / "a.pcap"
+    )
+    app = MinerscopeApp([cut, whole, clean])  # the real triage pipeline, one capture after another
+    async with app.run_test(size=(200, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.loads_done == 3
+        status = shown(app.flows_screen.query_one("#status"))
+        assert "1 more capture problem · with-usb.pcapng:" in status
+        assert "1 packet of link type 189" in status
 
 
 async def test_hostile_strings_render_as_literal_text() -> None:
