@@ -1,19 +1,19 @@
 """Expands the paths a user gives (files and directories) into capture files, by magic bytes.
 
 A directory of incident data holds captures named anything (``.pcap``, ``.cap``,
-``.dmp``, no extension, gzip-compressed), next to notes and logs. Like the reader, this
+``.dmp``, no extension, compressed), next to notes and logs. Like the reader, this
 never trusts a file name: it opens each file and looks at the first bytes.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import stat
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from minerscope.capture import compressed
 from minerscope.errors import InputError
 
 STDIN = Path("/dev/stdin")
@@ -26,19 +26,14 @@ _MAGICS = (
     b"\xa1\xb2\x3c\x4d",  # pcap, big-endian, nanoseconds
     b"\x0a\x0d\x0d\x0a",  # pcapng section header block
 )
-_GZIP = b"\x1f\x8b"
 
 
 def looks_like_capture(path: Path) -> bool:
-    """True when ``path`` starts with a pcap/pcapng magic (also inside gzip)."""
+    """True when ``path`` starts with a pcap/pcapng magic (also inside gzip, xz, bzip2, zstd)."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(4)
-            if head[:2] == _GZIP:
-                fh.seek(0)
-                with gzip.GzipFile(fileobj=fh) as gz:
-                    head = gz.read(4)
-    except (OSError, EOFError, gzip.BadGzipFile):
+            head = compressed.decompressed_head(fh, 4)
+    except OSError:
         return False
     return head in _MAGICS
 

@@ -496,10 +496,12 @@ class PipeCapture:
     def open(self) -> None:
         """Read the stream's header (this waits for the sensor's first bytes)."""
         reader = CaptureReader(self.path, bpf=self.bpf)
-        if reader.report.file_format.endswith("+gzip"):
+        _, plus, codec = reader.report.file_format.partition("+")
+        if plus:
             reader.close()
             raise CaptureError(
-                "a gzip-compressed stream: decompress it on the way in (| gunzip |)", path=self.source
+                f"a {codec}-compressed stream: decompress it on the way in (| {codec} -dc |)",
+                path=self.source,
             )
         self._reader = reader
 

@@ -1,14 +1,15 @@
-"""Stream a pcap/pcapng file (optionally gzip-compressed) into :class:`PacketBatch` blocks.
+"""Stream a pcap/pcapng file (optionally compressed) into :class:`PacketBatch` blocks.
 
 Design decisions, each answering a failure seen in other tools:
 
 * **Format by magic bytes, never by file name** (nfstream #209, "bad dump file format"):
   classic pcap in both byte orders with micro- or nanosecond timestamps, pcapng (any
   number of sections and interfaces, each interface with its own link type and
-  ``if_tsresol``), and either of them inside gzip.
+  ``if_tsresol``), and either of them compressed: gzip, xz, bzip2 or zstd
+  (:mod:`minerscope.capture.compressed`).
 * **Bounded memory, any file size** (CICFlowMeter breaking on >1 GB files): a regular
   file is memory-mapped one window of about ``batch_bytes`` at a time (no copy: the
-  walker reads the page cache); gzip streams and pipes are read into buffers of that
+  walker reads the page cache); compressed files and pipes are read into buffers of that
   size. A compiled walker (:mod:`minerscope.capture.decode`) turns each window into rows
   of :data:`~minerscope.capture.packets.PACKET_DTYPE` (at most ``batch_rows`` per batch)
   and the window itself becomes the batch's ``data``. Nothing is kept once a batch is
@@ -35,7 +36,6 @@ import mmap
 import os
 import select
 import stat
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +44,7 @@ from typing import BinaryIO, Literal, Protocol, Self
 import numpy as np
 import numpy.typing as npt
 
-from minerscope.capture import bpf, decode
+from minerscope.capture import bpf, compressed, decode
 from minerscope.capture.discover import is_stream
 from minerscope.capture.packets import PACKET_DTYPE, PacketBatch, ReadReport
 from minerscope.errors import CaptureError, NotACaptureError, UnsupportedLinkTypeError
@@ -60,7 +60,6 @@ DEFAULT_BATCH_ROWS = 65536
 allocator recycles freed batches instead of the kernel zero-filling fresh pages for each one
 (page faults cost more than decoding)."""
 
-_GZIP_INPUT_CHUNK = 1024 * 1024
 _DRAIN_CHUNK = 1024 * 1024
 _PCAP_HEADER = 24
 
@@ -74,18 +73,15 @@ _PCAP_MAGICS = {
     0xA1B2CD34: (True, False, 24),
 }
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-_GZIP_MAGIC = b"\x1f\x8b"
 _OTHER_MAGICS = {
-    b"\x28\xb5\x2f\xfd": "zstd-compressed data; decompress it first",
     b"\x04\x22\x4d\x18": "lz4-compressed data; decompress it first",
-    b"\xfd\x37\x7a\x58": "xz-compressed data; decompress it first",
-    b"\x42\x5a\x68": "bzip2-compressed data; decompress it first",
     b"\x50\x4b\x03\x04": "a zip archive; extract the capture first",
 }
 
 
 class _Source(Protocol):
-    """Where capture bytes come from: a plain file or a gzip stream."""
+    """Where capture bytes come from: a plain file or a compressed one
+    (:class:`~minerscope.capture.compressed.DecompressedSource`)."""
 
     error: str | None
 
@@ -109,57 +105,6 @@ class _PlainSource:
             self._prefix = self._prefix[n:]
             return n
         return self._f.readinto(view)  # type: ignore[attr-defined, no-any-return]
-
-    def close(self) -> None:
-        self._f.close()
-
-
-class _GzipSource:
-    """Stream-decompress gzip (several members allowed) without ever losing decoded bytes.
-
-    :mod:`gzip` raises on a truncated or corrupt stream and drops what it decoded in that
-    call; decoding with :mod:`zlib` directly keeps every byte before the damage and
-    records the problem in ``error`` instead.
-    """
-
-    def __init__(self, f: BinaryIO, prefix: bytes) -> None:
-        self._f = f
-        self._d = zlib.decompressobj(31)
-        self._inp = prefix
-        self._done = False
-        self.error: str | None = None
-
-    def readinto(self, view: memoryview) -> int:
-        n = 0
-        want = len(view)
-        while n < want and not self._done:
-            if self._d.eof:
-                rest = self._d.unused_data or self._f.read(_GZIP_INPUT_CHUNK)
-                if not rest.strip(b"\x00"):  # end of file, or zero padding after the last member
-                    self._done = True
-                    break
-                if not rest.startswith(_GZIP_MAGIC):
-                    self.error = "data after the last gzip member is not gzip"
-                    self._done = True
-                    break
-                self._d = zlib.decompressobj(31)
-                self._inp = rest
-            if not self._inp:
-                self._inp = self._f.read(_GZIP_INPUT_CHUNK)
-                if not self._inp:
-                    self.error = "gzip stream ends before its end marker (truncated)"
-                    self._done = True
-                    break
-            try:
-                chunk = self._d.decompress(self._inp, want - n)
-            except zlib.error as exc:
-                self.error = f"gzip data is corrupt ({exc})"
-                self._done = True
-                break
-            self._inp = b"" if self._d.eof else self._d.unconsumed_tail
-            view[n : n + len(chunk)] = chunk
-            n += len(chunk)
-        return n
 
     def close(self) -> None:
         self._f.close()
@@ -241,7 +186,7 @@ class CaptureReader:
     batches are consumed and is final once :meth:`batches` is exhausted.
 
     Args:
-        path: the capture file (pcap, pcapng, either gzip-compressed).
+        path: the capture file (pcap, pcapng, either compressed: gzip, xz, bzip2, zstd).
         batch_bytes: bytes of capture per window/buffer (memory is bounded by this).
         batch_rows: most packets per batch.
         bpf: a capture filter in tcpdump syntax (None: every packet); packets it rejects
@@ -291,12 +236,12 @@ class CaptureReader:
 
     def _open(self, f: BinaryIO) -> None:
         head = f.read(4)
-        compressed = head[:2] == _GZIP_MAGIC
+        codec = compressed.codec_for(head)
         self._carry: tuple[npt.NDArray[np.uint8], int, int] | None = None
         self._map_file: BinaryIO | None = None
         self._map_size = 0
-        if compressed:
-            self._source: _Source = _GzipSource(f, head)
+        if codec is not None:
+            self._source: _Source = compressed.DecompressedSource(f, head, codec)
         else:
             self._source = _PlainSource(f, head)
             st = os.fstat(f.fileno())
@@ -308,7 +253,7 @@ class CaptureReader:
         got = _fill(self._source, first, 0)
         magic = first[: min(got, 4)].tobytes()
         self._head = first[:got]
-        suffix = "+gzip" if compressed else ""
+        suffix = f"+{codec.name}" if codec is not None else ""
         if magic == _PCAPNG_MAGIC:
             self._format = "pcapng"
             self.report.file_format = "pcapng" + suffix
@@ -335,10 +280,10 @@ class CaptureReader:
             self._head = first[:0]
             self._filter = self._compile([linktype])
             return
-        shown = magic.hex() if magic else "none (empty file)"
+        shown = magic.hex() if magic else "none" if codec is not None else "none (empty file)"
         what = next((text for m, text in _OTHER_MAGICS.items() if first[:got].tobytes().startswith(m)), None)
-        if compressed:
-            what = "gzip-compressed, but not a capture inside"
+        if codec is not None:
+            what = f"{codec.name}-compressed, but " + (self._source.error or "not a capture inside")
         elif what is None and got and all(32 <= b < 127 or b in (9, 10, 13) for b in first[:got].tolist()):
             what = f"looks like text: {clean(first[:got].tobytes().decode('ascii'), 24)!r}"
         detail = f" ({what})" if what else ""
@@ -437,8 +382,8 @@ class CaptureReader:
         is final and :attr:`ended` is set. Not with :meth:`batches` (one or the other).
 
         Raises:
-            CaptureError: not an uncompressed stream (a file, or gzip: decompress it on
-                the way in), or :meth:`batches` was used.
+            CaptureError: not an uncompressed stream (a file, or compressed: decompress
+                it on the way in), or :meth:`batches` was used.
         """
         if self._stream is None or not isinstance(self._source, _PlainSource):
             raise CaptureError(
@@ -574,7 +519,7 @@ class CaptureReader:
         report = self.report
         report.complete = False
         report.damage_offset = offset
-        where = "decompressed byte" if report.file_format.endswith("+gzip") else "byte"
+        where = "decompressed byte" if "+" in report.file_format else "byte"
         self._warn(
             f"{self.path}: damaged at {where} {offset}: {why}; kept the {report.packets} packets before it"
         )

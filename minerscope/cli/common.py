@@ -231,6 +231,6 @@ def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tu
     if not paths:
         named = ", ".join(str(item) for item in captures)  # (cleaned where it is printed)
         raise errors.InputError(
-            f"{named}: no capture files (pcap or pcapng, also gzip-compressed) found there"
+            f"{named}: no capture files (pcap or pcapng, also compressed: gzip, xz, bzip2, zstd) found there"
         )
     return paths, extra

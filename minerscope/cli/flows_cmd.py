@@ -157,7 +157,7 @@ def flows(
     bpf: str | None,
     quiet: bool,
 ) -> None:
-    """List the flows of CAPTURES (pcap/pcapng files, gzip ok, or directories searched for them) with TLS/DNS/HTTP metadata.
+    """List the flows of CAPTURES (pcap/pcapng files, compressed ok, or directories searched for them) with TLS/DNS/HTTP metadata.
 
     CAPTURE may be ``sample`` for the bundled demo capture (its sample blacklist is then
     applied too), or ``-`` for a capture piped in. Exit status 3 means a capture was damaged and only the part before the

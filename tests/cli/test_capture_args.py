@@ -52,7 +52,7 @@ def test_a_directory_without_captures_is_one_line_naming_it(tmp_path: Path, comm
     assert code == 4 and out == ""
     assert (
         err.strip()
-        == f"minerscope: error: {empty}: no capture files (pcap or pcapng, also gzip-compressed) found there"
+        == f"minerscope: error: {empty}: no capture files (pcap or pcapng, also compressed: gzip, xz, bzip2, zstd) found there"
     )
 
 

@@ -435,3 +435,20 @@ def test_packets_a_whole_capture_left_out_are_said_and_the_exit_stays_0(tmp_path
         assert str(path) in warnings[0] and "1 packet of link type 189 (USB_LINUX);" in warnings[0]
     assert [(r["dst"], r["dport"]) for r in records] == [("203.0.113.9", 443)]
     assert len(flows.stdout.splitlines()) == 1
+
+
+def test_a_directory_of_compressed_archives_scans_as_the_captures_inside(tmp_path: Path) -> None:
+    """Archived captures are found by magic bytes and read as they are (no unpacking to disk)."""
+    import lzma
+
+    from minerscope.capture.compressed import zstd
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "gateway-0800").write_bytes(zstd.compress(SAMPLE.read_bytes()))  # no telling name
+    (folder / "notes.txt.xz").write_bytes(lzma.compress(b"shift notes, not packets"))
+    code, archived, stderr = _scan(str(folder), "--no-store", db=tmp_path / "unused.sqlite")
+    _, plain, _ = _scan(str(SAMPLE), "--no-store", db=tmp_path / "unused.sqlite")
+    assert code == 0 and "warning" not in stderr, stderr
+    assert {r["capture"] for r in archived} == {"gateway-0800"}
+    assert [{**r, "capture": ""} for r in archived] == [{**r, "capture": ""} for r in plain]
