@@ -657,6 +657,19 @@ def _ts_to_ns(units: Any, res: Any, offset_s: Any) -> Any:
     return ns + offset
 
 
+@njit(cache=True, inline="always")
+def _option(buf: U8, o: int, oend: int, big: bool) -> tuple[int, int]:
+    """Code and length of the pcapng option at ``o`` (options end at ``oend``); code -1
+    past the last one: opt_endofopt, or no room for the option's header or value."""
+    if o + 4 > oend:
+        return -1, 0
+    code = _u16(buf, o, big)
+    olen = _u16(buf, o + 2, big)
+    if code == 0 or o + 4 + olen > oend:
+        return -1, 0
+    return code, olen
+
+
 @njit(cache=True)
 def _counter(buf: U8, o: int, big: bool) -> Any:
     """A pcapng 64-bit statistics counter at ``o``, saturated to int64 (a hostile value
@@ -690,11 +703,9 @@ def _interface_statistics(buf: U8, pos: int, blen: int, big: bool, nif: int, ifa
         return
     dropped = -1
     o = pos + 20
-    oend = pos + blen - 4
-    while o + 4 <= oend:
-        code = _u16(buf, o, big)
-        olen = _u16(buf, o + 2, big)
-        if code == 0 or o + 4 + olen > oend:
+    while True:
+        code, olen = _option(buf, o, pos + blen - 4, big)
+        if code < 0:
             break
         if olen == 8 and (code == 5 or code == 7):  # isb_ifdrop, isb_osdrop
             v = _counter(buf, o + 4, big)
@@ -788,11 +799,9 @@ def walk_pcapng(
             ifaces[k, IFACE_DROPPED] = -1
             ifaces[k, IFACE_RECEIVED] = -1
             o = pos + 16
-            oend = pos + blen - 4
-            while o + 4 <= oend:
-                code = _u16(buf, o, big)
-                olen = _u16(buf, o + 2, big)
-                if code == 0 or o + 4 + olen > oend:
+            while True:
+                code, olen = _option(buf, o, pos + blen - 4, big)
+                if code < 0:
                     break
                 if code == 9 and olen >= 1:
                     ifaces[k, 1] = buf[o + 4]
