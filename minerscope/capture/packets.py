@@ -97,6 +97,7 @@ class ReadReport:
     linktypes: dict[int, int] = field(default_factory=dict)  # linktype -> packet count
     complete: bool = True
     damage_offset: int | None = None
+    damage: str | None = None  # "damaged at byte N: why" (what the case file keeps), None if whole
     warning: str | None = None
     # a stream (pipe, FIFO, stdin) is hashed while it is read, as it cannot be read again:
     # SHA-256 and size of its raw bytes once it was read to the end (None for regular files)

@@ -520,9 +520,8 @@ class CaptureReader:
         report.complete = False
         report.damage_offset = offset
         where = "decompressed byte" if "+" in report.file_format else "byte"
-        self._warn(
-            f"{self.path}: damaged at {where} {offset}: {why}; kept the {report.packets} packets before it"
-        )
+        report.damage = f"damaged at {where} {offset}: {why}"
+        self._warn(f"{self.path}: {report.damage}; kept the {report.packets} packets before it")
 
     def _warn(self, text: str) -> None:
         report = self.report

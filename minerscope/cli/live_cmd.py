@@ -311,7 +311,12 @@ def live(
                 line = f"{label}: {state} · {update.flows_scored:,} scored{probes}"
                 bar.update(task, description=clean(line))
             if case is not None:
-                case.add(update.rows, packets=update.packets, final=update.done)
+                reading = None
+                if update.done and update.report is not None:  # what the session's reading found
+                    report = update.report
+                    dropped = report.capture_dropped if streamed else update.dropped
+                    reading = (report.complete, report.damage or "", dropped)
+                case.add(update.rows, packets=update.packets, final=update.done, reading=reading)
             records: list[dict[str, Any]] = []
             if update.rows is not None:
                 for row in update.rows.iter_rows(named=True):
@@ -379,11 +384,17 @@ class _CaseWriter:
         self._pending: list[Any] = []
         self._flushed = time.monotonic()
         self._packets = 0
+        self._reading: tuple[bool, str, int | None] | None = None
 
-    def add(self, rows: Any, *, packets: int, final: bool) -> None:
+    def add(
+        self, rows: Any, *, packets: int, final: bool, reading: tuple[bool, str, int | None] | None = None
+    ) -> None:
+        """Take a batch of rows; ``reading`` (at the end): complete, damage line, packets dropped
+        by the kernel (an interface) or by the sensor (a stream's pcapng statistics)."""
         if rows is not None and rows.height:
             self._pending.append(rows)
         self._packets = packets
+        self._reading = reading or self._reading
         if final or time.monotonic() - self._flushed >= STORE_EVERY_S:
             self.flush()
 
@@ -398,11 +409,15 @@ class _CaseWriter:
         if self._capture_id is None:
             self._capture_id = self._store.add_live_capture(self._interface, started=self._started)
         self._store.record_flows(self._capture_id, rows)
+        complete, damage, dropped = self._reading or (None, "", None)
         self._store.update_capture(
             self._capture_id,
             packets=self._packets,
             first_ts=rows["first_seen"].min(),
             last_ts=rows["last_seen"].max(),
+            complete=complete,
+            damage=damage,
+            sensor_dropped=dropped,
         )
 
     def close(self) -> None:

@@ -74,7 +74,15 @@ def _mark_analyst(
     if outcome.stream is not None:  # a pipe: hashed by its reader, there is no file to hash
         sha256, size = outcome.stream
     capture_id = store.add_capture(
-        outcome.path, packets=outcome.packets, first_ts=first, last_ts=last, sha256=sha256, size=size
+        outcome.path,
+        packets=outcome.packets,
+        first_ts=first,
+        last_ts=last,
+        sha256=sha256,
+        size=size,
+        complete=outcome.complete,
+        damage=outcome.damage or "",
+        sensor_dropped=outcome.sensor_dropped,
     )
     if not rows.height:  # a capture without flows: its frame may have no columns to mark
         return rows

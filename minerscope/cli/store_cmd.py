@@ -364,6 +364,16 @@ def case_new(ctx: click.Context, name: str, description: str) -> None:
         click.echo(store.add_case(name, description))
 
 
+def _reading(capture: Mapping[str, Any]) -> str:
+    """What reading a capture found, for people: ``whole``, the reader's damage line, and
+    what its sensor says it dropped; empty when not recorded (stored before v5, live)."""
+    if capture.get("complete") is None:
+        return ""
+    text = "whole" if capture["complete"] else str(capture.get("damage") or "incomplete")
+    dropped = capture.get("sensor_dropped")
+    return f"{text}; its sensor dropped {dropped:,} packets" if dropped else text
+
+
 @case.command(name="show")
 @click.argument("case_id", type=int, required=False)
 @click.pass_context
@@ -377,9 +387,8 @@ def case_show(ctx: click.Context, case_id: int | None) -> None:
             f"case {info['id']}: {clean(info['name'])} ({info['status']}) {clean(info['description'])}"
         )
         click.echo("")
-        _print_rows(
-            store.list_captures(cid), ["id", "path", "size", "sha256", "packets", "flows", "added_at"]
-        )
+        captures = [{**c, "read": _reading(c)} for c in store.list_captures(cid)]
+        _print_rows(captures, ["id", "path", "size", "sha256", "packets", "flows", "read", "added_at"])
         click.echo("")
         _print_rows(store.list_notes(case_id=cid), ["id", "target_kind", "target_ref", "updated_at", "text"])
 

@@ -57,6 +57,8 @@ class Outcome(NamedTuple):
     error: str | None  # "Class:message"
     packets: int  # packets in the file (kept by ``--bpf`` or not)
     stream: tuple[str, int] | None = None  # a stream's (SHA-256, size), hashed as it was read
+    damage: str | None = None  # the reader's "damaged at byte N: why" (None: whole)
+    sensor_dropped: int | None = None  # what the capture says its sensor dropped (None: nothing)
 
 
 Work = Callable[[str, Any], Outcome]
@@ -78,7 +80,15 @@ def triage_one(path: str, options: Any, on_update: Callable[[Any], None] | None 
         return Outcome(path, None, False, None, f"{type(exc).__name__}:{exc}", 0)
     stream = None if report.sha256 is None else (report.sha256, report.size)
     return Outcome(
-        path, rows, report.complete, report.warning, None, report.packets + report.filtered, stream
+        path,
+        rows,
+        report.complete,
+        report.warning,
+        None,
+        report.packets + report.filtered,
+        stream,
+        report.damage,
+        report.capture_dropped,
     )
 
 

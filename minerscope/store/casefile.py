@@ -289,8 +289,10 @@ _MERGE_SQL = (
     "INSERT OR IGNORE INTO main.cases (name, description, status, created_at, updated_at)"
     " SELECT name, description, status, created_at, updated_at FROM src.cases",
     "CREATE TEMP TABLE case_map AS SELECT s.id AS old, m.id AS new FROM src.cases s JOIN main.cases m ON m.name = s.name",
-    "INSERT OR IGNORE INTO main.captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at)"
-    " SELECT cm.new, c.path, c.size, c.sha256, c.packets, c.first_ts, c.last_ts, c.added_at"
+    "INSERT OR IGNORE INTO main.captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at,"
+    " complete, damage, sensor_dropped)"
+    " SELECT cm.new, c.path, c.size, c.sha256, c.packets, c.first_ts, c.last_ts, c.added_at,"
+    " c.complete, c.damage, c.sensor_dropped"
     " FROM src.captures c JOIN temp.case_map cm ON cm.old = c.case_id",
     "CREATE TEMP TABLE capture_map AS SELECT s.id AS old, m.id AS new FROM src.captures s"
     " JOIN main.captures m ON m.sha256 = s.sha256",

@@ -119,6 +119,9 @@ class CaseOps(StoreBase):
         last_ts: float | None = None,
         sha256: str | None = None,
         size: int | None = None,
+        complete: bool | None = None,
+        damage: str = "",
+        sensor_dropped: int | None = None,
     ) -> int:
         """Register a capture file; idempotent by content hash.
 
@@ -132,6 +135,9 @@ class CaseOps(StoreBase):
             sha256: a precomputed hash (the file is then only stat'ed).
             size: its size in bytes, with ``sha256`` (then nothing is read: a pipe's
                 reader hashed it, and the pipe holds nothing any more).
+            complete, damage, sensor_dropped: what reading it found: read to its end or
+                not, where and why it is damaged (the reader's one line, '' when whole),
+                what the capturing system says it dropped (None: the file says nothing).
 
         Raises:
             StoreError: the file cannot be read, or it is a stream given without its hash.
@@ -155,13 +161,15 @@ class CaseOps(StoreBase):
             if existing is not None:
                 self.conn.execute(
                     "UPDATE captures SET packets = coalesce(packets, ?), first_ts = coalesce(first_ts, ?),"
-                    " last_ts = coalesce(last_ts, ?) WHERE id = ?",
-                    (packets, first_ts, last_ts, existing),
+                    " last_ts = coalesce(last_ts, ?), complete = coalesce(complete, ?),"
+                    " damage = CASE WHEN complete IS NULL THEN ? ELSE damage END,"
+                    " sensor_dropped = coalesce(sensor_dropped, ?) WHERE id = ?",
+                    (packets, first_ts, last_ts, complete, damage, sensor_dropped, existing),
                 )
                 return int(existing)
             cur = self.conn.execute(
-                "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at,"
+                " complete, damage, sensor_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 # (a stream's resolved path names a pipe that is gone: keep the name it was given)
                 (
                     case,
@@ -172,6 +180,9 @@ class CaseOps(StoreBase):
                     first_ts,
                     last_ts,
                     time.time(),
+                    complete,
+                    damage,
+                    sensor_dropped,
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -193,14 +204,36 @@ class CaseOps(StoreBase):
             return int(cur.lastrowid or 0)
 
     def update_capture(
-        self, capture_id: int, *, packets: int, first_ts: float | None, last_ts: float | None
+        self,
+        capture_id: int,
+        *,
+        packets: int,
+        first_ts: float | None,
+        last_ts: float | None,
+        complete: bool | None = None,
+        damage: str = "",
+        sensor_dropped: int | None = None,
     ) -> None:
-        """Set a capture's packet count and widen its time range (a live session as it runs)."""
+        """Set a capture's packet count and widen its time range (a live session as it runs);
+        at its end, what the reading found (as :meth:`add_capture` takes it)."""
         with self.transaction():
             self.conn.execute(
                 "UPDATE captures SET packets = ?, first_ts = min(coalesce(first_ts, ?), coalesce(?, first_ts)),"
-                " last_ts = max(coalesce(last_ts, ?), coalesce(?, last_ts)) WHERE id = ?",
-                (packets, first_ts, first_ts, last_ts, last_ts, capture_id),
+                " last_ts = max(coalesce(last_ts, ?), coalesce(?, last_ts)), complete = coalesce(?, complete),"
+                " damage = CASE WHEN ? IS NULL THEN damage ELSE ? END,"
+                " sensor_dropped = coalesce(?, sensor_dropped) WHERE id = ?",
+                (
+                    packets,
+                    first_ts,
+                    first_ts,
+                    last_ts,
+                    last_ts,
+                    complete,
+                    complete,
+                    damage,
+                    sensor_dropped,
+                    capture_id,
+                ),
             )
 
     def list_captures(self, case_id: int | None = None) -> list[dict[str, Any]]:

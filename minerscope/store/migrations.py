@@ -14,6 +14,9 @@ v1  cases, captures, flows, flow_scores, probes, pools, indicators, notes, audit
 v2  allowlist (endpoints dismissed as false positives, applied at query time) + lookup indexes
 v3  index flows (capture_id, flow_key): storing a batch reads back only its own keys, so a
     live session's batches cost the same at hour ten as at minute one
+v4  flows: an explicit proxy's tunnel target
+v5  captures: what reading each one found (whole or where it is damaged, what its sensor
+    says it dropped), so a handed-over case file tells how far its evidence goes
 """
 
 from __future__ import annotations
@@ -189,6 +192,13 @@ _V4 = (  # a flow to an explicit proxy: the tunnel's target (HTTP CONNECT, SOCKS
 )
 
 
+_V5 = (  # NULL: not recorded (a file stored before v5, a live session); damage '' when whole
+    "ALTER TABLE captures ADD COLUMN complete INTEGER",
+    "ALTER TABLE captures ADD COLUMN damage TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE captures ADD COLUMN sensor_dropped INTEGER",
+)
+
+
 def _ddl(statements: tuple[str, ...]) -> Migration:
     def apply(conn: sqlite3.Connection) -> None:
         for sql in statements:
@@ -202,6 +212,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("v2_allowlist", _ddl(_V2)),
     ("v3_flow_key_index", _ddl(_V3)),
     ("v4_proxy_target", _ddl(_V4)),
+    ("v5_capture_reading", _ddl(_V5)),
 )
 """(name, function) in order; migration ``i`` takes the file from version ``i`` to ``i + 1``."""
 

@@ -452,3 +452,27 @@ def test_a_directory_of_compressed_archives_scans_as_the_captures_inside(tmp_pat
     assert code == 0 and "warning" not in stderr, stderr
     assert {r["capture"] for r in archived} == {"gateway-0800"}
     assert [{**r, "capture": ""} for r in archived] == [{**r, "capture": ""} for r in plain]
+
+
+def test_the_case_file_keeps_what_reading_each_capture_found(tmp_path: Path) -> None:
+    """Handed over, a case file must tell how far its evidence goes: a capture cut short
+    (where, why) or one whose sensor dropped packets, beside a whole one."""
+    from tests.cli.test_streams import _with_drops
+
+    db = tmp_path / "case.sqlite"
+    data = SAMPLE.read_bytes()
+    damaged = tmp_path / "cut.pcapng"
+    damaged.write_bytes(data[: len(data) // 2 + 7])
+    dropped = tmp_path / "sensor.pcapng"
+    dropped.write_bytes(_with_drops(7, 13_430))
+    code, _, _ = _scan(str(damaged), str(dropped), str(SAMPLE), db=db)
+    assert code == 3
+    with sqlite3.connect(db) as conn:
+        kept = conn.execute("SELECT complete, damage, sensor_dropped FROM captures ORDER BY id").fetchall()
+    assert kept[1:] == [(1, "", 7), (1, "", None)]
+    assert kept[0][0] == 0 and kept[0][1].startswith("damaged at byte ") and kept[0][2] is None
+    shown = CliRunner().invoke(main, ["--db", str(db), "case", "show"])
+    assert shown.exit_code == 0
+    lines = shown.stdout.splitlines()
+    assert any("cut.pcapng" in line and kept[0][1] in line for line in lines)
+    assert any("sensor.pcapng" in line and "whole; its sensor dropped 7 packets" in line for line in lines)

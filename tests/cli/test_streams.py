@@ -229,8 +229,9 @@ def _with_drops(dropped: int, received: int) -> bytes:
 def test_drops_the_sensor_reported_are_said_by_scan_and_live(tmp_path: Path) -> None:
     data = _with_drops(7, 13_430)
     expected = "the capturing system dropped 7 packets of 13,430 received (pcapng interface statistics)"
+    db = tmp_path / "case.sqlite"
     live = subprocess.run(
-        [sys.executable, "-m", "minerscope", "live", "-i", "-", "--no-store", "-q", "--window", "1e6"],
+        [sys.executable, "-m", "minerscope", "--db", str(db), "live", "-i", "-", "-q", "--window", "1e6"],
         input=data,
         capture_output=True,
         timeout=300,
@@ -247,3 +248,6 @@ def test_drops_the_sensor_reported_are_said_by_scan_and_live(tmp_path: Path) -> 
         assert len(stdout.splitlines()) == 351  # every flow still scored: the file is whole
         (warning,) = [line for line in stderr.splitlines() if "warning" in line]
         assert expected in warning
+    with sqlite3.connect(db) as conn:  # the session's case-file capture keeps it too
+        kept = conn.execute("SELECT path, complete, damage, sensor_dropped FROM captures").fetchall()
+    assert kept == [("live:stdin", 1, "", 7)]

@@ -268,3 +268,21 @@ def test_a_colleagues_file_as_minerscope_writes_it_passes_the_content_check(
     theirs = _colleague_file(tmp_path)
     assert verify_case_file(theirs) >= 1
     assert merge_case(store, theirs)["pools"] == 1
+
+
+def test_merge_keeps_what_reading_each_capture_found(store: Store, tmp_path: Path) -> None:
+    colleague = tmp_path / "colleague-reading.sqlite"
+    with open_store(colleague, actor="colleague") as st:
+        st.add_capture(
+            write_pcap(tmp_path / "theirs.pcap"),
+            complete=False,
+            damage="damaged at byte 4096: impossible record length",
+            sensor_dropped=12,
+        )
+    assert merge_case(store, colleague)["captures"] == 1
+    (row,) = store.list_captures()
+    assert (row["complete"], row["damage"], row["sensor_dropped"]) == (
+        0,
+        "damaged at byte 4096: impossible record length",
+        12,
+    )

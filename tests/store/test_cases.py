@@ -28,6 +28,25 @@ def test_capture_is_not_duplicated_by_reloading_or_renaming(store: Store, tmp_pa
     assert len(rows[0]["sha256"]) == 64
 
 
+def test_what_reading_a_capture_found_is_kept_and_filled_in_once(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "a.pcap"
+    path.write_bytes(b"capture bytes")  # the store hashes files; it does not parse them
+    first = store.add_capture(path)  # a caller that knows nothing of the reading
+    (row,) = store.list_captures()
+    assert (row["complete"], row["damage"], row["sensor_dropped"]) == (None, "", None)
+    again = store.add_capture(
+        path, complete=False, damage="damaged at byte 40: impossible record length", sensor_dropped=3
+    )
+    assert again == first
+    store.add_capture(path, complete=True, damage="", sensor_dropped=0)  # a known reading is not overwritten
+    (row,) = store.list_captures()
+    assert (row["complete"], row["damage"], row["sensor_dropped"]) == (
+        0,
+        "damaged at byte 40: impossible record length",
+        3,
+    )
+
+
 def test_capture_that_cannot_be_read(store: Store, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="missing.pcap"):
         store.add_capture(tmp_path / "missing.pcap")

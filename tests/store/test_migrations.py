@@ -44,7 +44,13 @@ def test_v1_file_opens_and_is_migrated(tmp_path: Path) -> None:
         st.dismiss_endpoint("198.51.100.7", 443)
         assert [a["host"] for a in st.list_allowlist()] == ["198.51.100.7"]
         migrations = [a["target_ref"] for a in st.list_audit() if a["action"] == "migrate"]
-        assert migrations == ["v4_proxy_target", "v3_flow_key_index", "v2_allowlist", "v1_initial_schema"]
+        assert migrations == [
+            "v5_capture_reading",
+            "v4_proxy_target",
+            "v3_flow_key_index",
+            "v2_allowlist",
+            "v1_initial_schema",
+        ]
         columns = {r["name"] for r in st.rows("PRAGMA table_info(flows)")}
         assert {"proxy_host", "proxy_port"} <= columns
         plan = st.rows(
