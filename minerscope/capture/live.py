@@ -500,7 +500,7 @@ class PipeCapture:
         if plus:
             reader.close()
             raise CaptureError(
-                f"a {codec}-compressed stream: decompress it on the way in (| {codec} -dc |)",
+                f"a stream compressed with {codec}: decompress it on the way in (| {codec} -dc |)",
                 path=self.source,
             )
         self._reader = reader

@@ -201,6 +201,8 @@ class MinerscopeApp(App[None]):
                     if update.done:
                         report = update.report
                         warning = report.warning if report is not None else ""
+                        # the status line names the capture already: not its full path again
+                        warning = (warning or "").replace(f"{path}: ", "")
                         damaged = report is not None and not report.complete
                         self.post_message(
                             LoadFinished(name, warning=clean(warning or "", 300), damaged=damaged)

@@ -251,3 +251,19 @@ def test_drops_the_sensor_reported_are_said_by_scan_and_live(tmp_path: Path) -> 
     with sqlite3.connect(db) as conn:  # the session's case-file capture keeps it too
         kept = conn.execute("SELECT path, complete, damage, sensor_dropped FROM captures").fetchall()
     assert kept == [("live:stdin", 1, "", 7)]
+
+
+def test_live_refuses_a_compressed_stream_naming_the_tool_to_decompress_it() -> None:
+    """Read as it arrives, a stream must be plain pcap/pcapng; the fix is one pipe away."""
+    import lzma
+
+    live = subprocess.run(
+        [sys.executable, "-m", "minerscope", "live", "-i", "-", "--no-store", "-q"],
+        input=lzma.compress(SAMPLE.read_bytes()[:200_000]),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert live.returncode == 4 and not live.stdout
+    assert "a stream compressed with xz: decompress it on the way in (| xz -dc |)" in live.stderr.decode()
+    assert "Traceback" not in live.stderr.decode()

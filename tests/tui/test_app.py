@@ -240,7 +240,9 @@ async def test_packets_left_out_of_a_whole_capture_are_told_apart_from_damage(tm
             (finished,) = [m for m in messages if isinstance(m, LoadFinished)]
             assert finished.damaged == (path == cut) and text in finished.warning
             assert [n.title for n in app._notifications] == [title]
-            assert text in shown(app.flows_screen.query_one("#status"))
+            status = shown(app.flows_screen.query_one("#status"))
+            assert status.startswith(f"{path.name}: ") and text in status
+            assert str(path) not in status  # the name once, not the full path again
 
 
 async def test_a_capture_problem_stays_on_the_status_line_after_clean_captures(tmp_path: Path) -> None:
