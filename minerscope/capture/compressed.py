@@ -33,6 +33,7 @@ __all__ = [
     "INPUT_CHUNK",
     "NAMES",
     "OUTPUT_CHUNK",
+    "XZ_MEMORY_LIMIT",
     "Codec",
     "DecompressedSource",
     "codec_for",
@@ -42,6 +43,11 @@ __all__ = [
 
 INPUT_CHUNK = 1024 * 1024
 """Compressed bytes read at a time."""
+
+XZ_MEMORY_LIMIT = 256 * 1024 * 1024
+"""The most an xz stream may make liblzma allocate (its header names a dictionary of up to
+4 GiB; unlimited by default). ``xz -9e`` needs 65 MiB; zstd's decoder has its own limit
+(a 128 MiB window), gzip's and bzip2's needs are small and fixed."""
 
 OUTPUT_CHUNK = 64 * 1024
 """Most bytes one decompressor call may return. A call that meets a failed check (gzip's
@@ -107,7 +113,12 @@ class Codec:
 
 CODECS = (
     Codec("gzip", lambda b: b.startswith(b"\x1f\x8b"), _Gzip, (zlib.error,)),
-    Codec("xz", lambda b: b.startswith(b"\xfd7zXZ"[:4]), lzma.LZMADecompressor, (lzma.LZMAError,)),
+    Codec(
+        "xz",
+        lambda b: b.startswith(b"\xfd7zXZ"[:4]),
+        lambda: lzma.LZMADecompressor(memlimit=XZ_MEMORY_LIMIT),
+        (lzma.LZMAError,),
+    ),
     Codec("bzip2", lambda b: b.startswith(b"BZh"), bz2.BZ2Decompressor, (OSError, ValueError)),
     Codec("zstd", _zstd_frame, zstd.ZstdDecompressor, (zstd.ZstdError,)),
 )
@@ -171,7 +182,7 @@ class DecompressedSource:
             try:
                 chunk = self._d.decompress(self._inp, min(want - n, OUTPUT_CHUNK))
             except self._codec.errors as exc:
-                self._stop(f"{self._codec.name} data is corrupt ({exc})")
+                self._stop(f"{self._codec.name} data cannot be decoded ({exc})")
                 break
             self._inp = b""
             view[n : n + len(chunk)] = chunk

@@ -13,6 +13,7 @@ import gzip
 import lzma
 import shutil
 import subprocess
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def test_a_cut_or_corrupt_compressed_capture_keeps_the_packets_decoded_before_th
     decoded_before_check = sum(1 for e in blocks[2:] if e <= len(data) - most_lost)
     for name, damaged, reason, at_least in (
         ("cut", packed[: len(packed) * 2 // 3], f"{codec} stream ends before its end marker (truncated)", 1),
-        ("corrupt", bytes(flipped), f"{codec} data is corrupt", decoded_before_check),
+        ("corrupt", bytes(flipped), f"{codec} data cannot be decoded", decoded_before_check),
         (
             "trailing",
             packed + b"not compressed",
@@ -178,3 +179,19 @@ def test_compressed_data_that_holds_no_capture_is_named(tmp_path: Path, codec: s
         with pytest.raises(NotACaptureError, match=needle) as info:
             CaptureReader(path)
         assert str(path) in str(info.value)
+
+
+def test_an_xz_stream_that_asks_for_gigabytes_is_refused_not_allocated(tmp_path: Path) -> None:
+    """An xz block header names its dictionary size (up to 4 GiB) and liblzma allocates it:
+    a hostile file must meet a limit, not a MemoryError (or the machine's swap)."""
+    packed = bytearray(lzma.compress(b"x" * 1000, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 4096}]))
+    size = (packed[12] + 1) * 4  # the block header, after the 12-byte stream header
+    header = packed[12 : 12 + size]
+    at = header.index(b"\x21\x01")  # LZMA2's filter flags: id, properties size, dictionary code
+    header[at + 2] = 39  # a 3 GiB dictionary
+    header[-4:] = zlib.crc32(bytes(header[:-4])).to_bytes(4, "little")
+    packed[12 : 12 + size] = header
+    path = tmp_path / "bomb.xz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(NotACaptureError, match="xz data cannot be decoded .Memory usage limit"):
+        CaptureReader(path)
