@@ -76,10 +76,11 @@ def scan_capture(path: PathLike, options: TriageOptions | None = None) -> list[d
     name = os.fspath(path)
     local = _local_copy(name) if "://" in name else name
     rows, report = triage_rows(local, options)
+    said = (report.warning or "").replace(local, name)  # the URL, not the local copy's name
     if not report.complete:
-        log.warning("%s: capture is damaged; results cover what could be read (%s)", name, report.warning)
-    elif report.warning:  # read to the end, but packets were left out (a link type, --bpf)
-        log.warning("%s", report.warning)
+        log.warning("%s: capture is damaged; results cover what could be read (%s)", name, said)
+    elif said:  # read to the end, but packets were left out (a link type, --bpf, sensor drops)
+        log.warning("%s", said)
     records = frame_to_records(rows, SCAN_FIELDS)
     shown = name.rstrip("/").rsplit("/", 1)[-1] if local != name else None
     for record in records:

@@ -86,12 +86,19 @@ def test_importing_the_adapter_loads_no_engine_nor_pipeline() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_object_store_urls_are_copied_locally_and_keep_their_name(two_captures: Path) -> None:
+def test_object_store_urls_are_copied_locally_and_keep_their_name(
+    two_captures: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """fsspec's ``file://`` backend stands in for s3:// or gs:// (no network in tests)."""
     pytest.importorskip("fsspec")
     local = scan_capture(two_captures / "b.pcapng")
-    remote = scan_capture((two_captures / "b.pcapng").as_uri())
+    url = (two_captures / "b.pcapng").as_uri()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="minerscope.distributed"):
+        remote = scan_capture(url)
     assert remote == local and remote[0]["capture"] == "b.pcapng"
+    (line,) = [r.getMessage() for r in caplog.records]  # b.pcapng is cut: said by its URL
+    assert line.startswith(f"{url}: capture is damaged") and line.count(url) == 2, line
 
 
 def test_packets_a_whole_capture_left_out_are_logged(
