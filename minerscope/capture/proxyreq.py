@@ -141,6 +141,22 @@ def socks5_connect(host: str, port: int) -> tuple[bytes, bytes]:
     return b"\x05\x01\x00", b"\x05\x01\x00" + address + port.to_bytes(2, "big")
 
 
+def http_connect(host: str, port: int) -> bytes:
+    """What an HTTP proxy client sends to open a tunnel (RFC 9110 CONNECT): the target as
+    ``host:port`` (an IPv6 address in brackets), in the request line and ``Host``."""
+    try:
+        authority = (
+            f"[{host.strip('[]')}]:{port}"
+            if ipaddress.ip_address(host.strip("[]")).version == 6
+            else f"{host}:{port}"
+        )
+    except ValueError:
+        authority = f"{host}:{port}"
+    if not 0 < port < 65536 or any(c in authority for c in " \r\n"):
+        raise ValueError(f"CONNECT target {authority[:80]!r}: a host and a port 1-65535")
+    return f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii", "strict")
+
+
 SOCKS5_REPLY_ERRORS = {
     1: "general failure",
     2: "not allowed by ruleset",

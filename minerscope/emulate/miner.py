@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from minerscope.capture.proxyreq import SOCKS5_REPLY_ERRORS, socks5_connect
+from minerscope.capture.proxyreq import SOCKS5_REPLY_ERRORS, http_connect, socks5_connect
 from minerscope.emulate.server import require_loopback_or_explicit
 from minerscope.errors import RemoteProtocolError
 from minerscope.probe.dialects import monero
@@ -30,7 +30,7 @@ READ_BYTES = 65536
 
 
 PROXY_TIMEOUT_S = 10.0
-"""Seconds a SOCKS proxy has to open the tunnel."""
+"""Seconds a SOCKS or HTTP proxy has to open the tunnel."""
 
 
 async def _socks5_tunnel(
@@ -52,6 +52,24 @@ async def _socks5_tunnel(
     if size is None:
         size = (await reader.readexactly(1))[0]
     await reader.readexactly(size + 2)  # the proxy's own end of the tunnel
+
+
+async def _http_tunnel(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+) -> None:
+    """Ask the HTTP proxy at the other end of ``writer`` for a tunnel (CONNECT) to ``host:port``."""
+    writer.write(http_connect(host, port))
+    await writer.drain()
+    try:  # (bounded by the stream's limit, 64 KiB)
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError:
+        raise RemoteProtocolError("the HTTP proxy's reply head does not end") from None
+    except asyncio.IncompleteReadError:
+        raise RemoteProtocolError("the HTTP proxy closed the connection instead of replying") from None
+    status = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or not status[1].startswith(b"2"):
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")[:80]
+        raise RemoteProtocolError(f"the HTTP proxy did not open the tunnel: {line!r}")
 
 
 @dataclass(slots=True)
@@ -79,6 +97,7 @@ async def run_xmrig_miner(
     stop: threading.Event | None = None,
     stats: MinerStats | None = None,
     socks5: tuple[str, int] | None = None,
+    http_proxy: tuple[str, int] | None = None,
 ) -> MinerStats:
     """Mine against an xmrig-dialect pool at ``host:port`` for ``duration_s`` seconds.
 
@@ -95,6 +114,8 @@ async def run_xmrig_miner(
             per-pool ``socks5`` setting does: ``host`` is sent to the proxy as it is, an
             address or a name (``localhost`` only) for the proxy to resolve. TLS, when
             asked for, runs inside the tunnel.
+        http_proxy: reach the pool through this HTTP proxy (a loopback address) with
+            CONNECT, as a miner behind a corporate proxy does (not with ``socks5``).
 
     Returns:
         The session's :class:`MinerStats`.
@@ -107,12 +128,16 @@ async def run_xmrig_miner(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the emulator's certificate is self-signed
     sni = (server_name or None) if tls else None
-    if socks5 is None:
+    if socks5 is not None and http_proxy is not None:
+        raise ValueError("one proxy: socks5 or http_proxy")
+    proxy = socks5 or http_proxy
+    if proxy is None:
         reader, writer = await asyncio.open_connection(host, port, ssl=context, server_hostname=sni)
     else:
-        require_loopback_or_explicit(socks5[0], allow_any=False)
-        reader, writer = await asyncio.open_connection(*socks5)
-        await asyncio.wait_for(_socks5_tunnel(reader, writer, host, port), PROXY_TIMEOUT_S)
+        require_loopback_or_explicit(proxy[0], allow_any=False)
+        reader, writer = await asyncio.open_connection(*proxy)
+        tunnel = _socks5_tunnel if socks5 is not None else _http_tunnel
+        await asyncio.wait_for(tunnel(reader, writer, host, port), PROXY_TIMEOUT_S)
         if context is not None:
             await writer.start_tls(context, server_hostname=sni)
     stats = stats if stats is not None else MinerStats()

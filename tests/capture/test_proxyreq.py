@@ -10,6 +10,7 @@ import pytest
 
 from minerscope.capture.proxyreq import (
     ProxyRequest,
+    http_connect,
     parse_proxy_request,
     reply_length,
     socks5_connect,
@@ -182,6 +183,26 @@ def test_the_socks5_client_refuses_names_the_protocol_cannot_carry() -> None:
         socks5_connect("a." * 128, 3333)
     with pytest.raises(ValueError, match="label"):
         socks5_connect("a" * 64 + ".example", 3333)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "line"),
+    [
+        ("203.0.113.9", 443, b"CONNECT 203.0.113.9:443 HTTP/1.1"),
+        ("2001:db8::9", 3333, b"CONNECT [2001:db8::9]:3333 HTTP/1.1"),
+        ("pool.example", 5555, b"CONNECT pool.example:5555 HTTP/1.1"),
+    ],
+)
+def test_the_http_connect_client_writes_what_the_parser_reads(host: str, port: int, line: bytes) -> None:
+    request = http_connect(host, port)
+    assert request.split(b"\r\n")[0] == line and request.endswith(b"\r\n\r\n")
+    parsed = parse_proxy_request(
+        request, b"HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy/1.11.1\r\n\r\n"
+    )
+    assert parsed is not None and (parsed.kind, parsed.host, parsed.port) == ("http-connect", host, port)
+    for bad in ((host, 0), (host, 70000), ("evil.example\r\nX-Injected: 1", 443)):
+        with pytest.raises(ValueError, match="CONNECT target"):
+            http_connect(*bad)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,9 +69,10 @@ def run_miners(
     stop: threading.Event | None = None,
     stats: list[MinerStats] | None = None,
     socks5: tuple[str, int] | None = None,
+    http_proxy: tuple[str, int] | None = None,
 ) -> list[MinerStats]:
     """Run one miner per (host, port, tls) target, concurrently, for ``duration_s`` or until
-    ``stop``; through the SOCKS 5 proxy ``socks5`` when given."""
+    ``stop``; through the SOCKS 5 proxy ``socks5`` or the HTTP proxy ``http_proxy`` when given."""
     watched = stats if stats is not None else [MinerStats() for _ in targets]
 
     async def all_miners() -> list[MinerStats]:
@@ -88,6 +89,7 @@ def run_miners(
                         stop=stop,
                         stats=watched[i],
                         socks5=socks5,
+                        http_proxy=http_proxy,
                     )
                     for i, (host, port, tls) in enumerate(targets)
                 )
@@ -105,13 +107,16 @@ class MinersInBackground:
         targets: list[tuple[str, int, bool]],
         longest_s: float = 60.0,
         socks5: tuple[str, int] | None = None,
+        http_proxy: tuple[str, int] | None = None,
     ) -> None:
         self.stop_event = threading.Event()
         # (the server a capture sees: the proxy, when there is one)
-        self.servers = [socks5 or (host, port) for host, port, _tls in targets]
+        self.servers = [socks5 or http_proxy or (host, port) for host, port, _tls in targets]
         self.stats = [MinerStats() for _ in targets]
         self.thread = threading.Thread(
-            target=run_miners, args=(targets, longest_s, self.stop_event, self.stats, socks5), daemon=True
+            target=run_miners,
+            args=(targets, longest_s, self.stop_event, self.stats, socks5, http_proxy),
+            daemon=True,
         )
         self.thread.start()
 
@@ -307,19 +312,20 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
     assert all(abs(kept[k] - printed[k]) <= 1e-6 for k in kept), (kept, printed)
 
 
-def _start_microsocks(host: str) -> tuple[subprocess.Popen[bytes], tuple[str, int]]:
-    """Debian's microsocks (a real SOCKS 5 proxy) listening on ``host``, once it accepts."""
+def _free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
-        port = int(probe.getsockname()[1])
-    proc = subprocess.Popen(
-        ["microsocks", "-i", host, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+        return int(probe.getsockname()[1])
+
+
+def _start_proxy(argv: list[str], host: str, port: int) -> subprocess.Popen[bytes]:
+    """A real proxy (Debian's microsocks or tinyproxy) on ``host:port``, once it accepts."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
         try:
             socket.create_connection((host, port), timeout=1).close()
-            return proc, (host, port)
+            return proc
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
@@ -327,20 +333,58 @@ def _start_microsocks(host: str) -> tuple[subprocess.Popen[bytes], tuple[str, in
             time.sleep(0.05)
 
 
+def _microsocks(host: str, port: int, _tmp: Path) -> list[str]:
+    return ["microsocks", "-i", host, "-p", str(port)]
+
+
+def _tinyproxy(host: str, port: int, tmp: Path) -> list[str]:
+    """tinyproxy in the foreground; no ConnectPort line, so CONNECT may reach any port."""
+    conf = tmp / "tinyproxy.conf"
+    conf.write_text(
+        f"Port {port}\nListen {host}\nTimeout 60\nMaxClients 20\nAllow 127.0.0.0/8\n"
+        "LogLevel Error\nDisableViaHeader Yes\n"
+    )
+    return ["tinyproxy", "-d", "-c", str(conf)]
+
+
+PROXIES = [
+    pytest.param(
+        "socks5",
+        _microsocks,
+        marks=pytest.mark.skipif(shutil.which("microsocks") is None, reason="needs Debian's microsocks"),
+        id="socks5-microsocks",
+    ),
+    pytest.param(
+        "http",
+        _tinyproxy,
+        marks=pytest.mark.skipif(shutil.which("tinyproxy") is None, reason="needs Debian's tinyproxy"),
+        id="http-connect-tinyproxy",
+    ),
+]
+
+
 @pytest.mark.slow
 @needs_capture
-@pytest.mark.skipif(shutil.which("microsocks") is None, reason="needs microsocks (Debian package microsocks)")
-def test_live_follows_a_miner_through_a_socks_proxy_to_its_pool(tmp_path: Path) -> None:
-    """A miner set to use a SOCKS 5 proxy (XMRig's ``socks5``) talks only to the proxy; the
-    sensor sees that leg alone. The records name the pool behind the proxy, stage 1 scores
-    the TLS inside the tunnel, and --probe checks (and confirms) the pool, not the proxy."""
+@pytest.mark.parametrize(("kind", "command"), PROXIES)
+def test_live_follows_a_miner_through_a_proxy_to_its_pool(
+    tmp_path: Path, kind: str, command: Callable[[str, int, Path], list[str]]
+) -> None:
+    """A miner set to use a proxy (XMRig's ``socks5``, or HTTP CONNECT through a corporate
+    proxy) talks only to the proxy; the sensor sees that leg alone. The records name the
+    pool behind the proxy, stage 1 scores the TLS inside the tunnel (after tinyproxy's
+    "200 Connection established" head), and --probe checks (and confirms) the pool, not
+    the proxy."""
     db = tmp_path / "case.sqlite"
-    proxy_proc, proxy = _start_microsocks("127.77.0.6")
+    host = "127.77.0.6"
+    port = _free_port(host)
+    proxy = (host, port)
+    proxy_proc = _start_proxy(command(host, port, tmp_path), host, port)
+    via = {"socks5": proxy} if kind == "socks5" else {"http_proxy": proxy}
     try:
         with ThreadedServers() as lab:
             pool = lab.start(start_pool("xmrig", host="127.77.0.5", port=0, tls=True, job_interval=0.5))
             with live_probing(tmp_path, db, f"host {proxy[0]} and tcp port {proxy[1]}") as live:
-                miners = MinersInBackground([(*pool.target, True)], socks5=proxy)
+                miners = MinersInBackground([(*pool.target, True)], **via)
                 live.until_windows(miners)
                 (stats,) = miners.stop()
                 live.interrupt()
