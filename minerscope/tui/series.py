@@ -49,8 +49,9 @@ def flow_series(table: FlowTable, index: int, bins: int = TIME_BINS) -> FlowSeri
     """Compute the detail-screen series of flow ``index`` of ``table``.
 
     Message sizes and inter-arrival times come from the message arrays (TLS records, or
-    payload-carrying packets for cleartext flows); bytes per bin from wire bytes of every
-    packet, in ``bins`` equal bins between the flow's first and last packet.
+    payload-carrying packets for cleartext flows); bytes per bin from every packet's size
+    (as the features read it: Ethernet-equivalent, whatever framed the capture), in ``bins``
+    equal bins between the flow's first and last packet.
 
     Raises:
         IndexError: ``index`` is not a flow of ``table``.
