@@ -141,6 +141,12 @@ class DecompressedSource:
         self._inp = prefix
         self._done = False
         self.error: str | None = None
+        self.consumed = len(prefix)  # compressed bytes taken from the file (progress against its size)
+
+    def _read(self, n: int) -> bytes:
+        data = self._f.read(n)
+        self.consumed += len(data)
+        return data
 
     def _stop(self, why: str) -> None:
         self.error = why
@@ -154,13 +160,13 @@ class DecompressedSource:
             rest = rest.lstrip(b"\x00")
             if rest:
                 break
-            rest = self._f.read(INPUT_CHUNK)
+            rest = self._read(INPUT_CHUNK)
             if not rest:
                 self._done = True
                 return False
         name = self._codec.name
         if len(rest) < 4:
-            rest += self._f.read(4)
+            rest += self._read(4)
         if not self._codec.starts(rest):
             self._stop(f"data after the last {name} stream is not {name}")
             return False
@@ -175,7 +181,7 @@ class DecompressedSource:
             if self._d.eof and not self._next_stream():
                 break
             if self._d.needs_input and not self._inp:
-                self._inp = self._f.read(INPUT_CHUNK)
+                self._inp = self._read(INPUT_CHUNK)
                 if not self._inp:
                     self._stop(f"{self._codec.name} stream ends before its end marker (truncated)")
                     break

@@ -87,7 +87,7 @@ class ReadReport:
 
     path: str
     file_format: str = ""  # "pcap", "pcapng", plus "+gzip" when compressed
-    bytes_read: int = 0
+    bytes_read: int = 0  # of the file (a compressed file's compressed bytes: progress against its size)
     packets: int = 0  # packets delivered (kept by the capture filter, when there is one)
     filtered: int = 0  # packets the capture filter left out
     ip_packets: int = 0

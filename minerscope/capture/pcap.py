@@ -349,7 +349,7 @@ class CaptureReader:
                     yield PacketBatch(packets=rows, data=buf[:end], source=self.path)
                 if status != decode.STATUS_FULL:
                     break
-            report.bytes_read = base + pos
+            report.bytes_read = self._file_position(base + pos)
             error = self._source.error
             if status == decode.STATUS_DAMAGE:
                 self._damage(base + pos, decode.DAMAGE_TEXT.get(reason, "damaged record"))
@@ -496,6 +496,13 @@ class CaptureReader:
             )
         n, newpos, status, reason = result
         return int(n), int(newpos), int(status), int(reason)
+
+    def _file_position(self, decoded: int) -> int:
+        """How far into the file the reader is, ``decoded`` bytes into the capture: the
+        same for a plain file; a compressed one's compressed bytes taken so far."""
+        if isinstance(self._source, compressed.DecompressedSource):
+            return self._source.consumed
+        return decoded
 
     def _count(self, rows: npt.NDArray[np.void]) -> None:
         """Count a batch's rows and refresh the report from the walkers' running counts

@@ -79,6 +79,7 @@ def test_a_compressed_capture_reads_as_the_plain_one(
     assert report.complete and report.warning is None
     assert report.file_format == f"pcapng+{codec}"
     assert _same_rows(batch.packets, rows)
+    assert report.bytes_read == path.stat().st_size  # progress is against the file's own size
 
 
 @pytest.mark.parametrize("codec", sorted(COMPRESS))
@@ -195,3 +196,17 @@ def test_an_xz_stream_that_asks_for_gigabytes_is_refused_not_allocated(tmp_path:
     path.write_bytes(bytes(packed))
     with pytest.raises(NotACaptureError, match="xz data cannot be decoded .Memory usage limit"):
         CaptureReader(path)
+
+
+def test_progress_through_a_compressed_capture_never_passes_its_size(tmp_path: Path) -> None:
+    """scan's bar and the workstation's percentage compare bytes read with the file's size:
+    counted in decompressed bytes, a capture compressed 10x showed 1000 %."""
+    from minerscope.triage import iter_triage
+
+    path = tmp_path / "sample.pcapng.zst"
+    path.write_bytes(zstd.compress(SAMPLE.read_bytes()))
+    size = path.stat().st_size
+    assert size < SAMPLE.stat().st_size
+    updates = list(iter_triage(path))
+    assert all(0 <= u.bytes_read <= u.bytes_total == size for u in updates)
+    assert updates[-1].bytes_read == size
