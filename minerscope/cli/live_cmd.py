@@ -239,8 +239,11 @@ def live(
         prober = _Prober(ProbeOptions(scope=scope, total_deadline=probe_timeout), db_path)
 
     cancel = threading.Event()
+    opening = threading.Event()  # set while the capture opens: nothing is captured yet
 
     def stop(*_: object) -> None:
+        if opening.is_set():  # (a FIFO waiting for its writer blocks in open: one Ctrl-C ends it)
+            raise _StoppedWhileOpening
         if cancel.is_set():  # asked twice: stop now, without scoring what is open
             raise KeyboardInterrupt
         cancel.set()
@@ -296,7 +299,9 @@ def live(
     )
     task = bar.add_task("", total=None) if bar is not None else None
     try:
+        opening.set()
         for update in iter_live(interface, options, cancel=cancel, live=live_options):
+            opening.clear()
             preparing.cancel()
             if not announced and not quiet:
                 announced = True
@@ -342,9 +347,13 @@ def live(
                 status = reading_status(
                     update.report.complete, update.report.warning, f"{label}: packets were lost"
                 )
+    except _StoppedWhileOpening:
+        if not quiet:
+            progress_note(f"stopped before {clean(label)} delivered a packet: nothing to score")
     except errors.MinerscopeError as exc:
         fail(exc)
     finally:
+        opening.clear()
         preparing.cancel()
         if bar is not None:
             bar.stop()
@@ -364,6 +373,11 @@ def live(
             prober.stop()
     sys.stdout.flush()
     ctx.exit(int(status))
+
+
+class _StoppedWhileOpening(Exception):
+    """Ctrl-C or SIGTERM before the capture was open: there is nothing to score, so the
+    session ends at once (the stream's open may be blocked waiting for a writer)."""
 
 
 class _CaseWriter:

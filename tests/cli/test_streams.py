@@ -267,3 +267,31 @@ def test_live_refuses_a_compressed_stream_naming_the_tool_to_decompress_it() -> 
     assert live.returncode == 4 and not live.stdout
     assert "a stream compressed with xz: decompress it on the way in (| xz -dc |)" in live.stderr.decode()
     assert "Traceback" not in live.stderr.decode()
+
+
+def test_one_ctrl_c_ends_live_while_a_fifo_waits_for_its_writer(tmp_path: Path) -> None:
+    """``live -i FIFO`` opens the FIFO, which blocks until a writer connects; the graceful
+    first Ctrl-C (score what is open, then stop) had nothing to score and was retried into
+    the blocked open, so it took two and ended in click's "Aborted!" with exit 1."""
+    import signal
+
+    fifo = tmp_path / "tap.fifo"
+    os.mkfifo(fifo)
+    with subprocess.Popen(
+        [sys.executable, "-m", "minerscope", "live", "-i", str(fifo), "--no-store"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        waiting = proc.stderr.readline()  # printed after 3 s still opening: the handler is in place
+        assert "waiting for the stream's first bytes" in waiting, waiting
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail("one Ctrl-C did not stop live while the FIFO waited for its writer")
+    assert proc.returncode == 0, err
+    assert out == "" and "stopped before" in err and "nothing to score" in err and "Aborted" not in err
