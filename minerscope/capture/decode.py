@@ -6,9 +6,9 @@ it costs ~1 us per packet. Compiled, the walk and the header decoding together r
 few tens of nanoseconds per packet and write straight into the :data:`PACKET_DTYPE` rows,
 so no Python object is ever made per packet.
 
-The module keeps the number of compiled entry points at two (:func:`walk_pcap`,
-:func:`walk_pcapng`), both ``cache=True``: compile time is paid once per machine, not per
-test. The per-packet decoder :func:`_decode_frame` is an inner function they share.
+The module keeps the number of compiled entry points small (:func:`walk_pcap`,
+:func:`walk_pcapng`, and :func:`end_section` once per pcapng read), all ``cache=True``:
+compile time is paid once per machine, not per test. The per-packet decoder :func:`_decode_frame` is an inner function they share.
 
 Both walkers are *resumable*: they take a buffer holding part of the file and return the
 position where they stopped and why (output full, more bytes needed, or damage), so the
@@ -117,7 +117,7 @@ MAX_IFACES = 65536
 STATE_BIG_ENDIAN = 0
 STATE_N_IFACES = 1
 STATE_LAST_TS = 2
-# Interface statistics of the sections before the current one (see _end_section).
+# Interface statistics of the sections before the current one (see end_section).
 STATE_DROPPED = 3  # packets the capturing system dropped, by interfaces that said
 STATE_RECEIVED = 4  # packets those interfaces received
 STATE_STATISTICS = 5  # bit 0: some interface reported drops; bit 1: one of them did not say what it received
@@ -718,9 +718,9 @@ def _interface_statistics(buf: U8, pos: int, blen: int, big: bool, nif: int, ifa
 
 
 @njit(cache=True)
-def _end_section(state: I64, ifaces: I64) -> None:
-    """Add the section's interface statistics to ``state`` before a new section's IDBs
-    reuse the interface rows (the reader adds the last section's at the end)."""
+def end_section(state: I64, ifaces: I64) -> None:
+    """Add the section's interface statistics to ``state``: at a new section, before its
+    IDBs reuse the interface rows; the reader does it on a copy for the last one."""
     for k in range(state[STATE_N_IFACES]):
         dropped = ifaces[k, IFACE_DROPPED]
         if dropped >= 0:
@@ -785,7 +785,7 @@ def walk_pcapng(
             if blen < 28:
                 return n, pos, STATUS_DAMAGE, DAMAGE_BLOCK_LENGTH
             state[STATE_BIG_ENDIAN] = 1 if big else 0
-            _end_section(state, ifaces)
+            end_section(state, ifaces)
         elif btype == 1:  # IDB
             if blen < 20:
                 return n, pos, STATUS_DAMAGE, DAMAGE_BLOCK_LENGTH

@@ -566,21 +566,15 @@ class CaptureReader:
         """Report what the capture's Interface Statistics Blocks say was dropped while it
         was taken: a sensor that fell behind leaves flows with holes that look like pauses,
         which the features read as timing."""
-        state, ifaces = self._state, self._ifaces
-        section = ifaces[: int(state[decode.STATE_N_IFACES])]
-        said = section[section[:, decode.IFACE_DROPPED] >= 0]
-        flags = int(state[decode.STATE_STATISTICS])
-        if said.shape[0]:
-            flags |= 1 | (2 if bool((said[:, decode.IFACE_RECEIVED] < 0).any()) else 0)
+        totals = self._state.copy()  # (end_section empties the interface table it folds)
+        decode.end_section(totals, self._ifaces)  # the last section's join the earlier ones'
+        flags = int(totals[decode.STATE_STATISTICS])
         if not flags & 1:
             return
         report = self.report
-        most = np.iinfo(np.int64).max  # the walker's counts saturate there too
-        dropped = int(state[decode.STATE_DROPPED]) + sum(said[:, decode.IFACE_DROPPED].tolist())
-        report.capture_dropped = min(dropped, most)
+        report.capture_dropped = int(totals[decode.STATE_DROPPED])
         if not flags & 2:
-            received = int(state[decode.STATE_RECEIVED]) + sum(said[:, decode.IFACE_RECEIVED].tolist())
-            report.capture_received = min(received, most)
+            report.capture_received = int(totals[decode.STATE_RECEIVED])
         if report.capture_dropped:
             received = f" of {report.capture_received:,} received" if report.capture_received else ""
             self._warn(
