@@ -123,6 +123,7 @@ CODECS = (
     Codec("zstd", _zstd_frame, zstd.ZstdDecompressor, (zstd.ZstdError,)),
 )
 NAMES = ", ".join(c.name for c in CODECS)
+"""The formats read, for messages: ``gzip, xz, bzip2, zstd``."""
 
 
 def codec_for(head: bytes) -> Codec | None:
@@ -206,12 +207,6 @@ def decompressed_head(f: BinaryIO, size: int) -> bytes:
     codec = codec_for(head)
     if codec is None:
         return head[:size]
-    source = DecompressedSource(f, head, codec)
     buf = bytearray(size)
-    got = 0
-    while got < size:
-        k = source.readinto(memoryview(buf)[got:])
-        if not k:
-            break
-        got += k
+    got = DecompressedSource(f, head, codec).readinto(memoryview(buf))  # (short only at the end)
     return bytes(buf[:got])

@@ -209,6 +209,7 @@ def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tu
             standard input is a terminal.
     """
     from minerscope import resources
+    from minerscope.capture.compressed import NAMES
     from minerscope.capture.discover import STDIN, expand_captures, require_piped_stdin
 
     paths: list[Path] = []
@@ -231,6 +232,6 @@ def captures_with_sample(captures: Sequence[str | Path]) -> tuple[list[Path], tu
     if not paths:
         named = ", ".join(str(item) for item in captures)  # (cleaned where it is printed)
         raise errors.InputError(
-            f"{named}: no capture files (pcap or pcapng, also compressed: gzip, xz, bzip2, zstd) found there"
+            f"{named}: no capture files (pcap or pcapng, also compressed: {NAMES}) found there"
         )
     return paths, extra

@@ -105,9 +105,8 @@ class MinerscopeApp(App[None]):
         self.store: Any = None
         self.store_error = ""
         self.loads_done = 0
-        self.load_problems: list[
-            str
-        ] = []  # a line per capture cancelled, damaged, short of packets, unreadable
+        # a line per capture that was cancelled, damaged, left packets out or could not load
+        self.load_problems: list[str] = []
         self.progress_seen = False
         self.last_error = ""
         self._dirty = False
@@ -200,13 +199,11 @@ class MinerscopeApp(App[None]):
                     )
                     if update.done:
                         report = update.report
-                        warning = report.warning if report is not None else ""
+                        warning = (report.warning or "") if report is not None else ""
                         # the status line names the capture already: not its full path again
-                        warning = (warning or "").replace(f"{path}: ", "")
+                        warning = clean(warning.replace(f"{path}: ", ""), 300)
                         damaged = report is not None and not report.complete
-                        self.post_message(
-                            LoadFinished(name, warning=clean(warning or "", 300), damaged=damaged)
-                        )
+                        self.post_message(LoadFinished(name, warning=warning, damaged=damaged))
                     if worker.is_cancelled or self.cancel_event.is_set():
                         self.post_message(LoadFinished(name, cancelled=True))
                         return
