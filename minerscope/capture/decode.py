@@ -8,7 +8,8 @@ so no Python object is ever made per packet.
 
 The module keeps the number of compiled entry points small (:func:`walk_pcap`,
 :func:`walk_pcapng`, and :func:`end_section` once per pcapng read), all ``cache=True``:
-compile time is paid once per machine, not per test. The per-packet decoder :func:`_decode_frame` is an inner function they share.
+compile time is paid once per machine, not per test. The per-packet decoder
+:func:`_decode_frame` is an inner function the walkers share.
 
 Both walkers are *resumable*: they take a buffer holding part of the file and return the
 position where they stopped and why (output full, more bytes needed, or damage), so the
