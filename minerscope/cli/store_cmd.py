@@ -4,7 +4,8 @@ Each subcommand opens the case file (``--db``, ``$MINERSCOPE_DB`` or the user da
 directory), calls one library function of :mod:`minerscope.store` and closes it, so a CLI
 command can run while the TUI has the same file open. Data goes to stdout (or ``-o FILE``),
 counts and warnings to stderr; a store problem is one ``minerscope: error:`` line and exit
-code 4.
+code 4, a malformed argument (an endpoint, an indicator, an option that does not go with
+the format) a usage error, exit 2, checked before the case file is opened.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import click
 from minerscope.cli.common import FiniteFloatRange, fail, warn
 from minerscope.errors import MinerscopeError, StoreError
 from minerscope.timetext import utc_text
-from minerscope.untrusted import clean
+from minerscope.untrusted import clean, is_decimal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,10 +112,24 @@ def _expiry(days: float | None) -> float | None:
     return None if days is None else time.time() + days * 86400.0
 
 
-def _endpoint(text: str) -> tuple[str, int]:
+def _endpoint(text: str, param: str = "ENDPOINT") -> tuple[str, int]:
+    """``HOST:PORT`` from an argument; a malformed one is a usage error (exit 2)."""
     from minerscope.store.pools import split_endpoint
 
-    return split_endpoint(text)
+    try:
+        return split_endpoint(text)
+    except StoreError as exc:
+        raise click.BadParameter(clean(str(exc), 200), param_hint=param) from None
+
+
+def _indicators(texts: Sequence[str], source: str) -> list[Any]:
+    """Indicators typed as arguments; one that is none is a usage error (exit 2)."""
+    from minerscope.prefilter.blacklist import IndicatorError, parse_indicator
+
+    try:
+        return [parse_indicator(t, source) for t in texts]
+    except IndicatorError as exc:
+        raise click.BadParameter(clean(str(exc), 200), param_hint="INDICATORS") from None
 
 
 # ---- export ----------------------------------------------------------------------------
@@ -156,6 +171,10 @@ def _export_blacklist(
 ) -> None:
     from minerscope.store.export import suricata_categories, write_blacklist
 
+    if categories and fmt != "suricata-iprep":  # before anything is written
+        raise click.BadParameter(
+            f"the categories file goes with --format suricata-iprep, not {fmt}", param_hint="--categories"
+        )
     with _store(ctx) as store, _output(output) as out:
         count = write_blacklist(store, out, fmt, sid_base=sid_base, include_disabled=include_disabled)
     if categories:
@@ -186,7 +205,7 @@ def _blacklist_export_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--categories",
                 default=None,
-                help="Also write the Suricata reputation categories file here (suricata-iprep).",
+                help="Also write the Suricata reputation categories file here (suricata-iprep only).",
             ),
             click.option(
                 "--sid-base",
@@ -233,6 +252,8 @@ def export_case_cmd(ctx: click.Context, dest: str, overwrite: bool) -> None:
     """Copy the whole case file to DEST to hand it over (SQLite backup API, integrity-checked)."""
     from minerscope.store.casefile import export_case
 
+    if Path(dest).exists() and not overwrite:
+        raise StoreError(f"{dest}: exists (use --overwrite to replace it)")
     with _store(ctx) as store:
         written = export_case(store, Path(dest), overwrite=overwrite)
     click.echo(f"case file written to {clean(str(written))}", err=True)
@@ -269,10 +290,9 @@ def blacklist_add(
     ctx: click.Context, indicators: tuple[str, ...], source: str, expires_days: float | None
 ) -> None:
     """Add indicators: 1.2.3.4, 1.2.3.4:3333, [2001:db8::1]:3333, pool.example, *.example."""
+    parsed = _indicators(indicators, source)
     with _store(ctx) as store:
-        added, existing = store.add_indicator_texts(
-            indicators, source=source, expires_at=_expiry(expires_days)
-        )
+        added, existing = store.add_indicators(parsed, source=source, expires_at=_expiry(expires_days))
     click.echo(f"{added} added, {existing} already present", err=True)
 
 
@@ -366,9 +386,10 @@ def case_new(ctx: click.Context, name: str, description: str) -> None:
 
 def _reading(capture: Mapping[str, Any]) -> str:
     """What reading a capture found, for people: ``whole``, the reader's damage line, and
-    what its sensor says it dropped; empty when not recorded (stored before v5, live)."""
-    if capture.get("complete") is None:
-        return ""
+    what its sensor says it dropped; empty when not recorded (stored before v5, live), and
+    :data:`~minerscope.store.cases.FLOWS_PENDING` while its flows are not in."""
+    if capture.get("complete") is None:  # not recorded, or waiting for its flows (a stopped scan)
+        return str(capture.get("damage") or "")
     text = "whole" if capture["complete"] else str(capture.get("damage") or "incomplete")
     dropped = capture.get("sensor_dropped")
     return f"{text}; its sensor dropped {dropped:,} packets" if dropped else text
@@ -407,12 +428,19 @@ def case_show(ctx: click.Context, case_id: int | None) -> None:
 @click.pass_context
 @_handled
 def case_note(ctx: click.Context, target_kind: str, target: str, text: str, case_id: int | None) -> None:
-    """Attach a note to a case, flow, pool or probe id, or an endpoint HOST:PORT. Prints its id."""
-    with _store(ctx) as store:
-        if target_kind == "endpoint":
-            from minerscope.store.pools import endpoint_text
+    """Attach a note to a case, flow, pool or probe id, or an endpoint HOST:PORT. Prints its id.
 
-            target = endpoint_text(*_endpoint(target))
+    A new case file has the ``default`` case (id 1); ``case new NAME`` makes another.
+    """
+    if target_kind == "endpoint":
+        from minerscope.store.pools import endpoint_text
+
+        target = endpoint_text(*_endpoint(target, "TARGET"))
+    elif target.strip() and not is_decimal(target.strip()):  # "" for case: the default case
+        raise click.BadParameter(
+            f"a {target_kind} is named by its id, not {clean(target, 80)!r}", param_hint="TARGET"
+        )
+    with _store(ctx) as store:
         click.echo(store.add_note(target_kind, target, text, case_id=case_id))
 
 

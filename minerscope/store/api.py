@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minerscope.errors import StoreError
-from minerscope.store.cases import CaseOps
+from minerscope.store.cases import CaseOps, capture_identity
 from minerscope.store.db import (
     BUSY_TIMEOUT_S,
     StoreBase,
@@ -28,12 +29,60 @@ from minerscope.store.pools import endpoint_text
 from minerscope.store.probes import ProbeOps
 from minerscope.timetext import time_order, utc_text
 
+if TYPE_CHECKING:  # polars is only needed by callers that already hold a frame
+    import polars as pl
+
 
 class Store(CaseOps, FlowOps, ProbeOps):
     """One open case file. Use as a context manager or call :meth:`close`."""
 
     def __enter__(self) -> Store:
         return self
+
+    def record_capture(
+        self,
+        path: Path | str,
+        summary: pl.DataFrame,
+        *,
+        model_version: str | None = None,
+        case_id: int | None = None,
+        packets: int | None = None,
+        first_ts: float | None = None,
+        last_ts: float | None = None,
+        sha256: str | None = None,
+        size: int | None = None,
+        complete: bool | None = None,
+        damage: str = "",
+        sensor_dropped: int | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        """Register a capture and store its flows and scores in one transaction.
+
+        What :meth:`add_capture` then :meth:`record_flows` do, but the capture row, its
+        reading and its flows become visible together or not at all (a stop in between
+        leaves no trace of the capture). The file is hashed before the write lock is taken.
+
+        Returns:
+            (capture id, ``flow_id`` of the summary -> row id in ``flows``).
+        """
+        sha256, size = capture_identity(Path(path), sha256, size)  # before the write lock
+        with self.transaction():
+            capture_id = self.add_capture(
+                path,
+                case_id=case_id,
+                packets=packets,
+                first_ts=first_ts,
+                last_ts=last_ts,
+                sha256=sha256,
+                size=size,
+                complete=complete,
+                damage=damage,
+                sensor_dropped=sensor_dropped,
+                flows_follow=False,
+            )
+            mapping = (
+                self.record_flows(capture_id, summary, model_version=model_version) if summary.height else {}
+            )
+        return capture_id, mapping
 
     def endpoint_status(self) -> list[tuple[str, int, str]]:
         """(host, port, ``confirmed`` | ``dismissed``) for every endpoint the analyst decided on.
@@ -105,6 +154,9 @@ def open_store(
 ) -> Store:
     """Open (creating if needed) and migrate the case file; the one entry point to the store.
 
+    A file created here starts with its ``default`` case (id 1), so ``case note case 1``
+    works on a fresh file as it does after a scan.
+
     Args:
         path: the case file; None: ``$MINERSCOPE_DB`` or the user data directory.
         actor: the name written into the audit trail (default: the login name).
@@ -135,11 +187,18 @@ def open_store(
             conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: bulk flow upserts stay in memory
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{db_path}: cannot use case file: {exc}") from None
-        migrate(conn, db_path)
+        created = "v1_initial_schema" in migrate(conn, db_path)
     except BaseException:
         conn.close()
         raise
-    return Store(db_path, conn, actor=actor)
+    store = Store(db_path, conn, actor=actor)
+    if created:  # a new file has its default case from the start, as after any scan
+        try:
+            store.default_case_id()
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 __all__ = ["Store", "StoreBase", "open_store"]

@@ -14,13 +14,16 @@ duplicating it (``UNIQUE (kind, value, port)``, port 0 meaning any port).
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from minerscope.errors import InputError, StoreError
-from minerscope.prefilter.blacklist import Blacklist, Indicator, parse_indicator, read_indicators
+from minerscope.prefilter.blacklist import Blacklist, Indicator, parse_indicator, read_indicator_file
 from minerscope.store.db import StoreBase
 
 KINDS = ("ip", "ip_port", "domain", "domain_suffix")
@@ -76,6 +79,48 @@ def indicator_text(kind: str, value: str, port: int) -> str:
     return value
 
 
+POOL_DISMISSED_SQL = (
+    "EXISTS (SELECT 1 FROM allowlist a WHERE a.enabled = 1 AND a.host = p.host AND a.port IN (0, p.port))"
+)
+"""SQL predicate over ``pools p``: a dismissal covers the pool's endpoint, so it is not confirmed."""
+
+
+def switch_off_for_dismissal(conn: sqlite3.Connection, entry_id: int, host: str, port: int) -> int:
+    """Switch off the enabled indicators of the pools a dismissal covers, marked with it.
+
+    Call inside a transaction. Returns how many were switched off (indicators already off
+    are left alone: they are not the dismissal's to switch back on).
+    """
+    return conn.execute(
+        "UPDATE indicators SET enabled = 0, dismissed_by = ? WHERE enabled = 1 AND pool_id IN"
+        " (SELECT id FROM pools WHERE host = ? AND (? = 0 OR port = ?))",
+        (entry_id, host, port, port),
+    ).rowcount
+
+
+def release_dismissal(conn: sqlite3.Connection, entry_id: int) -> int:
+    """Switch back on what the (now lifted) dismissal ``entry_id`` switched off.
+
+    An indicator whose pool another active dismissal still covers stays off and passes to
+    that dismissal. Call inside a transaction, after the entry was disabled. Returns how
+    many indicators were switched on.
+    """
+    held = [r[0] for r in conn.execute("SELECT id FROM indicators WHERE dismissed_by = ?", (entry_id,))]
+    if not held:
+        return 0
+    ids = json.dumps(held)
+    conn.execute(
+        "UPDATE indicators SET dismissed_by = (SELECT a.id FROM allowlist a JOIN pools p"
+        " ON p.id = indicators.pool_id WHERE a.enabled = 1 AND a.host = p.host AND a.port IN (0, p.port)"
+        " ORDER BY a.id LIMIT 1) WHERE id IN (SELECT value FROM json_each(?))",
+        (ids,),
+    )
+    return conn.execute(
+        "UPDATE indicators SET enabled = 1 WHERE dismissed_by IS NULL AND id IN (SELECT value FROM json_each(?))",
+        (ids,),
+    ).rowcount
+
+
 class BlacklistOps(StoreBase):
     """Store-side blacklist operations."""
 
@@ -88,23 +133,30 @@ class BlacklistOps(StoreBase):
         source: str,
         expires_at: float | None = None,
         pool_id: int | None = None,
+        enabled: bool = True,
     ) -> tuple[int, bool]:
-        """Insert or re-enable one indicator inside the caller's transaction: (id, created)."""
+        """Insert or re-enable one indicator inside the caller's transaction: (id, created).
+
+        ``enabled`` False (a switched-off line of an imported export) inserts it switched
+        off and leaves an existing one as it is.
+        """
         kind, value, port_num = normalise_indicator(kind, value, port)
         row = self.conn.execute(
             "SELECT id FROM indicators WHERE kind = ? AND value = ? AND port = ?", (kind, value, port_num)
         ).fetchone()
+        if row is not None and not enabled:
+            return int(row[0]), False
         if row is not None:
             self.conn.execute(
-                "UPDATE indicators SET enabled = 1, expires_at = ?, pool_id = coalesce(?, pool_id)"
-                " WHERE id = ?",
+                "UPDATE indicators SET enabled = 1, dismissed_by = NULL, expires_at = ?,"
+                " pool_id = coalesce(?, pool_id) WHERE id = ?",
                 (expires_at, pool_id, row[0]),
             )
             return int(row[0]), False
         cur = self.conn.execute(
             "INSERT INTO indicators (kind, value, port, source, added_at, expires_at, enabled, pool_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-            (kind, value, port_num, source, time.time(), expires_at, pool_id),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, value, port_num, source, time.time(), expires_at, 1 if enabled else 0, pool_id),
         )
         return int(cur.lastrowid or 0), True
 
@@ -134,16 +186,25 @@ class BlacklistOps(StoreBase):
         *,
         source: str | None = None,
         expires_at: float | None = None,
+        label: str | None = None,
     ) -> tuple[int, int]:
         """Add many indicators in one transaction; returns (added, already present).
 
-        ``source`` overrides each indicator's own source (e.g. the imported file's name).
+        ``source`` overrides each indicator's own source (e.g. the imported file's name), and
+        ``expires_at`` its own expiry; an indicator carrying ``enabled`` False is added
+        switched off (see :meth:`_upsert_indicator`). ``label`` names the batch in the audit
+        trail (default: ``source``).
         """
         added = existing = 0
         with self.transaction():
             for ind in indicators:
                 _, created = self._upsert_indicator(
-                    ind.kind, ind.value, ind.port, source=source or ind.source, expires_at=expires_at
+                    ind.kind,
+                    ind.value,
+                    ind.port,
+                    source=source or ind.source,
+                    expires_at=expires_at if expires_at is not None else getattr(ind, "expires_at", None),
+                    enabled=bool(getattr(ind, "enabled", True)),
                 )
                 if created:
                     added += 1
@@ -152,7 +213,7 @@ class BlacklistOps(StoreBase):
             self._audit(
                 "blacklist_import",
                 "indicator",
-                source or "",
+                label or source or "",
                 {"added": added, "existing": existing},
             )
         return added, existing
@@ -160,22 +221,30 @@ class BlacklistOps(StoreBase):
     def import_indicators(
         self, path: Path, *, source: str | None = None, expires_at: float | None = None
     ) -> tuple[int, int]:
-        """Read a plain list, hosts file or CSV of indicators and add them (see :meth:`add_indicators`).
+        """Read an indicator file and add its indicators (see :meth:`add_indicators`).
+
+        Plain lists, hosts files, CSV and Zeek Intel files. minerscope's own CSV and Zeek
+        exports come back exactly: kind, value, port, and (CSV) switch and expiry; their
+        per-line source is kept unless ``source`` is given, and a line without one gets
+        ``file:<name>`` as every line of the other formats does.
 
         Raises:
             InputError: the file cannot be read or a line is not an indicator (the
                 pre-filter's parser names the line).
         """
-        indicators = read_indicators(Path(path))
-        return self.add_indicators(
-            indicators, source=source or f"file:{Path(path).name}", expires_at=expires_at
-        )
+        parsed = read_indicator_file(Path(path))
+        default = source or f"file:{Path(path).name}"
+        if source is not None or not parsed.carries_sources:
+            return self.add_indicators(parsed.indicators, source=default, expires_at=expires_at)
+        own = [dataclasses.replace(ind, source=ind.source or default) for ind in parsed.indicators]
+        return self.add_indicators(own, expires_at=expires_at, label=default)
 
     def set_indicator_enabled(self, indicator_id: int, enabled: bool) -> None:
         """Switch an indicator on or off (audited)."""
         with self.transaction():
-            cur = self.conn.execute(
-                "UPDATE indicators SET enabled = ? WHERE id = ?", (1 if enabled else 0, indicator_id)
+            cur = self.conn.execute(  # the analyst's own choice: no dismissal owns it any more
+                "UPDATE indicators SET enabled = ?, dismissed_by = NULL WHERE id = ?",
+                (1 if enabled else 0, indicator_id),
             )
             if cur.rowcount == 0:
                 raise StoreError(f"{self.path}: no indicator with id {indicator_id}")

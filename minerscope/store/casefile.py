@@ -62,7 +62,7 @@ def export_case(store: StoreBase, dest: Path | str, *, overwrite: bool = False) 
     """Write a consistent, integrity-checked copy of the open case file to ``dest``."""
     dest_path = Path(dest)
     if dest_path.exists() and not overwrite:
-        raise StoreError(f"{dest_path}: exists (use overwrite to replace it)")
+        raise StoreError(f"{dest_path}: exists (pass overwrite=True to replace it)")
     if dest_path.resolve() == store.path.resolve():
         raise StoreError(f"{dest_path}: is the open case file itself")
     with store._lock:  # the connection is shared with other threads of this process
@@ -321,12 +321,16 @@ _MERGE_SQL = (
     " LEFT JOIN temp.probe_map pm ON pm.old = p.probe_id LEFT JOIN temp.case_map cm ON cm.old = p.case_id",
     "CREATE TEMP TABLE pool_map AS SELECT s.id AS old, m.id AS new FROM src.pools s"
     " JOIN main.pools m ON m.host = s.host AND m.port = s.port",
-    "INSERT OR IGNORE INTO main.indicators (kind, value, port, source, added_at, expires_at, enabled, pool_id)"
-    " SELECT i.kind, i.value, i.port, i.source, i.added_at, i.expires_at, i.enabled, pm.new"
-    " FROM src.indicators i LEFT JOIN temp.pool_map pm ON pm.old = i.pool_id",
     "INSERT OR IGNORE INTO main.allowlist (host, port, reason, source_flow_id, case_id, added_at, enabled)"
     " SELECT a.host, a.port, a.reason, fm.new, cm.new, a.added_at, a.enabled FROM src.allowlist a"
     " LEFT JOIN temp.flow_map fm ON fm.old = a.source_flow_id LEFT JOIN temp.case_map cm ON cm.old = a.case_id",
+    # (a dismissal's id, for the indicators it switched off: the same host and port here)
+    "INSERT OR IGNORE INTO main.indicators (kind, value, port, source, added_at, expires_at, enabled, pool_id,"
+    " dismissed_by)"
+    " SELECT i.kind, i.value, i.port, i.source, i.added_at, i.expires_at, i.enabled, pm.new, ma.id"
+    " FROM src.indicators i LEFT JOIN temp.pool_map pm ON pm.old = i.pool_id"
+    " LEFT JOIN src.allowlist sa ON sa.id = i.dismissed_by"
+    " LEFT JOIN main.allowlist ma ON ma.host = sa.host AND ma.port = sa.port",
     "CREATE TEMP TABLE note_src AS SELECT n.id, cm.new AS case_id, n.target_kind, CASE n.target_kind"
     " WHEN 'case' THEN (SELECT CAST(new AS TEXT) FROM temp.case_map WHERE CAST(old AS TEXT) = n.target_ref)"
     " WHEN 'flow' THEN (SELECT CAST(new AS TEXT) FROM temp.flow_map WHERE CAST(old AS TEXT) = n.target_ref)"
@@ -366,10 +370,16 @@ def merge_case(store: StoreBase, src: Path | str) -> dict[str, int]:
     already present (same case name, capture hash, flow identity, endpoint, indicator,
     note text and time) are not duplicated, so merging the same file twice adds nothing.
     Where both files confirm the same pool, the open file's row is kept.
+
+    Raises:
+        StoreError: ``src`` is the open case file itself (as :func:`export_case` refuses
+            it), or it fails verification.
     """
     from minerscope.store.flows import FLOW_COLUMNS  # deferred: flows imports polars lazily only
 
     src_path = Path(src)
+    if src_path.resolve() == store.path.resolve():  # it would add nothing, and say so as a success
+        raise StoreError(f"{src_path}: is the open case file itself")
     verify_case_file(src_path)
     flow_cols = ", ".join(FLOW_COLUMNS)
     statements = [

@@ -20,8 +20,9 @@ from typing import Any
 
 from minerscope.capture.discover import is_stream
 from minerscope.errors import StoreError
+from minerscope.store.blacklist import POOL_DISMISSED_SQL
 from minerscope.store.db import StoreBase
-from minerscope.untrusted import is_decimal
+from minerscope.untrusted import is_decimal, path_text
 
 NOTE_TARGETS = ("case", "flow", "pool", "probe", "endpoint")
 _NOTE_TABLES = {"flow": "flows", "pool": "pools", "probe": "probes"}
@@ -29,6 +30,8 @@ _NOTE_TABLES = {"flow": "flows", "pool": "pools", "probe": "probes"}
 MAX_NOTE_CHARS = 100_000
 """Notes longer than this are refused (a size limit, not a display limit)."""
 _HASH_CHUNK = 1 << 20
+FLOWS_PENDING = "flows not recorded yet (scan running or stopped)"
+"""``captures.damage`` of a capture whose reading waits for its flows (``complete`` NULL)."""
 
 
 def file_sha256(path: Path, cancel: threading.Event | None = None) -> tuple[str, int]:
@@ -56,6 +59,35 @@ def _endpoint_ref(text: str) -> str:
         raise StoreError(f"an endpoint note needs HOST:PORT, got {text[:80]!r}")
     host = host.strip("[]")
     return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
+
+
+_LIST_CASES = (
+    "SELECT c.*,"
+    " (SELECT count(*) FROM captures WHERE case_id = c.id) AS captures,"
+    " (SELECT count(*) FROM notes WHERE case_id = c.id) AS notes,"
+    f" (SELECT count(*) FROM pools p WHERE p.case_id = c.id AND NOT {POOL_DISMISSED_SQL}) AS pools"
+    " FROM cases c ORDER BY c.id"
+)
+"""Every case with its capture, note and confirmed (not dismissed) pool counts."""
+
+
+def capture_identity(path: Path, sha256: str | None, size: int | None) -> tuple[str, int]:
+    """A capture's (SHA-256, size): what is given, the rest read from the file.
+
+    Raises:
+        StoreError: the file cannot be read, or it is a stream given without its hash (a
+            pipe is read once, by its reader, which hashes it on the way).
+    """
+    try:
+        if sha256 is not None and size is not None:
+            return sha256, size
+        if sha256 is None:
+            if is_stream(path):
+                raise StoreError(f"{path}: a stream can be read only once: its reader must hash it")
+            return file_sha256(path)
+        return sha256, path.stat().st_size
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read capture: {exc.strerror or exc}") from None
 
 
 class CaseOps(StoreBase):
@@ -88,14 +120,8 @@ class CaseOps(StoreBase):
         return found[0]
 
     def list_cases(self) -> list[dict[str, Any]]:
-        """All cases with capture, note and pool counts, oldest first."""
-        return self.rows(
-            "SELECT c.*,"
-            " (SELECT count(*) FROM captures WHERE case_id = c.id) AS captures,"
-            " (SELECT count(*) FROM notes WHERE case_id = c.id) AS notes,"
-            " (SELECT count(*) FROM pools WHERE case_id = c.id) AS pools"
-            " FROM cases c ORDER BY c.id"
-        )
+        """All cases with capture, note and (confirmed, not dismissed) pool counts, oldest first."""
+        return self.rows(_LIST_CASES)
 
     def set_case_status(self, case_id: int, status: str) -> None:
         """Open or close a case (an audited analyst action)."""
@@ -122,6 +148,7 @@ class CaseOps(StoreBase):
         complete: bool | None = None,
         damage: str = "",
         sensor_dropped: int | None = None,
+        flows_follow: bool | None = None,
     ) -> int:
         """Register a capture file; idempotent by content hash.
 
@@ -138,24 +165,28 @@ class CaseOps(StoreBase):
             complete, damage, sensor_dropped: what reading it found: read to its end or
                 not, where and why it is damaged (the reader's one line, '' when whole),
                 what the capturing system says it dropped (None: the file says nothing).
+            flows_follow: the caller records this capture's flows next (:meth:`record_flows`).
+                Then the reading is held back: the row says :data:`FLOWS_PENDING` (``complete``
+                NULL) until ``record_flows`` writes the flows and the reading in one
+                transaction, so neither a reader meanwhile (an ``export case`` during a scan)
+                nor a file left by a scan stopped in between sees a capture read ``whole``
+                with none of its flows. None: inferred from the time range, which a caller
+                has exactly when it holds flows (``scan`` passes none for a capture without
+                flows). :meth:`~minerscope.store.api.Store.record_capture` does both in one call.
 
         Raises:
             StoreError: the file cannot be read, or it is a stream given without its hash.
         """
         path = Path(path)
         stream = is_stream(path)
-        try:
-            if sha256 is not None and size is not None:
-                pass
-            elif stream:
-                raise StoreError(f"{path}: a stream can be read only once: its reader must hash it")
-            elif sha256 is None:
-                sha256, size = file_sha256(path)
-            else:
-                size = path.stat().st_size
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot read capture: {exc.strerror or exc}") from None
+        sha256, size = capture_identity(path, sha256, size)
         case = self._case_or_default(case_id)
+        if flows_follow is None:
+            flows_follow = first_ts is not None or last_ts is not None
+        hold = flows_follow and complete is not None
+        reading: tuple[bool | None, str, int | None] = (complete, damage, sensor_dropped)
+        if hold:  # written with the flows (record_flows); until then the row says so
+            complete, damage, sensor_dropped = None, FLOWS_PENDING, None
         with self.transaction():
             existing = self.scalar("SELECT id FROM captures WHERE sha256 = ?", (sha256,))
             if existing is not None:
@@ -166,26 +197,30 @@ class CaseOps(StoreBase):
                     " sensor_dropped = coalesce(sensor_dropped, ?) WHERE id = ?",
                     (packets, first_ts, last_ts, complete, damage, sensor_dropped, existing),
                 )
-                return int(existing)
-            cur = self.conn.execute(
-                "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at,"
-                " complete, damage, sensor_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                # (a stream's resolved path names a pipe that is gone: keep the name it was given)
-                (
-                    case,
-                    str(path if stream else path.resolve()),
-                    size,
-                    sha256,
-                    packets,
-                    first_ts,
-                    last_ts,
-                    time.time(),
-                    complete,
-                    damage,
-                    sensor_dropped,
-                ),
-            )
-            return int(cur.lastrowid or 0)
+                capture_id = int(existing)
+            else:
+                cur = self.conn.execute(
+                    "INSERT INTO captures (case_id, path, size, sha256, packets, first_ts, last_ts, added_at,"
+                    " complete, damage, sensor_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    # (a stream's resolved path names a pipe that is gone: keep the name it was given)
+                    (
+                        case,
+                        path_text(str(path if stream else path.resolve())),  # (not UTF-8: \xNN)
+                        size,
+                        sha256,
+                        packets,
+                        first_ts,
+                        last_ts,
+                        time.time(),
+                        complete,
+                        damage,
+                        sensor_dropped,
+                    ),
+                )
+                capture_id = int(cur.lastrowid or 0)
+        if hold:
+            self._pending_readings[capture_id] = reading
+        return capture_id
 
     def add_live_capture(self, interface: str, *, started: float, case_id: int | None = None) -> int:
         """Register a live capture session (``path`` ``live:IFACE``, size 0).

@@ -126,6 +126,9 @@ class StoreBase:
         self.actor = actor or _default_actor()
         self._lock = threading.RLock()
         self._closed = False
+        self._pending_readings: dict[int, tuple[bool | None, str, int | None]] = {}
+        """capture id -> (complete, damage, sensor_dropped) held back until its flows are
+        written (see :meth:`~minerscope.store.cases.CaseOps.add_capture`)."""
 
     # ---- lifecycle -------------------------------------------------------------------
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Every string that reached the store from a capture or a pool (names, coin, evidence,
 notes) is hostile: CSV cells go through :func:`minerscope.untrusted.csv_cell` (no
-spreadsheet formula survives), JSON strings through :func:`~minerscope.untrusted.clean`.
+spreadsheet formula survives); JSON keeps the stored text exactly, ASCII-escaped by the
+encoder (nothing a terminal would act on survives, and a JSON reader gets the data back).
 Blacklist values were validated on the way in (plain IPs and LDH domain names only), which
 is what makes it safe to write them into Zeek and Suricata files; sources and descriptions
 are still cleaned and stripped of the formats' separators.
@@ -102,18 +103,15 @@ def write_pools_csv(store: Store, out: TextIO, *, case_id: int | None = None) ->
 
 
 def write_pools_json(store: Store, out: TextIO, *, case_id: int | None = None) -> ExportCount:
-    """Confirmed pools as a JSON list of objects (keys ``POOL_CSV_COLUMNS``), strings made inert."""
-    pools = store.list_pools(case_id=case_id)
-    records = []
-    for pool in pools:
-        rec = _pool_record(pool)
-        records.append(
-            {
-                k: ([clean(n) for n in v] if k == "names" else clean(v) if isinstance(v, str) else v)
-                for k, v in rec.items()
-            }
-        )
-    json.dump(records, out, indent=2, ensure_ascii=False)
+    """Confirmed pools as a JSON list of objects (keys ``POOL_CSV_COLUMNS``), text exactly as stored.
+
+    JSON carries any string exactly, so names, notes and evidence are not rewritten (the
+    CSV's escapes and formula guard would corrupt a reader's data); the encoder escapes what
+    JSON must, and writes every non-ASCII character as ``\\uXXXX``, so the output stays inert
+    on a terminal (no control, C1 or bidi character reaches it) and decodes to the stored text.
+    """
+    records = [_pool_record(pool) for pool in store.list_pools(case_id=case_id)]
+    json.dump(records, out, indent=2, ensure_ascii=True)
     out.write("\n")
     return ExportCount(len(records))
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from minerscope.errors import StoreError
+from minerscope.store.blacklist import POOL_DISMISSED_SQL, release_dismissal, switch_off_for_dismissal
 from minerscope.store.db import StoreBase
 
 if TYPE_CHECKING:  # polars is only needed by callers that already hold a frame
@@ -97,6 +98,12 @@ DISMISSED_SQL = (
 """SQL predicate over ``flows f``: the flow's server endpoint is dismissed."""
 
 
+_CONFIRMED_POOLS_AT = (
+    f"SELECT id FROM pools p WHERE host = ? AND (? = 0 OR port = ?) AND NOT {POOL_DISMISSED_SQL} ORDER BY id"
+)
+"""Ids of the pools at a host (one port, or any with port 0) that stand confirmed."""
+
+
 class FlowOps(StoreBase):
     """Flows, scores and the false-positive allowlist."""
 
@@ -108,6 +115,9 @@ class FlowOps(StoreBase):
         model_version: str | None = None,
     ) -> dict[int, int]:
         """Store a capture's flows and their scores in one transaction.
+
+        A reading :meth:`~minerscope.store.cases.CaseOps.add_capture` held back for these
+        flows (``flows_follow``) is written in the same transaction.
 
         Args:
             capture_id: from :meth:`~minerscope.store.cases.CaseOps.add_capture`.
@@ -165,6 +175,14 @@ class FlowOps(StoreBase):
                 " scored_at = excluded.scored_at",
                 _score_values(score_rows, mapping, model_version, now),
             )
+            reading = self._pending_readings.get(capture_id)
+            if reading is not None:  # the capture's reading becomes visible with its flows
+                self.conn.execute(
+                    "UPDATE captures SET complete = ?, damage = ?, sensor_dropped = coalesce(?, sensor_dropped)"
+                    " WHERE id = ? AND complete IS NULL",
+                    (*reading, capture_id),
+                )
+        self._pending_readings.pop(capture_id, None)
         return mapping
 
     def _batch_ids(self, capture_id: int, values: pl.DataFrame, before: int) -> dict[int, int]:
@@ -234,6 +252,7 @@ class FlowOps(StoreBase):
             + " AS dismissed FROM flows f JOIN captures c ON c.id = f.capture_id "
             + score_join
             + f" LEFT JOIN pools p ON p.host = {_SERVER_HOST_SQL} AND p.port = {_SERVER_PORT_SQL}"
+            + f" AND NOT {POOL_DISMISSED_SQL}"  # a dismissed pool is no confirmed pool
             + where
             + " ORDER BY s.p_mining IS NULL, s.p_mining DESC, f.id"
         )
@@ -258,37 +277,43 @@ class FlowOps(StoreBase):
     ) -> int:
         """Dismiss ``host:port`` (port 0: every port) as a false positive; returns the allowlist id.
 
-        Applies retroactively and to future flows (see the module docstring). Blacklist
-        indicators of a confirmed pool at the same endpoint are switched off, so stage 0
-        and the analyst do not contradict each other.
+        Applies retroactively and to future flows (see the module docstring). A confirmed
+        pool at the endpoint has its confirmation retracted (the rule is in
+        :mod:`minerscope.store.pools`): it is no longer listed or exported as confirmed and its
+        enabled blacklist indicators are switched off, marked as this dismissal's, so that
+        stage 0 and the analyst do not contradict each other and :meth:`undismiss_endpoint`
+        can switch back on exactly those. The audit record names the pools retracted.
         """
         host = host.strip().strip("[]")
         if not host or not 0 <= int(port) < 65536:
             raise StoreError(f"not an endpoint: {host[:80]!r}:{port}")
+        port = int(port)
         with self.transaction():
+            retracted = [  # confirmed until now: not covered by another dismissal already
+                int(r[0])
+                for r in self.conn.execute(
+                    _CONFIRMED_POOLS_AT,
+                    (host, port, port),
+                )
+            ]
             self.conn.execute(
                 "INSERT INTO allowlist (host, port, reason, source_flow_id, case_id, added_at, enabled)"
                 " VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (host, port) DO UPDATE SET enabled = 1,"
                 " reason = excluded.reason, added_at = excluded.added_at",
-                (host, int(port), reason, flow_id, case_id, time.time()),
+                (host, port, reason, flow_id, case_id, time.time()),
             )
-            entry = int(
-                self.scalar("SELECT id FROM allowlist WHERE host = ? AND port = ?", (host, int(port)))
-            )
-            disabled = self.conn.execute(
-                "UPDATE indicators SET enabled = 0 WHERE pool_id IN"
-                " (SELECT id FROM pools WHERE host = ? AND (? = 0 OR port = ?))",
-                (host, int(port), int(port)),
-            ).rowcount
+            entry = int(self.scalar("SELECT id FROM allowlist WHERE host = ? AND port = ?", (host, port)))
+            disabled = switch_off_for_dismissal(self.conn, entry, host, port)
             self._audit(
                 "dismiss",
                 "endpoint",
-                f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                _endpoint_ref(host, port),
                 {
                     "allowlist_id": entry,
                     "reason": reason,
                     "flow_id": flow_id,
                     "indicators_disabled": disabled,
+                    "pools_retracted": retracted,
                 },
                 case_id=case_id,
             )
@@ -312,16 +337,36 @@ class FlowOps(StoreBase):
         )
 
     def undismiss_endpoint(self, host: str, port: int = 0) -> bool:
-        """Lift a dismissal (audited); True when there was one to lift."""
+        """Lift a dismissal (audited); True when there was one to lift.
+
+        Undoes what :meth:`dismiss_endpoint` changed: the blacklist indicators it switched
+        off are switched back on (unless another active dismissal still covers their pool),
+        and the pools it retracted count as confirmed again.
+        """
         host = host.strip().strip("[]")
+        port = int(port)
         with self.transaction():
-            changed = self.conn.execute(
-                "UPDATE allowlist SET enabled = 0 WHERE host = ? AND port = ? AND enabled = 1",
-                (host, int(port)),
-            ).rowcount
-            if changed:
-                self._audit("undismiss", "endpoint", f"{host}:{port}", {})
-        return bool(changed)
+            entry = self.scalar(
+                "SELECT id FROM allowlist WHERE host = ? AND port = ? AND enabled = 1", (host, port)
+            )
+            if entry is None:
+                return False
+            self.conn.execute("UPDATE allowlist SET enabled = 0 WHERE id = ?", (entry,))
+            enabled = release_dismissal(self.conn, int(entry))
+            restored = [
+                int(r[0])
+                for r in self.conn.execute(
+                    _CONFIRMED_POOLS_AT,
+                    (host, port, port),
+                )
+            ]
+            self._audit(
+                "undismiss",
+                "endpoint",
+                _endpoint_ref(host, port),
+                {"allowlist_id": int(entry), "indicators_enabled": enabled, "pools_restored": restored},
+            )
+        return True
 
     def list_allowlist(self, *, active_only: bool = True) -> list[dict[str, Any]]:
         """Allowlist entries (dismissed endpoints), oldest first."""
@@ -371,6 +416,11 @@ class FlowOps(StoreBase):
             hits.append((name.is_not_null() & (name != "") & hit).fill_null(False))
         flag = pl.any_horizontal(hits) if hits else pl.lit(False)
         return rows.with_columns(flag.alias("dismissed"))
+
+
+def _endpoint_ref(host: str, port: int) -> str:
+    """``host:port`` as the audit trail names an endpoint (IPv6 bracketed)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _score_values(

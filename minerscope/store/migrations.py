@@ -17,6 +17,8 @@ v3  index flows (capture_id, flow_key): storing a batch reads back only its own 
 v4  flows: an explicit proxy's tunnel target
 v5  captures: what reading each one found (whole or where it is damaged, what its sensor
     says it dropped), so a handed-over case file tells how far its evidence goes
+v6  indicators: the dismissal (allowlist entry) that switched a pool's indicator off, so
+    lifting the dismissal switches back on exactly what it switched off
 """
 
 from __future__ import annotations
@@ -199,6 +201,11 @@ _V5 = (  # NULL: not recorded (a file stored before v5, a live session); damage 
 )
 
 
+_V6 = (  # NULL: on or off by the analyst's own choice, not by a dismissal
+    "ALTER TABLE indicators ADD COLUMN dismissed_by INTEGER",  # an allowlist id
+)
+
+
 def _ddl(statements: tuple[str, ...]) -> Migration:
     def apply(conn: sqlite3.Connection) -> None:
         for sql in statements:
@@ -213,6 +220,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("v3_flow_key_index", _ddl(_V3)),
     ("v4_proxy_target", _ddl(_V4)),
     ("v5_capture_reading", _ddl(_V5)),
+    ("v6_indicator_dismissed_by", _ddl(_V6)),
 )
 """(name, function) in order; migration ``i`` takes the file from version ``i`` to ``i + 1``."""
 

@@ -7,6 +7,18 @@ used to reach it), lifts any false-positive dismissal of the same endpoint and a
 audit record, all in one transaction: the stage-0 pre-filter can never see a confirmed pool
 that is missing from the blacklist, nor a blacklist entry without its pool.
 
+A dismissal retracts a confirmation, and lifting it restores it. While an active
+dismissal (:meth:`~minerscope.store.flows.FlowOps.dismiss_endpoint`: same host, the pool's
+port or port 0) covers a pool, the pool is not confirmed: :meth:`PoolOps.list_pools` (so
+``case pools`` and ``export pools``) leaves it out, ``endpoint_status`` calls it dismissed,
+its flows carry no ``pool_id``, and the indicators the dismissal switched off carry its
+allowlist id (``indicators.dismissed_by``). The pool row, its notes and probes stay: the
+decision is the analyst's to revisit. ``undismiss`` switches back on exactly those
+indicators (not one the analyst switched off by hand), and so does confirming the pool
+again, which lifts the dismissal. Both directions are in the audit trail
+(``pools_retracted``, ``pools_restored``). A query-time rule, like the dismissal of flows,
+so a merged colleague's file follows it too.
+
 Names, coin and dialect may come from a hostile server or capture; they are stored as
 given (so nothing is lost) and made inert by the exporters and front ends.
 """
@@ -20,7 +32,7 @@ from typing import Any
 
 from minerscope.errors import StoreError
 from minerscope.probe.target import format_target
-from minerscope.store.blacklist import BlacklistOps
+from minerscope.store.blacklist import POOL_DISMISSED_SQL, BlacklistOps, release_dismissal
 from minerscope.untrusted import is_decimal, is_ip
 
 CONFIRMATIONS = ("probe", "analyst", "import")
@@ -55,6 +67,13 @@ _NAMES_SEEN = (  # (through a proxy, DNS answers name the proxy, not the target)
     " FROM flows WHERE " + _REACHED
 )
 _SEEN_INTERVAL = "SELECT min(first_seen), max(last_seen) FROM flows WHERE " + _REACHED
+
+
+_SELECT_POOLS = (
+    f"SELECT p.*, {POOL_DISMISSED_SQL} AS dismissed, (SELECT group_concat(text, ' | ') FROM notes n"
+    " WHERE n.target_kind = 'pool' AND n.target_ref = CAST(p.id AS TEXT)) AS note FROM pools p"
+)
+"""Pools with whether a dismissal covers them and their notes (a WHERE clause follows)."""
 
 
 class PoolOps(BlacklistOps):
@@ -192,9 +211,17 @@ class PoolOps(BlacklistOps):
                     )
                 except StoreError:
                     skipped.append(name[:80])
+            lifted = [
+                int(r[0])
+                for r in self.conn.execute(
+                    "SELECT id FROM allowlist WHERE host = ? AND port IN (0, ?) AND enabled = 1", (host, port)
+                )
+            ]
             self.conn.execute(
                 "UPDATE allowlist SET enabled = 0 WHERE host = ? AND port IN (0, ?)", (host, port)
             )
+            for entry in lifted:  # what those dismissals switched off comes back with the confirmation
+                release_dismissal(self.conn, entry)
             if note:
                 self.conn.execute(
                     "INSERT INTO notes (case_id, target_kind, target_ref, text, created_at, updated_at)"
@@ -211,40 +238,45 @@ class PoolOps(BlacklistOps):
                     "probe_id": probe_id,
                     "indicators": sorted(set(indicator_ids)),
                     "names_not_indicators": skipped,
+                    "dismissals_lifted": lifted,
                 },
                 case_id=case_id,
                 actor="probe" if how == "probe" else None,
             )
         return pool_id
 
-    def list_pools(self, *, case_id: int | None = None) -> list[dict[str, Any]]:
+    def list_pools(
+        self, *, case_id: int | None = None, include_dismissed: bool = False
+    ) -> list[dict[str, Any]]:
         """Confirmed pools, oldest confirmation first.
 
-        ``names`` is decoded to a list; ``note`` holds the pool's notes joined by `` | ``.
+        ``names`` is decoded to a list; ``note`` holds the pool's notes joined by `` | ``;
+        ``dismissed`` says whether a dismissal retracts the confirmation (see the module
+        docstring): such pools are left out unless ``include_dismissed``.
 
         Raises:
             StoreError: there is no case ``case_id`` (an export of a mistyped case would
                 otherwise look like an empty one).
         """
+        where = "" if include_dismissed else f" WHERE NOT {POOL_DISMISSED_SQL}"
         if case_id is None:
-            return self._pools("", ())
-        return self._pools(" WHERE p.case_id = ?", (self._case_or_default(case_id),))
+            return self._pools(where, ())
+        where = (where + " AND" if where else " WHERE") + " p.case_id = ?"
+        return self._pools(where, (self._case_or_default(case_id),))
 
     def get_pool(self, host: str, port: int) -> dict[str, Any] | None:
-        """The pool at ``host:port`` (as in :meth:`list_pools`), or None."""
+        """The pool at ``host:port`` (as in :meth:`list_pools`, dismissed or not), or None."""
         found = self._pools(" WHERE p.host = ? AND p.port = ?", (host.strip("[]"), int(port)))
         return found[0] if found else None
 
     def _pools(self, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         rows = self.rows(
-            "SELECT p.*, (SELECT group_concat(text, ' | ') FROM notes n"
-            " WHERE n.target_kind = 'pool' AND n.target_ref = CAST(p.id AS TEXT)) AS note FROM pools p"
-            + where  # one of the constant clauses above
-            + " ORDER BY p.id",
+            _SELECT_POOLS + where + " ORDER BY p.id",  # where: one of the constant clauses above
             params,
         )
         for row in rows:
             row["names"] = json.loads(row["names"])
             row["tls"] = bool(row["tls"])
+            row["dismissed"] = bool(row["dismissed"])
             row["note"] = row["note"] or ""
         return rows

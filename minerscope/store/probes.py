@@ -124,11 +124,13 @@ class ProbeOps(PoolOps):
             )
             probe_id = int(cur.lastrowid or 0)
             if is_pool:
-                coin = next(
+                # the verdict's coin label ("xmr"); never an algorithm ("rx/0" is how a pool
+                # hashes, which several coins share), which an evidence fallback once took
+                coin = str(record.get("coin") or "") or next(
                     (
                         str(e.get("value"))
                         for e in evidence
-                        if isinstance(e, Mapping) and e.get("key") in ("coin", "algo")
+                        if isinstance(e, Mapping) and e.get("key") == "coin"
                     ),
                     None,
                 )

@@ -343,11 +343,11 @@ REVIEWED_DYNAMIC_SQL: dict[tuple[str, str], str] = {
     ("store/pools.py", "_NAMES_SEEN"): "a module constant",
     ("store/pools.py", "_SEEN_INTERVAL"): "a module constant",
     ("store/migrations.py", "f'PRAGMA user_version = {version + 1:d}'"): "an int",
-    (
-        "store/pools.py",
-        "\"SELECT p.*, (SELECT group_concat(text, ' | ') FROM notes n WHERE n.target_kind = 'pool' AND "
-        "n.target_ref = CAST(p.id AS TEXT)) AS note FROM pools p\" + where + ' ORDER BY p.id'",
-    ): "where is one of the constant clauses in the same class; values bound",
+    ("store/pools.py", "_SELECT_POOLS + where + ' ORDER BY p.id'"): (
+        "a module constant and one of the constant clauses in the same class; values bound"
+    ),
+    ("store/cases.py", "_LIST_CASES"): "a module constant",
+    ("store/flows.py", "_CONFIRMED_POOLS_AT"): "a module constant; values bound",
 }
 
 

@@ -286,3 +286,16 @@ def test_merge_keeps_what_reading_each_capture_found(store: Store, tmp_path: Pat
         "damaged at byte 4096: impossible record length",
         12,
     )
+
+
+def test_merge_keeps_which_dismissal_switched_an_indicator_off(store: Store, tmp_path: Path) -> None:
+    colleague = tmp_path / "colleague-dismissed.sqlite"
+    with open_store(colleague, actor="colleague") as st:
+        st.dismiss_endpoint("198.51.100.1", 80)
+        st.confirm_pool("203.0.113.5", 3333)
+        st.dismiss_endpoint("203.0.113.5", 3333)
+    store.dismiss_endpoint("192.0.2.9", 443)  # so the merged entries get other ids here
+    merge_case(store, colleague)
+    assert store.list_pools() == [] and store.list_indicators(active_only=True) == []
+    assert store.undismiss_endpoint("203.0.113.5", 3333)
+    assert [i["text"] for i in store.list_indicators(active_only=True)] == ["203.0.113.5:3333"]

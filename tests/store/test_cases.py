@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from minerscope.errors import StoreError
-from minerscope.store import Store
+from minerscope.store import Store, open_store
+from minerscope.store.cases import FLOWS_PENDING
 from tests.store.conftest import flow_row, summary, write_pcap
 
 
@@ -122,3 +123,62 @@ def test_live_sessions_are_captures_of_their_own_that_grow_as_they_run(store: St
     assert (rows[first]["packets"], rows[first]["first_ts"], rows[first]["last_ts"]) == (30, 5.0, 9.0)
     assert rows[first]["sha256"] != rows[second]["sha256"]
     assert store.scalar("SELECT count(*) FROM flows WHERE capture_id = ?", (first,)) == 1
+
+
+def _reading_seen_by(db_path: Path) -> tuple[object, str, int]:
+    """(complete, damage, flows) of the only capture, as another connection sees it."""
+    with open_store(db_path, actor="reader") as other:
+        (row,) = other.list_captures()
+    return row["complete"], row["damage"], row["flows"]
+
+
+def test_a_capture_is_not_whole_before_its_flows_are_in(store: Store, db_path: Path, tmp_path: Path) -> None:
+    """scan's sequence (add_capture, then record_flows): a reader in between, or a file
+    left by a scan stopped in between, never sees the capture read whole with 0 flows."""
+    pcap = write_pcap(tmp_path / "a.pcap", packets=3)
+    rows = [flow_row(i, "203.0.113.5", 3333, p_mining=0.9, coin="monero", coin_probs="{}") for i in range(3)]
+    capture_id = store.add_capture(
+        pcap, packets=3, first_ts=1.0, last_ts=3.0, complete=True, sensor_dropped=2
+    )
+    assert _reading_seen_by(db_path) == (None, FLOWS_PENDING, 0)
+    broken = summary([*rows[:2], {**rows[2], "coin_probs": "{not json"}], scored=True)
+    with pytest.raises(StoreError):  # the flows' transaction fails (as Ctrl-C would stop it)
+        store.record_flows(capture_id, broken)
+    assert _reading_seen_by(db_path) == (None, FLOWS_PENDING, 0)
+    store.record_flows(capture_id, summary(rows, scored=True))
+    assert _reading_seen_by(db_path) == (1, "", 3)
+    (row,) = store.list_captures()
+    assert row["sensor_dropped"] == 2
+
+
+def test_scans_own_call_records_a_reading_with_its_flows(store: Store, db_path: Path, tmp_path: Path) -> None:
+    from minerscope.cli.scan_cmd import _mark_analyst
+    from minerscope.cli.workers import Outcome
+
+    pcap = write_pcap(tmp_path / "a.pcap", packets=2)
+    bad = summary([flow_row(0, "203.0.113.5", 3333, p_mining=0.9, coin_probs="{not json")], scored=True)
+    with pytest.raises(StoreError):
+        _mark_analyst(store, {}, Outcome(str(pcap), bad, True, None, None, 2))
+    with open_store(db_path, actor="reader") as other:
+        assert other.list_captures() == []  # one transaction: the capture went with its flows
+    good = summary([flow_row(0, "203.0.113.5", 3333, p_mining=0.9, coin_probs="{}")], scored=True)
+    _mark_analyst(store, {}, Outcome(str(pcap), good, True, None, None, 2))
+    assert _reading_seen_by(db_path) == (1, "", 1)
+    # a capture without flows has nothing to wait for: its reading is recorded at once
+    empty = write_pcap(tmp_path / "empty.pcap", payload=b"other", packets=1)
+    _mark_analyst(store, {}, Outcome(str(empty), summary([]), False, None, None, 1, damage="cut at byte 9"))
+    assert [(c["complete"], c["damage"]) for c in store.list_captures()][1] == (0, "cut at byte 9")
+
+
+def test_record_capture_is_one_transaction(store: Store, tmp_path: Path) -> None:
+    pcap = write_pcap(tmp_path / "a.pcap", packets=2)
+    bad = summary([flow_row(0, "203.0.113.5", 3333, p_mining=0.9, coin_probs="{not json")], scored=True)
+    with pytest.raises(StoreError):
+        store.record_capture(pcap, bad, packets=2, first_ts=1.0, last_ts=2.0, complete=True)
+    assert store.list_captures() == []
+    good = summary([flow_row(0, "203.0.113.5", 3333, p_mining=0.9, coin_probs="{}")], scored=True)
+    capture_id, mapping = store.record_capture(
+        pcap, good, packets=2, first_ts=1.0, last_ts=2.0, complete=True
+    )
+    (row,) = store.list_captures()
+    assert (row["id"], row["complete"], row["flows"]) == (capture_id, 1, 1) and len(mapping) == 1

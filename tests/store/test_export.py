@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from minerscope.errors import StoreError
-from minerscope.prefilter.blacklist import read_indicators
-from minerscope.store import Store
+from minerscope.prefilter.blacklist import Blacklist, IndicatorError, read_indicators
+from minerscope.store import Store, open_store
 from minerscope.store.export import (
     POOL_CSV_COLUMNS,
     export_file,
@@ -179,3 +179,83 @@ def test_export_file_is_atomic_and_checked(filled: Store, tmp_path: Path) -> Non
         "case.sqlite-wal",
         "pools.csv",
     ]
+
+
+def _every_kind(store: Store) -> None:
+    """Every indicator kind, on and off, with sources (one a formula) and an expiry."""
+    store.add_indicator_texts(["198.51.100.3", "pool.example", "*.wild.example"], source="public list")
+    store.add_indicator_texts(["1.2.3.4:3333", "[2001:db8::1]:3333", "2001:db8::9"], source="=feed+1")
+    store.add_indicator_texts(["*.expiring.example"], source="analyst", expires_at=4_102_444_800.0)
+    store.confirm_pool("203.0.113.5", 4444, names=["xmr.pool.example"])
+    for text in ("2001:db8::9", "*.wild.example", "1.2.3.4:3333"):
+        ind = next(i for i in store.list_indicators() if i["text"] == text)
+        store.set_indicator_enabled(ind["id"], False)
+
+
+def _indicators(store: Store) -> list[tuple[object, ...]]:
+    return sorted(
+        (r["kind"], r["value"], r["port"], r["enabled"], r["source"], r["expires_at"])
+        for r in store.list_indicators()
+    )
+
+
+def test_own_csv_export_round_trips_through_import(store: Store, tmp_path: Path) -> None:
+    _every_kind(store)
+    path = tmp_path / "rt.csv"
+    with path.open("w", newline="") as out:
+        write_blacklist(store, out, "csv", include_disabled=True)
+    with open_store(tmp_path / "fresh.sqlite") as fresh:
+        assert fresh.import_indicators(path) == (9, 0)
+        assert _indicators(fresh) == _indicators(store)
+        # imported again: nothing new, and a switched-off line does not switch on its twin
+        assert fresh.import_indicators(path) == (0, 9)
+        assert _indicators(fresh) == _indicators(store)
+        assert fresh.load_blacklist().match_ip("1.2.3.4", 3333) is None
+    # stage 0 reading the export as a --blacklist file leaves the switched-off lines out
+    assert Blacklist.from_files([path]).match_name("a.wild.example") is None
+    assert Blacklist.from_files([path]).match_ip("2001:db8::1", 3333) is not None
+
+
+def test_own_zeek_export_round_trips_through_import(store: Store, tmp_path: Path) -> None:
+    _every_kind(store)
+    path = tmp_path / "rt.zeek"
+    path.write_text(_export(store, "zeek"))
+    with open_store(tmp_path / "fresh.sqlite") as fresh:
+        assert fresh.import_indicators(path) == (5, 0)
+        expected = [
+            (kind, value, port, 1, source, None)
+            for kind, value, port, enabled, source, expires in _indicators(store)
+            if enabled and kind != "domain_suffix"  # Zeek Intel has no suffixes; export writes active ones
+        ]
+        assert _indicators(fresh) == expected
+
+
+def test_one_label_name_is_refused_with_its_line(store: Store, tmp_path: Path) -> None:
+    feed = tmp_path / "feed.txt"
+    feed.write_text("pool.example\njunk\n")
+    with pytest.raises(IndicatorError, match=r"feed.txt:2: a one-label name"):
+        store.import_indicators(feed)
+    assert store.list_indicators() == []
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 ip6-localhost ip6-loopback\n0.0.0.0 coinhive.example\n")
+    assert store.import_indicators(hosts) == (1, 0)  # a hosts file's own one-label aliases are skipped
+    assert store.add_indicator_texts(["*.example"]) == (1, 0)  # a one-label suffix is a suffix
+
+
+def test_pools_json_keeps_the_stored_text(store: Store, tmp_path: Path) -> None:
+    note = "first line\nnewline\ttab \x1b[31mred\u202e café"
+    store.confirm_pool("203.0.113.5", 3333, coin="\t=1+1", note=note, evidence="a=b; \x9b2J")
+    path = tmp_path / "pools.json"
+    assert export_file(store, "pools", "json", path).written == 1
+    raw = path.read_text(encoding="utf-8")
+    (pool,) = json.loads(raw)
+    assert (pool["note"], pool["coin"], pool["evidence"]) == (note, "\t=1+1", "a=b; \x9b2J")
+    assert raw.isascii() and "\\\\x" not in raw  # escaped by the JSON encoder only, nothing doubled
+    rows = list(csv.DictReader(io.StringIO(_export_pools_csv(store))))
+    assert rows[0]["coin"] == "\\x09=1+1" and rows[0]["note"].startswith("first line\\x0a")  # CSV: inert
+
+
+def _export_pools_csv(store: Store) -> str:
+    out = io.StringIO()
+    write_pools_csv(store, out)
+    return out.getvalue()

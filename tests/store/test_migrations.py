@@ -45,6 +45,7 @@ def test_v1_file_opens_and_is_migrated(tmp_path: Path) -> None:
         assert [a["host"] for a in st.list_allowlist()] == ["198.51.100.7"]
         migrations = [a["target_ref"] for a in st.list_audit() if a["action"] == "migrate"]
         assert migrations == [
+            "v6_indicator_dismissed_by",
             "v5_capture_reading",
             "v4_proxy_target",
             "v3_flow_key_index",
@@ -53,6 +54,7 @@ def test_v1_file_opens_and_is_migrated(tmp_path: Path) -> None:
         ]
         columns = {r["name"] for r in st.rows("PRAGMA table_info(flows)")}
         assert {"proxy_host", "proxy_port"} <= columns
+        assert "dismissed_by" in {r["name"] for r in st.rows("PRAGMA table_info(indicators)")}
         plan = st.rows(
             "EXPLAIN QUERY PLAN SELECT id FROM flows WHERE capture_id = ? AND flow_key BETWEEN ? AND ?",
             (1, 1, 2),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import pytest
 from minerscope.errors import InputError, StoreError
 from minerscope.prefilter.blacklist import Blacklist
 from minerscope.probe.verdict import DialectResult, Evidence, Outcome, ProbeAttempt, Transport, Verdict
-from minerscope.store import Store
+from minerscope.store import Store, open_store
 from minerscope.store.blacklist import load_blacklist
+from minerscope.store.export import write_pools_json
 from tests.store.conftest import flow_row, summary, write_pcap
 
 
@@ -176,3 +179,43 @@ def test_bad_indicator_file_adds_nothing(store: Store, tmp_path: Path) -> None:
 def test_load_blacklist_from_path(db_path: Path, store: Store) -> None:
     store.add_indicator_texts(["198.51.100.9:4444"])
     assert load_blacklist(db_path).match_ip("198.51.100.9", 4444) is not None
+
+
+def test_dismissing_a_confirmed_pool_retracts_it_and_undismiss_restores_it(
+    store: Store, db_path: Path
+) -> None:
+    store.confirm_pool("203.0.113.5", 3333, names=["a.pool.example", "b.pool.example"], coin="monero")
+    store.confirm_pool("203.0.113.5", 4444)  # another port of the host, not dismissed below
+    by_hand = next(i["id"] for i in store.list_indicators() if i["value"] == "b.pool.example")
+    store.set_indicator_enabled(by_hand, False)  # the analyst's own choice, before the dismissal
+    store.dismiss_endpoint("203.0.113.5", 3333, reason="our own node")
+    with open_store(db_path, actor="reader") as other:  # what the file says, on a new connection
+        assert [(p["host"], p["port"]) for p in other.list_pools()] == [("203.0.113.5", 4444)]
+        assert other.get_pool("203.0.113.5", 3333)["dismissed"] is True  # type: ignore[index]
+        assert other.list_cases()[0]["pools"] == 1
+        assert {i["text"] for i in other.list_indicators(active_only=True)} == {"203.0.113.5:4444"}
+        out = io.StringIO()
+        write_pools_json(other, out)
+        assert [p["port"] for p in json.loads(out.getvalue())] == [4444]
+        dismiss = other.list_audit()[0]
+        assert dismiss["action"] == "dismiss" and json.loads(dismiss["detail"])["pools_retracted"] == [1]
+    assert store.undismiss_endpoint("203.0.113.5", 3333)
+    assert [(p["host"], p["port"]) for p in store.list_pools()] == [
+        ("203.0.113.5", 3333),
+        ("203.0.113.5", 4444),
+    ]
+    active = {i["text"] for i in store.list_indicators(active_only=True)}
+    assert active == {"203.0.113.5:3333", "a.pool.example", "203.0.113.5:4444"}  # not b: off by hand
+    undismiss = store.list_audit()[0]
+    assert undismiss["action"] == "undismiss" and json.loads(undismiss["detail"])["pools_restored"] == [1]
+
+
+def test_overlapping_dismissals_keep_the_pool_retracted_until_the_last_is_lifted(store: Store) -> None:
+    store.confirm_pool("203.0.113.5", 3333)
+    store.dismiss_endpoint("203.0.113.5", 3333)
+    store.dismiss_endpoint("203.0.113.5", 0)  # every port of the host
+    assert store.undismiss_endpoint("203.0.113.5", 3333)
+    assert store.list_pools() == [] and store.list_indicators(active_only=True) == []
+    assert store.undismiss_endpoint("203.0.113.5", 0)
+    assert [p["port"] for p in store.list_pools()] == [3333]
+    assert [i["text"] for i in store.list_indicators(active_only=True)] == ["203.0.113.5:3333"]
