@@ -27,6 +27,7 @@ _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 _UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f" + _BIDI + "\u2028\u2029\ufeff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _MARKUP_RE = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -48,10 +49,24 @@ def clean(value: object, max_chars: int = DEFAULT_MAX_CHARS) -> str:
         text = str(value)
     if len(text) > max_chars * 4:  # bound the regex work on megabyte replies
         text = text[: max_chars * 4]
-    text = _UNSAFE_RE.sub(_escape_char, text)
+    text = path_text(_UNSAFE_RE.sub(_escape_char, text))
     if len(text) > max_chars:
         text = text[: max(0, max_chars - 1)] + "…"
     return text
+
+
+def path_text(name: str) -> str:
+    """A file name or path as text that any UTF-8 output can carry: the bytes of a name
+    that are not UTF-8 (``os.fsdecode`` keeps them as lone surrogates, which polars, SQLite
+    and a UTF-8 stdout all refuse) become ``\\xNN``; every other character stays as it is."""
+    if not _SURROGATE_RE.search(name):
+        return name
+    return _SURROGATE_RE.sub(_escape_surrogate, name)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def csv_cell(value: object, max_chars: int = 32_767) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -97,10 +97,81 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command with results written whole or not at all, and one line for an
+        interrupt: Ctrl-C gave click's "Aborted!" and exit 1 ("a bug" in the README's
+        table), or, landing inside a compiled kernel, a 76-line traceback of the
+        ``SystemError`` numba wraps it in."""
+        from minerscope.cli import stdout
+
+        stdout.install()
+        try:
+            result = super().invoke(ctx)
+        except BaseException as exc:
+            if _interrupted(exc):
+                _flush_quietly()
+                click.echo("minerscope: interrupted", err=True)
+                raise click.exceptions.Exit(INTERRUPTED) from None
+            if isinstance(exc, stdout.OutputLost):
+                _fail_output(exc)
+            if isinstance(exc, BrokenPipeError):
+                stdout.discard()
+                raise click.exceptions.Exit(READER_GONE) from None
+            if isinstance(exc, (SystemExit, click.exceptions.Exit)):
+                _flush_or_fail()
+            raise
+        _flush_or_fail()
+        return result
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C / SIGINT (128 + SIGINT, as shells report a command it killed)."""
+
+READER_GONE = 141
+"""Exit status when standard output's reader closed it (``| head``): 128 + SIGPIPE."""
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt (numba re-raises
+    one that lands in a kernel's boxing code as ``SystemError``)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _fail_output(exc: Exception) -> NoReturn:
+    """One line and exit 4 for results that could not be written."""
+    click.echo(f"minerscope: error: {exc}", err=True)
+    raise click.exceptions.Exit(4) from None
+
+
+def _flush_or_fail() -> None:
+    from minerscope.cli import stdout
+
+    try:
+        stdout.flush()
+    except stdout.OutputLost as exc:
+        _fail_output(exc)
+    except BrokenPipeError:
+        stdout.discard()
+        raise click.exceptions.Exit(READER_GONE) from None
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 (an interrupt is being reported; what stdout does not take is lost anyway)
+        pass
 
 
 def _not_yet(name: str, summary: str) -> click.Command:

@@ -179,13 +179,30 @@ bpf_option: Decorator = click.option(
 )
 
 
+def _checked_blacklists(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> Sequence[str]:
+    """Read every ``--blacklist`` file while the options are parsed: a bad line is one line
+    naming the file and line, and exit 4, before any capture is opened. (Read later, by
+    each capture's triage, it was printed once per capture, and ended ``scan`` with exit 1,
+    "a bug".)"""
+    if not value:
+        return value
+    from minerscope.prefilter.blacklist import Blacklist
+
+    try:
+        Blacklist.from_files([Path(v) for v in value])
+    except errors.MinerscopeError as exc:
+        fail(exc)
+    return value
+
+
 def blacklist_option(help_text: str, **path: Any) -> Decorator:
-    """``--blacklist FILE`` (repeatable, into ``blacklists``): an existing file."""
+    """``--blacklist FILE`` (repeatable, into ``blacklists``): an existing file of indicators."""
     return click.option(
         "--blacklist",
         "blacklists",
         multiple=True,
         type=click.Path(exists=True, dir_okay=False, **path),
+        callback=_checked_blacklists,
         help=help_text,
     )
 

@@ -134,7 +134,7 @@ def _bytes_read_bar(bar: Any, path: Path) -> Callable[[Any], None]:
         total: int | None = path.stat().st_size
     except OSError:
         total = None
-    task = bar.add_task(escape(path.name), total=total)  # a file name is untrusted text
+    task = bar.add_task(escape(untrusted.clean(path.name, 60)), total=total)  # a file name is untrusted text
     return lambda report: bar.update(task, completed=report.bytes_read)
 
 

@@ -51,42 +51,50 @@ from minerscope.cli.output import (
     write_table,
 )
 from minerscope.cli.workers import Outcome, triage_in_order
+from minerscope.untrusted import clean
 
 if TYPE_CHECKING:
     from minerscope.probe.scope import Scope
 
 
 def _mark_analyst(
-    store: Any, status: dict[tuple[str, int], str], outcome: Outcome, sha256: str | None = None
+    store: Any,
+    status: dict[tuple[str, int], str],
+    outcome: Outcome,
+    sha256: str | None = None,
+    *,
+    record: bool = True,
 ) -> Any:
-    """Record one capture and its flows in the case file; add the ``analyst`` column to its rows.
+    """Record one capture and its flows in the case file (unless not ``record``); add the
+    ``analyst`` column to its rows.
 
     ``analyst`` is ``dismissed`` (allowlisted endpoint), ``confirmed`` (a confirmed pool),
     or "". ``sha256``: the capture's hash if already known (else the store hashes it); a
-    stream's comes with the outcome.
+    stream's comes with the outcome. The capture row, its reading and its flows are written
+    in one transaction: a scan stopped in between leaves no capture that claims to have
+    been read whole with none of its flows.
     """
     import polars as pl
 
     rows = outcome.rows
-    first = rows["first_seen"].min() if rows.height else None
-    last = rows["last_seen"].max() if rows.height else None
-    size = None
-    if outcome.stream is not None:  # a pipe: hashed by its reader, there is no file to hash
-        sha256, size = outcome.stream
-    capture_id = store.add_capture(
-        outcome.path,
-        packets=outcome.packets,
-        first_ts=first,
-        last_ts=last,
-        sha256=sha256,
-        size=size,
-        complete=outcome.complete,
-        damage=outcome.damage or "",
-        sensor_dropped=outcome.sensor_dropped,
-    )
+    if record:
+        size = None
+        if outcome.stream is not None:  # a pipe: hashed by its reader, there is no file to hash
+            sha256, size = outcome.stream
+        store.record_capture(
+            outcome.path,
+            rows,
+            packets=outcome.packets,
+            first_ts=rows["first_seen"].min() if rows.height else None,
+            last_ts=rows["last_seen"].max() if rows.height else None,
+            sha256=sha256,
+            size=size,
+            complete=outcome.complete,
+            damage=outcome.damage or "",
+            sensor_dropped=outcome.sensor_dropped,
+        )
     if not rows.height:  # a capture without flows: its frame may have no columns to mark
         return rows
-    store.record_flows(capture_id, rows)
     rows = store.mark_dismissed(rows)
     column: pl.Series | pl.Expr
     if status:
@@ -144,7 +152,11 @@ def _mark_analyst(
     help="Networks --probe must never contact, even inside --scope (repeatable).",
 )
 @probe_timeout_option
-@click.option("--no-store", is_flag=True, help="Do not record the scan in the case file.")
+@click.option(
+    "--no-store",
+    is_flag=True,
+    help="Do not record the scan in the case file (an existing one's blacklist and allowlist still apply).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.pass_context
 def scan(
@@ -199,16 +211,18 @@ def scan(
         except errors.InputError as exc:
             fail(exc)
     paths = [str(p) for p in files]
-    db_path = None
-    if not no_store:
-        from minerscope.store import default_db_path
+    from minerscope.store import default_db_path
 
-        db = (ctx.obj or {}).get("db")
-        db_path = Path(db) if db else default_db_path()
+    db = (ctx.obj or {}).get("db")
+    chosen = Path(db) if db else default_db_path()
+    # --no-store writes nothing, but an existing case file's blacklist still feeds stage 0
+    # and its allowlist still marks dismissed flows: a batch job must not miss known pools
+    case_file = None if no_store and not chosen.exists() else chosen
+    db_path = None if no_store else case_file  # where the scan is recorded
     options = TriageOptions(
         model=model,
         blacklist_files=tuple(Path(b) for b in blacklists),
-        db_path=db_path,
+        db_path=case_file,
         idle_timeout=idle_timeout,
         active_timeout=active_timeout,
         bpf=bpf,
@@ -229,15 +243,16 @@ def scan(
         store = None
         endpoint_status: dict[tuple[str, int], str] = {}
         hashes: dict[str, Future[tuple[str, int]]] = {}
-        if db_path is not None:
+        if case_file is not None:
             from minerscope.store import open_store
 
             try:  # a bad case file is one line before any work, not a traceback after it
-                store = stack.enter_context(open_store(str(db_path)))
+                store = stack.enter_context(open_store(str(case_file)))
             except errors.StoreError as exc:
                 fail(exc)
             endpoint_status = {(h, p): st for h, p, st in store.endpoint_status()}
-            hashes = _hash_in_background(stack, paths)
+            if db_path is not None:
+                hashes = _hash_in_background(stack, paths)
         for outcome in _run(paths, options, workers, show_progress):
             path, rows, complete, warning, error = (
                 outcome.path,
@@ -260,7 +275,13 @@ def scan(
                 ),
             )
             if store is not None:
-                rows = _mark_analyst(store, endpoint_status, outcome, _hash_result(hashes.get(path)))
+                rows = _mark_analyst(
+                    store,
+                    endpoint_status,
+                    outcome,
+                    _hash_result(hashes.get(path)),
+                    record=db_path is not None,
+                )
             if streaming:  # column-wise, no record dicts
                 if fmt == "jsonl":
                     write_jsonl_frame(_streamed_rows(rows, only_suspicious), SCAN_FIELDS)
@@ -405,7 +426,7 @@ class _Progress:
 
         if update.path != self.current:
             self.current = update.path
-            name = escape(Path(update.path).name)  # a file name is untrusted text
+            name = escape(clean(Path(update.path).name, 60))  # a file name is untrusted text
             self.bar.reset(self.task, total=update.bytes_total or None, description=name, visible=True)
         mb = update.bytes_read / 1e6
         of = f"/{update.bytes_total / 1e6:,.0f}" if update.bytes_total else ""

@@ -65,6 +65,40 @@ Work = Callable[[str, Any], Outcome]
 """Triage one capture: ``(path, options) -> Outcome``; must be importable by a worker."""
 
 
+_working = False
+"""Whether this worker process is inside a capture's work (not idle, not handing back)."""
+
+
+def quiet_interrupt() -> None:
+    """A worker's Ctrl-C: abort the capture it works on, and nothing else.
+
+    The terminal sends SIGINT to the whole process group. Left to Python's default, each
+    worker printed a KeyboardInterrupt traceback, and one interrupted while handing its
+    result back left half a message in the pool's result pipe: the parent's pool thread
+    then waited for the rest forever (seen: ``scan -j2`` hung after Ctrl-C). Now the
+    interrupt raises only inside :func:`_guarded` work, whose exception goes back whole
+    like any result; idle or sending, a worker ignores it and the parent's pool shutdown
+    ends it in order."""
+    import signal
+
+    signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _on_interrupt(_signum: int, _frame: object) -> None:
+    if _working:
+        raise KeyboardInterrupt
+
+
+def _guarded(work: Work, path: str, options: Any) -> Outcome:
+    """``work(path, options)`` in a worker, interruptible (see :func:`quiet_interrupt`)."""
+    global _working
+    _working = True
+    try:
+        return work(path, options)
+    finally:
+        _working = False
+
+
 def triage_one(path: str, options: Any, on_update: Callable[[Any], None] | None = None) -> Outcome:
     """Triage one capture, in the parent or a worker; input errors become the outcome's error.
 
@@ -105,7 +139,9 @@ def triage_in_order(
         for path in paths:
             yield local(path, options)
         return
-    pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=jobs - 1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_interrupt
+    )
     dispatch = _Dispatch(paths, options, work, pool, capacity=jobs - 1, window=2 * jobs, local=local)
     try:
         dispatch.top_up()  # the workers start now, before the parent imports the pipeline
@@ -162,7 +198,7 @@ class _Dispatch:
                 if index is None:
                     return
                 try:
-                    future = self.pool.submit(self.work, self.paths[index], self.options)
+                    future = self.pool.submit(_guarded, self.work, self.paths[index], self.options)
                 except (BrokenProcessPool, RuntimeError):  # broken, or shut down under us
                     self.claimed -= 1
                     self.pool = None

@@ -57,6 +57,7 @@ from minerscope.flows.arena import GrowingArray
 from minerscope.flows.prefixes import PayloadPrefixes
 from minerscope.flows.records import FLOW_SUMMARY_SCHEMA, FlowTable
 from minerscope.flows.tls13 import relabel_encrypted_handshake
+from minerscope.untrusted import path_text
 
 DEFAULT_IDLE_TIMEOUT = 120.0
 """Seconds of silence after which a flow ends (nfstream and CICFlowMeter use 120 s too)."""
@@ -636,7 +637,7 @@ class FlowAssembler:
             dns = [",".join(sorted(self._dns.get(d, ()))) for d in dst_txt.to_list()]
         else:
             dns = _constant("", nflows, pl.Utf8)
-        source = self.capture if self.capture is not None else self._source
+        source = path_text(self.capture if self.capture is not None else self._source)
         summary = pl.DataFrame(
             {
                 "flow_id": np.arange(nflows, dtype=np.int64),

@@ -476,3 +476,68 @@ def test_the_case_file_keeps_what_reading_each_capture_found(tmp_path: Path) -> 
     lines = shown.stdout.splitlines()
     assert any("cut.pcapng" in line and kept[0][1] in line for line in lines)
     assert any("sensor.pcapng" in line and "whole; its sensor dropped 7 packets" in line for line in lines)
+
+
+def test_no_store_still_applies_the_case_files_blacklist_and_allowlist(tmp_path: Path) -> None:
+    """``--no-store`` writes nothing; it used to read nothing either, so a batch job run
+    with it (as the README suggests for big jobs) missed the case file's known pools and
+    showed dismissed flows as undecided."""
+    from minerscope.store import open_store
+
+    db = tmp_path / "case.sqlite"
+    cut = tmp_path / "cut.pcapng"
+    data = SAMPLE.read_bytes()
+    cut.write_bytes(data[: len(data) // 5])
+    _, plain, _ = _scan("--no-store", str(cut), db=tmp_path / "none.sqlite")
+    assert not (tmp_path / "none.sqlite").exists()  # no case file: none created
+    first, second = plain[0], plain[1]
+    assert not [s for s in json.loads(str(first["stage0"]) or "[]") if s.get("kind") == "blacklist"]
+    with open_store(db) as store:
+        store.add_indicator("ip_port", str(first["dst"]), port=int(first["dport"]))  # type: ignore[call-overload]
+        store.dismiss_endpoint(str(second["dst"]), int(second["dport"]))  # type: ignore[call-overload]
+        before = store.scalar("SELECT count(*) FROM captures")
+    code, records, err = _scan("--no-store", str(cut), db=db)
+    assert code == 3, err  # (the cut capture)
+    hit = [r for r in records if (r["dst"], r["dport"]) == (first["dst"], first["dport"])]
+    assert hit and all("blacklist" in str(r["stage0"]) for r in hit)
+    assert all(r["verdict"] == "mining" for r in hit)
+    dismissed = [r for r in records if (r["dst"], r["dport"]) == (second["dst"], second["dport"])]
+    assert dismissed and all(r["analyst"] == "dismissed" for r in dismissed)
+    with open_store(db) as store:
+        assert store.scalar("SELECT count(*) FROM captures") == before  # still nothing recorded
+
+
+def test_a_capture_name_that_is_not_utf8_is_escaped_not_fatal(tmp_path: Path) -> None:
+    """A file name with bytes that are not UTF-8 (``os.fsdecode`` keeps them as lone
+    surrogates) ended the whole directory's scan in a UnicodeEncodeError traceback, with
+    nothing printed for the good captures beside it."""
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    odd = os.fsdecode(b"bad\xff\xfe.pcapng")
+    shutil.copy(SAMPLE, folder / odd)
+    shutil.copy(SAMPLE, folder / "ok.pcapng")
+    db = tmp_path / "case.sqlite"
+    code, records, err = _scan(str(folder), db=db)
+    assert code == 0, err
+    assert {r["capture"] for r in records} == {"bad\\xff\\xfe.pcapng", "ok.pcapng"}
+    shown = CliRunner().invoke(main, ["--db", str(db), "case", "show"])
+    assert shown.exit_code == 0 and "bad\\xff\\xfe.pcapng" in shown.stdout
+
+
+def test_a_bad_blacklist_file_is_one_line_and_exit_4(tmp_path: Path) -> None:
+    """A bad line in a ``--blacklist`` file was found by each capture's triage: its error
+    was printed once per capture and the scan ended with exit 1 ("a bug")."""
+    bad = tmp_path / "bad.txt"
+    bad.write_text("pool.example\nthis is not valid!!\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "minerscope", "--db", str(tmp_path / "case.sqlite"), "scan", "-q"]
+        + ["--blacklist", str(bad), str(SAMPLE), str(SAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 4
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "bad.txt:2:" in result.stderr
+    assert not (tmp_path / "case.sqlite").exists()  # refused before any work
