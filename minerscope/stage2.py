@@ -19,6 +19,12 @@ endpoints are probed is a policy worth stating in one place:
 
 Verdicts are written to the case file with ``Store.record_probe``, which confirms a pool
 and adds it to the blacklist in the same transaction.
+
+The pool's coin is the probe's when its evidence names one (an xmrig login: ``xmr``);
+bitcoin- and ethereum-family Stratum do not say which chain they mine, so for those the
+coin stage 1's coin model named for the endpoint's flows is recorded instead, marked
+``coin_source=stage 1`` in the evidence. Never an algorithm (``rx/0``), which several
+coins share.
 """
 
 from __future__ import annotations
@@ -33,10 +39,23 @@ from minerscope.errors import MinerscopeError, ScopeError
 from minerscope.flows.records import server_endpoint
 from minerscope.probe.runner import ProbeOptions, probe_many
 from minerscope.probe.target import format_target
-from minerscope.probe.verdict import UNREACHABLE, Verdict
+from minerscope.probe.verdict import COIN_LABELS, Verdict
 from minerscope.untrusted import is_ip
 
 Endpoint = tuple[str, int]
+
+
+class FlaggedEndpoint(tuple[str, int]):
+    """An endpoint stage 1 flagged, with the coin its coin model named for the flows ("":
+    none). It is an :data:`Endpoint` everywhere (equal to, and hashing as, ``(host, port)``),
+    so callers that only pass endpoints on need not know the coin travels with them."""
+
+    coin: str
+
+    def __new__(cls, host: str, port: int, coin: str = "") -> FlaggedEndpoint:
+        self = super().__new__(cls, (host, port))
+        self.coin = coin
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +68,8 @@ class ProbeSummary:
     confidence: float
     outcome: str
     error: str = ""
+    label: str = ""
+    """A mining service identified but not confirmed (:attr:`Verdict.label`), else ""."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -58,6 +79,8 @@ class ProbeSummary:
             "confidence": round(self.confidence, 3),
             "outcome": self.outcome,
         }
+        if self.label:
+            out["label"] = self.label
         if self.error:
             out["error"] = self.error
         return out
@@ -65,17 +88,17 @@ class ProbeSummary:
     @classmethod
     def of(cls, verdict: Verdict) -> ProbeSummary:
         """The summary of a verdict; ``error`` says "unreachable: why" when the endpoint
-        never accepted a connection (not checked, as opposed to checked and no pool)."""
-        why = verdict.unreachable
-        if why and not why.startswith(UNREACHABLE):  # ("unreachable: name did not resolve")
-            why = f"{UNREACHABLE}: {why}"
+        could not be checked (nothing accepted a connection, or what did reset every one),
+        as opposed to checked and no pool; ``label`` names a mining service identified but
+        not confirmed."""
         return cls(
             is_pool=verdict.is_pool,
             dialect=verdict.dialect or "",
             transport=str(verdict.transport or ""),
             confidence=float(verdict.confidence),
             outcome=str(verdict.outcome),
-            error=why or "",
+            error=verdict.check_error or "",
+            label=verdict.label or "",
         )
 
     @classmethod
@@ -84,15 +107,41 @@ class ProbeSummary:
 
 
 def suspicious_endpoints(records: Iterable[Mapping[str, Any]]) -> list[Endpoint]:
-    """Distinct TCP server endpoints stage 1 flagged and no analyst has decided on, in first-seen order."""
-    seen: dict[Endpoint, None] = {}
+    """Distinct TCP server endpoints stage 1 flagged and no analyst has decided on, in
+    first-seen order, each a :class:`FlaggedEndpoint` carrying the first coin stage 1
+    named for its flows."""
+    seen: dict[Endpoint, str] = {}
     for r in records:
         if r.get("stage1") != "mining" or r.get("proto") != 6:
             continue
         if r.get("analyst") in ("confirmed", "dismissed"):
             continue
-        seen.setdefault(server_endpoint(r), None)
-    return list(seen)
+        endpoint = server_endpoint(r)
+        coin = str(r.get("coin") or "").lower()
+        if not seen.get(endpoint):
+            seen[endpoint] = coin if coin in COIN_LABELS else ""
+    return [FlaggedEndpoint(host, port, coin) for (host, port), coin in seen.items()]
+
+
+def with_stage1_coin(verdict: Verdict, coin: str) -> Verdict:
+    """``verdict`` naming stage 1's ``coin`` when it is a pool whose probe could not tell
+    the coin (bitcoin- or ethereum-family Stratum); else unchanged."""
+    if not verdict.is_pool or verdict.coin or coin not in COIN_LABELS:
+        return verdict
+    return verdict.with_coin(coin, source="stage 1")
+
+
+def record_verdicts(db_path: Path, verdicts: Iterable[Verdict]) -> int:
+    """Write ``verdicts`` to the case file at ``db_path`` (pools are confirmed and join
+    the blacklist in the same transaction as their probe); returns how many pools."""
+    from minerscope.store import open_store
+
+    pools = 0
+    with open_store(db_path) as store:
+        for verdict in verdicts:
+            store.record_probe(verdict)
+            pools += verdict.is_pool
+    return pools
 
 
 def probe_endpoints(
@@ -105,10 +154,13 @@ def probe_endpoints(
     """Probe ``endpoints`` under ``options`` (its scope decides what may be contacted).
 
     Out-of-scope endpoints are skipped before any traffic, with the reason in their
-    summary. Each verdict is recorded in the case file at ``db_path`` when given.
+    summary. Each verdict is recorded in the case file at ``db_path`` when given; a
+    :class:`FlaggedEndpoint` found to be a pool whose coin the probe could not tell is
+    recorded with stage 1's coin (:func:`with_stage1_coin`).
     """
     results: dict[Endpoint, ProbeSummary] = {}
     in_scope: list[Endpoint] = []
+    coins = {(e[0], e[1]): str(getattr(e, "coin", "")) for e in endpoints}
     for host, port in endpoints:
         if not is_ip(host):
             why = f"a name behind a proxy, not resolved from a capture; to probe it: minerscope probe {format_target(host, port)}"
@@ -129,7 +181,8 @@ def probe_endpoints(
         results[target] = ProbeSummary.skipped(str(exc))
 
     async def _run() -> None:
-        async for verdict in probe_many(in_scope, options, on_error=_error):
+        async for found in probe_many(in_scope, options, on_error=_error):
+            verdict = with_stage1_coin(found, coins.get((found.host, found.port), ""))
             verdicts.append(verdict)
             summary = ProbeSummary.of(verdict)
             results[(verdict.host, verdict.port)] = summary
@@ -138,9 +191,5 @@ def probe_endpoints(
 
     asyncio.run(_run())
     if db_path is not None and verdicts:
-        from minerscope.store import open_store
-
-        with open_store(db_path) as store:
-            for verdict in verdicts:
-                store.record_probe(verdict)
+        record_verdicts(db_path, verdicts)
     return results

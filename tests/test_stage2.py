@@ -4,6 +4,7 @@ no pool, never answered, or not probed. Real sockets on loopback."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 from minerscope.cli.output import _probe_cell
 from minerscope.emulate.hostile import start_hostile
@@ -12,7 +13,7 @@ from minerscope.emulate.server import ThreadedServers
 from minerscope.probe.runner import ProbeOptions
 from minerscope.probe.scope import Scope
 from minerscope.probe.verdict import LIVENESS, ProbeAttempt, Transport, Verdict
-from minerscope.stage2 import ProbeSummary, probe_endpoints
+from minerscope.stage2 import ProbeSummary, probe_endpoints, suspicious_endpoints
 
 
 def _closed_port() -> int:
@@ -80,3 +81,63 @@ def test_a_flow_to_a_proxy_probes_the_tunnels_target_and_never_resolves_a_name()
     named = summaries[("pool.example", 3333)]
     assert named.is_pool is None and "not resolved" in named.error
     assert "minerscope probe pool.example:3333" in named.error
+
+
+def _options() -> ProbeOptions:
+    return ProbeOptions(
+        scope=Scope.loopback(), connect_timeout=0.5, attempt_deadline=0.7, total_deadline=8.0, rate=0.0
+    )
+
+
+def test_an_endpoint_that_resets_every_connection_is_unreachable_not_cleared() -> None:
+    """Accept-then-RST (a firewall, a dead service): nothing was checked, so no "not a pool"."""
+    with ThreadedServers() as lab:
+        reset = lab.start(start_hostile("immediate_reset"))
+        summary = probe_endpoints([reset.target], _options())[reset.target]
+    assert summary.is_pool is False and summary.error.startswith("unreachable: reset")
+    assert _probe_cell(summary.to_json()) == "unreachable"
+
+
+def test_a_mining_service_not_confirmed_is_told_apart_from_no_pool() -> None:
+    with ThreadedServers() as lab:
+        daemon = lab.start(start_pool("bitcoind"))  # no credentials given: 401 realm="jsonrpc"
+        sv2 = lab.start(start_pool("sv2"))
+        summaries = probe_endpoints([daemon.target, sv2.target], _options())
+    locked, noise = summaries[daemon.target], summaries[sv2.target]
+    assert locked.is_pool is False and locked.dialect == "bitcoind"  # is_pool stays strict
+    assert _probe_cell(locked.to_json()) == "daemon? (auth required)"
+    assert noise.is_pool is False and _probe_cell(noise.to_json()) == "possible pool (sv2)"
+    # a summary stored before labels existed still reads as a mining service
+    assert _probe_cell({"is_pool": False, "dialect": "sv2", "outcome": "success"}) == "possible pool (sv2)"
+
+
+def test_a_confirmed_pool_is_stored_with_a_coin_never_an_algorithm(tmp_path: Path) -> None:
+    """xmrig's evidence names rx/0 (an algorithm) and family=monero: the coin is xmr. A
+    bitcoin-family Stratum pool does not say its chain: stage 1's coin is recorded, marked."""
+    from minerscope.store import open_store
+
+    db = tmp_path / "case.db"
+    records = [
+        {"stage1": "mining", "proto": 6, "dst": "", "dport": 0, "analyst": "", "coin": coin}
+        for coin in ("ltc", "", "btc")
+    ]
+    with ThreadedServers() as lab:
+        xmr = lab.start(start_pool("xmrig", job_interval=0))
+        ltc = lab.start(start_pool("stratum1", coin="ltc", job_interval=0))
+        unknown = lab.start(start_pool("stratum1", job_interval=0))
+        flagged = [
+            {**records[0], "dst": ltc.host, "dport": ltc.port},
+            {**records[1], "dst": xmr.host, "dport": xmr.port},
+            {**records[1], "dst": unknown.host, "dport": unknown.port},
+        ]
+        endpoints = suspicious_endpoints(flagged)
+        summaries = probe_endpoints(endpoints, _options(), db_path=db)
+    assert all(s.is_pool for s in summaries.values())
+    with open_store(db) as store:
+        coins = {(p["host"], p["port"]): p["coin"] for p in store.list_pools()}
+        probes = {(p["host"], p["port"]): p["record"] for p in store.list_probes()}
+    assert coins[xmr.target] == "xmr" and probes[xmr.target]["coin"] == "xmr"
+    assert any(e == {"key": "algo", "value": "rx/0"} for e in probes[xmr.target]["evidence"])
+    assert coins[ltc.target] == "ltc"
+    assert {"key": "coin_source", "value": "stage 1"} in probes[ltc.target]["evidence"]
+    assert not coins[unknown.target] and "coin" not in probes[unknown.target]

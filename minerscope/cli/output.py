@@ -398,8 +398,12 @@ TABLE_HEADERS = ("client", "server", "name", "pkts", "p_mining", "verdict", "coi
 
 
 def _probe_cell(probe: Mapping[str, Any]) -> str:
-    """A flow's probe outcome in a word or two: checked and a pool, checked and no pool,
-    never answered, or not probed (out of scope), from its ``probe`` summary."""
+    """A flow's probe outcome in a word or two: checked and a pool, a mining service
+    identified but not confirmed (``daemon? (auth required)``, ``possible pool (sv2)``),
+    checked and no pool, could not be checked, or not probed (out of scope), from its
+    ``probe`` summary."""
+    from minerscope.probe.verdict import identified_label  # (a leaf module, no I/O stack)
+
     if not probe:
         return ""
     if probe.get("is_pool"):
@@ -408,6 +412,10 @@ def _probe_cell(probe: Mapping[str, Any]) -> str:
         return "not probed"
     if str(probe.get("error") or "").startswith(UNREACHABLE):
         return UNREACHABLE
+    if probe.get("label"):
+        return str(probe["label"])
+    if probe.get("outcome") in ("success", "error") and probe.get("dialect"):  # (a summary without label)
+        return identified_label(str(probe["dialect"]))
     return "not a pool"
 
 

@@ -17,7 +17,7 @@ import click
 
 from minerscope import errors
 from minerscope.cli.common import FiniteFloatRange, fail
-from minerscope.emulate.pool import POOL_DIALECTS, WALLET_POLICIES, WS_DIALECTS, describe, start_pool
+from minerscope.emulate.pool import POOL_DIALECTS, WALLET_POLICIES, WS_DIALECTS, start_pool
 from minerscope.emulate.server import require_loopback_or_explicit
 
 
@@ -123,8 +123,7 @@ async def _serve(
     dialect: str, host: str, port: int, *, tls: bool, duration: float, overrides: dict[str, Any]
 ) -> None:
     handle = await start_pool(dialect, host, port, tls=tls, **overrides)
-    click.echo(f"listening {handle.url}")
-    click.echo(describe(handle), err=True)
+    click.echo(f"listening {handle.url}")  # the one line saying where (stdout: scripts read it)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -15,8 +15,11 @@ scope. A literal target out of scope stops the run before anything is sent (exit
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +27,7 @@ import click
 
 from minerscope import errors
 from minerscope.cli.common import ExitCode, FiniteFloatRange, fail, progress_wanted, stderr_progress, warn
-from minerscope.probe.scope import Scope
+from minerscope.probe.scope import DeniedError, Scope, parse_address
 from minerscope.probe.target import Target, format_target, parse_target
 from minerscope.probe.verdict import UNREACHABLE, ProbeAttempt, Verdict
 from minerscope.untrusted import clean
@@ -68,7 +71,7 @@ def _attempt_line(attempt: ProbeAttempt) -> str:
     )
 
 
-def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = None) -> None:
+def render_table(verdicts: Sequence[Verdict | NotProbed], *, verbose: bool = False, out: Any = None) -> None:
     """Print verdicts as a rich table; peer text is inert ``Text`` (no markup parsing)."""
     from rich.console import Console
     from rich.table import Table
@@ -78,16 +81,28 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
     for name in ("target", "pool", "confidence", "dialect", "transport", "outcome", "evidence"):
         table.add_column(name, overflow="fold")
     for v in verdicts:
+        if isinstance(v, NotProbed):
+            not_sent = Text("not probed", style="yellow")
+            table.add_row(
+                Text(clean(v.target, 80)),
+                not_sent,
+                *map(Text, ("-", "-", "-", "-")),
+                Text(clean(v.error, 200)),
+            )
+            continue
         evidence = "; ".join(f"{e.key}={clean(e.value, 80)}" for e in v.evidence[:6])
         unreachable = v.unreachable
         if unreachable and not evidence:  # not checked, which "no" would hide
             evidence = clean(unreachable, 120)
         if verbose:
             evidence += "\n" + "\n".join(_attempt_line(a) for a in v.attempts)
+        label = v.label
         if v.is_pool:
             pool = Text("POOL", style="bold red")
         elif unreachable:
             pool = Text(UNREACHABLE, style="yellow")
+        elif label:  # a mining service, not confirmed: never the "no" of a web server
+            pool = Text(clean(label, 40), style="magenta")
         else:
             pool = Text("no", style="green")
         table.add_row(
@@ -145,9 +160,14 @@ def render_table(verdicts: list[Verdict], *, verbose: bool = False, out: Any = N
 @click.option(
     "--wallet", default="", help="Wallet/site key to present (default: the probe's own, per dialect)."
 )
+@click.option(
+    "--no-store", is_flag=True, help="Do not record the verdicts (and confirmed pools) in the case file."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Table: list every attempt.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.pass_context
 def probe(
+    ctx: click.Context,
     targets: tuple[str, ...],
     from_file: str | None,
     fmt: str,
@@ -163,6 +183,7 @@ def probe(
     worker: str,
     password: str,
     wallet: str,
+    no_store: bool,
     verbose: bool,
     quiet: bool,
 ) -> None:
@@ -173,6 +194,10 @@ def probe(
     target, is_pool, confidence, dialect, transport, outcome (success|error|none),
     evidence, attempts (request, escaped reply excerpt, timing), tls.
 
+    Verdicts are recorded in the case file (``--db``) and confirmed pools join its
+    blacklist, as for ``scan --probe``; ``--no-store`` records nothing. A target denied by
+    ``--deny`` gets a record saying so (is_pool null) and is sent nothing.
+
     Exit status: 0 all probed; 4 a target is out of scope or unreadable; 2 bad usage.
     """
     try:
@@ -181,11 +206,18 @@ def probe(
             names += read_targets(from_file)
         if not names:
             raise click.UsageError("no targets: give host:port arguments or --from FILE")
-        parsed: list[Target] = [parse_target(t) for t in names]
+        # each distinct target once, in the order it first appears
+        parsed: list[Target] = list(dict.fromkeys(parse_target(t) for t in names))
         # the I/O stack (httpx, websockets, cryptography) only once there is work: --help
         # and usage errors stay quick
-        from minerscope.probe.runner import ProbeOptions
+        from minerscope.probe.runner import ProbeOptions, available_dialects
 
+        known = available_dialects()
+        for name in dialects:
+            if name not in known:
+                raise click.BadParameter(
+                    f"{name!r}: unknown dialect (known: {', '.join(sorted(known))})", param_hint="--dialect"
+                )
         options = ProbeOptions(
             connect_timeout=min(connect_timeout, timeout),
             attempt_deadline=timeout,
@@ -202,26 +234,101 @@ def probe(
         )
         refused: list[str] = []
         show = progress_wanted(quiet, results_stream=fmt == "jsonl")
-        verdicts = asyncio.run(_run(parsed, options, fmt, refused, show_progress=show))
+        records = asyncio.run(_run(parsed, options, fmt, refused, show_progress=show))
     except errors.MinerscopeError as exc:
         fail(exc)
         return
     if fmt == "table":
-        render_table(verdicts, verbose=verbose)
+        render_table(records, verbose=verbose)
+    verdicts = [r for r in records if isinstance(r, Verdict)]
+    if not no_store and verdicts:
+        from minerscope.stage2 import record_verdicts
+        from minerscope.store import default_db_path
+
+        db = (ctx.obj or {}).get("db")
+        try:
+            record_verdicts(Path(db) if db else default_db_path(), verdicts)
+        except errors.MinerscopeError as exc:
+            fail(exc)
     if refused:
         sys.exit(int(ExitCode.INPUT))
 
 
+@dataclass(frozen=True, slots=True)
+class NotProbed:
+    """A target nothing was sent to (denied by ``--deny``, or its name resolved out of
+    scope): a record like a verdict's, ``is_pool`` null and the reason in ``error``."""
+
+    target: str
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": clean(self.target),
+            "is_pool": None,
+            "confidence": 0.0,
+            "dialect": None,
+            "transport": None,
+            "outcome": "none",
+            "evidence": [],
+            "attempts": [],
+            "error": clean(self.error),
+        }
+
+    def to_jsonl(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def _not_probed(target: Target, exc: errors.ScopeError) -> NotProbed:
+    """The record of a target refused by the scope; a ``--deny`` match says so first."""
+    why = str(exc)
+    if isinstance(exc, DeniedError):
+        why = f"denied by --deny {exc.network}: {why}"
+    return NotProbed(format_target(*target), why)
+
+
 async def _run(
     targets: list[Target], options: ProbeOptions, fmt: str, refused: list[str], *, show_progress: bool = False
-) -> list[Verdict]:
-    """Probe every target; JSONL verdicts printed as they come, a bar of targets done on
-    stderr with ``show_progress``."""
+) -> list[Verdict | NotProbed]:
+    """Probe every target; JSONL records printed as they come, a bar of targets done on
+    stderr with ``show_progress``.
+
+    A literal target in a ``--deny`` network gets its record at once and is not probed (a
+    name resolving into one, once resolved); any other literal target out of scope stops
+    the run before anything is sent. A name that resolves out of ``--scope`` gets its
+    record too, and is also put in ``refused`` (exit 4)."""
+    out: list[Verdict | NotProbed] = []
+
+    def emit(record: Verdict | NotProbed) -> None:
+        out.append(record)
+        if fmt == "jsonl":
+            click.echo(record.to_jsonl())
+
+    todo: list[Target] = []
+    denied: list[NotProbed] = []
+    for host, port in targets:
+        literal = parse_address(host)
+        try:
+            if literal is not None:
+                options.scope.check(host, [literal])
+        except DeniedError as exc:
+            denied.append(_not_probed((host, port), exc))
+            continue
+        todo.append((host, port))
+    for record in denied:
+        emit(record)
+
     with ExitStack() as stack:
         bar = stack.enter_context(stderr_progress()) if show_progress else None
-        task = bar.add_task("targets probed", total=len(targets)) if bar is not None else None
+        task = bar.add_task("targets probed", total=len(todo)) if bar is not None else None
 
         def on_error(target: Target, exc: errors.MinerscopeError) -> None:
+            if isinstance(exc, errors.ScopeError):
+                emit(_not_probed(target, exc))
+            if isinstance(exc, DeniedError):  # the user's own exclusion, as for an address
+                if bar is not None:
+                    bar.advance(task)
+                return
             refused.append(format_target(*target))
             message = f"{clean(format_target(*target), 120)}: {clean(exc, 300)}"
             if bar is not None:  # above the bar, not through it
@@ -232,13 +339,11 @@ async def _run(
 
         from minerscope.probe.runner import probe_many
 
-        out: list[Verdict] = []
-        async for verdict in probe_many(targets, options, on_error=on_error):
-            out.append(verdict)
-            if bar is not None:
-                bar.advance(task)
-            if fmt == "jsonl":
-                click.echo(verdict.to_jsonl())
+        if todo:
+            async for verdict in probe_many(todo, options, on_error=on_error):
+                if bar is not None:
+                    bar.advance(task)
+                emit(verdict)
     order = {format_target(h, p): i for i, (h, p) in enumerate(targets)}
     out.sort(key=lambda v: order.get(v.target, len(order)))
     return out

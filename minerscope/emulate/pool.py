@@ -791,14 +791,6 @@ async def _start_coinhive(
     return handle
 
 
-def describe(handle: ServerHandle) -> str:
-    """One line for logs: dialect, coin, address and policy."""
-    cfg = handle.extra.get("config")
-    policy = f" wallets={cfg.wallet_policy}" if isinstance(cfg, PoolConfig) else ""
-    coin = f" coin={cfg.coin}" if isinstance(cfg, PoolConfig) else ""
-    return f"{handle.name}{coin}{policy} listening on {handle.url}"
-
-
 def dump_config(cfg: PoolConfig) -> str:
     """The config as JSON (for ``minerscope pool --print-config``-style output and logs)."""
     return json.dumps({k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, default=list)

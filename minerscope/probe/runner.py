@@ -59,6 +59,7 @@ from minerscope.probe.verdict import (
     ProbeAttempt,
     Transport,
     Verdict,
+    coin_of,
     excerpt,
 )
 
@@ -274,13 +275,15 @@ class _Conversation:
                 return io.Next(send=bytes(send), done=True)
         return io.Next(send=bytes(send), awaiting=self.awaited_id is not None)
 
-    def finish(self) -> None:
-        """The stream ended: keep an unterminated tail as a last reply."""
+    def finish(self) -> int:
+        """The stream ended: keep an unterminated tail as a last reply; returns its length."""
         if self.framing is Framing.LINE:
             with contextlib.suppress(LimitExceededError):
                 tail = self.lines.flush()
                 if tail.strip():
                     self.replies.append(tail)
+                    return len(tail)
+        return 0
 
 
 @dataclass(slots=True)
@@ -296,6 +299,10 @@ class _Exchange:
     error: str | None
     tls: io.TlsDetails | None = None
     http_status: int | None = None
+    reset_unanswered: bool = False
+    """The peer reset the connection before sending a byte (accept-then-RST)."""
+    incomplete: int = 0
+    """Bytes of a reply line still unterminated when the deadline ended the exchange."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +354,20 @@ class _TargetState:
     attempts: list[ProbeAttempt] = field(default_factory=list)
     tls_ok: bool = False
     tls_meta: dict[str, Any] | None = None
+    connections: int = 0
+    """Connections made after liveness whose end tells about the peer (WebSocket ones aside:
+    the library reports a reset during the upgrade as a malformed HTTP response)."""
+    resets: int = 0
+    """Of those, the ones the peer reset before sending a byte."""
+
+    def reset_everything(self) -> str | None:
+        """Why the target could not be checked although it accepted: it reset every
+        connection before a byte (a firewall's or a dead service's accept-then-RST)."""
+        if not self.connections or self.resets < self.connections:
+            return None
+        if any(a.result is not None and a.result.outcome is not Outcome.NONE for a in self.attempts):
+            return None
+        return f"reset: accepted, then reset all {self.connections} connections before a byte"
 
 
 class Prober:
@@ -441,7 +462,9 @@ class Prober:
                     f"timeout: total deadline of {self.options.total_deadline:g}s passed",
                 )
             )
-        verdict = Verdict.from_attempts(target, host, port, state.attempts, tls=state.tls_meta)
+        verdict = Verdict.from_attempts(
+            target, host, port, state.attempts, tls=state.tls_meta, error=state.reset_everything()
+        )
         return _prefer_own_family(verdict, {d.name: d for d in self._dialects})
 
     def _report(self, target: Target, attempt: ProbeAttempt) -> None:
@@ -483,6 +506,8 @@ class Prober:
             )
         ok = result.connected and result.tls is not None
         state.tls_ok = ok
+        state.connections += 1
+        state.resets += result.end is io.End.RESET and not result.received
         if ok and result.tls is not None:
             meta: dict[str, Any] = {
                 "version": result.tls.version,
@@ -613,14 +638,18 @@ class Prober:
                 if probe.http_status is not None:
                     continue
                 break
-            result = _over_budget(_classify(dialect, probe.replies, None), probe)
+            result = _incomplete(_over_budget(_classify(dialect, probe.replies, None), probe), probe)
             control_attempt: ProbeAttempt | None = None
             if result.outcome is not Outcome.NONE and self.options.control:
                 control = await self._exchange(
                     state, dialect, item.transport, path, [dialect.control_request(ctx)]
                 )
-                result = _over_budget(
-                    _classify(dialect, probe.replies, control.replies if control.connected else None), probe
+                result = _incomplete(
+                    _over_budget(
+                        _classify(dialect, probe.replies, control.replies if control.connected else None),
+                        probe,
+                    ),
+                    probe,
                 )
                 control_attempt = self._attempt(dialect.name + CONTROL_SUFFIX, control, None)
             attempts.append(self._attempt(dialect.name, probe, result))
@@ -651,11 +680,15 @@ class Prober:
         opts = self.options
         limits = opts.limits()
         async with self.limiter.slot(state.address):
-            if dialect.framing is Framing.HTTP:
-                return await self._http(state, transport, requests, limits)
             if dialect.framing is Framing.WS:
                 return await self._ws(state, dialect, transport, path, requests, limits)
-            return await self._stream(state, dialect, transport, requests, limits)
+            if dialect.framing is Framing.HTTP:
+                ex = await self._http(state, transport, requests, limits)
+            else:
+                ex = await self._stream(state, dialect, transport, requests, limits)
+        state.connections += 1
+        state.resets += ex.reset_unanswered
+        return ex
 
     async def _stream(
         self,
@@ -679,7 +712,7 @@ class Prober:
             limits=limits,
             quiet_s=opts.quiet_s,
         )
-        conv.finish()
+        tail = conv.finish()
         return _Exchange(
             transport=transport,
             sent=result.sent,
@@ -689,6 +722,8 @@ class Prober:
             connected=result.connected,
             error=_error_of(result.end, result.error),
             tls=result.tls,
+            reset_unanswered=result.end is io.End.RESET and not result.received,
+            incomplete=tail if result.end is io.End.TIMEOUT else 0,
         )
 
     async def _ws(
@@ -722,6 +757,8 @@ class Prober:
             quiet_s=opts.quiet_s,
         )
         sent = "\n".join(m if isinstance(m, str) else m.decode("utf-8", "replace") for m in result.sent)
+        if not result.upgraded:  # nothing past the upgrade was sent: say which path was asked
+            sent = f"GET {path} HTTP/1.1 (WebSocket upgrade)"
         received = b"\n".join(
             m.encode("utf-8", "replace") if isinstance(m, str) else m for m in result.received
         )
@@ -748,7 +785,7 @@ class Prober:
         replies: list[Reply] = []
         sent = bytearray()
         received = bytearray()
-        connected = False
+        connected = reset = False
         error: str | None = None
         for request in requests:
             spec = request.http
@@ -770,6 +807,7 @@ class Prober:
             )
             connected = connected or result.connected
             error = _error_of(result.end, result.error) or error
+            reset = result.end is io.End.RESET and result.status is None
             if result.status is not None:
                 reply = HttpReply(result.status, result.reason, result.headers, result.body)
                 replies.append(reply)
@@ -786,6 +824,7 @@ class Prober:
             elapsed_s=time.monotonic() - start,
             connected=connected,
             error=error,
+            reset_unanswered=reset and not received,
         )
 
 
@@ -819,7 +858,8 @@ def _prefer_own_family(verdict: Verdict, dialects: Mapping[str, Dialect]) -> Ver
         transport=best.transport,
         outcome=won.outcome,
         evidence=won.evidence,
-    )
+        coin="",
+    ).with_coin(coin_of(won.evidence))
 
 
 def _over_budget(result: DialectResult, probe: _Exchange) -> DialectResult:
@@ -833,6 +873,21 @@ def _over_budget(result: DialectResult, probe: _Exchange) -> DialectResult:
         return result
     return DialectResult.none(
         result.dialect, f"peer exceeded the read budget ({result.reason})", result.evidence
+    )
+
+
+def _incomplete(result: DialectResult, probe: _Exchange) -> DialectResult:
+    """A reply still arriving when the deadline passed is incomplete, not malformed.
+
+    A line cut short by the deadline (a peer trickling bytes) reads as non-JSON to the
+    dialect; the attempt says what happened instead, keeping the dialect's evidence.
+    """
+    if result.outcome is not Outcome.NONE or not probe.incomplete:
+        return result
+    return DialectResult.none(
+        result.dialect,
+        f"reply incomplete at the deadline: {probe.incomplete} bytes of a line, no end of line yet",
+        result.evidence,
     )
 
 

@@ -50,6 +50,19 @@ LOOPBACK_NETWORKS: tuple[Network, ...] = (
 )
 
 
+class DeniedError(ScopeError):
+    """The target (or an address its name resolves to) is in a ``--deny`` network: the
+    user's own exclusion, as opposed to a target outside the allowed scope.
+
+    Attributes:
+        network: the denied network the address fell in.
+    """
+
+    def __init__(self, message: str, network: Network) -> None:
+        super().__init__(message)
+        self.network = network
+
+
 def parse_networks(values: Iterable[str], *, option: str = "--scope") -> tuple[Network, ...]:
     """Parse CIDR strings (a bare address means a single host).
 
@@ -127,15 +140,24 @@ class Scope:
         for net in ALWAYS_DENIED:
             if address.version == net.version and address in net:
                 return f"{address} is in {net}, which is never probed (multicast/broadcast/reserved)"
-        for net in self.deny:
-            if address.version == net.version and address in net:
-                return f"{address} is in denied network {net}"
+        denied = self.denied_by(address)
+        if denied is not None:
+            return f"{address} is in denied network {denied}"
         if self.allow is None:
             return None
         if any(address.version == net.version and address in net for net in self.allow):
             return None
         allowed = ", ".join(str(n) for n in self.allow) or "nothing"
         return f"{address} is outside the allowed scope ({allowed})"
+
+    def denied_by(self, address: Address) -> Network | None:
+        """The ``deny`` network ``address`` falls in, or None."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        for net in self.deny:
+            if address.version == net.version and address in net:
+                return net
+        return None
 
     def permits(self, address: str | Address) -> bool:
         """True when ``address`` (text or address object) may be probed."""
@@ -153,6 +175,7 @@ class Scope:
             The checked addresses as strings, in the order given.
 
         Raises:
+            DeniedError: an address is in a ``deny`` network (a :class:`ScopeError`).
             ScopeError: no address was given, or one of them is out of scope.
         """
         checked: list[str] = []
@@ -163,7 +186,11 @@ class Scope:
             reason = self.reason_refused(addr)
             if reason is not None:
                 shown = host if str(addr) == host else f"{host} ({addr})"
-                raise ScopeError(f"target {shown}: {reason}; nothing was sent")
+                message = f"target {shown}: {reason}; nothing was sent"
+                denied = self.denied_by(addr)
+                if denied is not None and reason.endswith(f"denied network {denied}"):
+                    raise DeniedError(message, denied)
+                raise ScopeError(message)
             checked.append(str(addr))
         if not checked:
             raise ScopeError(f"target {host!r}: resolved to no address; nothing was sent")

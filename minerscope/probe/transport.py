@@ -408,6 +408,7 @@ async def stream_exchange(
                         address, port, limit=max(limits.chunk, 1024)
                     )
                     if tls:
+                        # (past this point a timeout is the handshake's, not the connect's)
                         # Upgrade in place rather than open_connection(ssl=...): a handshake
                         # cut short there closes the TLS transport *gracefully*, leaving the
                         # socket open until a peer that never answers close_notify times out
@@ -419,7 +420,13 @@ async def stream_exchange(
                             ssl_handshake_timeout=limits.connect_timeout,
                         )
             except TimeoutError:
-                end, error = End.CONNECT_TIMEOUT, f"no connection within {limits.connect_timeout:g}s"
+                if writer is None:
+                    end, error = End.CONNECT_TIMEOUT, f"no connection within {limits.connect_timeout:g}s"
+                else:  # TCP was accepted; the peer never finished the TLS handshake
+                    end = End.TLS_ERROR
+                    error = (
+                        f"connected, but no answer to the TLS handshake within {limits.connect_timeout:g}s"
+                    )
                 raise _Stop from None
             connected = True
             details = _tls_details(writer) if tls else None
@@ -550,6 +557,7 @@ async def ws_exchange(
         extra["server_hostname"] = _sni(server_name) or ""
         extra["ssl_handshake_timeout"] = limits.connect_timeout
     opened: list[asyncio.Transport] = []
+    opening = True  # until the upgrade completes, websockets' open_timeout applies
     try:
         async with asyncio.timeout(limits.deadline):
             ws = await ws_connect(
@@ -569,6 +577,7 @@ async def ws_exchange(
                 **extra,
             )
             connected = upgraded = True
+            opening = False
             status = 101
             details = _tls_details(ws.transport) if tls else None
             try:
@@ -605,7 +614,9 @@ async def ws_exchange(
             finally:
                 ws.transport.abort()
     except TimeoutError:
-        end, error = End.TIMEOUT, f"deadline of {limits.deadline:g}s passed"
+        applied = min(limits.connect_timeout, limits.deadline) if opening else limits.deadline
+        what = "no WebSocket upgrade within" if opening else "deadline of"
+        end, error = End.TIMEOUT, f"{what} {applied:g}s" + ("" if opening else " passed")
     except InvalidStatus as exc:
         connected = True
         status = exc.response.status_code
@@ -828,6 +839,9 @@ async def http_request(
     except httpx.RemoteProtocolError as exc:
         connected = True
         end, error = (End.EOF if status is None else End.PROTOCOL_ERROR), _describe(exc)
+        if status is None and "buffer too long" in str(exc):  # h11's limit on an unfinished head
+            end = End.PROTOCOL_ERROR
+            error = "the reply's HTTP head never ended: bytes kept coming, no blank line after the headers"
     except (httpx.ReadError, httpx.WriteError) as exc:
         end = _classify(_root_cause(exc))
         end, error = (End.RESET if end is End.ERROR else end), _describe(_root_cause(exc))

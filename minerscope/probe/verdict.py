@@ -27,16 +27,18 @@ API (stable)::
                  elapsed_s: float, result: DialectResult | None, error: str | None)
     excerpt(data: bytes, limit=EXCERPT_BYTES) -> bytes
     Verdict(target, host, port, is_pool, confidence, dialect, transport, outcome,
-            evidence, attempts, tls=None)
-        Verdict.from_attempts(target, host, port, attempts, tls=None) -> Verdict
+            evidence, attempts, tls=None, error=None, coin="")
+        Verdict.from_attempts(target, host, port, attempts, tls=None, error=None) -> Verdict
+        .unreachable -> str | None ; .check_error -> str | None ; .label -> str | None
         .to_json() -> dict (JSON-serialisable) ; .to_jsonl() -> str (one line, no newline)
+    coin_of(evidence) -> str   (a coin label such as "xmr", or "" when unknown)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -156,12 +158,47 @@ def _rank(result: DialectResult) -> tuple[int, float]:
 LIVENESS = "liveness"
 """The ``dialect`` name of the TCP liveness attempt in a verdict's attempt list."""
 UNREACHABLE = "unreachable"
-"""What views call a target that never accepted a connection (see :attr:`Verdict.unreachable`)."""
+"""What views call a target that could not be checked (see :attr:`Verdict.unreachable`)."""
+
+COIN_LABELS = frozenset(
+    {"btc", "bch", "bsv", "ltc", "doge", "dash", "dgb", "xmr", "zec", "etc", "eth", "ethw", "rvn", "kas"}
+)
+"""Coin labels a verdict may name (the coin model's labels among them)."""
+
+_FAMILY_COIN = {"monero": "xmr", "zcash": "zec", "browser": "xmr"}
+"""Families whose dialect names one coin. Bitcoin-family Stratum (BTC, LTC, BCH, DOGE ...),
+Ethereum-family (ETC, ETHW ...) and SV2 do not: the wire does not say which chain."""
+
+_DAEMON = "daemon"
+_AUTH_STATUSES = ("401", "403")
+
+
+def coin_of(evidence: Iterable[Evidence]) -> str:
+    """The coin a result's evidence names: a ``coin`` item that is a coin label, else the
+    one coin of its ``family`` (``monero`` -> ``xmr``), else "" (unknown).
+
+    Never an algorithm: ``rx/0`` or ``equihash`` say how a pool hashes, not which chain
+    it mines (several coins share each)."""
+    items = tuple(evidence)
+    for item in items:
+        if item.key == "coin" and item.value.strip().lower() in COIN_LABELS:
+            return item.value.strip().lower()
+    for item in items:
+        if item.key == "family" and item.value in _FAMILY_COIN:
+            return _FAMILY_COIN[item.value]
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The conclusion about one target (host:port) from all probe attempts."""
+    """The conclusion about one target (host:port) from all probe attempts.
+
+    ``coin`` is a coin label (``xmr``, ``zec`` ...) when the evidence names one, else "";
+    when set, the evidence starts with ``coin=<label>`` (the case file takes the pool's
+    coin from there). ``error`` is set by the runner when the target accepted connections
+    but could not be checked (it reset every one before a byte); a liveness failure is read
+    from the attempts (see :attr:`unreachable`).
+    """
 
     target: str
     host: str
@@ -174,6 +211,8 @@ class Verdict:
     evidence: tuple[Evidence, ...]
     attempts: tuple[ProbeAttempt, ...]
     tls: Mapping[str, Any] | None = field(default=None)
+    error: str | None = None
+    coin: str = ""
 
     @classmethod
     def from_attempts(
@@ -183,6 +222,7 @@ class Verdict:
         port: int,
         attempts: Iterable[ProbeAttempt],
         tls: Mapping[str, Any] | None = None,
+        error: str | None = None,
     ) -> Verdict:
         """Pick the strongest attempt: pool-grade results first, then confidence, then outcome.
 
@@ -196,11 +236,9 @@ class Verdict:
                 continue
             if best is None or best.result is None or _rank(attempt.result) > _rank(best.result):
                 best = attempt
-        if best is None or best.result is None:
-            return cls(target, host, port, False, 0.0, None, None, Outcome.NONE, (), attempts, tls)
+        if best is None or best.result is None or best.result.outcome is Outcome.NONE:
+            return cls(target, host, port, False, 0.0, None, None, Outcome.NONE, (), attempts, tls, error)
         res = best.result
-        if res.outcome is Outcome.NONE:
-            return cls(target, host, port, False, 0.0, None, None, Outcome.NONE, (), attempts, tls)
         return cls(
             target,
             host,
@@ -213,24 +251,59 @@ class Verdict:
             res.evidence,
             attempts,
             tls,
-        )
+            error,
+        ).with_coin(coin_of(res.evidence))
+
+    def with_coin(self, coin: str, *, source: str = "") -> Verdict:
+        """This verdict naming ``coin`` (a label; "" leaves it as it is), its evidence led by
+        ``coin=<label>`` (and ``coin_source=<source>`` when the coin came from elsewhere)."""
+        if not coin:
+            return self
+        rest = tuple(e for e in self.evidence if e.key not in ("coin", "coin_source"))
+        lead = (Evidence("coin", coin),) + ((Evidence("coin_source", source),) if source else ())
+        return replace(self, coin=coin, evidence=lead + rest)
 
     @property
     def unreachable(self) -> str | None:
-        """Why the target never accepted a connection (its liveness attempt failed: refused,
-        no answer, name not resolved), else None.
+        """Why the target could not be checked: its liveness attempt failed (refused, no
+        answer, name not resolved), or it accepted connections and reset every one
+        (:attr:`error`); else None.
 
         Not a pool *and* unreachable means the endpoint could not be checked (a pool seen
         in an old capture may have moved or be down), not that it was cleared, so every
         view says which of the two it was."""
         for attempt in self.attempts:
-            if attempt.dialect == LIVENESS:
-                return attempt.error or None
-        return None
+            if attempt.dialect == LIVENESS and attempt.error:
+                return attempt.error
+        return self.error or None
+
+    @property
+    def check_error(self) -> str | None:
+        """:attr:`unreachable` as views and records state it: ``unreachable: <why>``."""
+        why = self.unreachable
+        if why and not why.startswith(UNREACHABLE):
+            why = f"{UNREACHABLE}: {why}"
+        return why
+
+    @property
+    def label(self) -> str | None:
+        """A mining service identified but not confirmed, in a few words, else None.
+
+        ``daemon? (auth required)`` for a node that wants RPC credentials,
+        ``daemon? (no template)`` for one that refused a block template (no peers, still
+        syncing), ``possible pool (sv2)`` for pool-like evidence below the pool threshold.
+        Views show it instead of a bare "no", which would rank it with a web server;
+        :attr:`is_pool` stays strict."""
+        if self.is_pool or self.outcome is Outcome.NONE or not self.dialect:
+            return None
+        return identified_label(self.dialect, self.evidence)
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL record: ``target, is_pool, confidence, dialect, transport, outcome,
-        evidence, attempts`` (plus ``tls`` when a TLS handshake was seen).
+        evidence, attempts``, plus ``coin`` when the evidence names one, ``label`` for a
+        mining service identified but not confirmed, ``error`` (``unreachable: why``) when
+        the target could not be checked (no all-clear) and ``tls`` when a TLS handshake
+        was seen.
 
         Evidence is a list of ``{"key", "value"}`` objects (keys may repeat); every string
         that came from the peer is passed through :func:`minerscope.untrusted.clean`.
@@ -245,6 +318,14 @@ class Verdict:
             "evidence": [{"key": e.key, "value": clean(e.value)} for e in self.evidence],
             "attempts": [a.to_json() for a in self.attempts],
         }
+        if self.coin:
+            out["coin"] = self.coin
+        label = self.label
+        if label:
+            out["label"] = clean(label)
+        error = self.check_error
+        if error:
+            out["error"] = clean(error)
         if self.tls is not None:
             out["tls"] = {clean(k): _clean_json(v) for k, v in self.tls.items()}
         return out
@@ -252,6 +333,23 @@ class Verdict:
     def to_jsonl(self) -> str:
         """:meth:`to_json` as one compact JSON line (no trailing newline)."""
         return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+def identified_label(dialect: str, evidence: Iterable[Evidence] = ()) -> str:
+    """The label of a mining service identified by ``dialect`` but not confirmed (see
+    :attr:`Verdict.label`); with no evidence a daemon is named by its dialect."""
+    items = {e.key: e.value for e in reversed(tuple(evidence))}  # first value of each key wins
+    if items.get("family") == _DAEMON or dialect in DAEMON_DIALECTS:
+        if items.get("http_status") in _AUTH_STATUSES:
+            return "daemon? (auth required)"
+        if "error" in items:
+            return "daemon? (no template)"
+        return f"daemon? ({dialect})"
+    return f"possible pool ({dialect})"
+
+
+DAEMON_DIALECTS = frozenset({"bitcoind", "monerod", "geth"})
+"""Dialects that ask a coin's node (solo mining), not a pool."""
 
 
 def _clean_json(value: Any) -> Any:

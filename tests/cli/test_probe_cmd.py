@@ -117,9 +117,10 @@ def test_no_targets_is_a_usage_error() -> None:
     assert result.exit_code == ExitCode.USAGE
 
 
-def test_unknown_dialect_is_an_input_error() -> None:
+def test_unknown_dialect_is_a_usage_error() -> None:
+    """A bad option value is bad usage (exit 2, README's table), named with the known ones."""
     result = _run("127.0.0.1:1", "--dialect", "nope")
-    assert result.exit_code == ExitCode.INPUT and "nope" in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "nope" in result.stderr and "xmrig" in result.stderr
 
 
 def test_pool_command_serves_until_its_duration_and_is_found() -> None:
@@ -144,6 +145,7 @@ def test_pool_command_serves_until_its_duration_and_is_found() -> None:
         _out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "stopped after" in err
+    assert "listening" not in err and _out == ""  # where it listens is said once, on stdout
 
 
 def test_pool_command_refuses_public_bind_and_bad_ws() -> None:
@@ -152,3 +154,101 @@ def test_pool_command_refuses_public_bind_and_bad_ws() -> None:
     assert public.exit_code == ExitCode.INPUT and "loopback" in public.stderr
     ws = runner.invoke(main, ["pool", "--dialect", "xmrig", "--ws"])
     assert ws.exit_code == ExitCode.USAGE
+
+
+def test_jsonl_of_a_target_that_could_not_be_checked_carries_the_error(lab: ThreadedServers) -> None:
+    """A script filtering ``is_pool == false`` must not clear dead targets: the record says why
+    it was not checked, in the words scan --probe uses."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    reset = lab.start(start_hostile("immediate_reset"))
+    silent = lab.start(start_hostile("accept_silent"))
+    targets = [dead, f"{reset.host}:{reset.port}", f"{silent.host}:{silent.port}"]
+    result = _run(*targets, "--format", "jsonl", *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    records = {r["target"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert records[dead]["is_pool"] is False and records[dead]["error"].startswith("unreachable: refused")
+    assert records[targets[1]]["error"].startswith("unreachable: reset")
+    assert "error" not in records[targets[2]]  # alive and silent: checked, no pool
+    table = _run(*targets[:2], *FAST)
+    rows = [line for line in table.stdout.splitlines() if line.count("│") > 2]
+    assert len(rows) == 2 and all("unreachable" in row for row in rows), table.stdout
+
+
+def test_a_mining_service_not_confirmed_is_not_labelled_like_a_web_server(lab: ThreadedServers) -> None:
+    daemon = lab.start(start_pool("bitcoind"))  # 401 realm="jsonrpc" without credentials
+    sv2 = lab.start(start_pool("sv2"))
+    targets = [f"{daemon.host}:{daemon.port}", f"{sv2.host}:{sv2.port}"]
+    result = _run(*targets, *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 2}
+    assert "daemon? (auth required)" in rows[targets[0]] and "│ no " not in rows[targets[0]]
+    assert "possible pool (sv2)" in rows[targets[1]] and "│ no " not in rows[targets[1]]
+    records = {
+        r["target"]: r
+        for r in map(json.loads, _run(*targets, "--format", "jsonl", *FAST).stdout.splitlines())
+    }
+    assert (
+        records[targets[0]]["is_pool"] is False and records[targets[0]]["label"] == "daemon? (auth required)"
+    )
+    assert records[targets[1]]["is_pool"] is False and records[targets[1]]["label"] == "possible pool (sv2)"
+
+
+@pytest.mark.parametrize("denied_host", ["127.0.0.4", "localhost"])
+def test_a_denied_target_gets_a_record_and_the_others_are_probed(
+    lab: ThreadedServers, monkeypatch: pytest.MonkeyPatch, denied_host: str
+) -> None:
+    """The same for an address and a name: every target given has a record, the denied one
+    saying so, nothing sent to it, the batch probed on."""
+    pool = lab.start(start_pool("stratum1", job_interval=0, host="127.0.0.2"))
+    victim_host = "127.0.0.4" if denied_host == "127.0.0.4" else "127.0.0.1"
+    victim = lab.start(start_pool("xmrig", job_interval=0, host=victim_host))  # behind the denied target
+    denied, deny = f"{denied_host}:{victim.port}", f"{victim_host}/32"
+    allowed = f"{pool.host}:{pool.port}"
+    result = _run("--format", "jsonl", "--deny", deny, allowed, denied, *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    records = {r["target"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert set(records) == {allowed, denied}
+    assert records[allowed]["is_pool"] is True
+    assert records[denied]["is_pool"] is None and records[denied]["attempts"] == []
+    assert records[denied]["error"].startswith(f"denied by --deny {deny}")
+    assert victim.stats.connections == 0  # nothing was sent to it
+    table = _run("--deny", deny, allowed, denied, *FAST)
+    assert table.exit_code == ExitCode.OK
+    row = next(line for line in table.stdout.splitlines() if denied in line)
+    assert "not probed" in row and "denied by --deny" in row
+
+
+def test_each_distinct_target_is_probed_once(lab: ThreadedServers, tmp_path: Path) -> None:
+    pool = lab.start(start_pool("xmrig", job_interval=0))
+    target = f"{pool.host}:{pool.port}"
+    listed = tmp_path / "targets.txt"
+    listed.write_text(f"{target}\n{target}\nstratum+tcp://{target}\n")
+    result = _run(target, "--from", str(listed), "--format", "jsonl", "--dialect", "xmrig", *FAST)
+    assert result.exit_code == ExitCode.OK, result.output
+    assert [json.loads(line)["target"] for line in result.stdout.splitlines()] == [target]
+
+
+def test_probe_records_its_verdicts_in_the_case_file_unless_no_store(
+    lab: ThreadedServers, tmp_path: Path
+) -> None:
+    """As scan --probe: every verdict kept, a confirmed pool joins the blacklist."""
+    from minerscope.store import open_store
+
+    pool = lab.start(start_pool("xmrig", job_interval=0))
+    silent = lab.start(start_hostile("accept_silent"))
+    targets = [f"{pool.host}:{pool.port}", f"{silent.host}:{silent.port}"]
+    db = tmp_path / "case.db"
+    runner = CliRunner()
+    result = runner.invoke(main, ["--db", str(db), "probe", *targets, "--dialect", "xmrig", *FAST])
+    assert result.exit_code == ExitCode.OK, result.output
+    with open_store(db) as store:
+        assert {p["target"] for p in store.list_probes()} == set(targets)
+        (confirmed,) = store.list_pools()
+        assert (confirmed["host"], confirmed["port"]) == pool.target and confirmed["coin"] == "xmr"
+    skipped = tmp_path / "untouched.db"
+    result = runner.invoke(main, ["--db", str(skipped), "probe", targets[0], "--no-store", *FAST])
+    assert result.exit_code == ExitCode.OK and not skipped.exists()

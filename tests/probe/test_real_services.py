@@ -71,7 +71,7 @@ def test_monerod_builds_a_template_for_the_probe_so_it_is_a_mining_service(
     (verdict,) = _probe(f"127.0.0.1:{daemon.ports['rpc']}")
     assert verdict.is_pool and verdict.dialect == "monerod" and verdict.outcome is Outcome.SUCCESS
     evidence = dict((e.key, e.value) for e in verdict.evidence)
-    assert evidence["coin"] == "monero" and evidence["height"] == "1"
+    assert evidence["coin"] == "xmr" and evidence["height"] == "1"
     # epee serves TLS and plain HTTP on one port; the sniff found TLS first
     assert verdict.transport is Transport.HTTPS and verdict.tls is not None
     # no Stratum dialect is fooled by the node
@@ -134,7 +134,7 @@ def test_litecoind_is_fingerprinted_without_credentials_and_serves_a_template_wi
     (authed,) = _probe(target, worker=user, password=password, dialects=("bitcoind",))
     assert authed.is_pool and authed.dialect == "bitcoind" and authed.outcome is Outcome.SUCCESS
     evidence = dict((e.key, e.value) for e in authed.evidence)
-    assert evidence["height"] == "102" and evidence["coin"] == "bitcoin-family"
+    assert evidence["height"] == "102" and evidence["chain"] == "bitcoin-family" and "coin" not in evidence
 
 
 @pytest.mark.parametrize("name", sorted(BENIGN))

@@ -342,3 +342,59 @@ def test_default_options_are_safe() -> None:
     assert options.scope.permits("127.0.0.1") and not options.scope.permits("192.0.2.1")
     assert options.max_bytes <= 1 << 20 and options.attempt_deadline <= 10
     assert options.limits().deadline == options.attempt_deadline
+
+
+async def test_a_port_that_resets_every_connection_could_not_be_checked(start_server: StartServer) -> None:
+    """Accepted (liveness passed), then reset at once, every time: no dialect was heard, so
+    the verdict says the target could not be checked rather than "no pool"."""
+    server = await start_server(hostile.start_hostile("immediate_reset"))
+    verdict = await probe_target(*server.target, options=fast_options())
+    assert not verdict.is_pool and verdict.outcome is Outcome.NONE
+    assert verdict.unreachable is not None and verdict.unreachable.startswith("reset")
+    record = verdict.to_json()
+    assert record["error"] == verdict.check_error and record["error"].startswith("unreachable: reset")
+
+
+async def test_a_live_port_that_answers_is_never_called_unreachable(start_server: StartServer) -> None:
+    """A reset *after* a reply (mid-answer) is the peer talking: checked, not unreachable."""
+    server = await start_server(hostile.start_hostile("reset_mid_reply"))
+    verdict = await probe_target(*server.target, options=fast_options(dialects=("stratum1", "xmrig")))
+    assert verdict.unreachable is None and "error" not in verdict.to_json()
+
+
+def _by_dialect(verdict_attempts: tuple[ProbeAttempt, ...], name: str) -> list[ProbeAttempt]:
+    return [a for a in verdict_attempts if a.dialect == name]
+
+
+async def test_attempt_messages_say_what_happened(start_server: StartServer) -> None:
+    """Each failure in the words of what the peer did, with the limit that actually applied."""
+    silent = await start_server(hostile.start_hostile("accept_silent"))
+    options = fast_options(dialects=("coinhive",), connect_timeout=300 * MS, attempt_deadline=900 * MS)
+    verdict = await probe_target(*silent.target, options=options)
+    (sniff,) = _by_dialect(verdict.attempts, TLS_SNIFF)
+    # the TCP connection was made: what got no answer was the TLS handshake
+    assert sniff.error is not None and "no answer to the TLS handshake" in sniff.error
+    assert "no connection" not in sniff.error
+    ws = _by_dialect(verdict.attempts, "coinhive")
+    assert ws and ws[0].error is not None and ws[0].elapsed_s < 0.9
+    assert f"no WebSocket upgrade within {300 * MS:g}s" in ws[0].error  # not the 0.9 s deadline
+
+    drip = await start_server(hostile.start_hostile("slow_drip", interval=100 * MS))
+    verdict = await probe_target(*drip.target, options=fast_options(dialects=("stratum1",)))
+    (stratum,) = _by_dialect(verdict.attempts, "stratum1")
+    assert stratum.result is not None and "incomplete at the deadline" in stratum.result.reason
+    assert "non-JSON" not in stratum.result.reason
+
+    headers = await start_server(hostile.start_hostile("http_endless_headers", interval=0))
+    verdict = await probe_target(*headers.target, options=fast_options(dialects=("bitcoind",)))
+    (daemon,) = _by_dialect(verdict.attempts, "bitcoind")
+    assert daemon.error is not None and "HTTP head never ended" in daemon.error
+
+
+async def test_a_failed_websocket_upgrade_records_the_path_it_asked(start_server: StartServer) -> None:
+    pool = await start_server(start_pool("coinhive", ws_path="/elsewhere", job_interval=0))
+    verdict = await probe_target(*pool.target, options=fast_options(dialects=("coinhive",)))
+    refused = [a for a in _by_dialect(verdict.attempts, "coinhive") if a.error and "HTTP 404" in a.error]
+    assert len(refused) >= 2
+    paths = [a.request_excerpt.split(b" ")[1] for a in refused]
+    assert all(a.request_excerpt.startswith(b"GET /") for a in refused) and len(set(paths)) == len(paths)

@@ -430,7 +430,7 @@ class BitcoindGbt(_HttpDaemon):
             return _not_http(self.name, replies)
         base = (
             *self.identity(),
-            Evidence("coin", "bitcoin-family"),
+            Evidence("chain", "bitcoin-family"),  # (BTC, LTC, DOGE ... answer alike: no coin)
         )
         for reply in http:
             challenge = reply.header("WWW-Authenticate") or ""
@@ -507,7 +507,7 @@ class MonerodTemplate(_HttpDaemon):
             return _status_page(self.name, http[0])
         base = (
             *self.identity(),
-            Evidence("coin", "monero"),
+            Evidence("coin", "xmr"),
         )
         control = decode_messages(control_replies) if control_replies is not None else None
         for msg in msgs:
@@ -567,7 +567,7 @@ class GethGetWork(_HttpDaemon):
             return DialectResult.none(self.name, reason, ev)
         base = (
             *self.identity(),
-            Evidence("coin", "ethereum-family"),
+            Evidence("chain", "ethereum-family"),  # (ETC, ETHW ... answer alike: no coin)
         )
         return DialectResult(self.name, outcome, min(conf, 0.9), (*base, *ev), "eth_getWork over HTTP")
 

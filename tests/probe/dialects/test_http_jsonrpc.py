@@ -83,7 +83,7 @@ def test_monerod_template_and_wallet_error() -> None:
     assert result.outcome is Outcome.SUCCESS and result.get("height") == "3100000" and result.is_pool
     bad_wallet = h.json_http_reply(h.monerod_error())
     err = h.MONEROD.classify([bad_wallet], [NOT_FOUND])
-    assert err.outcome is Outcome.ERROR and err.get("coin") == "monero"
+    assert err.outcome is Outcome.ERROR and err.get("coin") == "xmr"
     alike = h.json_http_reply(h.monerod_error("909"))
     assert h.MONEROD.classify([bad_wallet], [alike]).outcome is Outcome.NONE
     assert h.MONEROD.classify([NOT_FOUND]).outcome is Outcome.NONE
