@@ -135,7 +135,8 @@ class _Prober:
     "scope_allow",
     multiple=True,
     metavar="CIDR",
-    help="Networks --probe may contact (repeatable). Default: loopback only.",
+    help="Networks --probe (and, with --tui, the probe key without asking) may contact (repeatable). "
+    "Default: loopback only.",
 )
 @click.option(
     "--deny", "scope_deny", multiple=True, metavar="CIDR", help="Networks --probe must never contact."
@@ -217,7 +218,13 @@ def live(
     if tui:
         if do_probe:  # not silently ignored: the workstation probes on the analyst's key
             raise click.UsageError("--probe is for the headless stream; in the workstation press p on a flow")
-        _run_tui(live_options, options, db_path)
+        from minerscope.probe.scope import Scope
+
+        try:  # --scope/--deny: where the workstation's p probes without asking, and never
+            probe_scope = Scope.for_capture(scope_allow, scope_deny)
+        except errors.InputError as exc:
+            fail(exc)
+        _run_tui(live_options, options, db_path, probe_scope)
         ctx.exit(int(ExitCode.OK))
 
     prober = None
@@ -441,7 +448,7 @@ class _CaseWriter:
             self._store.close()
 
 
-def _run_tui(live_options: Any, options: Any, db_path: Path) -> None:
+def _run_tui(live_options: Any, options: Any, db_path: Path, probe_scope: Any = None) -> None:
     """The workstation, fed by the live pipeline (checked first, so errors print as one line)."""
     from functools import partial
 
@@ -469,4 +476,5 @@ def _run_tui(live_options: Any, options: Any, db_path: Path) -> None:
         db_path=db_path,
         options=options,
         loader=partial(iter_live, live=live_options),
+        probe_scope=probe_scope,
     )

@@ -26,6 +26,7 @@ from minerscope.cli.common import (
 from minerscope.errors import CaptureError, InputError
 
 if TYPE_CHECKING:
+    from minerscope.probe.scope import Scope
     from minerscope.triage import TriageOptions
 
 
@@ -41,6 +42,20 @@ def default_db_path() -> Path:
 @model_option
 @blacklist_option("Extra blacklist file for stage 0 (repeatable).", path_type=Path)
 @bpf_option
+@click.option(
+    "--scope",
+    "scope_allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks p probes without asking (repeatable). Default: loopback only; outside it, p asks first.",
+)
+@click.option(
+    "--deny",
+    "scope_deny",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks p never probes, even inside --scope (repeatable).",
+)
 @click.pass_context
 def open_cmd(
     ctx: click.Context,
@@ -48,14 +63,22 @@ def open_cmd(
     model: str | None,
     blacklists: tuple[Path, ...],
     bpf: str | None,
+    scope_allow: tuple[str, ...],
+    scope_deny: tuple[str, ...],
 ) -> None:
     """Open CAPTURES in the analyst workstation (files, or directories searched for captures;
     none, or ``sample``: the bundled sample capture with its sample blacklist).
 
     Keys: ? help, / filter, enter detail, p probe, n note, o pools, e export, q quit.
+
+    p probes a flow's server at once inside --scope (as scan --probe: loopback unless
+    given), asks first outside it, and refuses --deny networks.
     """
+    from minerscope.probe.scope import Scope
+
     obj = ctx.find_root().obj or {}
-    try:
+    try:  # before any work: a mistyped network must not cost a load
+        scope = Scope.for_capture(scope_allow, scope_deny)
         paths, db, options = workstation_args(
             captures, db=obj.get("db"), model=model, blacklists=blacklists, bpf=bpf
         )
@@ -66,7 +89,7 @@ def open_cmd(
     from minerscope.tui.offload import prestart
 
     prestart(paths[0], options)
-    run_workstation(paths, db_path=db, options=options)
+    run_workstation(paths, db_path=db, options=options, probe_scope=scope)
     ctx.exit(int(ExitCode.OK))
 
 
@@ -107,12 +130,18 @@ def workstation_args(
 
 
 def run_workstation(
-    sources: list[Path], *, db_path: Path, options: Any, loader: Callable[..., Any] | None = None
+    sources: list[Path],
+    *,
+    db_path: Path,
+    options: Any,
+    loader: Callable[..., Any] | None = None,
+    probe_scope: Scope | None = None,
 ) -> None:
     """Run the workstation on ``sources`` (the CLI's one door into Textual; ``live --tui`` uses it).
 
-    ``loader`` replaces the capture reader (``minerscope.live.iter_live`` for an interface).
+    ``loader`` replaces the capture reader (``minerscope.live.iter_live`` for an interface);
+    ``probe_scope`` is ``--scope``/``--deny`` (None: loopback only).
     """
     from minerscope.tui.app import MinerscopeApp  # deferred: only the workstation loads Textual
 
-    MinerscopeApp(sources, db_path=db_path, options=options, loader=loader).run()
+    MinerscopeApp(sources, db_path=db_path, options=options, loader=loader, probe_scope=probe_scope).run()

@@ -26,6 +26,8 @@ from textual.worker import WorkerState, get_current_worker
 
 from minerscope.errors import MinerscopeError
 from minerscope.flows.records import server_endpoint, server_endpoint_exprs
+from minerscope.probe.target import format_target
+from minerscope.timetext import utc_text
 from minerscope.triage import live_status
 from minerscope.tui.messages import (
     CaseChanged,
@@ -38,6 +40,7 @@ from minerscope.tui.messages import (
     ProbeFinished,
 )
 from minerscope.tui.screens.cases import (
+    AskScreen,
     ExportRequest,
     ExportScreen,
     HelpScreen,
@@ -56,6 +59,7 @@ from minerscope.tui.widgets.flow_table import CATALOGUE
 from minerscope.untrusted import clean
 
 if TYPE_CHECKING:
+    from minerscope.probe.scope import Scope
     from minerscope.probe.verdict import Verdict
     from minerscope.triage import TriageOptions, TriageUpdate
 
@@ -87,7 +91,11 @@ class MinerscopeApp(App[None]):
         options: TriageOptions | None = None,
         loader: Loader | None = None,
         probe_options: Any = None,
+        probe_scope: Scope | None = None,
     ) -> None:
+        """``probe_scope``: where ``p`` probes without asking (``--scope``/``--deny``; None:
+        loopback, as ``scan --probe``); see :mod:`minerscope.tui.probe_scope`.
+        ``probe_options``: the prober's other knobs (its ``scope`` is replaced per probe)."""
         super().__init__()
         self.captures = [Path(c) for c in captures]
         self.db_path = db_path
@@ -98,6 +106,11 @@ class MinerscopeApp(App[None]):
 
             prepare()
         self.probe_options = probe_options
+        if probe_scope is None:
+            from minerscope.probe.scope import LOOPBACK
+
+            probe_scope = LOOPBACK
+        self.probe_scope = probe_scope
         self.probe_ids: dict[tuple[str, int], int] = {}
         self.session = Session()
         self.cancel_event = threading.Event()
@@ -321,28 +334,51 @@ class MinerscopeApp(App[None]):
     def action_probe_any(self) -> None:
         self.push_screen(ProbeScreen())
 
-    def run_probe_for_screen(self, screen: ProbeScreen, target: tuple[str, int]) -> bool:
-        """Start a probe worker for ``target``; False (and the reason shown) when impossible."""
+    def run_probe_for_screen(self, screen: ProbeScreen, target: tuple[str, int]) -> None:
+        """Probe ``target`` for ``screen`` if the probe scope allows it; outside the scope
+        only once the analyst says yes; never inside ``--deny`` (the screen says why)."""
+        from minerscope.tui.probe_scope import ProbeAction, decide_probe
+
+        decision = decide_probe(self.probe_scope, *target)
+        if decision.action is ProbeAction.REFUSE or decision.scope is None:
+            screen.probe_not_started(decision.message)
+            self.notify(clean(decision.message, 300), title="not probed", severity="warning", markup=False)
+            return
+        scope = decision.scope
+        if decision.action is ProbeAction.PROBE:
+            self._start_probe(screen, target, scope)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._start_probe(screen, target, scope)
+            else:
+                screen.probe_not_started("not probed: outside the probe scope (declined)")
+
+        self.push_screen(AskScreen(clean(decision.message, 400), yes="Probe", no="Cancel"), answer)
+
+    def _start_probe(self, screen: ProbeScreen, target: tuple[str, int], scope: Scope) -> None:
+        screen.probe_started()
         self.session.set_probe(target[0], target[1], "probing")
         self._dirty = True
-        self.run_probe(target)
-        return True
+        self.run_probe(target, scope)
 
     @work(group="probe", exit_on_error=False)
-    async def run_probe(self, target: tuple[str, int]) -> None:
+    async def run_probe(self, target: tuple[str, int], scope: Scope) -> None:
         """Probe one target with the headless prober, posting each attempt and the verdict.
 
         The prober is asyncio, so this worker runs on the app's loop and never blocks it.
-        The scope is "explicitly named targets" (the analyst chose this one), minus the
-        always-denied networks the prober enforces.
+        ``scope`` is the one :func:`~minerscope.tui.probe_scope.decide_probe` chose; the
+        prober checks every address against it again (and a name's resolved addresses).
         """
+        import dataclasses
+
         from minerscope.probe.runner import ProbeOptions, probe_target
-        from minerscope.probe.scope import Scope
 
         def seen(tgt: tuple[str, int], attempt: Any) -> None:
             self.post_message(ProbeAttemptSeen(target, attempt))
 
-        options = self.probe_options or ProbeOptions(scope=Scope.explicit_targets())
+        options = dataclasses.replace(self.probe_options or ProbeOptions(), scope=scope)
         try:
             verdict = await probe_target(target[0], target[1], options=options, on_attempt=seen)
         except MinerscopeError as exc:
@@ -399,43 +435,126 @@ class MinerscopeApp(App[None]):
             return False
         return True
 
+    def _confirmed_pool(self, host: str, port: int) -> dict[str, Any] | None:
+        """The case file's pool at ``host:port`` while it stands confirmed (not dismissed)."""
+        pool: dict[str, Any] | None = self.store.get_pool(host, port)
+        if pool is None or self.store.is_dismissed(host, port):
+            return None
+        return pool
+
     def confirm_pool(self, target: tuple[str, int], verdict: Verdict | None) -> None:
+        """The analyst confirms ``target`` as a pool (recorded as theirs, never as the
+        probe's); a pool already confirmed, by a probe or by hand, is said to be so."""
         if not self._need_store():
             return
         host, port = target
-        by_probe = verdict is not None and verdict.is_pool and target in self.probe_ids
+        shown = clean(format_target(host, port), 90)
+        try:
+            existing = self._confirmed_pool(host, port)
+        except MinerscopeError as exc:
+            self.notify(clean(str(exc), 300), title="not confirmed", severity="error", markup=False)
+            return
+        if existing is not None:
+            self.notify(f"{shown} is already confirmed: {confirmation_text(existing)}", markup=False)
+            return
+        # a pool verdict of this session backs the analyst's word: its dialect and probe go along
+        backed = verdict is not None and verdict.is_pool
         try:
             self.store.confirm_pool(
                 host,
                 port,
-                how="probe" if by_probe else "analyst",
+                how="analyst",
                 names=self._names_for(host, port),
-                dialect=verdict.dialect if by_probe and verdict is not None else None,
+                dialect=verdict.dialect if backed and verdict is not None else None,
                 transport=str(verdict.transport)
-                if by_probe and verdict is not None and verdict.transport
+                if backed and verdict is not None and verdict.transport
                 else None,
-                probe_id=self.probe_ids.get(target) if by_probe else None,
+                probe_id=self.probe_ids.get(target) if backed else None,
             )
         except MinerscopeError as exc:
             self.notify(clean(str(exc), 300), title="not confirmed", severity="error", markup=False)
             return
         self._load_annotations()
         self._dirty = True
-        self.notify(f"pool {clean(host, 80)}:{port} confirmed", markup=False)
+        self.notify(f"pool {shown} confirmed", markup=False)
         self.post_message(CaseChanged())
 
     def dismiss_target(self, target: tuple[str, int], uid: int | None) -> None:
+        """Dismiss ``target`` as a false positive; a confirmed pool only once the analyst
+        agrees (dismissing it switches its blacklist indicators off)."""
         if not self._need_store():
             return
+        host, port = target
+        try:
+            pool = self._confirmed_pool(host, port)
+        except MinerscopeError as exc:
+            self.notify(clean(str(exc), 300), title="not dismissed", severity="error", markup=False)
+            return
+        if pool is None:
+            self._dismiss(target)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._dismiss(target)
+            else:
+                self.notify("not dismissed")
+
+        question = (
+            f"{clean(format_target(host, port), 90)} is a confirmed pool "
+            f"({confirmation_text(pool)}). Dismiss it as a false positive? Its blacklist "
+            "indicators are switched off (u undismisses)."
+        )
+        self.push_screen(AskScreen(question, yes="Dismiss", no="Keep", id="ask-dismiss"), answer)
+
+    def _dismiss(self, target: tuple[str, int]) -> None:
         host, port = target
         try:
             self.store.dismiss_endpoint(host, port, reason="analyst: false positive")
         except MinerscopeError as exc:
             self.notify(clean(str(exc), 300), title="not dismissed", severity="error", markup=False)
             return
+        self._case_written(f"{clean(format_target(host, port), 90)} dismissed as a false positive")
+
+    def undismiss_target(self, target: tuple[str, int]) -> None:
+        """Lift the dismissal of ``target`` (the store's undismiss, as ``case undismiss``); a
+        dismissal of every port of its host (``case dismiss --any-port``) only when asked."""
+        if not self._need_store():
+            return
+        host, port = target
+        shown = clean(format_target(host, port), 90)
+        try:
+            lifted = self.store.undismiss_endpoint(host, port)
+            host_wide = not lifted and any(
+                int(a["port"]) == 0 and str(a["host"]) == host.strip("[]")
+                for a in self.store.list_allowlist()
+            )
+        except MinerscopeError as exc:
+            self.notify(clean(str(exc), 300), title="not undismissed", severity="error", markup=False)
+            return
+        if lifted:
+            self._case_written(f"{shown}: dismissal lifted")
+        elif not host_wide:
+            self.notify(f"{shown} is not dismissed", markup=False)
+        else:
+
+            def answer(yes: bool | None) -> None:
+                if not yes:
+                    return
+                if self._store_write(lambda: self.store.undismiss_endpoint(host, 0)):
+                    self._case_written(f"dismissal of every port of {clean(host, 80)} lifted")
+
+            question = (
+                f"every port of {clean(host, 80)} is dismissed, not only {shown}. "
+                "Lift the dismissal of every port?"
+            )
+            self.push_screen(AskScreen(question, yes="Lift", no="Keep", id="ask-undismiss"), answer)
+
+    def _case_written(self, said: str) -> None:
+        """After an analyst decision reached the case file: reload it, say so, refresh views."""
         self._load_annotations()
         self._dirty = True
-        self.notify(f"{clean(host, 80)}:{port} dismissed as a false positive", markup=False)
+        self.notify(said, markup=False)
         self.post_message(CaseChanged())
 
     def dismiss_uid(self, uid: int) -> None:
@@ -445,6 +564,16 @@ class MinerscopeApp(App[None]):
         uid = self._selected_uid()
         if uid is not None:
             self.dismiss_uid(uid)
+
+    def undismiss_uid(self, uid: int) -> None:
+        self.undismiss_target(self._endpoint(uid))
+
+    def action_undismiss_selected(self) -> None:
+        uid = self._selected_uid()
+        if uid is None:
+            self.notify("no flow selected")
+            return
+        self.undismiss_uid(uid)
 
     def _names_for(self, host: str, port: int) -> list[str]:
         rows = self.session.rows
@@ -519,6 +648,11 @@ class MinerscopeApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, FlowDetailScreen):
                 screen.set_history(self._history(*server_endpoint(screen.row)))
+            elif isinstance(screen, PoolsScreen) and self.store is not None:
+                try:
+                    screen.show(*store_overview(self.store))
+                except MinerscopeError as exc:
+                    self.notify(clean(str(exc), 300), title="case file", severity="error", markup=False)
 
     def action_show_pools(self) -> None:
         if self.store is None:
@@ -531,17 +665,32 @@ class MinerscopeApp(App[None]):
         if not self._need_store():
             return
 
-        def done(request: ExportRequest | None) -> None:
-            if request is None:
-                return
-            try:
-                count = export_to(self.store, request.fmt, Path(request.path))
-            except (MinerscopeError, OSError) as exc:
-                self.notify(clean(str(exc), 300), title="export failed", severity="error", markup=False)
-                return
-            self.notify(f"exported {count} rows to {clean(request.path, 200)}", markup=False)
+        self.push_screen(ExportScreen(str(Path.cwd())), self._export_chosen)
 
-        self.push_screen(ExportScreen(str(Path.cwd())), done)
+    def _export_chosen(self, request: ExportRequest | None, *, overwrite: bool = False) -> None:
+        """Write the export the analyst chose; an existing file only once they agree to
+        replace it (no: the dialog comes back with their choice, to pick another name)."""
+        if request is None:
+            return
+        shown = clean(request.path, 200)
+        try:
+            count = export_to(self.store, request.fmt, Path(request.path), overwrite=overwrite)
+        except FileExistsError:
+
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self._export_chosen(request, overwrite=True)
+                else:
+                    self.notify("not exported: the file was kept", markup=False)
+                    self.push_screen(ExportScreen(str(Path.cwd()), again=request), self._export_chosen)
+
+            question = f"{shown} exists. Overwrite it?"
+            self.push_screen(AskScreen(question, yes="Overwrite", no="Keep", id="ask-overwrite"), answer)
+            return
+        except (MinerscopeError, OSError) as exc:
+            self.notify(clean(str(exc), 300), title="export failed", severity="error", markup=False)
+            return
+        self.notify(f"exported {count} rows to {shown}", markup=False)
 
     # ---- help, palette, quit ---------------------------------------------------------
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -593,6 +742,9 @@ class MinerscopeApp(App[None]):
         )
         yield SystemCommand("Case note", "Attach a note to the case", self.action_note_case)
         yield SystemCommand("Dismiss selected flow", "Mark it a false positive", self.action_dismiss_selected)
+        yield SystemCommand(
+            "Undismiss selected flow", "Lift its endpoint's dismissal", self.action_undismiss_selected
+        )
         yield SystemCommand(
             "Pools and blacklist", "Confirmed pools, indicators, case notes", self.action_show_pools
         )
@@ -646,12 +798,20 @@ POOL_COLUMNS = ("id", "host", "port", "names", "coin", "dialect", "transport", "
 INDICATOR_COLUMNS = ("kind", "value", "port", "source", "enabled")
 
 
+def confirmation_text(pool: dict[str, Any]) -> str:
+    """Who confirmed a pool and when: ``analyst 2026-12-06 10:00:00Z`` (the store keeps how
+    it was confirmed, ``probe``, ``analyst`` or ``import``, and the time)."""
+    return " ".join(
+        t for t in (str(pool.get("confirmed_by") or ""), utc_text(pool.get("confirmed_at"), " ")) if t
+    )
+
+
 def store_overview(store: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Pools, blacklist indicators and case notes as rows for :class:`PoolsScreen`."""
     pools = [
         {
             k: (", ".join(v) if isinstance(v, list) else "" if v is None else str(v))
-            for k, v in ((c, p.get(c)) for c in POOL_COLUMNS)
+            for k, v in ((c, confirmation_text(p) if c == "confirmation" else p.get(c)) for c in POOL_COLUMNS)
         }
         for p in store.list_pools()
     ]
@@ -663,11 +823,16 @@ def store_overview(store: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any
     return pools, indicators, notes
 
 
-def export_to(store: Any, fmt: str, path: Path) -> int:
-    """Write one export format to ``path``; returns the records written."""
+def export_to(store: Any, fmt: str, path: Path, *, overwrite: bool = False) -> int:
+    """Write one export format to ``path``; returns the records written.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False (checked as the file is
+            created, so a file appearing meanwhile is not overwritten either).
+    """
     from minerscope.store import export
 
-    with path.open("w", encoding="utf-8", newline="") as out:
+    with path.open("w" if overwrite else "x", encoding="utf-8", newline="") as out:
         if fmt == "pools-csv":
             count = export.write_pools_csv(store, out)
         elif fmt == "pools-json":

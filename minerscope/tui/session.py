@@ -117,6 +117,37 @@ def coin_probs(value: str | None) -> dict[str, float]:
     return out
 
 
+COLUMN_ALIASES = ("server", "client")
+"""Frame columns named after the flow table's columns, so the filter bar takes what the
+table shows: ``server`` is the server cell's text (its name when one was seen, else its
+address; :func:`server_name`), ``client`` the client address."""
+
+
+def _column_aliases(columns: list[str]) -> list[pl.Expr]:
+    """The :data:`COLUMN_ALIASES` columns as expressions over a frame with ``columns``."""
+    if "dst" not in columns or "src" not in columns:
+        return []
+
+    def first(col: str) -> pl.Expr:
+        return pl.col(col).cast(pl.Utf8).fill_null("").str.split(",").list.first().fill_null("")
+
+    def pick(keys: tuple[str, ...]) -> pl.Expr:
+        expr: pl.Expr = pl.lit("")
+        for key in reversed([k for k in keys if k in columns]):
+            expr = pl.when(first(key) != "").then(first(key)).otherwise(expr)
+        return expr
+
+    name = pick(("sni", "dns_names", "http_host"))
+    if "proxy_host" in columns:  # as server_name: through a proxy, its target, not DNS names
+        proxied = pl.col("proxy_host").cast(pl.Utf8).fill_null("") != ""
+        name = pl.when(proxied).then(pick(("sni", "http_host", "proxy_host"))).otherwise(name)
+    dst = pl.col("dst").cast(pl.Utf8).fill_null("")
+    return [
+        pl.when(name != "").then(name).otherwise(dst).alias("server"),
+        pl.col("src").cast(pl.Utf8).alias("client"),
+    ]
+
+
 @dataclass(slots=True)
 class Chunk:
     """One triage update's flows: rows ``first_uid .. first_uid+len(table)-1`` live here."""
@@ -215,7 +246,11 @@ class Session:
                 result = result.fill_null(hosts)
             return result.fill_null("").alias(name)
 
-        return base.with_columns(lookup(self.analyst, "analyst_status"), lookup(self.probes, "probe_status"))
+        return base.with_columns(
+            lookup(self.analyst, "analyst_status"),
+            lookup(self.probes, "probe_status"),
+            *_column_aliases(base.columns),
+        )
 
     def set_analyst(self, host: str, port: int, status: str) -> None:
         """Record the analyst's word on an endpoint (``confirmed``/``dismissed``)."""

@@ -30,6 +30,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from minerscope.tui.textfmt import clean_lines
 from minerscope.untrusted import clean
 
 
@@ -75,8 +76,7 @@ class PoolsScreen(Screen[None]):
         if self.notes is None:
             yield Static(Text("case file not available yet", style="yellow"))
         else:
-            body = "\n".join(clean(n, 300) for n in self.notes[-8:]) or "no case notes"
-            yield Static(Text(body), id="case-notes")
+            yield Static(self._notes_text(self.notes), id="case-notes")
         yield Footer(compact=True)  # every key fits in 80 columns
 
     def action_note_pool(self) -> None:
@@ -90,14 +90,44 @@ class PoolsScreen(Screen[None]):
         assert isinstance(self.app, MinerscopeApp)
         self.app.note_for_pool(pool)
 
+    def show(
+        self,
+        pools: Sequence[dict[str, Any]] | None,
+        blacklist: Sequence[dict[str, Any]] | None,
+        notes: Sequence[str] | None,
+    ) -> None:
+        """Show the case file as it is now (after a note, a confirmation or a dismissal),
+        keeping each table's cursor row."""
+        self.pools, self.blacklist, self.notes = pools, blacklist, notes
+        for widget_id, rows in (("pools-table", pools), ("blacklist-table", blacklist)):
+            found = self.query(f"#{widget_id}").results(DataTable)
+            table = next(found, None)
+            if table is None or rows is None:
+                continue
+            cursor = table.cursor_row
+            table.clear(columns=True)
+            self._fill(table, rows)
+            table.move_cursor(row=min(cursor, max(0, len(rows) - 1)))
+        if notes is not None:
+            for static in self.query("#case-notes").results(Static):
+                static.update(self._notes_text(notes))
+
+    @staticmethod
+    def _notes_text(notes: Sequence[str]) -> Text:
+        return Text("\n".join(clean_lines(n, 300) for n in notes[-8:]) or "no case notes")
+
     def _table(self, widget_id: str, rows: Sequence[dict[str, Any]]) -> DataTable[Text]:
         table: DataTable[Text] = DataTable(id=widget_id, cursor_type="row", zebra_stripes=True)
+        self._fill(table, rows)
+        return table
+
+    @staticmethod
+    def _fill(table: DataTable[Text], rows: Sequence[dict[str, Any]]) -> None:
         columns = list(rows[0]) if rows else ["(empty)"]
         for col in columns:
             table.add_column(Text(clean(col, 20)), key=col)
         for row in rows:
             table.add_row(*(Text(clean(row.get(c, ""), 60)) for c in columns))
-        return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +165,7 @@ class NoteEditor(ModalScreen[str | None]):
             title.append(clean(self.request.subject, 80))
             yield Label(title)
             if self.existing:
-                yield Static(Text("\n".join(clean(n, 200) for n in self.existing[-3:]), style="dim"))
+                yield Static(Text("\n".join(clean_lines(n, 200) for n in self.existing[-3:]), style="dim"))
             yield TextArea(id="note-text")
             with Horizontal():
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
@@ -187,17 +217,22 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
     ExportScreen Horizontal { height: auto; }
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, again: ExportRequest | None = None) -> None:
+        """``again``: the choice to show instead of the defaults (asked again after the
+        analyst declined to overwrite its file)."""
         super().__init__(id="export")
         self.directory = directory.rstrip("/")
+        self.again = again
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text("Export", style="bold"))
+            chosen = self.again.fmt if self.again is not None else EXPORT_FORMATS[0][0]
             with RadioSet(id="format"):
-                for i, (key, label, _) in enumerate(EXPORT_FORMATS):
-                    yield RadioButton(label, value=i == 0, id=key)
-            yield Input(value=f"{self.directory}/{EXPORT_FORMATS[0][2]}", id="path")
+                for key, label, _ in EXPORT_FORMATS:
+                    yield RadioButton(label, value=key == chosen, id=key)
+            path = self.again.path if self.again is not None else f"{self.directory}/{EXPORT_FORMATS[0][2]}"
+            yield Input(value=path, id="path")
             with Horizontal():
                 yield Button("Export (ctrl+s)", id="do-export", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
@@ -261,27 +296,34 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help-body").focus()
 
 
-class QuitScreen(ModalScreen[bool]):
-    """Asked before quitting while a load or a probe is still running."""
+class AskScreen(ModalScreen[bool]):
+    """A yes/no question before an action that sends traffic, overwrites or undoes analyst work.
 
-    BINDINGS = [Binding("y", "answer(True)", "Quit"), Binding("n,escape", "answer(False)", "Stay")]
-
-    DEFAULT_CSS = """
-    QuitScreen { align: center middle; }
-    QuitScreen > Vertical { width: 60; height: auto; border: thick $error; background: $surface; padding: 0 1; }
-    QuitScreen Horizontal { height: auto; }
+    Dismisses True for yes. The question may name hostile strings (an SNI, a file name):
+    callers pass them through ``clean``, and it is shown as ``Text``, never as markup.
     """
 
-    def __init__(self, what: str) -> None:
-        super().__init__(id="quit")
-        self.what = what
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    DEFAULT_CSS = """
+    AskScreen { align: center middle; }
+    AskScreen > Vertical { width: 90%; max-width: 80; height: auto; border: thick $warning;
+        background: $surface; padding: 0 1; }
+    AskScreen Horizontal { height: auto; }
+    """
+
+    def __init__(self, question: str, *, yes: str = "Yes", no: str = "No", id: str = "ask") -> None:
+        super().__init__(id=id)
+        self.question = question
+        self.yes = yes
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(f"{self.what} is still running. Quit anyway?"))
+            yield Label(Text(self.question), id="question")
             with Horizontal():
-                yield Button("Quit (y)", id="yes", variant="error")
-                yield Button("Stay (n)", id="no")
+                yield Button(f"{self.yes} (y)", id="yes", variant="error")
+                yield Button(f"{self.no} (n)", id="no")
 
     @on(Button.Pressed)
     def pressed(self, event: Button.Pressed) -> None:
@@ -289,3 +331,14 @@ class QuitScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+class QuitScreen(AskScreen):
+    """Asked before quitting while a load or a probe is still running."""
+
+    DEFAULT_CSS = """
+    QuitScreen > Vertical { width: 60; border: thick $error; }
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is still running. Quit anyway?", yes="Quit", no="Stay", id="quit")

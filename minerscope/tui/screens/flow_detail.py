@@ -17,8 +17,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from minerscope.probe.target import format_target
 from minerscope.tui.series import FlowSeries
 from minerscope.tui.session import badges, coin_probs, parse_json_list, proxy_target, server_name
+from minerscope.tui.textfmt import clean_lines
 from minerscope.tui.widgets.feature_sparklines import FeatureSparklines
 from minerscope.unscored import unscored
 from minerscope.untrusted import clean
@@ -37,10 +39,10 @@ def header_text(row: dict[str, Any]) -> Text:
     """``client -> server:port (name)`` line of a flow."""
     name = server_name(row)
     text = Text()
-    text.append(clean(row.get("src"), 45))
-    text.append(f":{row.get('sport')} -> ")
-    text.append(clean(row.get("dst"), 45), style="bold")
-    text.append(f":{row.get('dport')}")
+    # host:port as the note dialog and the probe panel write it: [v6]:port
+    text.append(clean(format_target(str(row.get("src") or ""), row.get("sport") or 0), 60))
+    text.append(" -> ")
+    text.append(clean(format_target(str(row.get("dst") or ""), row.get("dport") or 0), 60), style="bold")
     if row.get("proxy_host"):  # the flow's server is a proxy: say where its tunnel led
         text.append(" (proxy) => ")
         text.append(clean(proxy_target(row), 90), style="bold")
@@ -137,7 +139,7 @@ def history_text(history: list[str] | None) -> Text:
         return Text("case file not available yet", style="yellow")
     if not history:
         return Text("no probes or notes yet", style="dim")
-    return Text("\n".join(clean(line, 400) for line in history))
+    return Text("\n".join(clean_lines(line, 400) for line in history))
 
 
 class FlowDetailScreen(Screen[None]):
@@ -148,6 +150,7 @@ class FlowDetailScreen(Screen[None]):
         Binding("p", "probe", "Probe"),
         Binding("n", "note", "Note"),
         Binding("d", "dismiss_fp", "Dismiss FP"),
+        Binding("u", "undismiss", "Undismiss", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -211,6 +214,12 @@ class FlowDetailScreen(Screen[None]):
 
         assert isinstance(self.app, MinerscopeApp)
         self.app.dismiss_uid(self.uid)
+
+    def action_undismiss(self) -> None:
+        from minerscope.tui.app import MinerscopeApp
+
+        assert isinstance(self.app, MinerscopeApp)
+        self.app.undismiss_uid(self.uid)
 
     def set_history(self, history: list[str] | None) -> None:
         self.history = history

@@ -50,6 +50,7 @@ class FlowsScreen(Screen[None]):
         Binding("n", "app.note_selected", "Note"),
         Binding("N", "app.note_case", "Case note", show=False),
         Binding("d", "app.dismiss_selected", "Dismiss FP", show=False),
+        Binding("u", "app.undismiss_selected", "Undismiss", show=False),
         Binding("b", "toggle_benign", "Hide benign"),
         Binding("c", "toggle_confirmed", "Hide confirmed", show=False),
         Binding("s", "cycle_sort", "Sort"),
@@ -128,8 +129,8 @@ class FlowsScreen(Screen[None]):
     def set_status(self, message: str = "", *, error: bool = False) -> None:
         session = self.ms_app.session
         line = Text()
-        if message:
-            line.append(clean(message, 200), style="bold red" if error else "")
+        if message:  # an error may be long (the filter's known fields): it wraps, not cut
+            line.append(clean(message, 1500), style="bold red" if error else "")
         else:
             if self.progress:  # first, so it survives a narrow terminal
                 line.append(self.progress, style="cyan")
@@ -149,6 +150,7 @@ class FlowsScreen(Screen[None]):
             status = self.query_one("#status", Static)
         except NoMatches:  # the app is closing: its widgets go before the refresh timer stops
             return
+        status.set_class(bool(message), "message")
         status.update(line)
 
     def set_progress(self, text: str, source: str = "") -> None:

@@ -57,6 +57,7 @@ class ProbeScreen(Screen[None]):
         Binding("ctrl+r", "start", "Probe"),
         Binding("c", "confirm", "Confirm pool"),
         Binding("d", "dismiss_fp", "Dismiss FP"),
+        Binding("u", "undismiss", "Undismiss", show=False),
         Binding("n", "note", "Note"),
     ]
 
@@ -110,11 +111,21 @@ class ProbeScreen(Screen[None]):
             self.log_widget.add_line("a probe is already running", style="yellow")
             return
         self.verdict = None
-        host, port = self.target
-        self.log_widget.add_line(f"probing {clean(format_target(host, port), 90)} ...", style="bold")
-        self.query_one("#verdict", Static).update(Text("probing ...", style="cyan"))
-        self.running = self.ms_app.run_probe_for_screen(self, self.target)
+        self.ms_app.run_probe_for_screen(self, self.target)
         self.log_widget.focus()
+
+    def probe_started(self) -> None:
+        """The app started the probe of :attr:`target` (at once, or once the analyst agreed)."""
+        assert self.target is not None
+        self.running = True
+        self.log_widget.add_line(f"probing {clean(format_target(*self.target), 90)} ...", style="bold")
+        self.query_one("#verdict", Static).update(Text("probing ...", style="cyan"))
+
+    def probe_not_started(self, reason: str) -> None:
+        """Nothing was sent: out of scope and declined, or a denied network."""
+        self.running = False
+        self.log_widget.add_line(clean(reason, 300), style="yellow")
+        self.query_one("#verdict", Static).update(Text(clean(reason, 200), style="yellow"))
 
     def add_attempt(self, attempt: ProbeAttempt) -> None:
         self.log_widget.add_attempt(attempt)
@@ -138,6 +149,11 @@ class ProbeScreen(Screen[None]):
         if self.target is None:
             return
         self.ms_app.dismiss_target(self.target, self.uid)
+
+    def action_undismiss(self) -> None:
+        if self.target is None:
+            return
+        self.ms_app.undismiss_target(self.target)
 
     def action_note(self) -> None:
         if self.target is None:

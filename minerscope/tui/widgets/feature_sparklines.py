@@ -1,7 +1,8 @@
 """Sparklines of one flow's message sizes, gaps and volume, client->server above server->client.
 
 The numbers come from :func:`minerscope.tui.series.flow_series`; this widget only lays
-them out. Mining flows show a tell-tale rhythm here: small periodic submits from the
+them out. Each sparkline spans its series' minimum to maximum, and its label says both.
+Mining flows show a tell-tale rhythm here: small periodic submits from the
 client, job pushes from the pool at block/vardiff cadence.
 """
 
@@ -14,9 +15,27 @@ from textual.widgets import Label, Sparkline
 from minerscope.tui.series import FlowSeries
 
 
+def _number(value: float) -> str:
+    """Whole numbers (bytes) in full, with thousands separators; others to four digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def range_text(data: list[float]) -> str:
+    """What a sparkline's bars span: Textual scales each one from the series' minimum to
+    its maximum, so both are stated (a flat series says ``flat``: its bars are all alike,
+    not zero, and 275..276 bytes would otherwise look like a tall swing)."""
+    if not data:
+        return f"n={len(data)}"
+    low, high = min(data), max(data)
+    if low == high:
+        return f"n={len(data)}, flat at {_number(high)}"
+    return f"n={len(data)}, min={_number(low)} max={_number(high)}"
+
+
 def _row(label: str, data: list[float], colour: str) -> ComposeResult:
-    peak = max(data) if data else 0.0
-    yield Label(f"{label}  (n={len(data)}, max={peak:,.3g})", classes="spark-label")
+    yield Label(f"{label}  ({range_text(data)})", classes="spark-label")
     if data:
         yield Sparkline(data, min_color="#333333", max_color=colour, classes="spark")
     else:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import polars as pl
-from rich.cells import set_cell_size
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -31,7 +31,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from minerscope.timetext import utc_text
-from minerscope.tui.session import CAPTURE_ID, COIN_PREFIX, UID, badges, proxy_target, server_name
+from minerscope.tui.session import (
+    CAPTURE_ID,
+    COIN_PREFIX,
+    COLUMN_ALIASES,
+    UID,
+    badges,
+    proxy_target,
+    server_name,
+)
 from minerscope.unscored import NOT_SCORED, unscored
 from minerscope.untrusted import clean
 
@@ -301,9 +309,9 @@ does not draw (termshark users asked for custom columns, #177), e.g. ``col:vlan`
 NOT_SHOWN = frozenset({"top_features", "coin_probs"})
 """Frame columns that are JSON for the detail screen, not cells."""
 
-NOT_OFFERED = NOT_SHOWN | {UID, CAPTURE_ID}
-"""Frame columns the chooser never offers as data columns (the JSON ones, and the
-session's internal row and capture numbers)."""
+NOT_OFFERED = NOT_SHOWN | {UID, CAPTURE_ID, *COLUMN_ALIASES}
+"""Frame columns the chooser never offers as data columns (the JSON ones, the session's
+internal row and capture numbers, and the filter's names for the server and client columns)."""
 
 
 def data_column(name: str) -> Column:
@@ -376,11 +384,19 @@ def coin_column(coin: str) -> Column:
     )
 
 
+ELLIPSIS = "…"
+"""Ends a cell cut to its column's width: a cut host name or address must not pass for a
+different, valid one (``fe80::2e7e:81ff`` for ``fe80::2e7e:81ff:feb0:4aa1``)."""
+
+
 def _fit(text: Text, width: int) -> tuple[str, str | Style]:
-    """A cell's plain text cut/padded to ``width`` cells (right-justified numbers), and its style."""
+    """A cell's plain text cut/padded to ``width`` cells (right-justified numbers), and its
+    style; a cut cell ends with :data:`ELLIPSIS`."""
     plain = text.plain
-    if text.justify == "right":
-        plain = set_cell_size(plain, width) if len(plain) > width else plain.rjust(width)
+    if cell_len(plain) > width:
+        plain = set_cell_size(plain, max(0, width - 1)) + ELLIPSIS if width > 0 else ""
+    elif text.justify == "right":
+        plain = plain.rjust(width)
     else:
         plain = set_cell_size(plain, width)
     return plain, text.style
