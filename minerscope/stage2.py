@@ -131,15 +131,16 @@ def with_stage1_coin(verdict: Verdict, coin: str) -> Verdict:
     return verdict.with_coin(coin, source="stage 1")
 
 
-def record_verdicts(db_path: Path, verdicts: Iterable[Verdict]) -> int:
-    """Write ``verdicts`` to the case file at ``db_path`` (pools are confirmed and join
-    the blacklist in the same transaction as their probe); returns how many pools."""
+def record_verdicts(db_path: Path, verdicts: Iterable[Verdict], *, case_id: int | None = None) -> int:
+    """Write ``verdicts`` to the case file at ``db_path``, in case ``case_id`` (default: the
+    default case); pools are confirmed and join the blacklist in the same transaction as
+    their probe. Returns how many pools."""
     from minerscope.store import open_store
 
     pools = 0
     with open_store(db_path) as store:
         for verdict in verdicts:
-            store.record_probe(verdict)
+            store.record_probe(verdict, case_id=case_id)
             pools += verdict.is_pool
     return pools
 
@@ -149,12 +150,14 @@ def probe_endpoints(
     options: ProbeOptions,
     *,
     db_path: Path | None = None,
+    case_id: int | None = None,
     on_verdict: Callable[[Endpoint, ProbeSummary], None] | None = None,
 ) -> dict[Endpoint, ProbeSummary]:
     """Probe ``endpoints`` under ``options`` (its scope decides what may be contacted).
 
     Out-of-scope endpoints are skipped before any traffic, with the reason in their
-    summary. Each verdict is recorded in the case file at ``db_path`` when given; a
+    summary. Each verdict is recorded in the case file at ``db_path`` when given (in case
+    ``case_id``, default: the default case); a
     :class:`FlaggedEndpoint` found to be a pool whose coin the probe could not tell is
     recorded with stage 1's coin (:func:`with_stage1_coin`).
     """
@@ -191,5 +194,5 @@ def probe_endpoints(
 
     asyncio.run(_run())
     if db_path is not None and verdicts:
-        record_verdicts(db_path, verdicts)
+        record_verdicts(db_path, verdicts, case_id=case_id)
     return results

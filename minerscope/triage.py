@@ -10,7 +10,7 @@ loops that could be interrupted anywhere.
 
 Row columns (polars, one row per flow): every FLOW_SUMMARY_SCHEMA column, plus
 ``p_mining`` (float), ``stage1`` (``mining``/``benign``: the classifier alone at the
-model's threshold), ``verdict`` (``mining`` when stage 0 or stage 1 says so, else
+model's threshold; ``unscored`` when no window of the flow could be scored), ``verdict`` (``mining`` when stage 0 or stage 1 says so, else
 ``benign``), ``coin`` (most likely coin), ``coin_probs`` (JSON object coin -> probability),
 ``top_features`` (JSON list of {name, value, contribution}), ``window`` (index of the
 most suspicious window, -1 for the whole flow), ``model`` (model name/version).

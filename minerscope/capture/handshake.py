@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 
 MAX_CLIENT_HELLO_BYTES = 16_384 + 5 * 4
@@ -416,9 +417,26 @@ def _dns_name(data: bytes, pos: int) -> tuple[str, int]:
         total += length + 1
         if total > MAX_DNS_NAME_CHARS:
             raise HandshakeParseError(f"dns name longer than MAX_DNS_NAME_CHARS={MAX_DNS_NAME_CHARS}")
-        labels.append(label.decode("ascii", errors="backslashreplace"))
+        labels.append(_label_text(label))
         pos += 1 + length
     return ".".join(labels).lower(), (end_pos if end_pos >= 0 else pos)
+
+
+_PLAIN_LABEL = re.compile(rb"[!-+\--~]*")
+"""Label bytes shown as they are: printable ASCII except ``,`` (no ``.`` or ``\\`` either)."""
+
+
+def _label_text(label: bytes) -> str:
+    """A DNS label as text that reads back as one label: a byte that is not printable
+    ASCII, or is ``.`` (a label may hold one), ``,`` or ``\\``, becomes ``\\xNN``.
+
+    Why: a hostile answer's name is chosen by whoever runs the resolver or the zone. With
+    its bytes kept, a comma split one name into two in ``scan``'s ``dns_names`` list
+    (names are joined with commas per flow), a dot inside a label made two labels of one,
+    and an escape byte reached the JSONL raw while the SNI beside it was escaped."""
+    if _PLAIN_LABEL.fullmatch(label) and b"." not in label and b"\\" not in label:
+        return label.decode("ascii")
+    return "".join(chr(b) if 0x21 <= b <= 0x7E and b not in b".,\\" else f"\\x{b:02x}" for b in label)
 
 
 def parse_dns(data: bytes) -> DnsMessage:

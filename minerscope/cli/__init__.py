@@ -209,6 +209,10 @@ def main(ctx: click.Context, db: str | None) -> None:
 
     With no command, opens the analyst workstation on the bundled sample capture.
     """
+    if db is not None and not db.strip():  # else every command quietly used the default file
+        raise click.BadParameter(
+            "an empty path; give the case file, or leave --db out for the default", param_hint="--db"
+        )
     ctx.ensure_object(dict)
     ctx.obj["db"] = db
     if ctx.invoked_subcommand is None:

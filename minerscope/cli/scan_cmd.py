@@ -64,6 +64,7 @@ def _mark_analyst(
     sha256: str | None = None,
     *,
     record: bool = True,
+    case_id: int | None = None,
 ) -> Any:
     """Record one capture and its flows in the case file (unless not ``record``); add the
     ``analyst`` column to its rows.
@@ -84,6 +85,7 @@ def _mark_analyst(
         store.record_capture(
             outcome.path,
             rows,
+            case_id=case_id,
             packets=outcome.packets,
             first_ts=rows["first_seen"].min() if rows.height else None,
             last_ts=rows["last_seen"].max() if rows.height else None,
@@ -153,6 +155,15 @@ def _mark_analyst(
 )
 @probe_timeout_option
 @click.option(
+    "--case",
+    "case_id",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="ID",
+    help="Case (id from `case list`; `case new NAME` makes one) the captures, flows and probes "
+    "are recorded in. Default: the default case.",
+)
+@click.option(
     "--no-store",
     is_flag=True,
     help="Do not record the scan in the case file (an existing one's blacklist and allowlist still apply).",
@@ -174,6 +185,7 @@ def scan(
     scope_allow: Sequence[str],
     scope_deny: Sequence[str],
     probe_timeout: float,
+    case_id: int | None,
     no_store: bool,
     quiet: bool,
 ) -> None:
@@ -250,6 +262,11 @@ def scan(
                 store = stack.enter_context(open_store(str(case_file)))
             except errors.StoreError as exc:
                 fail(exc)
+            if case_id is not None:
+                try:  # a mistyped case id is one line before any work
+                    store.get_case(case_id)
+                except errors.StoreError as exc:
+                    fail(exc)
             endpoint_status = {(h, p): st for h, p, st in store.endpoint_status()}
             if db_path is not None:
                 hashes = _hash_in_background(stack, paths)
@@ -281,6 +298,7 @@ def scan(
                     outcome,
                     _hash_result(hashes.get(path)),
                     record=db_path is not None,
+                    case_id=case_id,
                 )
             if streaming:  # column-wise, no record dicts
                 if fmt == "jsonl":
@@ -299,7 +317,7 @@ def scan(
     if not any_ok or streaming:
         ctx.exit(int(status))
     if scope is not None:
-        _probe_and_join(records, scope, probe_timeout, db_path, show_progress)
+        _probe_and_join(records, scope, probe_timeout, db_path, show_progress, case_id)
     if only_suspicious:
         records = [r for r in records if r.get("verdict") == "mining"]
     if fmt == "jsonl":
@@ -452,8 +470,10 @@ def _probe_and_join(
     probe_timeout: float,
     db_path: Path | None,
     show_progress: bool,
+    case_id: int | None = None,
 ) -> None:
-    """Probe the suspicious endpoints of ``records`` and put each outcome in its ``probe`` field."""
+    """Probe the suspicious endpoints of ``records`` and put each outcome in its ``probe``
+    field (verdicts recorded in case ``case_id`` of the case file at ``db_path``)."""
     from minerscope.flows.records import server_endpoint
     from minerscope.probe.runner import ProbeOptions
     from minerscope.stage2 import probe_endpoints, suspicious_endpoints
@@ -464,10 +484,14 @@ def _probe_and_join(
         with stderr_progress() as progress:
             task = progress.add_task("probes", total=len(endpoints))
             outcome = probe_endpoints(
-                endpoints, options, db_path=db_path, on_verdict=lambda _e, _s: progress.advance(task)
+                endpoints,
+                options,
+                db_path=db_path,
+                case_id=case_id,
+                on_verdict=lambda _e, _s: progress.advance(task),
             )
     else:
-        outcome = probe_endpoints(endpoints, options, db_path=db_path)
+        outcome = probe_endpoints(endpoints, options, db_path=db_path, case_id=case_id)
     for record in records:
         summary = outcome.get(server_endpoint(record))
         if summary is not None:

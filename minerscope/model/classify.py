@@ -49,6 +49,10 @@ capture's scan."""
 
 MINING = "mining"
 BENIGN = "benign"
+UNSCORED = "unscored"
+"""``stage1`` of a flow none of whose windows the model could score (too few messages):
+no verdict of stage 1's, which "benign" claimed (the workstation said "stage 1 benign"
+beside "p_mining not scored")."""
 
 TOP_FEATURE_DTYPE = pl.List(pl.Struct({"name": pl.Utf8, "contribution": pl.Float64, "value": pl.Float64}))
 
@@ -147,7 +151,7 @@ def score(
             .with_columns(
                 pl.col("windows").fill_null(0),
                 pl.col("p_mining").fill_null(0.0),
-                pl.col("stage1").fill_null(BENIGN),
+                pl.col("stage1").fill_null(UNSCORED),
             )
         )
     return out[list(schema)]
@@ -159,7 +163,7 @@ def _unscored(table: FlowTable, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         .with_columns(
             pl.lit(0, pl.Int32).alias("windows"),
             pl.lit(0.0).alias("p_mining"),
-            pl.lit(BENIGN).alias("stage1"),
+            pl.lit(UNSCORED).alias("stage1"),
         )
         .join(
             pl.DataFrame(schema=schema).drop("windows", "p_mining", "stage1"),

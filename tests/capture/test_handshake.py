@@ -281,3 +281,18 @@ def test_sni_ja3_ja4_agree_with_tshark(tmp_path: Path) -> None:
             "this tshark has no tls.handshake.ja4 field (Wireshark < 4.2); JA4 checked against FoxIO's example"
         )
     assert [r[0] for r in ja4_rows] == [o[2] for o in ours]
+
+
+def test_a_dns_name_reads_back_as_the_labels_it_had() -> None:
+    """Names come from whoever runs the zone: a comma split one name into two in scan's
+    ``dns_names`` (joined with commas per flow), a dot inside a label made two labels, and
+    an escape byte reached the JSONL raw while the SNI beside it was escaped."""
+    header = struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 1, 0, 0)
+    qname = b"\x05a,b.c\x04x\x1by\\\x07Example\x00"
+    question = qname + struct.pack("!HH", 1, 1)
+    a = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 9])
+    msg = hs.parse_dns(header + question + a)
+    name = "a\\x2cb\\x2ec.x\\x1by\\x5c.example"
+    assert msg.questions == (name,)
+    assert msg.ip_names() == {"192.0.2.9": {name}}
+    assert "," not in name and "\x1b" not in name and name.count(".") == 2

@@ -254,11 +254,11 @@ def test_live_prints_verdicts_for_plaintext_and_tls_miners_as_they_run(tmp_path:
         assert (r["dst"], r["dport"]) in (plain.target, tls.target), r
         assert r["capture"] == "lo" and r["proto"] == 6 and r["src"] == "127.0.0.1", r
         assert isinstance(r["p_mining"], float) and 0.0 <= r["p_mining"] <= 1.0
-        assert r["stage1"] in ("mining", "benign") and r["verdict"] in ("mining", "benign")
+        assert r["stage1"] in ("mining", "benign", "unscored") and r["verdict"] in ("mining", "benign")
         # a window with fewer application messages than the model's minimum (the handshake
         # alone, the idle connection's two jobs a second) is left unscored
         if r["window"] is None:
-            assert r["p_mining"] == 0.0 and r["stage1"] == "benign" and not r["top_features"], r
+            assert r["p_mining"] == 0.0 and r["stage1"] == "unscored" and not r["top_features"], r
         else:
             assert r["window"] == 0 and r["top_features"], r
     # (the prober's own connections to the pools are on the wire too: only the sessions are

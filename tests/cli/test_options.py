@@ -117,3 +117,15 @@ def test_exporting_a_case_that_does_not_exist_says_so(tmp_path: Path) -> None:
 )
 def test_utc_text(value: object, text: str) -> None:
     assert utc_text(value) == text
+
+
+def test_an_empty_db_path_is_a_usage_error_not_the_default_file() -> None:
+    """``--db ''`` (an unset shell variable, ``--db "$CASE"``) used the default case file
+    without a word: the scan then landed in someone else's case."""
+    from click.testing import CliRunner
+
+    from minerscope.cli import main
+
+    result = CliRunner().invoke(main, ["--db", "", "case", "list"])
+    assert result.exit_code == 2
+    assert "--db" in result.stderr and "empty path" in result.stderr

@@ -50,7 +50,7 @@ def test_sample_records_carry_every_field_and_stage0(tmp_path: Path) -> None:
     for record in records[:5]:
         assert set(RECORD_FIELDS) <= set(record)
         assert 0.0 <= float(record["p_mining"]) <= 1.0  # type: ignore[arg-type]
-        assert record["stage1"] in ("mining", "benign")
+        assert record["stage1"] in ("mining", "benign", "unscored")
     kinds = {e["kind"] for r in records for e in r["stage0"]}  # type: ignore[attr-defined]
     assert {"blacklist", "stratum"} <= kinds
     for record in records:
@@ -541,3 +541,24 @@ def test_a_bad_blacklist_file_is_one_line_and_exit_4(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "bad.txt:2:" in result.stderr
     assert not (tmp_path / "case.sqlite").exists()  # refused before any work
+
+
+def test_scan_records_into_the_case_it_is_given(tmp_path: Path) -> None:
+    """``case new incident-42`` made a case no scan could record into: every capture went
+    to the default case."""
+    db = tmp_path / "case.sqlite"
+    made = CliRunner().invoke(main, ["--db", str(db), "case", "new", "incident-42"])
+    assert made.exit_code == 0, made.stderr
+    case_id = int(made.stdout.strip())
+    data = SAMPLE.read_bytes()
+    cut = tmp_path / "cut.pcapng"
+    cut.write_bytes(data[: len(data) // 5])
+    code, records, err = _scan("--case", str(case_id), str(cut), db=db)
+    assert code == 3 and records, err
+    from minerscope.store import open_store
+
+    with open_store(db) as store:
+        assert [c["case_id"] for c in store.list_captures()] == [case_id]
+        assert store.scalar("SELECT count(*) FROM captures WHERE case_id = ?", (case_id,)) == 1
+    missing = CliRunner().invoke(main, ["--db", str(db), "scan", "-q", "--case", "99", str(cut)])
+    assert missing.exit_code == 4 and "no case with id 99" in missing.stderr and not missing.stdout

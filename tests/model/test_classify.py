@@ -26,7 +26,7 @@ def test_one_row_per_flow_with_verdict_coin_and_reasons(trained: tuple[Path, Tra
     table, kinds = synthetic_table(6, 6, seed=77)
     rows = score(table, model)
     assert rows["flow_id"].to_list() == list(range(12))
-    assert set(rows["stage1"].unique().to_list()) <= {"mining", "benign"}
+    assert set(rows["stage1"].unique().to_list()) <= {"mining", "benign", "unscored"}
     assert (rows["stage1"] == "mining").to_list() == (rows["p_mining"] >= model.threshold).to_list()
     # synthetic mining is easy: the verdicts follow the labels
     assert ((rows["p_mining"].to_numpy() >= model.threshold) == (kinds == 1)).mean() >= 0.9
@@ -152,7 +152,7 @@ def test_flows_without_packets_are_kept_unscored(trained: tuple[Path, TrainResul
     )
     rows = score(table, folder)
     assert rows["flow_id"].to_list() == [0, 1]
-    assert rows["stage1"].to_list() == ["benign", "benign"] and rows["windows"].to_list() == [0, 0]
+    assert rows["stage1"].to_list() == ["unscored", "unscored"] and rows["windows"].to_list() == [0, 0]
     assert rows["window"].null_count() == 2
 
 
@@ -176,7 +176,7 @@ def test_windows_with_too_few_messages_are_not_scored() -> None:
     assert rows["windows"].to_list() == [counts.get(f, 0) for f in rows["flow_id"].to_list()]
     none = rows.filter(pl.col("windows") == 0)
     assert 0 < none.height < rows.height
-    assert none["p_mining"].to_list() == [0.0] * none.height and set(none["stage1"]) == {"benign"}
+    assert none["p_mining"].to_list() == [0.0] * none.height and set(none["stage1"]) == {"unscored"}
     for name in ("window", "window_start", "coin", "coin_probs", "top_features"):
         assert none[name].null_count() == none.height, name
     scored = rows.filter(pl.col("windows") > 0)
