@@ -14,6 +14,16 @@ from minerscope.cli.common import FiniteFloatRange, fail
 from minerscope.errors import MinerscopeError
 
 
+def _plain_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--name`` is a file name inside ``--out``: a path in it would write elsewhere (usage error)."""
+    from minerscope.lab.output import check_name
+
+    try:
+        return check_name(value)
+    except MinerscopeError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group(name="lab")
 def lab() -> None:
     """Generate labelled captures of mining and benign encrypted traffic."""
@@ -54,7 +64,11 @@ def lab() -> None:
     help="Share of slots running benign sessions.",
 )
 @click.option(
-    "--name", default="lab", show_default=True, help="Base name of the .pcapng and .labels.csv files."
+    "--name",
+    default="lab",
+    show_default=True,
+    callback=_plain_name,
+    help="Base name of the .pcapng and .labels.csv files (a plain file name).",
 )
 @click.option(
     "--web-mix",

@@ -1,17 +1,29 @@
 """``minerscope train`` and ``minerscope evaluate``: thin shells over :mod:`minerscope.model`.
 
-Results (the summary, the comparison tables) go to stdout; progress to stderr.
+Results (the summary, the comparison tables) go to stdout; progress and warnings to
+stderr. Exit 3 (partial) when data was left out or read only in part (a damaged capture,
+a labels CSV matching none of its capture's flows): the results are still produced, from
+what could be read, and each loss is one warning line.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import click
 
 from minerscope import errors
-from minerscope.cli.common import FiniteFloatRange, echo_report, fail, progress_note, seconds, warn
+from minerscope.cli.common import (
+    ExitCode,
+    FiniteFloatRange,
+    echo_report,
+    fail,
+    progress_note,
+    seconds,
+    warn,
+)
 
 DATA_HELP = (
     "Labelled data: a manifest folder or MANIFEST.csv (../shared/datasets/real format), "
@@ -33,6 +45,24 @@ COIN_DATA_HELP = (
 )
 
 
+LOSS_KEYS = ("skipped", "damaged", "unmatched", "read_notes")
+"""Recipe lists of what loading the data left out (see :func:`minerscope.model.data.load_data`)."""
+
+
+def _report_losses(recipe: dict[str, Any]) -> ExitCode:
+    """One warning line per capture loading left out or read in part; the exit status it calls for.
+
+    Damaged captures and unmatched labels files are partial input (exit 3); a manifest
+    capture of an undecodable link type (``skipped``) and a whole capture's reader notes
+    are said, as before, without changing the status.
+    """
+    for item in recipe.get("skipped", []):
+        warn(f"skipped {item}")
+    for item in [*recipe.get("damaged", []), *recipe.get("unmatched", []), *recipe.get("read_notes", [])]:
+        warn(item)
+    return ExitCode.PARTIAL if recipe.get("damaged") or recipe.get("unmatched") else ExitCode.OK
+
+
 def _load(
     specs: list[str], holdout: list[str], coin_specs: list[str] | None = None
 ) -> tuple[list[Any], list[Any], dict[str, Any], list[Any]]:
@@ -50,7 +80,8 @@ def _load(
             extra[key], more = data_mod.load_data(items)
             recipe[key] = more["data"]
             recipe[f"{key}_flows_per_source"] = more["flows_per_source"]
-            recipe["skipped"] = [*recipe["skipped"], *more["skipped"]]
+            for lost in LOSS_KEYS:
+                recipe[lost] = [*recipe.get(lost, []), *more.get(lost, [])]
     coin, held = extra["coin_data"], extra["holdout"]
     if coin or held:
         merged = data_mod.merge_duplicate_groups([*datasets, *coin, *held])
@@ -110,15 +141,16 @@ def train(
 ) -> None:
     """Train the mining and coin models from labelled captures and write a model folder."""
     from minerscope.model import train as train_mod
+    from minerscope.model.artifact import check_model_folder
 
     specs = [*data, *more_data]
     if not specs:
         raise click.UsageError("give at least one --data path")
     try:
+        check_model_folder(out)  # before minutes of training, not after
         progress_note(f"reading {len(specs) + len(holdout) + len(coin_data)} data item(s)")
         datasets, held, recipe, coin = _load(specs, list(holdout), list(coin_data))
-        for item in recipe["skipped"]:
-            warn(f"skipped {item}")
+        status = _report_losses(recipe)
         recipe["window_s"] = window_s
         if note:
             recipe["note"] = note
@@ -140,7 +172,11 @@ def train(
     except errors.MinerscopeError as exc:
         fail(exc)
         return
+    for line in train_mod.threshold_warnings(result.metadata):
+        warn(line)
     echo_report("\n".join([*train_mod.summary_lines(result), f"model written to {out}"]))
+    if status:
+        sys.exit(int(status))
 
 
 @click.command()
@@ -165,8 +201,9 @@ def evaluate(
     specs = [*data, *more_data]
     if not specs:
         raise click.UsageError("give at least one --data path")
+    status: list[ExitCode] = []
     try:
-        report = run_evaluation(specs, model_name, list(holdout))
+        report = run_evaluation(specs, model_name, list(holdout), status=status)
     except errors.MinerscopeError as exc:
         fail(exc)
         return
@@ -174,10 +211,22 @@ def evaluate(
         fail(errors.InputError(f"evaluate needs scikit-learn (pip install 'minerscope[bench]'): {exc}"))
         return
     echo_report(report)
+    if any(status):
+        sys.exit(int(max(status)))
 
 
-def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] | None = None) -> str:
+def run_evaluation(
+    specs: list[str],
+    model_name: str | None,
+    holdout: list[str] | None = None,
+    *,
+    status: list[ExitCode] | None = None,
+) -> str:
     """Rebuild the model's split on ``specs`` and return the evaluation report text.
+
+    What loading left out is warned about on stderr as it is found; its exit status
+    (:attr:`ExitCode.PARTIAL` when captures were damaged or unmatched) is appended to
+    ``status``, for the caller to exit with once the report is out.
 
     ``holdout`` items go to the test split whole. When the model trained (or chose its
     threshold) on any held-out group, its figures there would be flattering, so a fresh
@@ -192,9 +241,13 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     from minerscope.model.artifact import BoosterFile, Model, load_model
 
     model = load_model(model_name)
+    for line in model.warnings:
+        warn(line)
     meta = model.metadata
     progress_note(f"model {model.name}: reading {len(specs) + len(holdout or [])} data item(s)")
-    datasets, held_data, _, _ = _load(specs, list(holdout or []))
+    datasets, held_data, recipe, _ = _load(specs, list(holdout or []))
+    if status is not None:
+        status.append(_report_losses(recipe))
     held = {g for ds in held_data for g in ds.labels["group"].unique().to_list()}
     samples = train_mod.build_samples(
         [*datasets, *held_data], window_s=model.window_s, min_messages=model.min_messages
@@ -279,6 +332,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     parts = [("test windows", test_part)]
     if held_part.height and held_part["label"].n_unique() == 2:
         parts.append(("held-out windows", held_part))
+    label = "retrained" if seen_held else model.name
     for title, part in parts:
         rows = ev.compare_classifiers(
             x_train,
@@ -289,9 +343,12 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
             seed=seed,
             xgb_scores=train_mod.predict(model.binary, part, feats),
             threshold=model.threshold,
+            model_label=label,
         )
         cols = ["classifier", "threshold", "auc", "recall", "fpr", "precision", "f1", "tp", "fp", "fn", "tn"]
         lines += ["", f"Classifier comparison ({title}):", ev.format_table(rows, cols)]
+        lines.append(_trained_on_line(train_part.height, model, retrained=bool(seen_held)))
+        lines += [f"  {row['note']}" for row in rows if row.get("note")]
 
     scored = test_all.select("flow_key", "label", "source", "group").with_columns(
         pl.Series("p", train_mod.predict(model.binary, test_all, feats))
@@ -320,7 +377,7 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
         )
     lines += [
         "",
-        f"XGBoost at the {'retrained model' if seen_held else 'shipped'} threshold, per source (test"
+        f"XGBoost at {'the retrained model' if seen_held else f'model {model.name}'}'s threshold, per source (test"
         + ("; * = held out, never trained on" if held else "")
         + "):",
         ev.format_table(
@@ -365,6 +422,22 @@ def run_evaluation(specs: list[str], model_name: str | None, holdout: list[str] 
     blog = meta.get("binary", {}).get("logloss_per_round", {})
     lines += ["", "Binary logloss per boosting round (from training):", _per_round(blog)]
     return "\n".join(lines)
+
+
+def _trained_on_line(n_train: int, model: Any, *, retrained: bool) -> str:
+    """What each row of the comparison was trained on: the baselines on this run's train
+    split; XGBoost as the model was (its own data, often far more than ``--data`` gives)."""
+    if retrained:
+        return (
+            f"trained on: every classifier on the train split above ({n_train} windows); "
+            "xgboost is the model retrained on it"
+        )
+    windows = model.metadata.get("data", {}).get("windows", {}).get("train")
+    theirs = f"{windows} training windows" if isinstance(windows, int) else "data its sidecar does not count"
+    return (
+        f"trained on: the six baselines on the train split above ({n_train} windows of --data); "
+        f"xgboost rows are model {model.name} as trained ({theirs}), not refitted"
+    )
 
 
 def _per_round(curves: dict[str, Any]) -> str:

@@ -571,12 +571,20 @@ def write_capture(path: Path, packets: list[Packet]) -> None:
 
 
 def generate(cfg: LabConfig, out_dir: Path, name: str = "lab") -> GenerateResult:
-    """Generate ``cfg`` into ``out_dir/<name>.pcapng`` and ``out_dir/<name>.labels.csv``."""
+    """Generate ``cfg`` into ``out_dir/<name>.pcapng`` and ``out_dir/<name>.labels.csv``.
+
+    Raises:
+        InputError: a bad setting, a ``name`` that is not a plain file name, or an output
+            path that cannot be written (named).
+    """
     if not (math.isfinite(cfg.hours) and cfg.hours > 0) or cfg.sessions <= 0:
         raise InputError("--hours and --sessions must be positive")
     if not 0.0 <= cfg.benign_ratio <= 1.0:
         raise InputError(f"--benign-ratio must be within [0, 1], got {cfg.benign_ratio}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from minerscope.lab.output import check_name, output_dir, writing
+
+    check_name(name)
+    output_dir(out_dir)  # before the rendering, which takes long
     started = time.perf_counter()
     world = World(cfg)
     try:
@@ -585,8 +593,10 @@ def generate(cfg: LabConfig, out_dir: Path, name: str = "lab") -> GenerateResult
         world.certs.close()
     pcap = out_dir / f"{name}.pcapng"
     labels = out_dir / f"{name}.labels.csv"
-    write_capture(pcap, packets)
-    write_labels(labels, rows)
+    with writing(pcap):
+        write_capture(pcap, packets)
+    with writing(labels):
+        write_labels(labels, rows)
     return GenerateResult(
         pcap=pcap,
         labels=labels,

@@ -156,8 +156,14 @@ def sample_specs() -> list[SessionSpec]:
 
 
 def build_sample(out_dir: Path) -> SampleFiles:
-    """(Re)generate the demo capture, its labels CSV and the sample blacklist into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """(Re)generate the demo capture, its labels CSV and the sample blacklist into ``out_dir``.
+
+    Raises:
+        InputError: an output path cannot be written (named).
+    """
+    from minerscope.lab.output import output_dir, writing
+
+    output_dir(out_dir)
     cfg = LabConfig(
         seed=SAMPLE_SEED,
         hours=SAMPLE_SECONDS / 3600.0,
@@ -172,7 +178,10 @@ def build_sample(out_dir: Path) -> SampleFiles:
     finally:
         world.certs.close()
     files = SampleFiles(out_dir / CAPTURE_NAME, out_dir / LABELS_NAME, out_dir / BLACKLIST_NAME)
-    write_capture(files.capture, packets)
-    write_labels(files.labels, rows)
-    files.blacklist.write_text(_BLACKLIST_TEXT, encoding="utf-8")
+    with writing(files.capture):
+        write_capture(files.capture, packets)
+    with writing(files.labels):
+        write_labels(files.labels, rows)
+    with writing(files.blacklist):
+        files.blacklist.write_text(_BLACKLIST_TEXT, encoding="utf-8")
     return files

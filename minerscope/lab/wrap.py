@@ -298,9 +298,16 @@ def _wrap_connection(
 
 
 def wrap_tls(src: Path, dst: Path, *, seed: int = 1, version: str = TLS13, sni: str = "") -> WrapReport:
-    """Rewrite every TCP connection of ``src`` under real TLS into ``dst`` (pcapng)."""
-    from minerscope.capture.writer import PcapngWriter
+    """Rewrite every TCP connection of ``src`` under real TLS into ``dst`` (pcapng).
 
+    Raises:
+        CaptureError: ``src`` cannot be read or has a link type other than Ethernet/raw IP.
+        InputError: ``dst`` cannot be written (named; its folder is checked first).
+    """
+    from minerscope.capture.writer import PcapngWriter
+    from minerscope.lab.output import check_parent, writing
+
+    check_parent(dst)
     linktype, frames = _read(src)
     if linktype not in (1, 101):
         raise CaptureError(
@@ -345,7 +352,7 @@ def wrap_tls(src: Path, dst: Path, *, seed: int = 1, version: str = TLS13, sni: 
     finally:
         certs.close()
     out.sort(key=lambda x: x[0])
-    with PcapngWriter(dst) as writer:
+    with writing(dst), PcapngWriter(dst) as writer:
         iface = writer.add_interface(linktype, name="wrap-tls")
         for ts, frame in out:
             writer.write_packet(iface, ts, frame)

@@ -17,8 +17,10 @@ in the sidecar (a half-copied or edited model). A save writes the complete new f
 next to the old one (``.<name>.saving-*``) and swaps the two in one ``renameat2``
 ``RENAME_EXCHANGE`` (Linux; elsewhere two renames), so a crash at any point leaves the
 old model or the new one, whole (found by killing a saving process in a loop:
-``tests/hostile/test_durability.py``). A folder holds one model: other files in it do
-not survive a save, and one process at a time saves a given folder.
+``tests/hostile/test_durability.py``). A folder holds one model and one process at a
+time saves a given folder. Because the swap replaces the folder whole, a save goes only
+where it loses nothing (:func:`check_model_folder`): a new or empty folder, or one that
+holds a minerscope model and nothing else; never the current directory or one above it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import ctypes
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minerscope.atomicfile import atomic_write_bytes
-from minerscope.errors import ModelError
+from minerscope.errors import InputError, ModelError
 from minerscope.model import treecache
 from minerscope.model.trees import TreeArrays, read_trees
 
@@ -50,6 +53,8 @@ FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 BINARY_FILE = "binary.ubj"
 COIN_FILE = "coin.ubj"
+MODEL_FILES = frozenset({METADATA_FILE, BINARY_FILE, COIN_FILE})
+"""Every file a save writes: a folder holding only these (and a sidecar of ours) may be replaced."""
 
 
 @dataclass(slots=True, eq=False)
@@ -116,6 +121,8 @@ class Model:
             ``xgboost.Booster``.
         coin_features: its input columns.
         coin_classes: class names, in the booster's output order.
+        warnings: what loading found worth saying but not refusing (a sidecar written
+            by a newer minerscope), one line each, for the front end to print.
     """
 
     name: str
@@ -129,6 +136,7 @@ class Model:
     coin_file: BoosterFile | None = None
     coin_features: tuple[str, ...] = ()
     coin_classes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()
 
     @property
     def binary(self) -> xgboost.Booster:
@@ -150,6 +158,59 @@ def booster_bytes(booster: xgboost.Booster) -> bytes:
     return bytes(booster.save_raw(raw_format="ubj"))
 
 
+def check_model_folder(folder: str | Path) -> None:
+    """Refuse a model folder a save would destroy something in, before any work is done.
+
+    A save swaps the whole folder (see the module docstring), so it may replace only a
+    folder that does not exist, is empty, or holds a minerscope model (a ``metadata.json``
+    of :data:`FORMAT`) and no file a save would not write again; replacing a model
+    stays atomic and needs no flag, as before. The current directory and every folder
+    above it are refused whatever they hold (renaming ``.`` fails with EBUSY; renaming a
+    parent would pull the working directory away).
+
+    Raises:
+        InputError: the folder is not one a model may be written to (message names it).
+    """
+    out = Path(folder)
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        where = "the current directory" if resolved == cwd else "a folder above the current directory"
+        raise InputError(
+            f"{out}: is {where}; a model is written as a whole folder: give a new one (models/NAME)"
+        )
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; a model is written as a folder")
+    try:
+        names = sorted(p.name for p in out.iterdir())
+    except OSError as exc:
+        raise InputError(f"{out}: cannot list this folder: {exc.strerror or exc}") from None
+    if not names:
+        return
+    if not _holds_model(out / METADATA_FILE):
+        raise InputError(
+            f"{out}: folder is not empty and holds no minerscope model ({len(names)} entries, "
+            f"e.g. {names[0]!r}); a save would replace it whole: give a new or empty folder"
+        )
+    extra = [n for n in names if n not in MODEL_FILES]
+    if extra:
+        raise InputError(
+            f"{out}: holds a model and also {', '.join(repr(n) for n in extra[:3])}"
+            f"{' ...' if len(extra) > 3 else ''}, which replacing the model would delete: move them away"
+        )
+
+
+def _holds_model(meta_path: Path) -> bool:
+    """Whether ``meta_path`` is a sidecar of ours (its ``format`` field; nothing else is read)."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 def save_model(
     folder: str | Path,
     binary: xgboost.Booster,
@@ -164,8 +225,12 @@ def save_model(
 
     Returns:
         The folder.
+
+    Raises:
+        InputError: ``folder`` holds something other than a model (:func:`check_model_folder`).
     """
     out = Path(folder)
+    check_model_folder(out)
     meta = json.loads(json.dumps(metadata))  # deep copy, and proves it is plain JSON
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
@@ -289,8 +354,8 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
     try:
         bmeta = meta["binary"]
         binary_features = tuple(str(n) for n in bmeta["features"])
-        threshold = float(bmeta["threshold"])
-        window_s = float(meta["window_s"])
+        threshold = _number_in(bmeta["threshold"], "binary.threshold", meta_path, 0.0, 1.0)
+        window_s = _number_in(meta["window_s"], "window_s", meta_path, 0.0, math.inf, low_open=True)
         min_messages = _min_messages(meta.get("min_messages", 0), meta_path)
         binary = _load_booster(folder, bmeta, meta_path, binary_features, groups=1)
         coin = None
@@ -320,7 +385,60 @@ def load_model(path_or_name: str | Path | None = None) -> Model:
         coin_file=coin,
         coin_features=coin_features,
         coin_classes=coin_classes,
+        warnings=_newer_writer(meta, meta_path),
     )
+
+
+def _number_in(
+    value: object, name: str, meta_path: Path, low: float, high: float, *, low_open: bool = False
+) -> float:
+    """A finite number of the sidecar within ``[low, high]`` (``(low, high]`` when ``low_open``).
+
+    A threshold of 2.5 or NaN would load and then flag nothing; a window of 0 s fail
+    later without naming the file: both are refused here, naming the file and field.
+    """
+    number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or number > high or number < low or (low_open and number == low):
+        bounds = f"a number above {low:g}" if math.isinf(high) else f"a number from {low:g} to {high:g}"
+        raise ModelError(f"{meta_path}: {name} must be {bounds}, got {value!r}")
+    return number
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    """``"0.1.0"`` -> ``(0, 1, 0)``; digits of each dotted part up to the first non-digit."""
+    parts = []
+    for part in text.split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def _newer_writer(meta: dict[str, Any], meta_path: Path) -> tuple[str, ...]:
+    """A warning line when the sidecar was written by a newer minerscope than this one.
+
+    Its feature schema and format version are already checked (another schema or format
+    is refused), so what remains is a newer build's recipe: a threshold rule or window
+    handling this build may not reproduce. Said, not refused. (A newer ``schema_version``
+    never reaches here: the schema hash covers the version and a mismatch is refused.)
+    """
+    from minerscope import __version__
+
+    libs = meta.get("libraries")
+    written = libs.get("minerscope") if isinstance(libs, dict) else None
+    if not isinstance(written, str) or not _version_tuple(written):
+        return ()
+    if _version_tuple(written) > _version_tuple(__version__):
+        return (
+            f"{meta_path}: model written by minerscope {written}, newer than this {__version__}; "
+            "its scores may differ from what that version reports",
+        )
+    return ()
 
 
 def _min_messages(value: object, meta_path: Path) -> int:

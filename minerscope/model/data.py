@@ -24,6 +24,13 @@ for the lab and the model); this module only joins those labels to assembled flo
 
 Captures are read through a *reader* (path -> FlowTable); the default is the package's
 pcap reader + flow assembler, and tests or tools may pass another.
+
+Nothing is left out without a word: :func:`load_data` names in its recipe every capture
+the default reader found damaged (``damaged``: the reader's own line, "damaged at byte N
+... kept the K packets before it", the flows cover what came before), every capture whose
+labels CSV names none of its flows (``unmatched``: a wrong capture paired with the
+labels), and every manifest capture that could not be decoded at all (``skipped``). The
+CLI prints each as a warning and exits 3 (partial input), as ``flows`` does.
 """
 
 from __future__ import annotations
@@ -65,6 +72,31 @@ def default_reader(path: Path) -> FlowTable:
     if read is None:
         raise InputError(f"cannot read {path}: minerscope.capture.pcap has no batch reader")
     return assemble(read(path), capture=path.name)
+
+
+def reporting_reader(damaged: list[str], notes: list[str]) -> Reader:
+    """The default reader, also keeping what the capture reader reported.
+
+    ``damaged`` receives the reader's warning line of each capture it could not read to
+    its end; ``notes`` the warning of a capture read whole that still left packets out
+    (a link type that is not decoded, say).
+    """
+
+    def read(path: Path) -> FlowTable:
+        try:
+            from minerscope.capture import pcap
+            from minerscope.flows.assemble import assemble
+        except ImportError as exc:
+            raise InputError(f"cannot read {path}: the capture reader is not available ({exc})") from None
+        batches, report = pcap.read_capture(path)
+        table = assemble(batches, capture=path.name)
+        if not report.complete:
+            damaged.append(report.warning or f"{path}: {report.damage or 'damaged'}")
+        elif report.warning:
+            notes.append(report.warning)
+        return table
+
+    return read
 
 
 def normalise_coin(value: str | None) -> str | None:
@@ -152,13 +184,16 @@ def load_labelled_capture(
     reader: Reader | None = None,
     source: str = "lab",
     rows: Sequence[labdata.FlowLabel] | None = None,
+    unmatched: list[str] | None = None,
 ) -> LabelledFlows:
     """One capture and its per-flow labels CSV (5-tuples; either orientation matches).
 
     The CSV is parsed by :func:`minerscope.lab.datasets.read_flow_labels` (unless ``rows``
     are given, already parsed). Flows the CSV does not name get label -1 (not used for
     training). When several rows share a 5-tuple, the one whose ``start_ns`` is closest
-    to the flow's first packet wins.
+    to the flow's first packet wins. A CSV with rows that name none of the capture's
+    flows (the wrong capture beside it) leaves the whole capture out: that is said in
+    ``unmatched`` when the list is given.
 
     Raises:
         InputError: missing columns or bad label values (naming file and line).
@@ -196,6 +231,11 @@ def load_labelled_capture(
         labels[i] = 1 if mining else 0
         coins[i] = (best.coin or None) if mining else None
         groups[i] = f"{source}:{capture.name}:{best.session}"
+    if unmatched is not None and parsed and n and not (labels >= 0).any():
+        unmatched.append(
+            f"no flow of {capture} matches a row of {labels_csv} ({n} flows, {len(parsed)} label rows): "
+            "capture left out"
+        )
     return LabelledFlows(table, _frame(labels, coins, groups, source))
 
 
@@ -219,14 +259,22 @@ def load_data(
 
     Returns:
         The labelled tables (groups of duplicated flows merged) and a recipe dict for
-        the model sidecar (the data specs, per-source flow counts, and ``skipped``:
-        manifest captures the reader could not decode, with the reason).
+        the model sidecar: the data specs, per-source flow counts, ``skipped`` (manifest
+        captures the reader could not decode, with the reason), ``damaged`` (the
+        reader's line for each capture it could read only up to damage; default reader
+        only), ``unmatched`` (captures whose labels CSV names none of their flows) and
+        ``read_notes`` (what a wholly read capture still left out).
 
     Raises:
-        InputError: an item is none of the accepted shapes.
+        InputError: an item is none of the accepted shapes, or no flow of any item has
+            a label (every labels CSV matched none of its capture's flows).
     """
     out: list[LabelledFlows] = []
     skipped: list[str] = []
+    damaged: list[str] = []
+    read_notes: list[str] = []
+    unmatched: list[str] = []
+    reader = reader or reporting_reader(damaged, read_notes)
     for spec in specs:
         path = Path(spec)
         if path.is_dir() and (path / "MANIFEST.csv").is_file():
@@ -240,28 +288,39 @@ def load_data(
                     if not (path.parent / cap).is_file():
                         raise InputError(f"{path}: capture {cap!r} does not exist")
                     sub = [r for r in rows if r.capture == cap]
-                    out.append(load_labelled_capture(path.parent / cap, path, reader=reader, rows=sub))
+                    out.append(
+                        load_labelled_capture(
+                            path.parent / cap, path, reader=reader, rows=sub, unmatched=unmatched
+                        )
+                    )
             else:
                 captures = [p for p in path.parent.iterdir() if _is_capture(p) and _sibling_labels(p) == path]
                 if len(captures) != 1:
                     raise InputError(
                         f"{path}: labels CSV without a 'capture' column needs exactly one capture beside it"
                     )
-                out.append(load_labelled_capture(captures[0], path, reader=reader, rows=rows))
+                out.append(
+                    load_labelled_capture(captures[0], path, reader=reader, rows=rows, unmatched=unmatched)
+                )
         elif path.is_file() and _is_capture(path):
             labels = _sibling_labels(path)
             if labels is None:
                 raise InputError(
                     f"{path}: no labels CSV beside this capture (expected {path.stem}.labels.csv)"
                 )
-            out.append(load_labelled_capture(path, labels, reader=reader))
+            out.append(load_labelled_capture(path, labels, reader=reader, unmatched=unmatched))
         elif path.is_dir():
             captures = sorted(p for p in path.iterdir() if _is_capture(p) and _sibling_labels(p) is not None)
             if not captures:
                 raise InputError(f"{path}: no MANIFEST.csv and no labelled captures in this folder")
-            out.extend(load_labelled_capture(p, _sibling_labels(p) or p, reader=reader) for p in captures)
+            out.extend(
+                load_labelled_capture(p, _sibling_labels(p) or p, reader=reader, unmatched=unmatched)
+                for p in captures
+            )
         else:
             raise InputError(f"{path}: not a manifest, a labels CSV or a labelled capture")
+    if unmatched and not any(bool((ds.labels["label"] >= 0).any()) for ds in out):
+        raise InputError(f"{unmatched[0]}; no labelled flow remains in {', '.join(str(s) for s in specs)}")
     out = merge_duplicate_groups(out)
     counts: dict[str, dict[str, int]] = {}
     for ds in out:
@@ -269,7 +328,14 @@ def load_data(
             key = {1: "mining", 0: "benign"}.get(label, "unlabelled")
             counts.setdefault(source, {}).setdefault(key, 0)
             counts[source][key] += n
-    return out, {"data": [str(s) for s in specs], "flows_per_source": counts, "skipped": skipped}
+    return out, {
+        "data": [str(s) for s in specs],
+        "flows_per_source": counts,
+        "skipped": skipped,
+        "damaged": damaged,
+        "unmatched": unmatched,
+        "read_notes": read_notes,
+    }
 
 
 def merge_duplicate_groups(datasets: list[LabelledFlows]) -> list[LabelledFlows]:

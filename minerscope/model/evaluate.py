@@ -196,6 +196,17 @@ CLASSIFIERS = (
 )
 
 
+KNN_NEIGHBORS = 15
+"""Neighbours of the kNN baseline (fewer when the training split has fewer windows)."""
+
+
+def _knn_neighbors(n_train: int) -> int:
+    """:data:`KNN_NEIGHBORS`, or half the training windows when there are fewer than twice
+    that: never more neighbours than windows (scikit-learn refuses), and never all of them
+    (every window voting returns the class prior for every sample)."""
+    return max(1, min(KNN_NEIGHBORS, n_train // 2))
+
+
 SVM_MAX_TRAIN = 6000
 """The RBF SVM trains on at most this many (seeded, random) training windows: its cost is
 quadratic in samples, and on a shared 2-core machine the full lab corpus takes too long."""
@@ -211,6 +222,7 @@ def compare_classifiers(
     seed: int,
     xgb_scores: npt.NDArray[np.float64],
     threshold: float,
+    model_label: str = "shipped",
 ) -> list[dict[str, Any]]:
     """Fit the six scikit-learn baselines on the same split and score them with XGBoost's.
 
@@ -218,7 +230,12 @@ def compare_classifiers(
     tree ensembles in recent versions, cannot take NaN) and standardised for the linear,
     distance and kernel models. Each row: classifier, AUC, and metrics at 0.5 (the SVM's
     score is the logistic of its margin); XGBoost is reported at 0.5 and at the
-    shipped threshold.
+    model's threshold (row ``xgboost@<model_label>``).
+
+    The baselines adapt to small training splits (kNN asks for at most half as many
+    neighbours as there are training windows); one that still cannot be fitted (a
+    training split of one class, say) gets a row of NaN metrics whose ``note`` says why,
+    never an exception.
 
     Raises:
         ImportError: scikit-learn is not installed (``pip install minerscope[bench]``).
@@ -244,7 +261,7 @@ def compare_classifiers(
     x_test = np.nan_to_num(x_test.astype(np.float64), nan=np.nan, posinf=1e12, neginf=-1e12)
     models: dict[str, tuple[Any, bool]] = {
         "logistic-regression": (scaled(LogisticRegression(max_iter=2000, class_weight="balanced")), True),
-        "knn": (scaled(KNeighborsClassifier(n_neighbors=15)), False),
+        "knn": (scaled(KNeighborsClassifier(n_neighbors=_knn_neighbors(len(y_train)))), False),
         "svm": (scaled(SVC(C=1.0, class_weight="balanced", random_state=seed)), True),
         "gaussian-nb": (scaled(GaussianNB()), True),
         "gbm": (imputed(HistGradientBoostingClassifier(max_depth=4, random_state=seed)), True),
@@ -260,21 +277,39 @@ def compare_classifiers(
         if name == "svm" and len(rows_used) > SVM_MAX_TRAIN:  # kernel SVM is quadratic in samples
             rows_used = np.sort(np.random.default_rng(seed).choice(rows_used, SVM_MAX_TRAIN, replace=False))
         fit_kw = {f"{last}__sample_weight": w_train[rows_used]} if weighted else {}
-        model.fit(x_train[rows_used], y_train[rows_used], **fit_kw)
-        if hasattr(model.steps[-1][1], "predict_proba"):
-            score = model.predict_proba(x_test)[:, 1]
-        else:  # SVM: the logistic of the margin, so 0.5 is the decision boundary
-            score = 1.0 / (1.0 + np.exp(-model.decision_function(x_test)))
+        try:
+            model.fit(x_train[rows_used], y_train[rows_used], **fit_kw)
+            if hasattr(model.steps[-1][1], "predict_proba"):
+                proba = model.predict_proba(x_test)
+                if proba.shape[1] != 2:  # trained on one class: no mining score to read
+                    raise ValueError(f"the training split has {proba.shape[1]} class(es), 2 needed")
+                score = proba[:, 1]
+            else:  # SVM: the logistic of the margin, so 0.5 is the decision boundary
+                score = 1.0 / (1.0 + np.exp(-model.decision_function(x_test)))
+        except ValueError as exc:  # scikit-learn's word for "not with this data"
+            rows.append(_unfitted(name, y_test, f"{name} could not be fitted: {str(exc).splitlines()[0]}"))
+            continue
         rows.append({"classifier": name, "threshold": 0.5, **binary_metrics(y_test, score, 0.5)})
     rows.append({"classifier": "xgboost", "threshold": 0.5, **binary_metrics(y_test, xgb_scores, 0.5)})
     rows.append(
         {
-            "classifier": "xgboost@shipped",
+            "classifier": f"xgboost@{model_label}",
             "threshold": threshold,
             **binary_metrics(y_test, xgb_scores, threshold),
         }
     )
     return rows
+
+
+def _unfitted(name: str, y_test: npt.NDArray[np.integer], note: str) -> dict[str, Any]:
+    """The row of a baseline that could not be fitted: NaN metrics, no confusion counts, and
+    ``note`` saying why (the report prints it under the table)."""
+    row: dict[str, Any] = dict(binary_metrics(y_test, np.zeros(len(y_test)), 0.5))
+    for key, value in row.items():
+        if isinstance(value, float):
+            row[key] = math.nan
+    row.update({k: "-" for k in ("tp", "fp", "fn", "tn")})
+    return {"classifier": name, "threshold": 0.5, **row, "note": note}
 
 
 def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:

@@ -20,7 +20,9 @@ The recipe, in the order it runs (all of it recorded in the sidecar):
 5. XGBoost (``binary:logistic``; ``multi:softprob`` over the coins, trained on mining
    windows only) with early stopping on the validation part; the operating threshold
    is the lowest one that keeps the benign false-positive rate on validation windows
-   <= 0.1 %.
+   <= 0.1 %. A threshold that catches no mining validation window is refused, and one
+   resting on too few benign windows for that rate to be measured is warned about
+   (:func:`threshold_warnings`).
 6. Metrics on the test part, per window and per flow (a flow's score is its most
    suspicious window), overall and per data source.
 """
@@ -330,7 +332,7 @@ def train_models(
         index = {c: i for i, c in enumerate(coins)}
         cy = ctrain["coin"].replace_strict(index).to_numpy()
         csel = select_features(matrix(ctrain, FEATURE_NAMES), cy, FEATURE_NAMES, task="coin", alpha=alpha)
-        cfeat = list(csel.selected) or bfeat
+        cfeat = list(csel.selected) or bfeat  # no coin feature survives: the binary ones are the best we have
         cparams = {
             **COIN_PARAMS,
             "objective": "multi:softprob",
@@ -362,7 +364,10 @@ def train_models(
             "features": cfeat,
             "classes": coins,
             "rounds": coin_booster.num_boosted_rounds(),
-            "selection": _selection_meta(csel),
+            "selection": {
+                **_selection_meta(csel),
+                **({} if csel.selected else {"fallback": "binary features (none survived the coin test)"}),
+            },
             "excluded": sorted(coin_exclude),
             "params": {k: v for k, v in cparams.items() if k != "eval_metric"},
             "mlogloss_per_round": {k: [round(v, 5) for v in d["mlogloss"]] for k, d in cevals.items()},
@@ -568,8 +573,63 @@ def train(
     result = train_models(
         samples, seed=seed, rounds=rounds, alpha=alpha, window_s=window_s, recipe=recipe, split=split
     )
+    refuse_blind_threshold(result.metadata)
     save_model(out, result.binary, result.metadata, coin=result.coin)
     return result
+
+
+def refuse_blind_threshold(metadata: dict[str, Any]) -> None:
+    """Refuse a model whose operating threshold catches no mining validation window.
+
+    Why refuse rather than warn or exit 3: such a model flags nothing at its threshold,
+    so stage 1 would pass every miner as benign, the silent wrong result a detector must
+    not ship; exit 3 means "partial input" here, which this is not. Refusing before the
+    save also keeps whatever model ``--out`` held (a working one, often) in place. The
+    data is what fell short (classes the validation split cannot tell apart at this
+    size), so it is an :class:`InputError` (exit 4) naming the numbers.
+
+    Raises:
+        InputError: validation recall at the threshold is 0.
+    """
+    binary = metadata["binary"]
+    tv = binary["threshold_validation"]
+    if tv["n_mining"] and tv["recall"] == 0:
+        raise InputError(
+            f"threshold {binary['threshold']:.4f} (benign validation FPR <= {_max_fpr(metadata):g} over "
+            f"{tv['n_benign']} windows) catches none of the {tv['n_mining']} mining validation windows "
+            "(recall 0): this model could never flag mining; not written. Add labelled captures "
+            "(more sessions of both kinds) or another --seed"
+        )
+
+
+def _max_fpr(metadata: dict[str, Any]) -> float:
+    rule = str(metadata["binary"].get("threshold_rule", ""))
+    try:
+        return float(rule.rsplit("<=", 1)[1])
+    except (IndexError, ValueError):
+        return ev.DEFAULT_MAX_FPR
+
+
+def threshold_warnings(metadata: dict[str, Any]) -> list[str]:
+    """Lines to warn with about a written model's threshold (empty when it is sound).
+
+    The rule keeps the benign FPR on validation windows <= ``max_fpr``; with fewer than
+    ``1/max_fpr`` benign windows no false positive at all is allowed, so the threshold
+    only has to clear the highest benign score seen, and the rate the rule promises was
+    never measured. Such a model is written (it flags mining), but the analyst must hear that
+    its false-positive rate is unknown.
+    """
+    binary = metadata["binary"]
+    tv = binary["threshold_validation"]
+    max_fpr = _max_fpr(metadata)
+    needed = math.ceil(1 / max_fpr) if max_fpr > 0 else 0
+    if tv["n_benign"] < needed:
+        return [
+            f"threshold {binary['threshold']:.4f} rests on {tv['n_benign']} benign validation windows: "
+            f"measuring a benign FPR <= {max_fpr:g} needs at least {needed}, so the model's false-positive "
+            f"rate is unknown (validation recall {_f(tv['recall'])} over {tv['n_mining']} windows)"
+        ]
+    return []
 
 
 def summary_lines(result: TrainResult) -> list[str]:
@@ -577,7 +637,10 @@ def summary_lines(result: TrainResult) -> list[str]:
     meta = result.metadata
     lines = [result.binary_selection.summary()]
     if result.coin_selection is not None:
-        lines.append(result.coin_selection.summary())
+        line = result.coin_selection.summary()
+        if not result.coin_selection.selected and meta.get("coin"):
+            line += f"; the coin model is trained on the binary model's {len(meta['coin']['features'])} features instead"
+        lines.append(line)
     b = meta["binary"]
     tv = b["threshold_validation"]
     lines.append(

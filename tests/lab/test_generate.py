@@ -116,3 +116,45 @@ def test_plaintext_lab_miners_are_recognised_by_stage0(tmp_path: Path) -> None:
         assert detect_stratum(c2s[:8192], s2c[:8192]) is not None, r
         checked.add(r.dialect)
     assert len(checked) >= 3
+
+
+@pytest.mark.parametrize("name", ["a/b", "../escape", "..", ".", ""])
+def test_name_must_be_a_plain_file_name(tmp_path: Path, name: str) -> None:
+    res = CliRunner().invoke(
+        main,
+        [
+            "lab",
+            "generate",
+            "--out",
+            str(tmp_path / "g"),
+            "--hours",
+            "0.01",
+            "--sessions",
+            "2",
+            "--name",
+            name,
+        ],
+    )
+    assert res.exit_code == 2, res.output
+    assert "--name" in res.output and "plain file name" in res.output
+    assert list(tmp_path.iterdir()) == []  # nothing written, inside --out or beside it
+    with pytest.raises(InputError, match="plain file name"):
+        generate(LabConfig(seed=1, hours=0.01, sessions=2), tmp_path / "g", name)
+
+
+def test_unwritable_output_paths_are_one_line_and_exit_4(small: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "FILE"
+    a_file.write_text("x")
+    runner = CliRunner()
+    cases = [
+        (["lab", "wrap-tls", str(small / "a.pcapng"), str(tmp_path / "nodir" / "x.pcapng")], "nodir"),
+        (["lab", "generate", "--out", str(a_file / "sub"), "--hours", "0.01", "--sessions", "2"], "FILE/sub"),
+        (["lab", "sample", "--out", str(a_file / "sub")], "FILE/sub"),
+        (["lab", "generate", "--out", "/proc/minerscope-x", "--hours", "0.01", "--sessions", "2"], "/proc/"),
+    ]
+    for args, named in cases:
+        res = runner.invoke(main, args)
+        assert res.exit_code == 4, (args, res.output)
+        errors = [line for line in res.output.splitlines() if line.startswith("minerscope: error:")]
+        assert len(errors) == 1 and named in errors[0], (args, res.output)
+        assert "Traceback" not in res.output

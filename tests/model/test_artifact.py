@@ -160,3 +160,59 @@ def test_no_pickle_anywhere() -> None:
             head = model_file.read_bytes()[:2]
             assert head[:1] == b"{", model_file  # UBJ and JSON objects both start with '{'
             assert head != b"\x80\x04" and head[:1] != b"\x80", model_file  # pickle protocol header
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("threshold", 2.5), ("threshold", float("nan")), ("threshold", -0.1), ("window_s", 0.0)],
+)
+def test_out_of_range_sidecar_numbers_name_the_file_and_field(
+    trained: tuple[Path, TrainResult], tmp_path: Path, field: str, value: float
+) -> None:
+    folder = _copy(trained[0], tmp_path)
+    sidecar = folder / METADATA_FILE
+    meta = json.loads(sidecar.read_text())
+    if field == "threshold":
+        meta["binary"]["threshold"] = value
+        name = "binary.threshold"
+    else:
+        meta[field] = value
+        name = field
+    sidecar.write_text(json.dumps(meta))  # (NaN is written as JSON's NaN extension, as a hand edit might)
+    with pytest.raises(ModelError) as caught:
+        load_model(folder)
+    assert str(sidecar) in str(caught.value) and f"{name} must be" in str(caught.value)
+
+
+def test_a_model_written_by_a_newer_minerscope_loads_with_a_warning(
+    trained: tuple[Path, TrainResult], tmp_path: Path
+) -> None:
+    folder = _copy(trained[0], tmp_path)
+    assert load_model(folder).warnings == ()
+    sidecar = folder / METADATA_FILE
+    meta = json.loads(sidecar.read_text())
+    meta["libraries"]["minerscope"] = "99.1.0"
+    sidecar.write_text(json.dumps(meta))
+    (warning,) = load_model(folder).warnings
+    assert str(sidecar) in warning and "newer" in warning and "99.1.0" in warning
+
+
+def test_save_refuses_a_folder_holding_other_files(trained: tuple[Path, TrainResult], tmp_path: Path) -> None:
+    from minerscope.errors import InputError
+
+    _, result = trained
+    proj = tmp_path / "proj"
+    (proj / "sub").mkdir(parents=True)
+    (proj / "notes.txt").write_text("mine")
+    (proj / "sub" / "y.txt").write_text("also mine")
+    with pytest.raises(InputError, match="not empty and holds no minerscope model"):
+        save_model(proj, result.binary, result.metadata)
+    assert sorted(p.name for p in proj.iterdir()) == ["notes.txt", "sub"]
+    assert (proj / "sub" / "y.txt").read_text() == "also mine"
+    model = tmp_path / "model"
+    save_model(model, result.binary, result.metadata)
+    save_model(model, result.binary, result.metadata)  # a model folder is still replaced
+    (model / "README").write_text("kept")
+    with pytest.raises(InputError, match="README"):
+        save_model(model, result.binary, result.metadata)
+    assert (model / "README").read_text() == "kept"

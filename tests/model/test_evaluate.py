@@ -102,3 +102,28 @@ def test_a_gap_between_the_classes_gives_the_floor_and_costs_no_recall() -> None
     score = np.concatenate([benign, mining])
     low = ev.choose_threshold(y, score)
     assert low.value == ev.MIN_THRESHOLD and low.recall == 1.0 and low.fpr == 0.0
+
+
+def test_baselines_adapt_to_a_tiny_training_split() -> None:
+    """12 training windows (lab-real's split under the shipped model): kNN asked for 15
+    neighbours raised; a training split of one class cannot fit most baselines at all."""
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 10)
+    x = np.column_stack([rng.normal(y * 3.0, 1.0), rng.normal(0, 1, 20)]).astype(np.float32)
+    train, test = np.r_[0:6, 10:16], np.r_[6:10, 16:20]
+    kw = {"seed": 0, "xgb_scores": y[test] * 0.9, "threshold": 0.6, "model_label": "mine"}
+    rows = ev.compare_classifiers(x[train], y[train], np.ones(12), x[test], y[test], **kw)
+    assert [r["classifier"] for r in rows][-1] == "xgboost@mine"
+    assert not any(r.get("note") for r in rows)
+    knn = next(r for r in rows if r["classifier"] == "knn")
+    assert knn["auc"] > 0.6  # fitted and scoring (6 neighbours of 12 windows)
+
+    one_class = np.r_[10:16]  # mining only
+    rows = ev.compare_classifiers(x[one_class], y[one_class], np.ones(6), x[test], y[test], **kw)
+    noted = {r["classifier"]: r["note"] for r in rows if r.get("note")}
+    assert "logistic-regression" in noted and "could not be fitted" in noted["logistic-regression"]
+    for row in rows:
+        if row.get("note"):
+            assert math.isnan(row["auc"]) and row["tp"] == "-"
+    assert ev.format_table(rows, ["classifier", "auc", "tp"])  # the table still renders

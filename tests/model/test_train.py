@@ -181,3 +181,37 @@ def test_coin_data_trains_the_coin_model_and_leaves_the_binary_one_alone(tmp_pat
     assert booster_bytes(result.binary) == booster_bytes(alone.binary)
     assert result.metadata["data"]["coin_only_groups"] == meta["data"]["coin_only_groups"]
     assert result.metadata["metrics"]["test"] == alone.metadata["metrics"]["test"]
+
+
+def test_a_threshold_that_catches_no_mining_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    """Validation groups labelled the wrong way round: the threshold clears their "benign"
+    windows (really mining) and so every "mining" one: a model that could never flag mining."""
+    from minerscope.model.train import train
+
+    data = labelled_groups(n_groups=10, per_class=4, seed=2)
+    split = deal_groups(build_samples(data), set(), seed=1)
+    flipped = []
+    for ds in data:
+        if split[ds.labels["group"][0]] == "val":  # every group has both classes: same split
+            ds = dataclasses.replace(
+                ds, labels=ds.labels.with_columns((1 - pl.col("label")).cast(pl.Int8).alias("label"))
+            )
+        flipped.append(ds)
+    out = tmp_path / "m"
+    with pytest.raises(InputError, match=r"recall 0\).*could never flag mining; not written") as caught:
+        train(flipped, out, seed=1, rounds=5)
+    assert "threshold 0." in str(caught.value) and "mining validation windows" in str(caught.value)
+    assert not out.exists()
+
+
+def test_few_benign_validation_windows_are_warned_about(trained: tuple[Path, TrainResult]) -> None:
+    from minerscope.model.train import threshold_warnings
+
+    _, result = trained
+    n_benign = result.metadata["binary"]["threshold_validation"]["n_benign"]
+    assert 0 < n_benign < 1000
+    (line,) = threshold_warnings(result.metadata)
+    assert f"rests on {n_benign} benign validation windows" in line and "needs at least 1000" in line
+    many = {**result.metadata, "binary": {**result.metadata["binary"]}}
+    many["binary"]["threshold_validation"] = {**many["binary"]["threshold_validation"], "n_benign": 5000}
+    assert threshold_warnings(many) == []
