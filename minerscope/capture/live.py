@@ -543,6 +543,7 @@ class PipeCapture:
         if not found.complete:
             report.complete = False
             report.damage_offset = found.damage_offset
+            report.damage = found.damage  # ("damaged at byte N: why", as scan records it)
 
     def close(self) -> None:
         """Close the stream (idempotent)."""

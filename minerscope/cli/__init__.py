@@ -102,13 +102,20 @@ class LazyGroup(click.Group):
         interrupt: Ctrl-C gave click's "Aborted!" and exit 1 ("a bug" in the README's
         table), or, landing inside a compiled kernel, a 76-line traceback of the
         ``SystemError`` numba wraps it in."""
+        import signal
+
         from minerscope.cli import stdout
 
         stdout.install()
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started as a background job
+            from minerscope.cli.workers import keep_interrupts_ours
+
+            keep_interrupts_ours()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # again, over polars' handler
         try:
             result = super().invoke(ctx)
         except BaseException as exc:
-            if _interrupted(exc):
+            if interrupted(exc):
                 _flush_quietly()
                 click.echo("minerscope: interrupted", err=True)
                 raise click.exceptions.Exit(INTERRUPTED) from None
@@ -136,7 +143,7 @@ READER_GONE = 141
 """Exit status when standard output's reader closed it (``| head``): 128 + SIGPIPE."""
 
 
-def _interrupted(exc: BaseException) -> bool:
+def interrupted(exc: BaseException) -> bool:
     """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt (numba re-raises
     one that lands in a kernel's boxing code as ``SystemError``)."""
     seen: set[int] = set()

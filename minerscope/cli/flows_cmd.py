@@ -96,16 +96,17 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             sys.stdout, headers, cells, boxed=False, right=right, max_width=width, flexible=flexible
         )
         return
-    from rich.console import Console  # rich loads only when a table is printed
     from rich.table import Table
     from rich.text import Text
+
+    from minerscope.cli.stdout import results_console  # rich loads only when a table is printed
 
     table = Table(box=None, pad_edge=False, show_edge=False)
     for title in headers:
         table.add_column(title, justify="right" if title in _RIGHT else "left")
     for row in cells:
         table.add_row(*(Text(c) for c in row))
-    Console(file=sys.stdout, soft_wrap=True).print(table)
+    results_console(soft_wrap=True).print(table)
 
 
 def _table_cells(row: dict[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +224,8 @@ def live(
             probe_scope = Scope.for_capture(scope_allow, scope_deny)
         except errors.InputError as exc:
             fail(exc)
-        _run_tui(live_options, options, db_path, probe_scope)
+        recorded = None if no_store else (db_path, label, streamed)
+        _run_tui(live_options, options, db_path, probe_scope, recorded)
         ctx.exit(int(ExitCode.OK))
 
     prober = None
@@ -323,12 +324,7 @@ def live(
                 line = f"{label}: {state} · {update.flows_scored:,} scored{probes}"
                 bar.update(task, description=clean(line))
             if case is not None:
-                reading = None
-                if update.done and update.report is not None:  # what the session's reading found
-                    report = update.report
-                    dropped = report.capture_dropped if streamed else update.dropped
-                    reading = (report.complete, report.damage or "", dropped)
-                case.add(update.rows, packets=update.packets, final=update.done, reading=reading)
+                case.add_update(update, streamed=streamed)
             records: list[dict[str, Any]] = []
             if update.rows is not None:
                 for row in update.rows.iter_rows(named=True):
@@ -417,25 +413,40 @@ class _CaseWriter:
         self._packets = packets
         self._reading = reading or self._reading
         if final or time.monotonic() - self._flushed >= STORE_EVERY_S:
-            self.flush()
+            self.flush(final=final)
 
-    def flush(self) -> None:
+    def add_update(self, update: Any, *, streamed: bool) -> None:
+        """Take one of the live pipeline's updates (:func:`minerscope.live.iter_live`); the
+        last carries what the session's reading found: a stream's damage and its sensor's
+        drops (pcapng statistics), or the kernel's drops on an interface."""
+        reading = None
+        if update.done and update.report is not None:
+            report = update.report
+            dropped = report.capture_dropped if streamed else update.dropped
+            reading = (report.complete, report.damage or "", dropped)
+        self.add(update.rows, packets=update.packets, final=update.done, reading=reading)
+
+    def flush(self, *, final: bool = False) -> None:
+        """Write the rows waiting; at the end (``final``) the session's reading and packet
+        count too, rows or not: a session whose flows were all written earlier (or that had
+        none) ended with an empty ``read`` in ``case show``, its damage and drops lost."""
         import polars as pl
 
         self._flushed = time.monotonic()
-        if not self._pending:
+        if not self._pending and not final:
             return
-        rows = pl.concat(self._pending, how="diagonal_relaxed")
+        rows = pl.concat(self._pending, how="diagonal_relaxed") if self._pending else None
         self._pending.clear()
         if self._capture_id is None:
             self._capture_id = self._store.add_live_capture(self._interface, started=self._started)
-        self._store.record_flows(self._capture_id, rows)
+        if rows is not None:
+            self._store.record_flows(self._capture_id, rows)
         complete, damage, dropped = self._reading or (None, "", None)
         self._store.update_capture(
             self._capture_id,
             packets=self._packets,
-            first_ts=rows["first_seen"].min(),
-            last_ts=rows["last_seen"].max(),
+            first_ts=None if rows is None else rows["first_seen"].min(),
+            last_ts=None if rows is None else rows["last_seen"].max(),
             complete=complete,
             damage=damage,
             sensor_dropped=dropped,
@@ -443,13 +454,37 @@ class _CaseWriter:
 
     def close(self) -> None:
         try:
-            self.flush()
+            self.flush(final=True)
         finally:
             self._store.close()
 
 
-def _run_tui(live_options: Any, options: Any, db_path: Path, probe_scope: Any = None) -> None:
-    """The workstation, fed by the live pipeline (checked first, so errors print as one line)."""
+def _recording(loader: Any, db_path: Path, label: str, streamed: bool) -> Any:
+    """``loader`` (the workstation's: :func:`minerscope.live.iter_live`) with every update
+    also recorded in the case file, as the headless session records them (``live --tui``
+    left no capture in the case file: only its probes and notes)."""
+
+    def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        case = _CaseWriter(db_path, label)  # (its connection belongs to the loader's thread)
+        try:
+            for update in loader(*args, **kwargs):
+                case.add_update(update, streamed=streamed)
+                yield update
+        finally:
+            case.close()
+
+    return run
+
+
+def _run_tui(
+    live_options: Any,
+    options: Any,
+    db_path: Path,
+    probe_scope: Any = None,
+    recorded: tuple[Path, str, bool] | None = None,
+) -> None:
+    """The workstation, fed by the live pipeline (checked first, so errors print as one
+    line); ``recorded``: (case file, capture label, a stream?) to record the session in."""
     from functools import partial
 
     from minerscope.capture.live import LiveCapture, capture_source
@@ -475,6 +510,8 @@ def _run_tui(live_options: Any, options: Any, db_path: Path, probe_scope: Any = 
         [Path(live_options.interface)],
         db_path=db_path,
         options=options,
-        loader=partial(iter_live, live=live_options),
+        loader=partial(iter_live, live=live_options)
+        if recorded is None
+        else _recording(partial(iter_live, live=live_options), *recorded),
         probe_scope=probe_scope,
     )

@@ -442,7 +442,8 @@ def _table_cells(record: Mapping[str, Any]) -> tuple[str, ...]:
         clean(name, 60),
         str(record.get("packets", "")),
         "" if p is None else NOT_SCORED if unscored(record) else f"{float(p):.3f}",
-        clean(str(record.get("verdict") or "")),
+        # an analyst's dismissal outranks the verdict in a table for people (JSONL keeps both)
+        "dismissed" if record.get("analyst") == "dismissed" else clean(str(record.get("verdict") or "")),
         clean(record.get("coin") or ""),
         clean(badges),
         clean(probe_text),
@@ -458,9 +459,9 @@ def write_table(records: Sequence[Mapping[str, Any]], out: IO[str] | None = None
     rows = [_table_cells(r) for r in records]
     title = clean(title)
     if plaintable.use_rich(out, len(rows)):
-        from rich.console import Console
+        from minerscope.cli.stdout import results_console
 
-        _rich_table(Console(file=out), rows, title)
+        _rich_table(results_console(file=out), rows, title)
     else:  # many rows (Rich took 28 s and 0.9 GB for 56 k flows), or a pipe or file
         plaintable.draw(
             out, TABLE_HEADERS, rows, title=title, max_width=plaintable.terminal_width(out), flexible=(2, 7)

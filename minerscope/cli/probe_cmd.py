@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +73,10 @@ def _attempt_line(attempt: ProbeAttempt) -> str:
 
 def render_table(verdicts: Sequence[Verdict | NotProbed], *, verbose: bool = False, out: Any = None) -> None:
     """Print verdicts as a rich table; peer text is inert ``Text`` (no markup parsing)."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from minerscope.cli.stdout import results_console
 
     table = Table(show_lines=verbose)
     for name in ("target", "pool", "confidence", "dialect", "transport", "outcome", "evidence"):
@@ -114,9 +115,9 @@ def render_table(verdicts: Sequence[Verdict | NotProbed], *, verbose: bool = Fal
             Text(str(v.outcome)),
             Text(evidence),
         )
-    console = Console(file=out or sys.stdout)
+    console = results_console(file=out or sys.stdout)
     if not console.is_terminal:
-        console = Console(file=out or sys.stdout, width=200)
+        console = results_console(file=out or sys.stdout, width=200)
     console.print(table)
 
 
@@ -234,22 +235,28 @@ def probe(
         )
         refused: list[str] = []
         show = progress_wanted(quiet, results_stream=fmt == "jsonl")
-        records = asyncio.run(_run(parsed, options, fmt, refused, show_progress=show))
+        with ExitStack() as stack:
+            store = None
+            if not no_store:  # opened first: a bad case file is one line before any probe
+                from minerscope.store import default_db_path, open_store
+
+                db = (ctx.obj or {}).get("db")
+                store = stack.enter_context(open_store(Path(db) if db else default_db_path()))
+            records = asyncio.run(
+                _run(
+                    parsed,
+                    options,
+                    fmt,
+                    refused,
+                    show_progress=show,
+                    record=None if store is None else store.record_probe,
+                )
+            )
     except errors.MinerscopeError as exc:
         fail(exc)
         return
     if fmt == "table":
         render_table(records, verbose=verbose)
-    verdicts = [r for r in records if isinstance(r, Verdict)]
-    if not no_store and verdicts:
-        from minerscope.stage2 import record_verdicts
-        from minerscope.store import default_db_path
-
-        db = (ctx.obj or {}).get("db")
-        try:
-            record_verdicts(Path(db) if db else default_db_path(), verdicts)
-        except errors.MinerscopeError as exc:
-            fail(exc)
     if refused:
         sys.exit(int(ExitCode.INPUT))
 
@@ -288,10 +295,18 @@ def _not_probed(target: Target, exc: errors.ScopeError) -> NotProbed:
 
 
 async def _run(
-    targets: list[Target], options: ProbeOptions, fmt: str, refused: list[str], *, show_progress: bool = False
+    targets: list[Target],
+    options: ProbeOptions,
+    fmt: str,
+    refused: list[str],
+    *,
+    show_progress: bool = False,
+    record: Callable[[Verdict], object] | None = None,
 ) -> list[Verdict | NotProbed]:
     """Probe every target; JSONL records printed as they come, a bar of targets done on
-    stderr with ``show_progress``.
+    stderr with ``show_progress``. ``record`` (the case file's) takes each verdict as it
+    comes, before it is printed: an interrupt or a full disk later loses no pool already
+    confirmed.
 
     A literal target in a ``--deny`` network gets its record at once and is not probed (a
     name resolving into one, once resolved); any other literal target out of scope stops
@@ -299,10 +314,12 @@ async def _run(
     record too, and is also put in ``refused`` (exit 4)."""
     out: list[Verdict | NotProbed] = []
 
-    def emit(record: Verdict | NotProbed) -> None:
-        out.append(record)
+    def emit(found: Verdict | NotProbed) -> None:
+        out.append(found)
+        if record is not None and isinstance(found, Verdict):
+            record(found)
         if fmt == "jsonl":
-            click.echo(record.to_jsonl())
+            click.echo(found.to_jsonl())
 
     todo: list[Target] = []
     denied: list[NotProbed] = []
@@ -315,8 +332,8 @@ async def _run(
             denied.append(_not_probed((host, port), exc))
             continue
         todo.append((host, port))
-    for record in denied:
-        emit(record)
+    for refusal in denied:
+        emit(refusal)
 
     with ExitStack() as stack:
         bar = stack.enter_context(stderr_progress()) if show_progress else None

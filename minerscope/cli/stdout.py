@@ -20,12 +20,13 @@ import errno
 import io
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
+    from rich.console import Console
 
-__all__ = ["OutputLost", "discard", "flush", "install"]
+__all__ = ["OutputLost", "discard", "flush", "install", "results_console"]
 
 
 class OutputLost(Exception):
@@ -129,3 +130,21 @@ def discard() -> None:
         os.close(devnull)
     except (OSError, ValueError, io.UnsupportedOperation):
         pass
+
+
+def results_console(**options: Any) -> Console:
+    """A Rich console printing results to standard output (``file`` defaults to it).
+
+    Rich answers a broken pipe with ``SystemExit(1)`` (its ``on_broken_pipe``): a closed
+    reader then looked like exit 1, "a bug", and skipped whatever the command still had
+    to do (``probe | true`` recorded no pool). Here it stays ``BrokenPipeError``, which
+    the command line ends with 141 like every other write to a closed pipe."""
+    from rich.console import Console
+
+    class _ResultsConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "standard output's reader closed it")
+
+    options.setdefault("file", sys.stdout)
+    return _ResultsConsole(**options)

@@ -183,6 +183,11 @@ def _export_blacklist(
     click.echo(f"{count.written} indicators exported", err=True)
     if count.skipped:
         warn(f"{count.skipped} indicators cannot be expressed in the {fmt} format and were left out")
+    if count.widened:
+        warn(
+            f"{count.widened} IP:port indicators are written for their whole address "
+            f"(the {fmt} format has no port): it matches more than the indicator did"
+        )
 
 
 _BLACKLIST_FORMATS = ["plain", "hosts", "csv", "zeek", "suricata-iprep", "suricata-rules"]

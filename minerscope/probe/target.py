@@ -6,6 +6,10 @@ importing the I/O stack (asyncio transports, httpx, websockets, cryptography).
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
+
 from minerscope.errors import InputError
 from minerscope.untrusted import is_decimal
 
@@ -37,4 +41,33 @@ def parse_target(text: str, default_port: int | None = None) -> Target:
         port_text = str(default_port)
     if not host or not is_decimal(port_text) or not 0 < int(port_text) < 65536:
         raise InputError(f"target {raw[:80]!r}: expected host:port with a port 1-65535")
-    return host, int(port_text)
+    return canonical_host(host), int(port_text)
+
+
+_LEGACY_IPV4 = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)(\.(0[xX][0-9a-fA-F]+|[0-9]+)){0,3}")
+"""The spellings ``inet_aton`` (and so a resolver) reads as an IPv4 address: 2130706433,
+127.1, 127.000.000.001, 0x7f.1."""
+
+
+def canonical_host(host: str) -> str:
+    """One spelling per address: an IP literal in its standard form (an IPv4-mapped IPv6
+    address as the IPv4 address; the legacy IPv4 spellings a resolver accepts, such as
+    ``2130706433`` or ``127.000.000.001``, as dotted quads), a host name in lower case.
+
+    Why: five spellings of 127.0.0.1 were probed five times and became five pools in the
+    case file, one of them a "domain" indicator named 127.000.000.001."""
+    text = host.strip()
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        if _LEGACY_IPV4.fullmatch(text):
+            try:
+                return socket.inet_ntoa(socket.inet_aton(text))
+            except OSError:
+                pass
+        return text.lower()
+    if "%" in text:  # a zone id names the interface: keep it
+        return text
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)

@@ -70,6 +70,8 @@ class ExportCount:
 
     written: int
     skipped: int = 0
+    widened: int = 0
+    """Indicators written broader than they are (an IP:port as its whole address)."""
 
 
 def _pool_record(pool: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,7 +174,9 @@ def write_blacklist(
             if r["value"] not in seen:
                 seen.add(r["value"])
                 out.write(f"{r['value']},{SURICATA_CATEGORY_ID},{SURICATA_SCORE}\n")
-        return ExportCount(len(seen), len(rows) - len(ips))
+        # IP reputation has no port: an IP:port indicator stands for its whole address
+        widened = sum(1 for r in ips if r["kind"] == "ip_port")
+        return ExportCount(len(seen), len(rows) - len(ips), widened)
     if fmt == "suricata-rules":
         return _suricata_rules(rows, out, sid_base)
     raise ValueError(f"unknown blacklist format {fmt!r}")

@@ -119,3 +119,44 @@ def test_ctrl_c_ends_a_parallel_scan_in_one_line(tmp_path: Path) -> None:
             pytest.fail("scan -j2 did not end after Ctrl-C")
     assert proc.returncode == 130, err
     assert err == "minerscope: interrupted\n"
+
+
+def test_a_scan_started_with_ctrl_c_ignored_finishes(tmp_path: Path) -> None:
+    """A shell's background job (``minerscope scan -j2 ... &``) starts with SIGINT ignored.
+    Its workers installed their own handler anyway: a Ctrl-C meant for the foreground
+    aborted a worker's capture, and the parent then printed the worker's traceback
+    (numba's SystemError, its interrupt lost on the way back) and exited 1."""
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    for i in range(6):
+        shutil.copy(SAMPLE, captures / f"part{i}.pcapng")
+    out = tmp_path / "out.jsonl"
+    with out.open("w") as sink:
+        proc = subprocess.Popen(
+            [
+                *CLI,
+                "--db",
+                str(tmp_path / "case.sqlite"),
+                "scan",
+                "-j2",
+                "--format",
+                "jsonl",
+                "-q",
+                str(captures),
+            ],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+        deadline = time.monotonic() + 240
+        while out.stat().st_size == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while proc.poll() is None and time.monotonic() < deadline:  # Ctrl-C, again and again
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert err == ""
+    assert len(out.read_text().splitlines()) == 6 * 351

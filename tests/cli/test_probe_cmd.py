@@ -252,3 +252,50 @@ def test_probe_records_its_verdicts_in_the_case_file_unless_no_store(
     skipped = tmp_path / "untouched.db"
     result = runner.invoke(main, ["--db", str(skipped), "probe", targets[0], "--no-store", *FAST])
     assert result.exit_code == ExitCode.OK and not skipped.exists()
+
+
+def test_spellings_of_one_address_are_one_target_in_its_standard_form(
+    lab: ThreadedServers, tmp_path: Path
+) -> None:
+    """127.0.0.1 written five ways was probed five times and became five pools, one a
+    "domain" indicator named 127.000.000.001."""
+    from minerscope.store import open_store
+
+    pool = lab.start(start_pool("xmrig", job_interval=0))
+    assert pool.host == "127.0.0.1"
+    spellings = [
+        f"{h}:{pool.port}"
+        for h in ("127.0.0.1", "127.000.000.001", "[::ffff:127.0.0.1]", "2130706433", "127.1")
+    ]
+    db = tmp_path / "case.db"
+    result = CliRunner().invoke(
+        main, ["--db", str(db), "probe", *spellings, "--format", "jsonl", "--dialect", "xmrig", *FAST]
+    )
+    assert result.exit_code == ExitCode.OK, result.output
+    assert [json.loads(line)["target"] for line in result.stdout.splitlines()] == [f"127.0.0.1:{pool.port}"]
+    with open_store(db) as store:
+        assert [(p["host"], p["port"]) for p in store.list_pools()] == [("127.0.0.1", pool.port)]
+        assert {i["kind"] for i in store.list_indicators()} <= {"ip", "ip_port"}
+
+
+def test_a_closed_reader_still_leaves_the_pool_in_the_case_file(lab: ThreadedServers, tmp_path: Path) -> None:
+    """``probe ... | true``: Rich answered the broken pipe with exit 1 ("a bug") and the
+    case file, written after the table, never got the pool the probe had confirmed."""
+    from minerscope.store import open_store
+
+    pool = lab.start(start_pool("xmrig", job_interval=0))
+    db = tmp_path / "case.db"
+    with subprocess.Popen(
+        [sys.executable, "-m", "minerscope", "--db", str(db), "probe", f"{pool.host}:{pool.port}"]
+        + ["--dialect", "xmrig", "-q", *FAST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the table is printed
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    assert code == 141, err
+    assert err == b""
+    with open_store(db) as store:
+        assert [(p["host"], p["port"]) for p in store.list_pools()] == [pool.target]

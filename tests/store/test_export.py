@@ -259,3 +259,14 @@ def _export_pools_csv(store: Store) -> str:
     out = io.StringIO()
     write_pools_csv(store, out)
     return out.getvalue()
+
+
+def test_suricata_iprep_says_when_an_ip_port_is_widened_to_its_address(store: Store) -> None:
+    """IP reputation has no port: an IP:port pool indicator was written for its whole
+    address with no word, matching more than the indicator did."""
+    store.add_indicator("ip_port", "2001:db8::1", port=4444)
+    store.add_indicator("ip", "203.0.113.9")
+    out = io.StringIO()
+    count = write_blacklist(store, out, "suricata-iprep")
+    assert {line.split(",")[0] for line in out.getvalue().splitlines()} == {"2001:db8::1", "203.0.113.9"}
+    assert (count.written, count.widened) == (2, 1)

@@ -118,3 +118,28 @@ async def test_server_and_client_are_filter_fields() -> None:
         await pilot.press("slash", "ctrl+a", "ctrl+k", *"client=10.0.0.3", "enter")
         assert column(app, "src") == ["10.0.0.3"]
         assert "error" not in shown(app.flows_screen.query_one("#status"))
+
+
+async def test_a_question_is_shown_to_its_end() -> None:
+    """The probe and dismiss questions were cut off at the modal's edge ("... this se"):
+    the analyst answered y/n without reading what the action does."""
+    from textual.app import App
+
+    from minerscope.tui.screens.cases import AskScreen
+
+    question = (
+        "probe 127.20.0.7:443? it is outside the probe scope (127.20.0.9/32); this sends traffic "
+        "to it, and the end of this sentence must be on the screen: LAST-WORDS"
+    )
+
+    class Asking(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(AskScreen(question))
+
+    app = Asking()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        label = app.screen.query_one("#question")
+        assert label.size.height >= 2  # wrapped, not clipped to one line
+        assert label.region.right <= app.screen.size.width
+        assert "LAST-WORDS" in str(label.render())

@@ -106,3 +106,48 @@ async def test_a_stream_from_a_fifo_fills_the_workstation_and_ends_with_it(tmp_p
     rows = app.session.rows
     assert set(rows["capture"]) == {str(fifo)}
     assert rows.filter(rows["verdict"] == "mining").height >= 8
+
+
+async def test_the_workstations_live_session_is_recorded_in_the_case_file(tmp_path: Path) -> None:
+    """``live --tui`` left no capture in the case file (only the workstation's probes and
+    notes): the headless session records its flows and reading, the workstation now too."""
+    import os
+    import threading
+
+    from minerscope import resources
+    from minerscope.cli.live_cmd import _recording
+    from minerscope.store import open_store
+
+    sample = resources.sample_capture()
+    if not sample.is_file():
+        pytest.skip("bundled sample capture not generated")
+    fifo = tmp_path / "tap"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(sample.read_bytes())
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    messages: list[Message] = []
+    db = tmp_path / "case.sqlite"
+    app = MinerscopeApp(
+        [fifo],
+        db_path=db,
+        options=TriageOptions(window_s=1e6),
+        loader=_recording(partial(iter_live, live=LiveOptions(str(fifo))), db, "tap", True),
+    )
+    async with app.run_test(size=(160, 40), message_hook=messages.append) as pilot:
+        await until(pilot, lambda: any(isinstance(m, LoadFinished) for m in messages), 120_000 * MS)
+        await pilot.pause()
+        await pilot.press("q")
+    feeder.join(timeout=5)
+    with open_store(db) as store:
+        (capture,) = store.list_captures()
+    assert (capture["path"], capture["flows"], capture["packets"], capture["complete"]) == (
+        "live:tap",
+        351,
+        13423,
+        1,
+    )

@@ -310,6 +310,7 @@ class AskScreen(ModalScreen[bool]):
     AskScreen > Vertical { width: 90%; max-width: 80; height: auto; border: thick $warning;
         background: $surface; padding: 0 1; }
     AskScreen Horizontal { height: auto; }
+    AskScreen #question { width: 100%; }
     """
 
     def __init__(self, question: str, *, yes: str = "Yes", no: str = "No", id: str = "ask") -> None:
