@@ -64,9 +64,11 @@ def run_measured(cmd: list[str], stdout: Any = subprocess.DEVNULL) -> dict[str, 
 
 
 def scan_cmd(target: Path, jobs: int, *more: Path, db: Path | None = None) -> list[str]:
-    """``scan`` of the targets as JSONL; ``db``: into that case file (else ``--no-store``)."""
+    """``scan`` of the targets as JSONL; ``db``: into that case file (else ``--no-store``,
+    naming a case file that does not exist: ``--no-store`` still reads an existing one's
+    blacklist, and the figure is the pipeline's, whatever case file this user has)."""
     targets = [str(t) for t in (target, *more)]
-    case_file = ["--db", str(db)] if db is not None else []
+    case_file = ["--db", str(db if db is not None else OUT / "no-case-file.sqlite")]
     no_store = [] if db is not None else ["--no-store"]
     scan = ["scan", *targets, "-j", str(jobs), "-q", "--format", "jsonl", *no_store]
     return [sys.executable, "-m", "minerscope", *case_file, *scan]

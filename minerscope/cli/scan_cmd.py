@@ -223,7 +223,7 @@ def scan(
         except errors.InputError as exc:
             fail(exc)
     paths = [str(p) for p in files]
-    from minerscope.store import default_db_path
+    from minerscope.userdirs import default_db_path  # (not the store: --no-store need not load it)
 
     db = (ctx.obj or {}).get("db")
     chosen = Path(db) if db else default_db_path()

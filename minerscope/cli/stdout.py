@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["OutputLost", "discard", "flush", "install", "results_console"]
 
 
+BUFFER_BYTES = 1 << 20
+"""Standard output's buffer: the raw layer is Python, so each flush is a Python call; at
+io's default 8 KiB a 100 MB JSONL scan made 13,000 of them (~0.03 CPU s)."""
+
+
 class OutputLost(Exception):
     """Results could not be written to standard output (disk full, I/O error...)."""
 
@@ -96,7 +101,7 @@ def install() -> None:
     except OSError:
         return
     sys.stdout = io.TextIOWrapper(
-        _Buffered(_WholeWrites(fd)),
+        _Buffered(_WholeWrites(fd), buffer_size=BUFFER_BYTES),
         encoding=out.encoding,
         errors=out.errors,
         newline=None,

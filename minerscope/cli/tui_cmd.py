@@ -30,13 +30,6 @@ if TYPE_CHECKING:
     from minerscope.triage import TriageOptions
 
 
-def default_db_path() -> Path:
-    """The default case file: ``<user data dir>/minerscope/cases.sqlite``."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("minerscope", appauthor=False)) / "cases.sqlite"
-
-
 @click.command(name="open")
 @click.argument("captures", nargs=-1, type=click.Path(path_type=Path))
 @model_option
@@ -121,6 +114,8 @@ def workstation_args(
             )
         if not path.is_file():
             raise CaptureError("no such file", path=str(path))
+    from minerscope.userdirs import default_db_path
+
     case_file = Path(db) if db else default_db_path()
     case_file.parent.mkdir(parents=True, exist_ok=True)
     options = TriageOptions(

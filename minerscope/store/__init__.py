@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from minerscope.store.api import Store, open_store
 from minerscope.store.blacklist import load_blacklist
-from minerscope.store.db import default_db_path
 from minerscope.store.migrations import SCHEMA_VERSION
+from minerscope.userdirs import default_db_path
 
 __all__ = ["SCHEMA_VERSION", "Store", "default_db_path", "load_blacklist", "open_store"]

@@ -19,7 +19,6 @@ from minerscope.store.db import (
     BUSY_TIMEOUT_S,
     StoreBase,
     connect,
-    default_db_path,
     integrity_check,
     refuse_non_sqlite,
 )
@@ -28,6 +27,7 @@ from minerscope.store.migrations import migrate
 from minerscope.store.pools import endpoint_text
 from minerscope.store.probes import ProbeOps
 from minerscope.timetext import time_order, utc_text
+from minerscope.userdirs import default_db_path
 
 if TYPE_CHECKING:  # polars is only needed by callers that already hold a frame
     import polars as pl

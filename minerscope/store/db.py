@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -40,20 +39,8 @@ from minerscope.errors import StoreError
 
 BUSY_TIMEOUT_S = 10.0
 """How long a writer waits for another process's transaction before giving up."""
-DB_FILENAME = "cases.sqlite"
-ENV_VAR = "MINERSCOPE_DB"
 DEFAULT_CASE = "default"
 """The case used when an operation names none (created on first use)."""
-
-
-def default_db_path() -> Path:
-    """``$MINERSCOPE_DB`` if set, else ``cases.sqlite`` in the user data directory (XDG on Linux)."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env)
-    import platformdirs  # deferred: only needed when no path was given
-
-    return platformdirs.user_data_path("minerscope", appauthor=False) / DB_FILENAME
 
 
 def _default_actor() -> str:
