@@ -8,6 +8,8 @@ table with their SNI and scores while the capture runs, and that quitting stops 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -70,12 +72,8 @@ async def test_live_capture_fills_the_workstation_while_it_runs(tmp_path: Path) 
     assert all(0.0 <= p <= 1.0 for p in rows["p_mining"])
 
 
-async def test_a_stream_from_a_fifo_fills_the_workstation_and_ends_with_it(tmp_path: Path) -> None:
-    """``live --tui -i FIFO`` (a sensor's ``tcpdump -U -w -`` written to a FIFO): the flows of
-    the stream reach the table, and the stream's end ends the session like a file's."""
-    import os
-    import threading
-
+def _sample_fed_to_a_fifo(tmp_path: Path) -> tuple[Path, threading.Thread]:
+    """A FIFO and a thread writing the bundled sample into it (a sensor's ``tcpdump -U -w -``)."""
     from minerscope import resources
 
     sample = resources.sample_capture()
@@ -90,6 +88,13 @@ async def test_a_stream_from_a_fifo_fills_the_workstation_and_ends_with_it(tmp_p
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
+    return fifo, feeder
+
+
+async def test_a_stream_from_a_fifo_fills_the_workstation_and_ends_with_it(tmp_path: Path) -> None:
+    """``live --tui -i FIFO`` (a sensor's ``tcpdump -U -w -`` written to a FIFO): the flows of
+    the stream reach the table, and the stream's end ends the session like a file's."""
+    fifo, feeder = _sample_fed_to_a_fifo(tmp_path)
     messages: list[Message] = []
     app = MinerscopeApp(
         [fifo],
@@ -111,25 +116,10 @@ async def test_a_stream_from_a_fifo_fills_the_workstation_and_ends_with_it(tmp_p
 async def test_the_workstations_live_session_is_recorded_in_the_case_file(tmp_path: Path) -> None:
     """``live --tui`` left no capture in the case file (only the workstation's probes and
     notes): the headless session records its flows and reading, the workstation now too."""
-    import os
-    import threading
-
-    from minerscope import resources
     from minerscope.cli.live_cmd import _recording
     from minerscope.store import open_store
 
-    sample = resources.sample_capture()
-    if not sample.is_file():
-        pytest.skip("bundled sample capture not generated")
-    fifo = tmp_path / "tap"
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        with open(fifo, "wb") as f:
-            f.write(sample.read_bytes())
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    fifo, feeder = _sample_fed_to_a_fifo(tmp_path)
     messages: list[Message] = []
     db = tmp_path / "case.sqlite"
     app = MinerscopeApp(
