@@ -422,8 +422,8 @@ def _dns_name(data: bytes, pos: int) -> tuple[str, int]:
     return ".".join(labels).lower(), (end_pos if end_pos >= 0 else pos)
 
 
-_PLAIN_LABEL = re.compile(rb"[!-+\--~]*")
-"""Label bytes shown as they are: printable ASCII except ``,`` (no ``.`` or ``\\`` either)."""
+_PLAIN_LABEL = re.compile(rb"[!-+\-/-\[\]-~]*")
+"""Label bytes shown as they are: printable ASCII but ``,`` ``.`` and ``\\``."""
 
 
 def _label_text(label: bytes) -> str:
@@ -434,7 +434,7 @@ def _label_text(label: bytes) -> str:
     its bytes kept, a comma split one name into two in ``scan``'s ``dns_names`` list
     (names are joined with commas per flow), a dot inside a label made two labels of one,
     and an escape byte reached the JSONL raw while the SNI beside it was escaped."""
-    if _PLAIN_LABEL.fullmatch(label) and b"." not in label and b"\\" not in label:
+    if _PLAIN_LABEL.fullmatch(label):
         return label.decode("ascii")
     return "".join(chr(b) if 0x21 <= b <= 0x7E and b not in b".,\\" else f"\\x{b:02x}" for b in label)
 

@@ -87,7 +87,7 @@ class LazyGroup(click.Group):
             # OpenBLAS copies (numpy's, scipy's) starts a thread per core that spins ~0.1 CPU s
             # after loading; parallelism is by process (-j). An explicit setting wins.
             os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-            _settle_sigint()
+            settle_sigint()
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -109,7 +109,7 @@ class LazyGroup(click.Group):
 
         stdout.install()
         if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started as a background job
-            _settle_sigint()
+            settle_sigint()
         try:
             result = super().invoke(ctx)
         except BaseException as exc:
@@ -134,21 +134,19 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-def _settle_sigint() -> None:
-    """Import polars now and set SIGINT's handler again over the one it installs.
+def settle_sigint(handler: Any = None) -> None:
+    """Import polars now, then set SIGINT's handler (default: the one it had) over polars'.
 
-    polars replaces SIGINT's handler when it is imported (over SIG_IGN too) and raises a
-    KeyboardInterrupt of its own in its next call: one Ctrl-C became two, the second inside
-    the cleanup after the first ("Exception ignored in ..."), and a job started in the
-    background, Ctrl-C ignored, was interrupted all the same. The pipeline commands import
-    polars anyway."""
+    polars replaces SIGINT's handler when it is imported (over SIG_IGN too, seen in
+    /proc/self/status) and raises a KeyboardInterrupt of its own in its next call: one
+    Ctrl-C became two, the second inside the cleanup after the first ("Exception ignored
+    in ..."), and a job started in the background, Ctrl-C ignored, was interrupted all the
+    same. The pipeline commands and their workers import polars anyway."""
     import signal
 
-    from minerscope.cli.workers import keep_interrupts_ours
+    import polars  # noqa: F401
 
-    handler = signal.getsignal(signal.SIGINT)
-    keep_interrupts_ours()
-    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, signal.getsignal(signal.SIGINT) if handler is None else handler)
 
 
 INTERRUPTED = 130

@@ -81,20 +81,10 @@ def quiet_interrupt() -> None:
     ends it in order."""
     import signal
 
+    from minerscope.cli import settle_sigint
+
     ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a shell's background job
-    keep_interrupts_ours()
-    signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else _on_interrupt)
-
-
-def keep_interrupts_ours() -> None:
-    """Import polars now, so that what is set for SIGINT afterwards stays set.
-
-    Importing polars installs its own SIGINT handler at the OS level (to stop long queries),
-    over whatever the process had: over SIG_IGN too, so a job started in the background,
-    with Ctrl-C ignored, was interrupted inside its next polars call all the same. A
-    handler set *after* the import replaces polars' (seen in /proc/self/status: SigIgn
-    again); the pipeline imports polars anyway."""
-    import polars  # noqa: F401
+    settle_sigint(signal.SIG_IGN if ignored else _on_interrupt)
 
 
 def _on_interrupt(_signum: int, _frame: object) -> None:

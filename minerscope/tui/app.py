@@ -438,7 +438,7 @@ class MinerscopeApp(App[None]):
     def _confirmed_pool(self, host: str, port: int) -> dict[str, Any] | None:
         """The case file's pool at ``host:port`` while it stands confirmed (not dismissed)."""
         pool: dict[str, Any] | None = self.store.get_pool(host, port)
-        if pool is None or self.store.is_dismissed(host, port):
+        if pool is None or pool["dismissed"]:  # (the store's own rule: a dismissal covers it)
             return None
         return pool
 
