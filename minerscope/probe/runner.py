@@ -360,6 +360,11 @@ class _TargetState:
     resets: int = 0
     """Of those, the ones the peer reset before sending a byte."""
 
+    def connected(self, reset_unanswered: bool) -> None:
+        """Count one connection made after liveness, and whether the peer reset it unanswered."""
+        self.connections += 1
+        self.resets += reset_unanswered
+
     def reset_everything(self) -> str | None:
         """Why the target could not be checked although it accepted: it reset every
         connection before a byte (a firewall's or a dead service's accept-then-RST)."""
@@ -368,6 +373,11 @@ class _TargetState:
         if any(a.result is not None and a.result.outcome is not Outcome.NONE for a in self.attempts):
             return None
         return f"reset: accepted, then reset all {self.connections} connections before a byte"
+
+
+def _reset_unanswered(result: io.StreamResult) -> bool:
+    """Whether a stream exchange ended in the peer's reset before it sent a byte."""
+    return result.end is io.End.RESET and not result.received
 
 
 class Prober:
@@ -506,8 +516,7 @@ class Prober:
             )
         ok = result.connected and result.tls is not None
         state.tls_ok = ok
-        state.connections += 1
-        state.resets += result.end is io.End.RESET and not result.received
+        state.connected(_reset_unanswered(result))
         if ok and result.tls is not None:
             meta: dict[str, Any] = {
                 "version": result.tls.version,
@@ -686,8 +695,7 @@ class Prober:
                 ex = await self._http(state, transport, requests, limits)
             else:
                 ex = await self._stream(state, dialect, transport, requests, limits)
-        state.connections += 1
-        state.resets += ex.reset_unanswered
+        state.connected(ex.reset_unanswered)
         return ex
 
     async def _stream(
@@ -722,7 +730,7 @@ class Prober:
             connected=result.connected,
             error=_error_of(result.end, result.error),
             tls=result.tls,
-            reset_unanswered=result.end is io.End.RESET and not result.received,
+            reset_unanswered=_reset_unanswered(result),
             incomplete=tail if result.end is io.End.TIMEOUT else 0,
         )
 
